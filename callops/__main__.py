@@ -1,0 +1,3 @@
+from callops.orchestrator.cli import main
+
+main()

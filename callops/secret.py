@@ -1,0 +1,100 @@
+"""Secrets: read from files or environment variables, never printed.
+
+:class:`Secret` wraps a secret string; its ``repr``/``str`` are redacted, so a secret that ends up
+in a log line, an exception or a report shows as ``***``. Call :meth:`Secret.reveal` at the one
+place that needs the value (an HMAC, a header). :func:`redact` scrubs JWTs and known secrets out
+of free text before it is logged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from callops.errors import UsageError
+
+_JWT_RE = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+
+REDACTED = "***"
+
+
+class Secret:
+    """A secret value that does not print itself."""
+
+    __slots__ = ("_value", "source")
+
+    def __init__(self, value: str, source: str = "value") -> None:
+        self._value = value
+        #: where the secret came from ("file /etc/x", "env CALLOPS_JWT"), safe to print
+        self.source = source
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({REDACTED} from {self.source})"
+
+    def __str__(self) -> str:
+        return REDACTED
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def read_secret_file(path: str | os.PathLike[str], *, what: str = "secret") -> Secret:
+    """Read a secret from a file (surrounding whitespace stripped). Errors name the file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise UsageError(f"{what} file {p} does not exist", hint="check the path") from None
+    except PermissionError:
+        raise UsageError(f"{what} file {p} is not readable", hint="check its permissions") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{what} file {p} cannot be read: {exc.__class__.__name__}") from None
+    if not text:
+        raise UsageError(f"{what} file {p} is empty", hint=f"write the {what} into it")
+    return Secret(text, source=f"file {p}")
+
+
+def load_secret(
+    *, file: str | os.PathLike[str] | None, env: str, what: str = "secret", required: bool = True
+) -> Secret | None:
+    """A secret from ``file`` if given, else from environment variable ``env``.
+
+    Secrets are never taken from command-line values: those show up in ``ps`` output.
+    """
+    if file is not None:
+        return read_secret_file(file, what=what)
+    value = os.environ.get(env, "").strip()
+    if value:
+        return Secret(value, source=f"env {env}")
+    if required:
+        raise UsageError(
+            f"no {what} given",
+            hint=f"pass a file with the {what} or set the environment variable {env}",
+        )
+    return None
+
+
+def redact(text: str, secrets: Iterable[Secret | str | None] = ()) -> str:
+    """``text`` with every JWT and every given secret replaced by ``***``."""
+    out = _JWT_RE.sub(REDACTED, text)
+    for s in secrets:
+        if s is None:
+            continue
+        value = s.reveal() if isinstance(s, Secret) else s
+        if value and len(value) >= 4:
+            out = out.replace(value, REDACTED)
+    return out
+
+
+__all__ = ["REDACTED", "Secret", "load_secret", "read_secret_file", "redact"]

@@ -1,0 +1,1 @@
+"""coturn deployment scripts (systemd, kubernetes, compose) rendered from the configuration model."""

@@ -1,0 +1,1 @@
+"""The relay side: STUN/TURN probes, TURN REST credentials, coturn configuration, lint and audit."""
