@@ -85,7 +85,9 @@ class ChangeType(StrEnum):
 # --- headers -----------------------------------------------------------------------------------
 
 CLIENT_PROPERTIES: Literal[".ams.headers.ClientProperties"] = ".ams.headers.ClientProperties"
-CONSUMER_AUTHENTICATION: Literal[".ams.headers.ConsumerAuthentication"] = ".ams.headers.ConsumerAuthentication"
+CONSUMER_AUTHENTICATION: Literal[".ams.headers.ConsumerAuthentication"] = (
+    ".ams.headers.ConsumerAuthentication"
+)
 
 
 class ClientProperties(WireModel):

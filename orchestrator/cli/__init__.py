@@ -49,15 +49,24 @@ log = logging.getLogger("callops")
 
 
 class LazyGroup(click.Group):
-    """A group whose subcommands are imported only when used."""
+    """A group whose subcommands are imported only when used.
+
+    ``lazy`` maps a command name to ``(module, attribute, one-line help)``.
+    """
+
+    def __init__(
+        self, *args: Any, lazy: dict[str, tuple[str, str, str]] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = COMMANDS if lazy is None else lazy
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(COMMANDS) | set(self.commands))
+        return sorted(set(self.lazy) | set(self.commands))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands:
             return self.commands[cmd_name]
-        entry = COMMANDS.get(cmd_name)
+        entry = self.lazy.get(cmd_name)
         if entry is None:
             return None
         module_name, attr, _ = entry
@@ -74,7 +83,8 @@ class LazyGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Help text from the table, without importing the command modules.
-        rows = [(name, COMMANDS[name][2]) for name in sorted(COMMANDS)]
+        rows = [(name, self.lazy[name][2]) for name in sorted(self.lazy)]
+        rows += [(name, cmd.get_short_help_str()) for name, cmd in sorted(self.commands.items())]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -144,4 +154,4 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(70)
 
 
-__all__ = ["COMMANDS", "cli", "main", "render_error"]
+__all__ = ["COMMANDS", "LazyGroup", "cli", "main", "render_error"]
