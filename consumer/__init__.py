@@ -1,1 +1,58 @@
-"""The consumer side: Messaging Window API models, the invitation tracker, lpTag payloads, the client."""
+"""The consumer side: Messaging Window API models, the invitation tracker, lpTag payloads, the client.
+
+- :mod:`callops.consumer.models` -- pydantic v2 wire models (envelope, requests, notifications).
+- :mod:`callops.consumer.tracker` -- the sans-I/O invitation tracker (CallInvited/Accepted/Closed).
+- :mod:`callops.consumer.lptag` -- lpTag payload builders and validation (cobrowseOffered ...).
+- :mod:`callops.consumer.client` -- the sans-I/O protocol and the asyncio websocket client.
+
+The client imports ``websockets`` only when it connects, so importing this package stays light.
+"""
+
+from __future__ import annotations
+
+from callops.consumer.client import ConsumerClient, ConsumerProtocol, RequestRejected, consumer_url
+from callops.consumer.lptag import (
+    AutoAnswer,
+    LpTagCallPayload,
+    LpTagEventName,
+    LpTagPublication,
+    SessionErrorId,
+    Visitor,
+    answer_invitation,
+    build_accepted,
+    build_declined,
+    build_offered,
+    validate_event,
+)
+from callops.consumer.tracker import (
+    CallAccepted,
+    CallClosed,
+    CallInvited,
+    CloseReason,
+    InvitationTracker,
+    TrackerEvent,
+)
+
+__all__ = [
+    "AutoAnswer",
+    "CallAccepted",
+    "CallClosed",
+    "CallInvited",
+    "CloseReason",
+    "ConsumerClient",
+    "ConsumerProtocol",
+    "InvitationTracker",
+    "LpTagCallPayload",
+    "LpTagEventName",
+    "LpTagPublication",
+    "RequestRejected",
+    "SessionErrorId",
+    "TrackerEvent",
+    "Visitor",
+    "answer_invitation",
+    "build_accepted",
+    "build_declined",
+    "build_offered",
+    "consumer_url",
+    "validate_event",
+]

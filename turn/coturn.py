@@ -19,10 +19,12 @@ import struct
 import subprocess
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from callops.errors import DeadlineExceeded, EnvironmentProblem
+from callops.secret import Secret
 
 log = logging.getLogger(__name__)
 
@@ -203,4 +205,156 @@ class CoturnProcess:
         self.stop()
 
 
-__all__ = ["CoturnProcess", "find_turnserver", "free_port", "stun_binding_answered"]
+ALT_LOOPBACK = "127.0.0.2"
+
+
+@dataclass
+class LoopbackCoturn:
+    """A coturn started by :func:`start_loopback_coturn`: where it listens and how to authenticate."""
+
+    host: str
+    port: int
+    tls_port: int
+    #: the RFC 5780 alternate address and port (``other_host`` is None without RFC 5780)
+    other_host: str | None
+    other_port: int
+    secret: Secret
+    realm: str
+    #: the self-signed certificate, also the CA file for clients
+    ca_file: Path
+    config_file: Path
+    process: CoturnProcess
+
+    @property
+    def stun_uri(self) -> str:
+        return f"stun:{self.host}:{self.port}"
+
+    @property
+    def turn_udp(self) -> str:
+        return f"turn:{self.host}:{self.port}?transport=udp"
+
+    @property
+    def turn_tcp(self) -> str:
+        return f"turn:{self.host}:{self.port}?transport=tcp"
+
+    @property
+    def turns(self) -> str:
+        return f"turns:{self.host}:{self.tls_port}?transport=tcp"
+
+
+def _two_free_ports(host: str) -> tuple[int, int]:
+    for _ in range(50):
+        first, second = free_port(host), free_port(host)
+        if first != second:
+            return first, second
+    raise EnvironmentProblem(f"no two free ports on {host}")
+
+
+def loopback_config_lines(
+    *,
+    secret: Secret,
+    cert: Path,
+    key: Path,
+    port: int,
+    alt_port: int,
+    tls_port: int,
+    alt_tls_port: int,
+    realm: str = "callops.test",
+    rfc5780: bool = True,
+    users: Sequence[tuple[str, str]] = (),
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """``turnserver.conf`` lines for a test coturn on 127.0.0.1 (and 127.0.0.2 for RFC 5780).
+
+    TURN REST auth (``use-auth-secret``) -- or, with ``users``, long-term credentials
+    (``lt-cred-mech``; coturn ignores static users under ``use-auth-secret``) -- UDP/TCP and TLS
+    listeners, no CLI, no DTLS. Loopback peers are refused unless ``extra`` holds
+    ``allow-loopback-peers``.
+    """
+    if users:
+        auth = ["lt-cred-mech", *(f"user={name}:{password}" for name, password in users)]
+    else:
+        auth = ["use-auth-secret", f"static-auth-secret={secret.reveal()}"]
+    return [
+        "listening-ip=127.0.0.1",
+        *([f"listening-ip={ALT_LOOPBACK}"] if rfc5780 else []),
+        "relay-ip=127.0.0.1",
+        f"listening-port={port}",
+        f"alt-listening-port={alt_port}",
+        f"tls-listening-port={tls_port}",
+        f"alt-tls-listening-port={alt_tls_port}",
+        *auth,
+        f"realm={realm}",
+        "fingerprint",
+        f"cert={cert}",
+        f"pkey={key}",
+        "no-dtls",
+        "no-cli",
+        "no-tlsv1",
+        "no-tlsv1_1",
+        "no-software-attribute",
+        *([] if rfc5780 else ["no-rfc5780"]),
+        *extra,
+    ]
+
+
+def start_loopback_coturn(
+    workdir: str | os.PathLike[str],
+    *,
+    secret: Secret,
+    extra: Sequence[str] = (),
+    rfc5780: bool = True,
+    realm: str = "callops.test",
+    users: Sequence[tuple[str, str]] = (),
+    start_timeout: float = 20.0,
+) -> LoopbackCoturn:
+    """Write a loopback test config into ``workdir`` (free ports, self-signed cert) and start coturn."""
+    from callops.turn.tls import make_self_signed
+
+    directory = Path(workdir)
+    cert, key = make_self_signed(directory, ["127.0.0.1", "localhost", ALT_LOOPBACK])
+    port, alt_port = _two_free_ports("127.0.0.1")
+    tls_port, alt_tls_port = _two_free_ports("127.0.0.1")
+    lines = loopback_config_lines(
+        secret=secret,
+        cert=cert,
+        key=key,
+        port=port,
+        alt_port=alt_port,
+        tls_port=tls_port,
+        alt_tls_port=alt_tls_port,
+        realm=realm,
+        rfc5780=rfc5780,
+        users=users,
+        extra=extra,
+    )
+    config_file = directory / "turnserver.conf"
+    config_file.write_text("\n".join(lines) + "\n")
+    config_file.chmod(0o600)
+    process = CoturnProcess(
+        config_file, workdir=directory, ready_address=("127.0.0.1", port), start_timeout=start_timeout
+    ).start()
+    return LoopbackCoturn(
+        host="127.0.0.1",
+        port=port,
+        tls_port=tls_port,
+        other_host=ALT_LOOPBACK if rfc5780 else None,
+        other_port=alt_port,
+        secret=secret,
+        realm=realm,
+        ca_file=cert,
+        config_file=config_file,
+        process=process,
+    )
+
+
+__all__ = [
+    "ALT_LOOPBACK",
+    "CoturnProcess",
+    "LoopbackCoturn",
+    "find_turnserver",
+    "free_port",
+    "loopback_config_lines",
+    "start_loopback_coturn",
+    "stun_binding_answered",
+]

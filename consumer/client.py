@@ -1,0 +1,760 @@
+"""The consumer-side Messaging Window API client: a sans-I/O protocol and a thin asyncio adapter.
+
+:class:`ConsumerProtocol` is the sans-I/O core: it builds the ``InitConnection`` request (its
+ClientProperties ``features`` include CO_BROWSE, or no voice/video invitation ever arrives), numbers
+requests, matches answers to requests by ``reqId``, and feeds conversation change notifications to
+an :class:`~callops.consumer.tracker.InvitationTracker`. It never touches a socket or a clock.
+
+:class:`ConsumerClient` is the asyncio adapter over ``websockets``: it sends InitConnection first
+and waits for code 200, keeps the connection alive with ``GetClock`` (every ``keepalive_interval``
+seconds, 30 by default -- the server closes connections idle for 60 s), reconnects with
+exponential back-off and jitter when the connection drops and subscribes again, drives the
+tracker's expiry timer, and hands the tracker's events out through :meth:`ConsumerClient.events`.
+Close codes 4401, 4407 and 1011 mean the token was rejected: they raise
+:class:`callops.errors.AuthenticationError` and are never retried. JWTs are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+from callops import __version__
+from callops.consumer.models import (
+    EX_CONVERSATION_CHANGE_NOTIFICATION,
+    GET_CLOCK,
+    INIT_CONNECTION,
+    MAX_FRAME_BYTES,
+    REQUEST_CONVERSATION,
+    SUBSCRIBE_EX_CONVERSATIONS,
+    ClientProperties,
+    ConsumerAuthentication,
+    ErrorBody,
+    ExConversationChangeNotification,
+    Notification,
+    Request,
+    RequestConversationResponse,
+    Response,
+    SubscribeExConversationsResponse,
+    parse_body,
+    parse_frame,
+)
+from callops.consumer.tracker import InvitationTracker, TrackerEvent
+from callops.errors import (
+    AuthenticationError,
+    CallopsError,
+    DeadlineExceeded,
+    LocalProtocolError,
+    NetworkError,
+    ProtocolError,
+    RemoteProtocolError,
+    UsageError,
+)
+from callops.secret import Secret, redact
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
+
+log = logging.getLogger("callops.consumer.client")
+
+#: Close codes after which a fresh token is needed: never retried.
+AUTH_CLOSE_CODES = frozenset({4401, 4407, 1011})
+_CLOSE_MEANING = {
+    4401: "the token was rejected or has expired",
+    4407: "the unauthenticated identity must be renewed",
+    1011: "the server failed the session (treated as an authentication failure)",
+}
+DEFAULT_FEATURES = ("CO_BROWSE",)
+
+
+class _WireLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """websockets' frame log without JWTs: an InitConnection frame is never shown, even truncated."""
+
+    def __init__(self, logger: logging.Logger, secret: Secret) -> None:
+        super().__init__(logger, {})
+        self._secret = secret
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):
+            text = str(msg)
+        if INIT_CONNECTION in text or "ConsumerAuthentication" in text:
+            text = text.split("'", 1)[0] + "InitConnection frame (redacted)"
+        kwargs.pop("extra", None)
+        self.logger.log(level, "%s", redact(text, [self._secret]), **kwargs)
+
+
+def consumer_url(url: str, account: str) -> str:
+    """The consumer endpoint for ``url``: a full ``.../ws_api/...`` URL is kept, a base URL
+    (``ws://host:port``, ``http://host:port``) gets ``/ws_api/account/{account}/messaging/consumer?v=3``."""
+    parts = urlsplit(url)
+    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
+    if scheme is None or not parts.netloc:
+        raise UsageError(
+            f"consumer URL {url!r} is not a ws://, wss://, http:// or https:// URL",
+            hint="e.g. ws://127.0.0.1:8080 or wss://va.msg.liveperson.net",
+        )
+    if "/ws_api/" in parts.path:
+        return parts._replace(scheme=scheme).geturl()
+    if not account:
+        raise UsageError("no account id given", hint="pass --account")
+    base = parts._replace(scheme=scheme, query="", fragment="").geturl().rstrip("/")
+    return f"{base}/ws_api/account/{quote(account, safe='')}/messaging/consumer?v=3"
+
+
+def jwt_subject(token: str) -> str | None:
+    """The ``sub`` claim of a JWT, unverified (the consumer id), or None."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+    sub = payload.get("sub") if isinstance(payload, dict) else None
+    return sub if isinstance(sub, str) and sub else None
+
+
+class RequestRejected(RemoteProtocolError):
+    """The server answered a request with an error code."""
+
+    def __init__(self, request_type: str, response: Response) -> None:
+        self.request_type = request_type
+        self.response = response
+        self.code = response.code
+        detail = ""
+        if isinstance(response.body, dict):
+            with contextlib.suppress(CallopsError):
+                err = parse_body(ErrorBody, response.body)
+                detail = f": {err.title}" + (f" -- {err.details}" if err.details else "")
+        super().__init__(f"{request_type} rejected with code {response.code}{detail}")
+
+
+# --- the sans-I/O core -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRequest:
+    """A request the protocol wants sent: its id, type and the frame text."""
+
+    id: str
+    type: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseReceived:
+    """The answer to one of our requests."""
+
+    request_type: str
+    response: Response
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationReceived:
+    """A notification the tracker does not handle (e.g. ``ms.MessagingEventNotification``)."""
+
+    notification: Notification
+
+
+ProtocolEvent = ResponseReceived | NotificationReceived | TrackerEvent
+
+
+class ConsumerProtocol:
+    """Request ids, answer matching and notification dispatch; no I/O, no clock.
+
+    Request ids count up from ``"0"`` per connection (:meth:`connection_made` restarts them).
+    """
+
+    def __init__(
+        self,
+        jwt: Secret,
+        *,
+        features: Iterable[str] = DEFAULT_FEATURES,
+        client_properties: ClientProperties | None = None,
+        tracker: InvitationTracker | None = None,
+    ) -> None:
+        self._jwt = jwt
+        features = list(features)
+        props = client_properties or ClientProperties(
+            appId="callops",
+            appVersion=__version__,
+            deviceFamily="DESKTOP",
+            os="LINUX",
+            integration="BRAND_SDK",
+        )
+        merged = list(props.features or [])
+        merged += [f for f in features if f not in merged]
+        self.client_properties = props.model_copy(update={"features": merged})
+        self.tracker = (
+            tracker if tracker is not None else InvitationTracker(consumer_id=jwt_subject(jwt.reveal()))
+        )
+        self._next_id = 0
+        self._pending: dict[str, str] = {}
+        self.initialized = False
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.client_properties.features or [])
+
+    def connection_made(self) -> OutgoingRequest:
+        """A new connection: forget old requests, and the InitConnection to send first."""
+        self._next_id = 0
+        self._pending.clear()
+        self.initialized = False
+        auth = ConsumerAuthentication(jwt=self._jwt.reveal())
+        return self._request(INIT_CONNECTION, None, headers=[self.client_properties.wire(), auth.wire()])
+
+    def connection_lost(self) -> list[str]:
+        """The connection is gone: the ids of the requests that will never be answered."""
+        lost = list(self._pending)
+        self._pending.clear()
+        self.initialized = False
+        return lost
+
+    def request(self, request_type: str, body: Any = None) -> OutgoingRequest:
+        """A request to send (only after the InitConnection answer)."""
+        if not self.initialized:
+            raise LocalProtocolError(
+                f"{request_type} before the InitConnection answer", hint="await connect()"
+            )
+        return self._request(request_type, body)
+
+    def forget(self, request_id: str) -> None:
+        """Stop waiting for the answer to ``request_id`` (it timed out)."""
+        self._pending.pop(request_id, None)
+
+    def _request(
+        self, request_type: str, body: Any, headers: list[dict[str, Any]] | None = None
+    ) -> OutgoingRequest:
+        request_id = str(self._next_id)
+        self._next_id += 1
+        frame: dict[str, Any] = {"kind": "req", "id": request_id, "type": request_type}
+        if headers is not None:
+            frame["headers"] = headers
+        if body is not None:
+            frame["body"] = body
+        text = json.dumps(frame, separators=(",", ":"))
+        if len(text) > MAX_FRAME_BYTES:
+            raise LocalProtocolError(f"{request_type} frame of {len(text)} bytes exceeds {MAX_FRAME_BYTES}")
+        self._pending[request_id] = request_type
+        return OutgoingRequest(request_id, request_type, text)
+
+    def receive(self, data: str | bytes, now: float) -> list[ProtocolEvent]:
+        """One frame from the server; :class:`RemoteProtocolError` says what is wrong with it."""
+        frame = parse_frame(data)
+        if isinstance(frame, Response):
+            request_type = self._pending.pop(frame.reqId, None)
+            if request_type is None:
+                raise RemoteProtocolError(f"answer to unknown request id {frame.reqId!r} (code {frame.code})")
+            if request_type == INIT_CONNECTION and frame.ok:
+                self.initialized = True
+            return [ResponseReceived(request_type, frame)]
+        if isinstance(frame, Request):
+            raise RemoteProtocolError(
+                f"the server sent a request ({frame.type!r}); consumers do not serve any"
+            )
+        if frame.type == EX_CONVERSATION_CHANGE_NOTIFICATION:
+            body = parse_body(ExConversationChangeNotification, frame.body, what=frame.type)
+            return list(self.tracker.receive(body, now))
+        return [NotificationReceived(frame)]
+
+
+# --- the asyncio adapter -----------------------------------------------------------------------
+
+
+class _End:
+    """Marks the end of the event stream."""
+
+
+_END = _End()
+
+
+def backoff_delays(
+    initial: float, maximum: float, factor: float, *, rng: Callable[[], float] = random.random
+) -> Iterable[float]:
+    """Exponential back-off with "equal jitter": attempt n waits between d/2 and d, d = initial*factor**n."""
+    delay = initial
+    while True:
+        yield delay / 2 + rng() * delay / 2
+        delay = min(maximum, delay * factor)
+
+
+class ConsumerClient:
+    """An asyncio Messaging Window API consumer that tracks voice/video call invitations.
+
+    ``url`` is the consumer endpoint or a base URL (see :func:`consumer_url`). Use it as an async
+    context manager (connects on entry, closes on exit) or call :meth:`connect` / :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        account: str,
+        jwt: Secret,
+        *,
+        features: Sequence[str] = DEFAULT_FEATURES,
+        request_timeout: float = 10.0,
+        keepalive_interval: float = 30.0,
+        reconnect: bool = True,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        backoff_factor: float = 2.0,
+        max_reconnect_attempts: int | None = None,
+        open_timeout: float = 10.0,
+        client_properties: ClientProperties | None = None,
+        tracker: InvitationTracker | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = consumer_url(url, account)
+        self.account = account
+        self._jwt = jwt
+        self.request_timeout = request_timeout
+        self.keepalive_interval = keepalive_interval
+        self.reconnect = reconnect
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.backoff_factor = backoff_factor
+        self.max_reconnect_attempts = max_reconnect_attempts
+        self.open_timeout = open_timeout
+        self._clock = clock
+        self.protocol = ConsumerProtocol(
+            jwt, features=features, client_properties=client_properties, tracker=tracker
+        )
+        #: malformed frames and notifications seen (they are logged and skipped, never fatal)
+        self.problems: list[str] = []
+        #: how many times the connection was re-established
+        self.reconnects = 0
+        #: set while a connection is up and initialised
+        self.connected = asyncio.Event()
+        self.subscription_id: str | None = None
+        self._subscription: dict[str, Any] | None = None
+        self._ws: ClientConnection | None = None
+        self._waiters: dict[str, asyncio.Future[Response]] = {}
+        self._queue: asyncio.Queue[TrackerEvent | CallopsError | _End] = asyncio.Queue()
+        self._deadline_changed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._failure: CallopsError | None = None
+        self._state = asyncio.Condition()
+        self._notifiers: set[asyncio.Task[None]] = set()
+
+    @property
+    def tracker(self) -> InvitationTracker:
+        return self.protocol.tracker
+
+    @property
+    def jwt(self) -> Secret:
+        """The consumer JWT (a :class:`Secret`: it does not print itself)."""
+        return self._jwt
+
+    @property
+    def consumer_id(self) -> str | None:
+        return jwt_subject(self._jwt.reveal())
+
+    async def __aenter__(self) -> ConsumerClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # --- public API ------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Open the websocket, send InitConnection and wait for its code 200."""
+        if self._ws is not None or self._tasks:
+            raise LocalProtocolError("ConsumerClient.connect() called twice")
+        self._closing = False
+        self._ws = await self._open()
+        self._tasks = [
+            asyncio.create_task(self._supervise(), name="consumer-reader"),
+            asyncio.create_task(self._expiry_timer(), name="consumer-expiry"),
+        ]
+
+    async def request(self, request_type: str, body: Any = None, *, within: float | None = None) -> Response:
+        """Send a request and return its answer within ``within`` seconds (default ``request_timeout``);
+        error codes raise :class:`RequestRejected`."""
+        if self._failure is not None:
+            raise self._failure
+        budget = self.request_timeout if within is None else within
+        if not self.connected.is_set():
+            try:
+                await asyncio.wait_for(self.connected.wait(), budget)
+            except TimeoutError:
+                raise NetworkError(f"{self.url}: not connected", hint="the client is reconnecting") from None
+        ws = self._ws
+        assert ws is not None
+        out = self.protocol.request(request_type, body)
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        self._waiters[out.id] = future
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            await ws.send(out.text)
+            response = await asyncio.wait_for(future, budget)
+        except TimeoutError:
+            self.protocol.forget(out.id)
+            raise DeadlineExceeded(
+                f"{request_type} (request {out.id}) to {self.url}: no answer within {budget:g} s"
+            ) from None
+        except ConnectionClosed as exc:
+            raise self._closed_error(
+                exc.rcvd.code if exc.rcvd else None, "while sending " + request_type
+            ) from None
+        finally:
+            self._waiters.pop(out.id, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved: a failure set by the reader is raised above or moot
+        if not response.ok:
+            raise RequestRejected(request_type, response)
+        return response
+
+    async def request_conversation(self, body: dict[str, Any] | None = None) -> str:
+        """``cm.ConsumerRequestConversation``; the new conversation's id."""
+        response = await self.request(REQUEST_CONVERSATION, body)
+        return parse_body(
+            RequestConversationResponse, response.body, what=REQUEST_CONVERSATION
+        ).conversationId
+
+    async def subscribe(self, conv_state: Sequence[str] = ("OPEN",)) -> str:
+        """``cqm.SubscribeExConversations``; the subscription id. Renewed after every reconnect."""
+        body: dict[str, Any] = {"convState": list(conv_state)}
+        response = await self.request(SUBSCRIBE_EX_CONVERSATIONS, body)
+        parsed = parse_body(SubscribeExConversationsResponse, response.body, what=SUBSCRIBE_EX_CONVERSATIONS)
+        self._subscription = body
+        self.subscription_id = parsed.subscriptionId
+        self._state_changed()
+        return parsed.subscriptionId
+
+    async def get_clock(self) -> int:
+        """``GetClock``: the server's time in epoch ms."""
+        response = await self.request(GET_CLOCK)
+        body = response.body if isinstance(response.body, dict) else {}
+        value = body.get("currentTime")
+        if not isinstance(value, int):
+            raise RemoteProtocolError(f"GetClock answer without an integer currentTime: {body!r}")
+        return value
+
+    async def wait_until(self, predicate: Callable[[], bool], within: float) -> None:
+        """Wait until ``predicate()`` holds; it is checked whenever the connection state changes
+        (connected, dropped, reconnected, subscribed). :class:`DeadlineExceeded` after ``within`` s."""
+        try:
+            async with self._state:
+                await asyncio.wait_for(self._state.wait_for(predicate), within)
+        except TimeoutError:
+            raise DeadlineExceeded(f"{self._where()}: state not reached within {within:g} s") from None
+
+    def _state_changed(self) -> None:
+        async def notify() -> None:
+            async with self._state:
+                self._state.notify_all()
+
+        task = asyncio.get_running_loop().create_task(notify())
+        self._notifiers.add(task)
+        task.add_done_callback(self._notifiers.discard)
+
+    def accepted(self, dialog_id: str) -> None:
+        """Tell the tracker the consumer accepted this invitation (it published ``cobrowseAccepted``)."""
+        self.tracker.accepted(dialog_id)
+
+    def declined(self, dialog_id: str) -> None:
+        """Tell the tracker the consumer declined this invitation (it published ``cobrowseDeclined``)."""
+        self.tracker.declined(dialog_id)
+
+    async def events(self) -> AsyncIterator[TrackerEvent]:
+        """The tracker's events, in order, until the client is closed; a fatal error is raised."""
+        while True:
+            item = await self._queue.get()
+            if isinstance(item, _End):
+                self._queue.put_nowait(item)
+                return
+            if isinstance(item, CallopsError):
+                self._queue.put_nowait(_END)
+                raise item
+            yield item
+
+    async def next_event(self, within: float | None = None) -> TrackerEvent:
+        """The next tracker event; :class:`DeadlineExceeded` after ``within`` seconds."""
+        budget = self.request_timeout if within is None else within
+        try:
+            item = await asyncio.wait_for(self._queue.get(), budget)
+        except TimeoutError:
+            raise DeadlineExceeded(f"no invitation event within {budget:g} s") from None
+        if isinstance(item, _End):
+            self._queue.put_nowait(item)
+            raise NetworkError(f"{self.url}: the client is closed")
+        if isinstance(item, CallopsError):
+            self._queue.put_nowait(_END)
+            raise item
+        return item
+
+    async def close(self) -> None:
+        """Close the connection and stop every task; idempotent."""
+        self._closing = True
+        self.connected.clear()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 5.0)
+        self._fail_waiters(NetworkError(f"{self.url}: client closed"))
+        self._queue.put_nowait(_END)
+
+    # --- the connection --------------------------------------------------------------------
+
+    async def _open(self) -> ClientConnection:
+        """Connect and initialise; errors translated into callops errors."""
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+        where = self._where()
+        try:
+            ws = await connect(
+                self.url,
+                open_timeout=self.open_timeout,
+                ping_interval=None,
+                max_size=MAX_FRAME_BYTES,
+                close_timeout=5.0,
+                logger=_WireLog(logging.getLogger("callops.consumer.wire"), self._jwt),
+            )
+        except InvalidURI as exc:
+            raise UsageError(f"consumer URL {self.url!r} is invalid: {exc}") from None
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status in (401, 403):
+                raise AuthenticationError(
+                    f"{where}: handshake rejected with HTTP {status}", hint="check the JWT and the account id"
+                ) from None
+            raise NetworkError(
+                f"{where}: handshake rejected with HTTP {status}", hint="check the URL"
+            ) from None
+        except InvalidHandshake as exc:
+            raise RemoteProtocolError(f"{where}: websocket handshake failed: {exc}") from None
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"{where}: no websocket handshake within {self.open_timeout:g} s", hint="is the server up?"
+            ) from None
+        except ConnectionRefusedError:
+            raise NetworkError(
+                f"{where}: connection refused", hint="is the server listening on that port?"
+            ) from None
+        except OSError as exc:
+            raise NetworkError(f"{where}: cannot connect: {exc.strerror or exc}") from None
+
+        init = self.protocol.connection_made()
+        try:
+            await ws.send(init.text)
+            response = await asyncio.wait_for(self._await_init(ws, init.id), self.request_timeout)
+        except TimeoutError:
+            await ws.close()
+            raise DeadlineExceeded(
+                f"{where}: no InitConnection answer within {self.request_timeout:g} s"
+            ) from None
+        except ConnectionClosed as exc:
+            raise self._closed_error(exc.rcvd.code if exc.rcvd else None, "during InitConnection") from None
+        if not response.ok:
+            await ws.close()
+            if response.code in (401, 403):
+                raise AuthenticationError(
+                    f"{where}: InitConnection rejected with code {response.code}", hint="check the JWT"
+                )
+            raise RequestRejected(INIT_CONNECTION, response)
+        log.info("connected to %s (features %s)", where, ",".join(self.protocol.features))
+        self.connected.set()
+        self._state_changed()
+        return ws
+
+    async def _await_init(self, ws: ClientConnection, init_id: str) -> Response:
+        while True:
+            data = await ws.recv()
+            events = self._handle(data)
+            for event in events:
+                if isinstance(event, ResponseReceived) and event.response.reqId == init_id:
+                    return event.response
+
+    def _handle(self, data: str | bytes) -> list[ProtocolEvent]:
+        """Feed one frame to the protocol and dispatch what comes out; bad input is logged, not fatal."""
+        try:
+            events = self.protocol.receive(data, self._clock())
+        except ProtocolError as exc:
+            message = redact(str(exc), [self._jwt])
+            log.warning("%s: %s (frame skipped)", self._where(), message)
+            self.problems.append(message)
+            return []
+        for event in events:
+            if isinstance(event, ResponseReceived):
+                future = self._waiters.get(event.response.reqId)
+                if future is not None and not future.done():
+                    future.set_result(event.response)
+            elif isinstance(event, NotificationReceived):
+                log.debug("notification %s ignored", event.notification.type)
+            else:
+                self._emit(event)
+        return events
+
+    def _emit(self, event: TrackerEvent) -> None:
+        log.info("%s", event)
+        self._queue.put_nowait(event)
+        self._deadline_changed.set()
+
+    async def _supervise(self) -> None:
+        """Read frames; on a drop, reconnect with back-off and subscribe again."""
+        from websockets.exceptions import ConnectionClosed
+
+        while True:
+            ws = self._ws
+            assert ws is not None
+            keepalive = asyncio.create_task(self._keepalive(ws), name="consumer-keepalive")
+            code: int | None = None
+            try:
+                async for data in ws:
+                    self._handle(data)
+            except ConnectionClosed:
+                pass
+            finally:
+                keepalive.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keepalive
+            code = ws.close_code
+            self.connected.clear()
+            self._state_changed()
+            self.protocol.connection_lost()
+            if self._closing:
+                return
+            error = self._closed_error(code, "")
+            self._fail_waiters(error)
+            if isinstance(error, AuthenticationError) or not self.reconnect:
+                self._fail(error)
+                return
+            log.warning("%s: connection closed (code %s); reconnecting", self._where(), code)
+            try:
+                self._ws = await self._reconnect()
+            except CallopsError as exc:
+                self._fail(exc)
+                return
+            self.reconnects += 1
+            self._state_changed()
+            if self._subscription is not None:
+                self._tasks.append(asyncio.create_task(self._resubscribe(), name="consumer-resubscribe"))
+
+    async def _reconnect(self) -> ClientConnection:
+        attempts = 0
+        last: CallopsError | None = None
+        for delay in backoff_delays(self.backoff_initial, self.backoff_max, self.backoff_factor):
+            if self.max_reconnect_attempts is not None and attempts >= self.max_reconnect_attempts:
+                break
+            attempts += 1
+            await asyncio.sleep(delay)
+            try:
+                return await self._open()
+            except AuthenticationError:
+                raise
+            except CallopsError as exc:
+                last = exc
+                log.warning("%s: reconnect attempt %d failed: %s", self._where(), attempts, exc)
+        raise NetworkError(
+            f"{self._where()}: gave up after {attempts} reconnect attempts"
+            + (f" (last: {last.message})" if last else "")
+        )
+
+    async def _resubscribe(self) -> None:
+        body = self._subscription or {"convState": ["OPEN"]}
+        try:
+            await self.subscribe(body.get("convState", ["OPEN"]))
+            log.info("%s: subscribed again (%s)", self._where(), self.subscription_id)
+        except CallopsError as exc:
+            log.warning("%s: subscribing again failed: %s", self._where(), exc)
+
+    async def _keepalive(self, ws: ClientConnection) -> None:
+        """GetClock every ``keepalive_interval`` s; a missing answer drops the connection."""
+        while True:
+            await asyncio.sleep(self.keepalive_interval)
+            try:
+                await self.request(GET_CLOCK)
+            except DeadlineExceeded:
+                log.warning("%s: keep-alive unanswered; dropping the connection", self._where())
+                await ws.close(code=4000, reason="keep-alive timeout")
+                return
+            except CallopsError as exc:
+                log.debug("keep-alive: %s", exc)
+                return
+
+    async def _expiry_timer(self) -> None:
+        """Run the tracker's expiry at its next deadline."""
+        while True:
+            self._deadline_changed.clear()
+            deadline = self.tracker.next_deadline()
+            if deadline is None:
+                await self._deadline_changed.wait()
+                continue
+            delay = deadline - self._clock()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._deadline_changed.wait(), delay)
+                continue
+            for event in self.tracker.tick(self._clock()):
+                self._emit(event)
+
+    # --- errors ----------------------------------------------------------------------------
+
+    def _where(self) -> str:
+        parts = urlsplit(self.url)
+        return f"consumer websocket {parts.scheme}://{parts.netloc}{parts.path}"
+
+    def _closed_error(self, code: int | None, during: str) -> CallopsError:
+        suffix = f" {during}" if during else ""
+        if code in AUTH_CLOSE_CODES:
+            return AuthenticationError(
+                f"{self._where()}: closed with {code}{suffix}: {_CLOSE_MEANING[code]}",
+                hint="get a fresh JWT (check its exp, its signature and the account id); not retried",
+            )
+        return NetworkError(f"{self._where()}: connection closed (code {code}){suffix}")
+
+    def _fail_waiters(self, error: CallopsError) -> None:
+        for future in self._waiters.values():
+            if not future.done():
+                future.set_exception(error)
+        self._waiters.clear()
+
+    def _fail(self, error: CallopsError) -> None:
+        log.error("%s", error)
+        self._failure = error
+        self._queue.put_nowait(error)
+
+
+__all__ = [
+    "AUTH_CLOSE_CODES",
+    "DEFAULT_FEATURES",
+    "ConsumerClient",
+    "ConsumerProtocol",
+    "NotificationReceived",
+    "OutgoingRequest",
+    "ProtocolEvent",
+    "RequestRejected",
+    "ResponseReceived",
+    "backoff_delays",
+    "consumer_url",
+    "jwt_subject",
+]

@@ -1,0 +1,492 @@
+"""The invitation tracker: a sans-I/O state machine over ``cqm.ExConversationChangeNotification``.
+
+Fed the bodies of conversation change notifications, the tracker follows every voice/video call
+dialog (``channelType`` COBROWSE with ``metaData.mode`` VOICE_CALL or VIDEO_CALL) through
+``INVITED -> ACCEPTED -> CLOSED`` and emits typed events: :class:`CallInvited`,
+:class:`CallAccepted` and :class:`CallClosed`. It has no asyncio and no clock of its own: every
+method that depends on time takes ``now`` (epoch seconds), and :meth:`InvitationTracker.tick`
+closes invitations whose ``expires`` has passed even if the server never says so.
+
+Rules (see ``docs/consumer.md``):
+
+- Only a COBROWSE dialog whose ``mode`` is VOICE_CALL/VIDEO_CALL is a call. Co-browsing sessions
+  (modes ``shared``, ``view``, ``follow``) are ignored, logged once per dialog.
+- Only ``sessionState`` INVITED creates an invitation. An ``ACCEPTED`` for a call the tracker never
+  saw invited (a subscription listing after a reconnect) creates the call as accepted.
+- Repeated UPSERTs of the same state emit nothing. An update whose ``metaDataLastUpdateTs`` is older
+  than the last one applied to that dialog is stale and ignored. States never go backwards, and a
+  closed ``dialogId`` never reopens.
+- The CLOSED update is partial (``dialogId``, ``dialogType``, ``channelType``, ``metaData.sessionState``):
+  it is matched to the call by ``dialogId``.
+- An invitation not ACCEPTED by ``expires`` (else ``creationTs`` + 120 s) closes as ``expired``.
+- ``DELETE`` of a conversation, or a conversation whose ``stage``/``state`` is CLOSE, closes its calls.
+
+Close reasons, since the server's CLOSED does not say why:
+
+======================================================  ===========
+the call was ...                                        reason
+======================================================  ===========
+ACCEPTED (seen on the wire)                             ``ended``
+INVITED, and the consumer declined it (:meth:`declined`)  ``declined``
+INVITED, and ``expires`` has passed (1 s tolerance)     ``expired``
+INVITED, and the consumer accepted it (:meth:`accepted`)
+but ACCEPTED was not seen yet                           ``unknown``
+INVITED otherwise (the agent withdrew it)               ``cancelled``
+======================================================  ===========
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+
+from callops.consumer.models import (
+    ChangeType,
+    ConversationDetails,
+    Dialog,
+    ExConversationChangeNotification,
+    Participant,
+)
+
+log = logging.getLogger("callops.consumer.tracker")
+
+#: An invitation without ``expires`` expires this many seconds after its ``creationTs``.
+DEFAULT_INVITE_TTL = 120.0
+#: A CLOSED this close to ``expires`` (seconds) counts as the server's expiry.
+EXPIRY_TOLERANCE = 1.0
+#: How many closed dialog ids are remembered (so that late or replayed updates cannot reopen them).
+CLOSED_MEMORY = 10_000
+
+_CALL_MODES = frozenset({"VOICE_CALL", "VIDEO_CALL"})
+_AGENT_ROLES = frozenset({"ASSIGNED_AGENT", "AGENT"})
+_COBROWSE = "COBROWSE"
+_INVITED = "INVITED"
+_ACCEPTED = "ACCEPTED"
+_CLOSED = "CLOSED"
+_CLOSE = "CLOSE"
+
+
+class CloseReason(StrEnum):
+    """Why a call closed, as far as the consumer side can tell."""
+
+    ENDED = "ended"
+    CANCELLED = "cancelled"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+
+class _CallEvent:
+    """snake_case aliases shared by the events (the fields use the wire's own names)."""
+
+    __slots__ = ()
+    conversationId: str
+    dialogId: str
+    serviceId: str
+
+    @property
+    def conversation_id(self) -> str:
+        return self.conversationId
+
+    @property
+    def dialog_id(self) -> str:
+        return self.dialogId
+
+    @property
+    def service_id(self) -> str:
+        return self.serviceId
+
+
+@dataclass(frozen=True, slots=True)
+class CallInvited(_CallEvent):
+    """An agent invited the consumer to a voice or video call."""
+
+    conversationId: str
+    dialogId: str
+    #: ``"<consumerId>#<uuid>"``, the key that matches consumer and agent on the CoBrowse side
+    serviceId: str
+    #: ``VOICE_CALL`` or ``VIDEO_CALL``
+    mode: str
+    #: the inviting agent, from the dialog's or the conversation's participants (None if not found)
+    agentId: str | None
+    #: epoch seconds after which the invitation is void
+    expires: float
+    #: the dialog's ``creationTs`` (epoch ms), if sent
+    creationTs: int | None = None
+
+    @property
+    def agent_id(self) -> str | None:
+        return self.agentId
+
+
+@dataclass(frozen=True, slots=True)
+class CallAccepted(_CallEvent):
+    """The call dialog went ACCEPTED (the consumer accepted; the agent side joins)."""
+
+    conversationId: str
+    dialogId: str
+    serviceId: str
+    mode: str
+    agentId: str | None
+
+    @property
+    def agent_id(self) -> str | None:
+        return self.agentId
+
+
+@dataclass(frozen=True, slots=True)
+class CallClosed(_CallEvent):
+    """The call is over: hung up, cancelled, declined or expired."""
+
+    conversationId: str
+    dialogId: str
+    serviceId: str
+    mode: str
+    agentId: str | None
+    reason: CloseReason
+
+    @property
+    def agent_id(self) -> str | None:
+        return self.agentId
+
+
+TrackerEvent = CallInvited | CallAccepted | CallClosed
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveCall:
+    """A snapshot of a call the tracker follows (see :meth:`InvitationTracker.active_calls`)."""
+
+    conversationId: str
+    dialogId: str
+    serviceId: str
+    mode: str
+    agentId: str | None
+    expires: float
+    #: ``INVITED`` or ``ACCEPTED``
+    sessionState: str
+
+
+class _Call:
+    """Mutable per-call state; plain class on the hot path."""
+
+    __slots__ = (
+        "agentId",
+        "conversationId",
+        "dialogId",
+        "expires",
+        "lastUpdateTs",
+        "localHint",
+        "mode",
+        "serviceId",
+        "sessionState",
+    )
+
+    def __init__(
+        self,
+        *,
+        conversationId: str,
+        dialogId: str,
+        serviceId: str,
+        mode: str,
+        agentId: str | None,
+        expires: float,
+        lastUpdateTs: int | None,
+    ) -> None:
+        self.conversationId = conversationId
+        self.dialogId = dialogId
+        self.serviceId = serviceId
+        self.mode = mode
+        self.agentId = agentId
+        self.expires = expires
+        self.lastUpdateTs = lastUpdateTs
+        #: the consumer's own decision, if told: "accepted" or "declined"
+        self.localHint: str | None = None
+        #: None until the call is announced, then INVITED / ACCEPTED / CLOSED
+        self.sessionState: str | None = None
+
+
+class InvitationTracker:
+    """Follows voice/video call invitations in conversation change notifications.
+
+    ``consumer_id`` (the JWT ``sub``), when given, helps to tell the agent from the consumer in a
+    dialog's plain participant ids; without it the consumer id is taken from the ``serviceId``
+    prefix (``"<consumerId>#<uuid>"``).
+    """
+
+    def __init__(self, *, consumer_id: str | None = None, default_ttl: float = DEFAULT_INVITE_TTL) -> None:
+        self.consumer_id = consumer_id
+        self.default_ttl = default_ttl
+        self._calls: dict[str, _Call] = {}
+        self._by_conversation: dict[str, set[str]] = {}
+        self._closed: dict[str, None] = {}  # insertion-ordered set, bounded by CLOSED_MEMORY
+        self._ignored: set[str] = set()
+        self._deadlines: list[tuple[float, str]] = []  # heap of (expires, dialogId), lazily pruned
+
+    # --- inputs ------------------------------------------------------------------------------
+
+    def receive(self, body: ExConversationChangeNotification, now: float) -> list[TrackerEvent]:
+        """Apply one notification body; the events it causes, in order."""
+        events: list[TrackerEvent] = []
+        for change in body.changes:
+            result = change.result
+            conversation_id = result.convId
+            if change.type is ChangeType.DELETE:
+                self._close_conversation(conversation_id, now, "conversation deleted", events)
+                continue
+            details = result.conversationDetails
+            if details is None:
+                continue
+            dialogs = details.dialogs
+            if dialogs:
+                for dialog in dialogs:
+                    if dialog.channelType == _COBROWSE or dialog.dialogId in self._calls:
+                        self._dialog(conversation_id, details, dialog, now, events)
+            if _CLOSE in (details.stage, details.state):
+                self._close_conversation(conversation_id, now, "conversation closed", events)
+        return events
+
+    def declined(self, dialog_id: str) -> None:
+        """The consumer declined this invitation (its ``cobrowseDeclined`` was published)."""
+        call = self._calls.get(dialog_id)
+        if call is not None:
+            call.localHint = "declined"
+            log.debug("call %s: consumer declined", dialog_id)
+
+    def accepted(self, dialog_id: str) -> None:
+        """The consumer accepted this invitation (its ``cobrowseAccepted`` was published)."""
+        call = self._calls.get(dialog_id)
+        if call is not None:
+            call.localHint = "accepted"
+            log.debug("call %s: consumer accepted", dialog_id)
+
+    def tick(self, now: float) -> list[TrackerEvent]:
+        """Close invitations whose ``expires`` has passed; the events that causes."""
+        events: list[TrackerEvent] = []
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            expires, dialog_id = heapq.heappop(deadlines)
+            call = self._calls.get(dialog_id)
+            if call is None or call.sessionState != _INVITED or call.expires != expires:
+                continue
+            reason = CloseReason.DECLINED if call.localHint == "declined" else CloseReason.EXPIRED
+            self._close(call, reason, "expires passed", events)
+        return events
+
+    # --- queries -----------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` next has work to do (epoch seconds), or None."""
+        deadlines = self._deadlines
+        while deadlines:
+            expires, dialog_id = deadlines[0]
+            call = self._calls.get(dialog_id)
+            if call is not None and call.sessionState == _INVITED and call.expires == expires:
+                return expires
+            heapq.heappop(deadlines)
+        return None
+
+    def active_calls(self) -> list[ActiveCall]:
+        """The calls currently INVITED or ACCEPTED."""
+        return [
+            ActiveCall(
+                conversationId=c.conversationId,
+                dialogId=c.dialogId,
+                serviceId=c.serviceId,
+                mode=c.mode,
+                agentId=c.agentId,
+                expires=c.expires,
+                sessionState=c.sessionState or _INVITED,
+            )
+            for c in self._calls.values()
+        ]
+
+    def call(self, dialog_id: str) -> ActiveCall | None:
+        """The active call of ``dialog_id``, if any."""
+        for c in self.active_calls():
+            if c.dialogId == dialog_id:
+                return c
+        return None
+
+    # --- the state machine -------------------------------------------------------------------
+
+    def _dialog(
+        self,
+        conversation_id: str,
+        details: ConversationDetails,
+        dialog: Dialog,
+        now: float,
+        events: list[TrackerEvent],
+    ) -> None:
+        dialog_id = dialog.dialogId
+        if dialog_id in self._closed:
+            return
+        meta = dialog.metaData
+        state = meta.sessionState if meta is not None else None
+        call = self._calls.get(dialog_id)
+        if call is None:
+            if dialog_id in self._ignored:
+                return
+            if meta is None or state not in (_INVITED, _ACCEPTED):
+                return  # a CLOSED for a call we never followed, or a dialog without a call yet
+            mode = meta.mode
+            if mode not in _CALL_MODES:
+                self._ignored.add(dialog_id)
+                log.info("dialog %s: COBROWSE mode %r is not a call, ignored", dialog_id, mode)
+                return
+            service_id = meta.serviceId
+            if not service_id:
+                log.warning("dialog %s: %s call without metaData.serviceId, ignored", dialog_id, state)
+                return
+            expires = meta.expires
+            if expires is None:
+                created = dialog.creationTs
+                expires = (created / 1000.0 if created is not None else now) + self.default_ttl
+            if state == _INVITED and expires <= now:
+                log.info("dialog %s: invitation already expired when first seen, ignored", dialog_id)
+                self._remember_closed(dialog_id)
+                return
+            call = _Call(
+                conversationId=conversation_id,
+                dialogId=dialog_id,
+                serviceId=service_id,
+                mode=mode,
+                agentId=self._agent_id(details, dialog, service_id),
+                expires=expires,
+                lastUpdateTs=dialog.metaDataLastUpdateTs,
+            )
+            self._calls[dialog_id] = call
+            self._by_conversation.setdefault(conversation_id, set()).add(dialog_id)
+            if state == _INVITED:
+                heapq.heappush(self._deadlines, (expires, dialog_id))
+                self._set_state(call, _INVITED, "invited")
+                events.append(
+                    CallInvited(
+                        conversation_id,
+                        dialog_id,
+                        service_id,
+                        mode,
+                        call.agentId,
+                        expires,
+                        dialog.creationTs,
+                    )
+                )
+            else:
+                self._set_state(call, _ACCEPTED, "first seen accepted")
+                events.append(CallAccepted(conversation_id, dialog_id, service_id, mode, call.agentId))
+            return
+
+        ts = dialog.metaDataLastUpdateTs
+        if ts is not None:
+            last = call.lastUpdateTs
+            if last is not None and ts < last:
+                log.debug("dialog %s: stale update (%d < %d) ignored", dialog_id, ts, last)
+                return
+            call.lastUpdateTs = ts
+        if state is None:
+            if dialog.state == _CLOSE:
+                self._close(call, self._reason(call, now), "dialog state CLOSE", events)
+            return
+        if state == call.sessionState:
+            return  # a repeated UPSERT of the same state
+        if state == _ACCEPTED:
+            if call.sessionState == _INVITED:
+                self._set_state(call, _ACCEPTED, "accepted")
+                events.append(
+                    CallAccepted(call.conversationId, dialog_id, call.serviceId, call.mode, call.agentId)
+                )
+        elif state == _CLOSED:
+            self._close(call, self._reason(call, now), "server CLOSED", events)
+        elif state != _INVITED:
+            log.info("dialog %s: unknown sessionState %r ignored", dialog_id, state)
+        # INVITED after ACCEPTED: states never go backwards
+
+    def _reason(self, call: _Call, now: float) -> CloseReason:
+        if call.sessionState == _ACCEPTED:
+            return CloseReason.ENDED
+        if call.localHint == "declined":
+            return CloseReason.DECLINED
+        if now >= call.expires - EXPIRY_TOLERANCE:
+            return CloseReason.EXPIRED
+        if call.localHint == "accepted":
+            return CloseReason.UNKNOWN
+        return CloseReason.CANCELLED
+
+    def _close_conversation(
+        self, conversation_id: str, now: float, why: str, events: list[TrackerEvent]
+    ) -> None:
+        dialog_ids = self._by_conversation.get(conversation_id)
+        if not dialog_ids:
+            return
+        for dialog_id in sorted(dialog_ids):
+            call = self._calls.get(dialog_id)
+            if call is not None:
+                self._close(call, self._reason(call, now), why, events)
+
+    def _close(self, call: _Call, reason: CloseReason, why: str, events: list[TrackerEvent]) -> None:
+        self._set_state(call, _CLOSED, f"{why}: {reason}")
+        dialog_id = call.dialogId
+        del self._calls[dialog_id]
+        siblings = self._by_conversation.get(call.conversationId)
+        if siblings is not None:
+            siblings.discard(dialog_id)
+            if not siblings:
+                del self._by_conversation[call.conversationId]
+        self._remember_closed(dialog_id)
+        events.append(
+            CallClosed(call.conversationId, dialog_id, call.serviceId, call.mode, call.agentId, reason)
+        )
+
+    def _remember_closed(self, dialog_id: str) -> None:
+        closed = self._closed
+        closed[dialog_id] = None
+        if len(closed) > CLOSED_MEMORY:
+            del closed[next(iter(closed))]
+
+    def _set_state(self, call: _Call, state: str, why: str) -> None:
+        """The one place where a call changes state."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "call %s (conversation %s, %s): %s -> %s (%s)",
+                call.dialogId,
+                call.conversationId,
+                call.mode,
+                call.sessionState or "-",
+                state,
+                why,
+            )
+        call.sessionState = state
+
+    def _agent_id(self, details: ConversationDetails, dialog: Dialog, service_id: str) -> str | None:
+        """The inviting agent: an agent role in the dialog, then in the conversation, then the
+        dialog's plain participant id that is not the consumer."""
+        for lst in (dialog.participantsDetails, dialog.participants, details.participantsDetails,
+                    details.participants):  # fmt: skip
+            if lst:
+                for p in lst:
+                    if isinstance(p, Participant) and p.role in _AGENT_ROLES:
+                        return p.id
+        consumer = self.consumer_id or service_id.partition("#")[0]
+        for lst in (dialog.participants, dialog.participantsDetails):
+            if lst:
+                for p in lst:
+                    pid = p if isinstance(p, str) else p.id
+                    if pid != consumer and (isinstance(p, str) or p.role != "CONSUMER"):
+                        return pid
+        return None
+
+
+__all__ = [
+    "CLOSED_MEMORY",
+    "DEFAULT_INVITE_TTL",
+    "EXPIRY_TOLERANCE",
+    "ActiveCall",
+    "CallAccepted",
+    "CallClosed",
+    "CallInvited",
+    "CloseReason",
+    "InvitationTracker",
+    "TrackerEvent",
+]

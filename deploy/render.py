@@ -1,0 +1,460 @@
+"""``callops deploy render``: one coturn deployment, three ways to run it.
+
+:func:`render_bundle` turns a :class:`~callops.turn.config.TurnDeployment` plus the
+:class:`DeployOptions` of ``callops.yaml``'s ``deploy:`` section into the files of one target,
+as a mapping of relative path to text (pure, no I/O); :func:`write_bundle` writes them.
+
+- ``systemd``: ``install-coturn.sh`` + ``turnserver.conf`` (Debian/Ubuntu hosts).
+- ``kubernetes``: ``coturn.yaml`` -- Namespace, ConfigMap, Secret, Deployment (hostNetwork),
+  CronJob running ``callops probe --json``.
+- ``compose``: ``compose.yaml`` + ``turnserver.conf`` with ``network_mode: host``.
+
+Every target ships the rendered ``turnserver.conf`` *without* the shared secret; the secret is
+joined to it at start-up from a file (systemd, compose) or a Kubernetes Secret, never inlined in
+a manifest, a command line or a log.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from callops.errors import UsageError
+from callops.secret import Secret
+from callops.turn.config import CallopsConfig, TurnDeployment, config_error_from, render_turnserver_conf
+
+Target = Literal["systemd", "kubernetes", "compose"]
+TARGETS: tuple[Target, ...] = ("systemd", "kubernetes", "compose")
+
+#: where Debian's coturn package and the official image read their config
+CONF_PATH = "/etc/turnserver.conf"
+_K8S_SECRET_KEY = "turn-secret"
+_IMAGE_CONF_DIR = "/etc/coturn"
+
+
+class DeployOptions(BaseModel):
+    """``callops.yaml``'s ``deploy:`` section: how the relay runs, beyond coturn's own config."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    name: str = Field(default="coturn", pattern=r"^[a-z0-9]([-a-z0-9]{0,50}[a-z0-9])?$")
+    """Name of the Kubernetes objects and compose service."""
+    namespace: str = Field(default="callops", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    """Kubernetes namespace."""
+    image: str | None = None
+    """coturn container image; default ``coturn/coturn:<coturn_version>``."""
+    callops_image: str = "callops:0.1.0"
+    """Image with callops installed, for the probe CronJob (build it from this repository)."""
+    replicas: int = Field(default=2, ge=1)
+    """Relays to run; anti-affinity puts each on its own node."""
+    probe_schedule: str = "*/5 * * * *"
+    """Cron schedule of the probe CronJob."""
+    probe_host: str | None = None
+    """Host the probe targets; default the first external IP, else the first listening IP, else the realm."""
+    probe_timeout: float = Field(default=20.0, gt=0)
+    """Seconds the probe may take."""
+    cpu_request: str = "500m"
+    memory_request: str = "256Mi"
+    memory_limit: str = "1Gi"
+    nofile_limit: int = Field(default=65536, ge=1024)
+    """``LimitNOFILE`` of the systemd unit: each allocation holds sockets."""
+    nftables: bool = False
+    """Install nftables rules for the listening and relay ports by default (systemd target)."""
+    turn_user: str = "turnserver"
+    """The user Debian's coturn package runs as."""
+
+    def coturn_image(self, deployment: TurnDeployment) -> str:
+        return self.image or f"coturn/coturn:{deployment.coturn_version}"
+
+    def probe_target(self, deployment: TurnDeployment) -> str:
+        if self.probe_host:
+            return self.probe_host
+        if deployment.external_ips:
+            return str(deployment.external_ips[0].public)
+        if deployment.listening_ips:
+            return str(deployment.listening_ips[0])
+        return deployment.realm
+
+
+def deploy_options(config: CallopsConfig, source: str = "callops.yaml") -> DeployOptions:
+    """The ``deploy:`` section of ``config`` (defaults when absent)."""
+    try:
+        return DeployOptions.model_validate(config.section("deploy") or {})
+    except pydantic.ValidationError as exc:
+        error = config_error_from(exc, source)
+        error.message = error.message.replace(": ", ": deploy.", 1)
+        raise error from None
+
+
+def _sh(value: object) -> str:
+    return shlex.quote(str(value))
+
+
+def render_install_script(deployment: TurnDeployment, options: DeployOptions) -> str:
+    """``install-coturn.sh`` with the deployment's values filled in."""
+    template = resources.files("callops.deploy").joinpath("templates/install-coturn.sh").read_text("utf-8")
+    d = deployment
+    values = {
+        "REALM": d.realm,
+        "CONF_PATH": CONF_PATH,
+        "SECRET_PATH": d.secret_file,
+        "TURN_USER": options.turn_user,
+        "LISTENING_PORT": d.listening_port,
+        "TLS_LISTENING_PORT": d.tls_listening_port,
+        "MIN_PORT": d.min_port,
+        "MAX_PORT": d.max_port,
+        "TLS_CERT_FILE": d.tls_cert_file or "",
+        "TLS_KEY_FILE": d.tls_key_file or "",
+        "PROBE_HOST": options.probe_target(d),
+        "PROBE_TIMEOUT": options.probe_timeout,
+        "NOFILE_LIMIT": options.nofile_limit,
+        "NFTABLES_DEFAULT": 1 if options.nftables else 0,
+    }
+    block = "# Rendered from callops.yaml:\n" + "\n".join(f"{k}={_sh(v)}" for k, v in values.items())
+    return template.replace("# @@RENDERED-VALUES@@", block, 1)
+
+
+def _labels(options: DeployOptions) -> dict[str, str]:
+    return {"app.kubernetes.io/name": options.name, "app.kubernetes.io/part-of": "callops"}
+
+
+_HOST_NETWORK_COMMENT = """\
+# Why hostNetwork: a TURN relay hands out relay addresses (its own IP + a port from a range of
+# thousands) that peers on the internet must reach directly. Through a Service or the pod network
+# every relay port would need its own port mapping and the NAT would rewrite the addresses coturn
+# advertises; with hostNetwork coturn binds the node's addresses, external-ip maps the node's
+# public IP 1:1, and the relay range is reachable as-is. One relay per node (anti-affinity below),
+# since two on one node would fight over the same ports.
+"""
+
+
+def _kubernetes_objects(
+    deployment: TurnDeployment, options: DeployOptions, secret: Secret | None
+) -> list[dict[str, Any]]:
+    d, o = deployment, options
+    labels = _labels(o)
+    meta = {"namespace": o.namespace, "labels": labels}
+    secret_dir = "/etc/coturn-secret"
+    run_dir = "/run/coturn"
+    compose_conf = (
+        "set -eu; umask 077; "
+        f"s=$(tr -d '\\r\\n' < {secret_dir}/{_K8S_SECRET_KEY}); "
+        f'[ -n "$s" ] || {{ echo "the Secret {o.name}-secret key {_K8S_SECRET_KEY} is empty:'
+        f" kubectl -n {o.namespace} create secret generic {o.name}-secret"
+        f' --from-file={_K8S_SECRET_KEY}=FILE" >&2; exit 1; }}; '
+        f"cat {_IMAGE_CONF_DIR}/turnserver.conf > {run_dir}/turnserver.conf; "
+        f"printf 'static-auth-secret=%s\\n' \"$s\" >> {run_dir}/turnserver.conf"
+    )
+    ports = [
+        {"name": "turn-udp", "containerPort": d.listening_port, "protocol": "UDP"},
+        {"name": "turn-tcp", "containerPort": d.listening_port, "protocol": "TCP"},
+    ]
+    if d.tls_enabled:
+        ports += [
+            {"name": "turns-tcp", "containerPort": d.tls_listening_port, "protocol": "TCP"},
+            {"name": "turns-udp", "containerPort": d.tls_listening_port, "protocol": "UDP"},
+        ]
+    volume_mounts = [{"name": "run", "mountPath": run_dir}]
+    volumes: list[dict[str, Any]] = [
+        {"name": "config", "configMap": {"name": f"{o.name}-config"}},
+        {"name": "secret", "secret": {"secretName": f"{o.name}-secret", "defaultMode": 0o440}},
+        {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+    ]
+    if d.tls_enabled:
+        cert, key = Path(str(d.tls_cert_file)), Path(str(d.tls_key_file))
+        if cert.parent != key.parent:
+            raise UsageError(
+                "for Kubernetes, tls_cert_file and tls_key_file must be in one directory",
+                hint="they are mounted from one kubernetes.io/tls Secret",
+            )
+        items = [{"key": "tls.crt", "path": cert.name}, {"key": "tls.key", "path": key.name}]
+        volumes.append(
+            {"name": "tls", "secret": {"secretName": f"{o.name}-tls", "defaultMode": 0o440, "items": items}}
+        )
+        volume_mounts.append({"name": "tls", "mountPath": str(cert.parent), "readOnly": True})
+    security = {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
+    }
+    pod_spec: dict[str, Any] = {
+        "hostNetwork": True,
+        "dnsPolicy": "ClusterFirstWithHostNet",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65534,
+            "runAsGroup": 65534,
+            "fsGroup": 65534,
+        },
+        "affinity": {
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}
+                ]
+            }
+        },
+        "initContainers": [
+            {
+                "name": "join-secret",
+                "image": o.coturn_image(d),
+                "command": ["sh", "-c", compose_conf],
+                "securityContext": security,
+                "volumeMounts": [
+                    {"name": "config", "mountPath": _IMAGE_CONF_DIR, "readOnly": True},
+                    {"name": "secret", "mountPath": secret_dir, "readOnly": True},
+                    {"name": "run", "mountPath": run_dir},
+                ],
+            }
+        ],
+        "containers": [
+            {
+                "name": "coturn",
+                "image": o.coturn_image(d),
+                "args": ["-c", f"{run_dir}/turnserver.conf", "--log-file=stdout", "--pidfile", f"{run_dir}/pid"],
+                "ports": ports,
+                "resources": {
+                    "requests": {"cpu": o.cpu_request, "memory": o.memory_request},
+                    "limits": {"memory": o.memory_limit},
+                },
+                "readinessProbe": {
+                    "tcpSocket": {"port": d.listening_port},
+                    "initialDelaySeconds": 2,
+                    "periodSeconds": 10,
+                },
+                "livenessProbe": {
+                    "tcpSocket": {"port": d.listening_port},
+                    "initialDelaySeconds": 10,
+                    "periodSeconds": 20,
+                },
+                "securityContext": security,
+                "volumeMounts": volume_mounts,
+            }
+        ],
+        "volumes": volumes,
+        "terminationGracePeriodSeconds": 30,
+    }
+    secret_obj: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": f"{o.name}-secret", **meta},
+        "type": "Opaque",
+        "stringData": {_K8S_SECRET_KEY: secret.reveal() if secret is not None else ""},
+    }
+    probe_uri = f"turn:{o.probe_target(d)}:{d.listening_port}?transport=udp"
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": o.namespace, "labels": labels}},
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"{o.name}-config", **meta},
+            "data": {"turnserver.conf": render_turnserver_conf(d)},
+        },
+        secret_obj,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": o.name, **meta},
+            "spec": {
+                "replicas": o.replicas,
+                "selector": {"matchLabels": labels},
+                # hostNetwork ports cannot be shared: replace a relay before starting its successor.
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
+                "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+            },
+        },
+        {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "metadata": {"name": f"{o.name}-probe", **meta},
+            "spec": {
+                "schedule": o.probe_schedule,
+                "concurrencyPolicy": "Forbid",
+                "successfulJobsHistoryLimit": 3,
+                "failedJobsHistoryLimit": 5,
+                "jobTemplate": {
+                    "spec": {
+                        "backoffLimit": 0,
+                        "activeDeadlineSeconds": int(o.probe_timeout) + 60,
+                        "template": {
+                            "metadata": {"labels": {**labels, "app.kubernetes.io/component": "probe"}},
+                            "spec": {
+                                "restartPolicy": "Never",
+                                "securityContext": {
+                                    "runAsNonRoot": True,
+                                    "runAsUser": 65534,
+                                    "runAsGroup": 65534,
+                                    "fsGroup": 65534,
+                                },
+                                "containers": [
+                                    {
+                                        "name": "probe",
+                                        "image": o.callops_image,
+                                        "command": [
+                                            "callops",
+                                            "probe",
+                                            "--turn",
+                                            probe_uri,
+                                            "--secret-file",
+                                            f"{secret_dir}/{_K8S_SECRET_KEY}",
+                                            "--timeout",
+                                            f"{o.probe_timeout:g}",
+                                            "--json",
+                                        ],
+                                        "resources": {
+                                            "requests": {"cpu": "100m", "memory": "128Mi"},
+                                            "limits": {"memory": "512Mi"},
+                                        },
+                                        "securityContext": security | {"capabilities": {"drop": ["ALL"]}},
+                                        "volumeMounts": [
+                                            {"name": "secret", "mountPath": secret_dir, "readOnly": True}
+                                        ],
+                                    }
+                                ],
+                                "volumes": [
+                                    {
+                                        "name": "secret",
+                                        "secret": {"secretName": f"{o.name}-secret", "defaultMode": 0o440},
+                                    }
+                                ],
+                            },
+                        },
+                    }
+                },
+            },
+        },
+    ]
+
+
+def kubernetes_objects(
+    deployment: TurnDeployment, options: DeployOptions, *, secret: Secret | None = None
+) -> list[dict[str, Any]]:
+    """The Kubernetes objects, as dicts (``secret`` fills the Secret; else it is left empty)."""
+    return _kubernetes_objects(deployment, options, secret)
+
+
+def _yaml(obj: Any) -> str:
+    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, width=110)
+
+
+def render_kubernetes(deployment: TurnDeployment, options: DeployOptions, *, secret: Secret | None = None) -> str:
+    docs = []
+    for obj in kubernetes_objects(deployment, options, secret=secret):
+        text = _yaml(obj)
+        if obj["kind"] == "Deployment":
+            text = _HOST_NETWORK_COMMENT + text
+        if obj["kind"] == "Secret" and secret is None:
+            text = (
+                "# Fill in the shared secret without putting it in this file:\n"
+                f"#   kubectl -n {options.namespace} create secret generic {options.name}-secret \\\n"
+                f"#     --from-file={_K8S_SECRET_KEY}=/path/to/turn-secret --dry-run=client -o yaml"
+                " | kubectl apply -f -\n"
+                "# (coturn cannot read the secret from a file: an init container appends it to the config.)\n"
+            ) + text
+        docs.append(text)
+    header = (
+        "# coturn for Kubernetes, rendered by `callops deploy render --target kubernetes`.\n"
+        "# TLS: put your certificate in a kubernetes.io/tls Secret named "
+        f"{options.name}-tls (never generated here); coturn reloads it on SIGUSR2.\n"
+    )
+    return header + "---\n".join(docs)
+
+
+def render_compose(deployment: TurnDeployment, options: DeployOptions) -> str:
+    d, o = deployment, options
+    join = (
+        "set -eu; umask 077; s=$$(tr -d '\\r\\n' < /run/secrets/turn_secret); "
+        "cp /etc/coturn/turnserver.conf /tmp/turnserver.conf; "
+        "printf 'static-auth-secret=%s\\n' \"$$s\" >> /tmp/turnserver.conf; "
+        "exec turnserver -c /tmp/turnserver.conf --log-file=stdout"
+    )
+    volumes = ["./turnserver.conf:/etc/coturn/turnserver.conf:ro"]
+    if d.tls_enabled:
+        volumes += [f"{d.tls_cert_file}:{d.tls_cert_file}:ro", f"{d.tls_key_file}:{d.tls_key_file}:ro"]
+    service = {
+        "image": o.coturn_image(d),
+        # A relay must bind the host's addresses and its relay port range as-is: no port mapping.
+        "network_mode": "host",
+        "restart": "on-failure",
+        "entrypoint": ["sh", "-c", join],
+        "volumes": volumes,
+        "secrets": ["turn_secret"],
+        "tmpfs": ["/tmp:mode=1777,size=1m"],
+        "read_only": True,
+        "ulimits": {"nofile": {"soft": o.nofile_limit, "hard": o.nofile_limit}},
+        "cap_drop": ["ALL"],
+        "cap_add": ["NET_BIND_SERVICE"],
+        "healthcheck": {
+            "test": ["CMD-SHELL", f"turnutils_stunclient -p {d.listening_port} {o.probe_target(d)} >/dev/null"],
+            "interval": "30s",
+            "timeout": "5s",
+            "retries": 3,
+        },
+    }
+    doc = {
+        "name": o.name,
+        "services": {o.name: service},
+        "secrets": {"turn_secret": {"file": str(d.secret_file)}},
+    }
+    return (
+        "# coturn with docker compose, rendered by `callops deploy render --target compose`.\n"
+        f"# The shared secret is read from {d.secret_file} (0600) and joined to the config at start-up.\n"
+        "# TLS certificates are never generated here; `docker compose kill -s SIGUSR2` reloads them.\n"
+    ) + _yaml(doc)
+
+
+def render_bundle(
+    deployment: TurnDeployment, target: Target, options: DeployOptions | None = None, *, secret: Secret | None = None
+) -> dict[str, str]:
+    """The files of ``target``: relative path -> text. ``secret`` only fills the Kubernetes Secret."""
+    o = options or DeployOptions()
+    conf = render_turnserver_conf(deployment)
+    if target == "systemd":
+        return {"install-coturn.sh": render_install_script(deployment, o), "turnserver.conf": conf}
+    if target == "kubernetes":
+        return {"coturn.yaml": render_kubernetes(deployment, o, secret=secret)}
+    if target == "compose":
+        return {"compose.yaml": render_compose(deployment, o), "turnserver.conf": conf}
+    raise UsageError(f"unknown target {target!r}", hint=f"use one of {', '.join(TARGETS)}")
+
+
+def write_bundle(
+    files: dict[str, str], out_dir: str | os.PathLike[str], *, private: frozenset[str] = frozenset()
+) -> list[Path]:
+    """Write ``files`` under ``out_dir``: scripts 0755, the ``private`` ones (holding a secret) 0600."""
+    root = Path(out_dir)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {root}: {exc.strerror}", hint="choose another -o DIR") from None
+    written = []
+    for name, text in files.items():
+        path = root / name
+        mode = 0o600 if name in private else 0o755 if name.endswith(".sh") else 0o644
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        path.chmod(mode)
+        written.append(path)
+    return written
+
+
+__all__ = [
+    "CONF_PATH",
+    "TARGETS",
+    "DeployOptions",
+    "Target",
+    "deploy_options",
+    "kubernetes_objects",
+    "render_bundle",
+    "render_compose",
+    "render_install_script",
+    "render_kubernetes",
+    "write_bundle",
+]

@@ -1,0 +1,597 @@
+"""One call along the whole invitation path, through the emulator, with a report of every phase.
+
+The path (docs/call.md): the consumer connects (Messaging Window API) and opens a conversation;
+the agent asks for a call (control API) -> the consumer's tracker sees ``INVITED`` -> the consumer
+publishes ``cobrowseOffered`` then ``cobrowseAccepted`` on the CoBrowse stand-in -> the consumer
+observes ``ACCEPTED`` -> the agent sends its offer over the CoBrowse channel (keyed by
+``serviceId``), the consumer answers -> ICE with the configured STUN/TURN servers and policy ->
+DTLS -> media both ways, verified by decoded frames -> hang-up -> the consumer observes ``CLOSED``.
+
+Every wait is bounded (``step_timeout_s``, ``ice_timeout_s``, ``media_timeout_s``, the invitation
+expiry); every resource (peers, channels, the consumer client) is released in ``finally``. Errors
+end the call with ``outcome="failed"`` and a ``failure`` text; they never escape as tracebacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from callops.consumer.tracker import CallAccepted, CallClosed, CallInvited
+from callops.errors import CallopsError, DeadlineExceeded, NetworkError, RemoteProtocolError
+from callops.orchestrator.call.leg import CallLeg
+from callops.orchestrator.call.peer import IceServer, PeerConfig
+from callops.orchestrator.call.report import (
+    CallMode,
+    CallReport,
+    ErrorEntry,
+    IcePolicy,
+    Outcome,
+)
+from callops.orchestrator.call.signalling import Answer, Offer, parse_signal, signal_data
+from callops.orchestrator.call.timeline import Timeline
+from callops.secret import Secret
+
+log = logging.getLogger(__name__)
+
+EventT = TypeVar("EventT", CallInvited, CallAccepted, CallClosed)
+
+#: what each scenario must end with for the call to count as ``ok``
+EXPECTED_OUTCOME: dict[str, Outcome] = {
+    "accept": "connected",
+    "decline": "declined",
+    "cancel": "cancelled",
+    "expire": "expired",
+    "hangup-consumer": "connected",
+    "hangup-agent": "connected",
+    "agent-disconnect": "connected",
+    "ice-fail": "failed",
+    "resume": "connected",
+}
+
+#: the consumer must raise AGENT_DISCONNECTED within this many seconds of the agent vanishing
+AGENT_DISCONNECT_BOUND_S = 10.0
+
+
+@dataclass
+class CallSettings:
+    """What kind of call to make and how long to wait for each step."""
+
+    mode: CallMode = "VOICE_CALL"
+    policy: IcePolicy = "all"
+    scenario: str = "accept"
+    #: seconds of media after both sides decoded their first frames
+    duration_s: float = 2.0
+    #: seconds from the answer to a DTLS-connected pair before UNABLE_TO_CONNECT
+    ice_timeout_s: float = 10.0
+    #: seconds from DTLS to decoded media on both sides
+    media_timeout_s: float = 10.0
+    #: bound of every signalling step (an answer, an event)
+    step_timeout_s: float = 10.0
+    #: the emulator's invitation expiry (bounds the ``expire`` scenario)
+    invite_expiry_s: float = 120.0
+    account: str = "callops"
+    visitor_name: str = "callops visitor"
+    host_addresses: tuple[str, ...] | None = ("127.0.0.1",)
+    video_size: tuple[int, int] = (320, 240)
+
+
+@dataclass
+class CallEnvironment:
+    """Where the call runs: the emulator's URLs and the ICE servers both peers get."""
+
+    base_url: str
+    ice_servers: list[IceServer] = field(default_factory=list)
+    jwt_secret: Secret | None = None
+    agent_token: Secret | None = None
+    #: a TURN URL whose credentials can be spoiled by the ``ice-fail`` scenario
+    turn_url: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def cobrowse_url(self, account: str) -> str:
+        return f"ws{self.base_url[4:]}/cobrowse/account/{account}?v=1"
+
+
+class _Inbox:
+    """Pushed CoBrowse messages of one channel, sorted by ``type`` (signal, presence, state, ...)."""
+
+    def __init__(self, channel: Any, name: str, notes: list[str]) -> None:
+        self.channel = channel
+        self.name = name
+        self.notes = notes
+        self.queues: defaultdict[str, asyncio.Queue[dict[str, Any] | None]] = defaultdict(asyncio.Queue)
+        self.closed = False
+        self._task = asyncio.create_task(self._run(), name=f"inbox-{name}")
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                frame = await self.channel.receive()
+                kind = str(frame.get("type"))
+                log.debug("%s channel <- %s", self.name, kind)
+                self.queues[kind].put_nowait(frame)
+        except NetworkError:
+            pass
+        finally:
+            self.closed = True
+            for queue in list(self.queues.values()):
+                queue.put_nowait(None)
+
+    async def next(self, kind: str, within: float) -> dict[str, Any]:
+        queue = self.queues[kind]
+        if self.closed and queue.empty():
+            raise NetworkError(f"{self.name} CoBrowse channel closed while waiting for {kind!r}")
+        try:
+            frame = await asyncio.wait_for(queue.get(), within)
+        except TimeoutError:
+            raise DeadlineExceeded(f"{self.name}: no {kind!r} message within {within:g} s") from None
+        if frame is None:
+            queue.put_nowait(None)
+            raise NetworkError(f"{self.name} CoBrowse channel closed while waiting for {kind!r}")
+        return frame
+
+    async def next_signal(
+        self, want: type[Offer] | type[Answer], epoch: int, within: float
+    ) -> Offer | Answer:
+        """The next valid signal of type ``want`` and ``epoch``; malformed ones are noted and skipped."""
+        deadline = time.monotonic() + within
+        while True:
+            frame = await self.next("signal", max(0.0, deadline - time.monotonic()))
+            try:
+                message = parse_signal(frame.get("data"))
+            except RemoteProtocolError as exc:
+                self.notes.append(f"{self.name}: ignored {exc.message}")
+                log.warning("%s: %s", self.name, exc.message)
+                continue
+            if isinstance(message, want) and message.epoch == epoch:
+                return message
+            log.debug("%s: skipped signal %s (epoch %d)", self.name, message.kind, message.epoch)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+class CallRun:
+    """The state of one call while it runs; :meth:`run` returns its :class:`CallReport`."""
+
+    def __init__(self, settings: CallSettings, env: CallEnvironment) -> None:
+        self.settings = settings
+        self.env = env
+        self.scenario = settings.scenario
+        self.timeline = Timeline(time.monotonic(), name=f"call/{settings.scenario}")
+        self.errors: list[ErrorEntry] = []
+        self.notes: list[str] = list(env.notes)
+        self.outcome: Outcome = "failed"
+        self.failure: str | None = None
+        self.service_id: str | None = None
+        self.dialog_id: str | None = None
+        self.conversation_id: str | None = None
+        self.consumer_id = f"callops-{uuid.uuid4().hex[:12]}"
+        self.leg: CallLeg | None = None
+        self._cleanup: list[Any] = []
+        self.resume_to_media_ms: float | None = None
+        self.ice_servers = list(env.ice_servers)
+        self.policy: IcePolicy = settings.policy
+        if self.scenario == "ice-fail":
+            self._spoil_ice()
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return time.monotonic()
+
+    def _mark(self, phase: str) -> None:
+        self.timeline.mark(phase, self._now())
+
+    def _session_error(self, error_id: str, msg: str) -> None:
+        """The consumer raises a ``sessionError`` (as the call app would on the page)."""
+        from callops.consumer.lptag import build_session_error
+
+        payload = build_session_error(error_id, msg)
+        self.errors.append(ErrorEntry(id=payload.id, msg=payload.msg))
+        log.info("consumer sessionError %s: %s", payload.id, payload.msg)
+
+    def _spoil_ice(self) -> None:
+        """``ice-fail``: relay-only with credentials the TURN server must reject (or no TURN at all)."""
+        from callops.turn.coturn import free_port
+
+        self.policy = "relay"
+        if self.env.turn_url is not None:
+            self.ice_servers = [
+                IceServer(self.env.turn_url, "0:callops", Secret("wrong-credential", "ice-fail"))
+            ]
+            self.notes.append(f"ice-fail: TURN {self.env.turn_url} with a wrong credential, policy relay")
+        else:
+            # TCP: the refusal is immediate (a UDP TURN that never answers costs aioice 5 s)
+            url = f"turn:127.0.0.1:{free_port()}?transport=tcp"
+            self.ice_servers = [IceServer(url, "0:callops", Secret("unused", "ice-fail"))]
+            self.notes.append(f"ice-fail: unreachable TURN {url}, policy relay")
+
+    def _peer_config(self) -> PeerConfig:
+        return PeerConfig(
+            ice_servers=self.ice_servers,
+            policy=self.policy,
+            host_addresses=self.settings.host_addresses,
+            video_size=self.settings.video_size,
+        )
+
+    # -- the run ----------------------------------------------------------------------------------
+
+    async def run(self) -> CallReport:
+        try:
+            await self._run()
+        except CallopsError as exc:
+            self.failure = exc.message if not exc.hint else f"{exc.message} ({exc.hint})"
+            self.outcome = "failed" if self.outcome != "connected" else self.outcome
+            log.info("call failed: %s", self.failure)
+        except Exception as exc:  # a bug or an untranslated library error: report it, do not crash
+            log.exception("call crashed")
+            self.failure = f"internal error: {exc.__class__.__name__}: {exc}"
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._close())
+        return await self._report()
+
+    async def _close(self) -> None:
+        for closer in reversed(self._cleanup):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(closer(), 5.0)
+        self._cleanup.clear()
+
+    async def _report(self) -> CallReport:
+        expected = EXPECTED_OUTCOME.get(self.scenario, "connected")
+        stats = self._stats
+        ok = self.failure is None and self.outcome == expected
+        if ok and self.scenario == "ice-fail" and not any(e.id == "UNABLE_TO_CONNECT" for e in self.errors):
+            ok, self.failure = False, "ICE failed without UNABLE_TO_CONNECT"
+        return CallReport(
+            ok=ok,
+            scenario=self.scenario,
+            mode=self.settings.mode,
+            policy=self.policy,
+            outcome=self.outcome,
+            service_id=self.service_id,
+            timeline_ms=self.timeline.as_ms(),
+            selected_pair=self._pair,
+            agent_selected_pair=self._agent_pair,
+            errors=self.errors,
+            stats=stats,
+            resume_to_media_ms=self.resume_to_media_ms,
+            ice_servers=[s.url for s in self.ice_servers],
+            notes=self.notes,
+            expected_outcome=expected,
+            failure=self.failure if (self.failure or ok) else f"outcome {self.outcome}, expected {expected}",
+        )
+
+    _pair = None
+    _agent_pair = None
+
+    @property
+    def _stats(self) -> Any:
+        from callops.orchestrator.call.report import CallStats
+
+        return getattr(self, "_collected_stats", None) or CallStats()
+
+    async def _run(self) -> None:
+        from callops.consumer.client import ConsumerClient
+        from callops.orchestrator.emulator.auth import mint_jwt
+        from callops.orchestrator.emulator.control import ControlClient
+
+        s = self.settings
+        jwt = Secret(mint_jwt(self.consumer_id, self.env.jwt_secret, now=time.time()), "generated JWT")
+        self.jwt = jwt
+        client = ConsumerClient(
+            self.env.base_url, s.account, jwt, reconnect=False, request_timeout=s.step_timeout_s
+        )
+        await client.connect()
+        self._cleanup.append(client.close)
+        self.client = client
+        self.conversation_id = await client.request_conversation()
+        await client.subscribe()
+        control = ControlClient(self.env.base_url, timeout=s.step_timeout_s)
+        self.control = control
+
+        leg = CallLeg(s.mode, self._peer_config(), self.timeline)
+        self.leg = leg
+        self._cleanup.append(leg.close)
+        # The invitation: t=0 of the timeline.
+        self.timeline.origin = self._now()
+        invitation = await control.invite(s.account, self.conversation_id, s.mode)
+        self.service_id, self.dialog_id = invitation.serviceId, invitation.dialogId
+        agent_task = asyncio.create_task(self._agent_connect())
+        offer_task = asyncio.create_task(leg.agent.create_offer())
+        try:
+            invited = await self._consumer_event(CallInvited, s.step_timeout_s)
+            self._mark("invited")
+            self.invite = invited
+            consumer = await self._consumer_channel(join=False)
+            await agent_task
+        except BaseException:
+            agent_task.cancel()
+            offer_task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.gather(agent_task, offer_task, return_exceptions=True)
+            raise
+        from callops.consumer.lptag import build_accepted, build_declined, build_offered
+
+        ids = {"ssid": uuid.uuid4().hex, "svid": uuid.uuid4().hex}
+        await consumer.publish("cobrowseOffered", build_offered(invited, s.visitor_name, **ids).payload())
+        self._mark("offered")
+
+        if self.scenario in ("decline", "cancel", "expire"):
+            offer_task.cancel()
+            with contextlib.suppress(BaseException):
+                await offer_task
+            await self._unanswered(consumer, build_declined, build_accepted, ids)
+            return
+
+        client.accepted(invited.dialogId)
+        await consumer.publish("cobrowseAccepted", build_accepted(invited, s.visitor_name, **ids).payload())
+        await self._consumer_event(CallAccepted, s.step_timeout_s)
+        self._mark("accepted")
+
+        offer = await asyncio.wait_for(offer_task, s.step_timeout_s)
+        connected = await self._negotiate(offer, epoch=0)
+        if not connected:
+            await self._fail_ice()
+            return
+        if not await leg.wait_media(s.media_timeout_s):
+            self.outcome = "connected"
+            missing = [k for k in leg.kinds if not self.timeline.has(f"first_{k}")]
+            raise DeadlineExceeded(
+                f"no decoded {'/'.join(missing)} on both sides within {s.media_timeout_s:g} s"
+            )
+        self.outcome = "connected"
+        self._pair = leg.selected_pair()
+        self._agent_pair = leg.agent_selected_pair()
+
+        if self.scenario == "resume":
+            await self._resume()
+        await asyncio.sleep(s.duration_s)  # the call's media time (not a synchronisation)
+        self._collected_stats = await leg.stats()
+
+        if self.scenario == "agent-disconnect":
+            await self._agent_vanishes()
+            await self.consumer_channel.hangup()
+        elif self.scenario == "hangup-consumer":
+            await self.consumer_channel.hangup()
+        else:
+            await self.agent_channel.hangup()
+        await self._consumer_event(CallClosed, s.step_timeout_s)
+        self._mark("closed")
+
+    # -- steps -----------------------------------------------------------------------------------
+
+    async def _consumer_event(self, kind: type[EventT], within: float) -> EventT:
+        """The next tracker event of class ``kind`` for this call (others are skipped)."""
+        deadline = self._now() + within
+        while True:
+            left = deadline - self._now()
+            if left <= 0:
+                raise DeadlineExceeded(
+                    f"consumer: no {kind.__name__} for dialog {self.dialog_id} within {within:g} s"
+                )
+            event = await self.client.next_event(within=left)
+            if event.dialogId != self.dialog_id:
+                continue
+            if isinstance(event, kind):
+                return event
+            if isinstance(event, CallClosed):
+                raise RemoteProtocolError(f"call closed ({event.reason}) while waiting for {kind.__name__}")
+
+    async def _agent_connect(self) -> None:
+        from callops.orchestrator.emulator.channel import CoBrowseChannel
+
+        assert self.service_id is not None
+        token = self.env.agent_token.reveal() if self.env.agent_token else None
+        channel = await CoBrowseChannel.connect(
+            self.env.cobrowse_url(self.settings.account),
+            role="agent",
+            service_id=self.service_id,
+            token=token,
+            timeout=self.settings.step_timeout_s,
+        )
+        self.agent_channel = channel
+        self._cleanup.append(channel.close)
+        self.agent_inbox = _Inbox(channel, "agent", self.notes)
+        self._cleanup.append(self.agent_inbox.close)
+
+    async def _consumer_channel(self, *, join: bool) -> Any:
+        from callops.orchestrator.emulator.channel import CoBrowseChannel
+
+        assert self.service_id is not None
+        channel = await CoBrowseChannel.connect(
+            self.env.cobrowse_url(self.settings.account),
+            role="consumer",
+            service_id=self.service_id,
+            jwt=self.jwt.reveal(),
+            join=join,
+            timeout=self.settings.step_timeout_s,
+        )
+        self.consumer_channel = channel
+        self._cleanup.append(channel.close)
+        self.consumer_inbox = _Inbox(channel, "consumer", self.notes)
+        self._cleanup.append(self.consumer_inbox.close)
+        return channel
+
+    async def _negotiate(self, offer_sdp: str, *, epoch: int) -> bool:
+        """Offer (agent) -> answer (consumer) over the channel, then wait for ICE+DTLS."""
+        assert self.leg is not None
+        s = self.settings
+        await self.agent_channel.send_signal(signal_data(Offer(kind="offer", sdp=offer_sdp, epoch=epoch)))
+        if epoch == 0:
+            self._mark("offer_sent")
+        offer = await self.consumer_inbox.next_signal(Offer, epoch, s.step_timeout_s)
+        answer_sdp = await self.leg.consumer.accept_offer(offer.sdp)
+        await self.consumer_channel.send_signal(
+            signal_data(Answer(kind="answer", sdp=answer_sdp, epoch=epoch))
+        )
+        answer = await self.agent_inbox.next_signal(Answer, epoch, s.step_timeout_s)
+        await self.leg.agent.accept_answer(answer.sdp)
+        if epoch == 0:
+            self._mark("answer_received")
+        return await self.leg.wait_connected(s.ice_timeout_s)
+
+    async def _fail_ice(self) -> None:
+        """ICE/DTLS did not connect in time: UNABLE_TO_CONNECT, then the consumer hangs up."""
+        assert self.leg is not None
+        types = self.leg.consumer.local_candidate_types()
+        self._session_error(
+            "UNABLE_TO_CONNECT",
+            f"no working candidate pair within {self.settings.ice_timeout_s:g} s "
+            f"(policy {self.policy}, local candidates: {', '.join(types) or 'none'})",
+        )
+        self.outcome = "failed"
+        await self.consumer_channel.hangup()
+        await self._consumer_event(CallClosed, self.settings.step_timeout_s)
+        self._mark("closed")
+
+    async def _unanswered(
+        self, consumer: Any, build_declined: Any, build_accepted: Any, ids: dict[str, str]
+    ) -> None:
+        """decline / cancel / expire: no media; CLOSED observed; a late accept is refused."""
+        from callops.orchestrator.emulator.channel import ChannelRefused
+
+        s = self.settings
+        if self.scenario == "decline":
+            self.client.declined(self.invite.dialogId)
+            await consumer.publish(
+                "cobrowseDeclined", build_declined(self.invite, s.visitor_name, **ids).payload()
+            )
+            within = s.step_timeout_s
+        elif self.scenario == "cancel":
+            await self.control.end_call(s.account, self.conversation_id or "")
+            within = s.step_timeout_s
+        else:
+            left = self.invite.expires - time.time()
+            within = max(0.0, left) + s.step_timeout_s
+        closed = await self._closed_event(within)
+        self._mark("closed")
+        reason = str(closed.reason)
+        outcomes: dict[str, Outcome] = {"declined": "declined", "cancelled": "cancelled", "expired": "expired"}
+        self.outcome = outcomes.get(reason, "failed")
+        if self.outcome == "failed":
+            self.notes.append(f"CLOSED with reason {reason!r}")
+        if self.scenario in ("cancel", "expire"):
+            # The consumer's tracker closes an expired invitation on its own clock; the late accept
+            # is only meaningful once the emulator has closed the call too.
+            await self._server_closed(s.step_timeout_s)
+            try:
+                await consumer.publish(
+                    "cobrowseAccepted", build_accepted(self.invite, s.visitor_name, **ids).payload()
+                )
+            except ChannelRefused as exc:
+                self.notes.append(f"accept after {self.scenario} refused: {exc.code} {exc.title}")
+            else:
+                self.failure = f"an accept after {self.scenario} was not refused"
+
+    async def _server_closed(self, within: float) -> None:
+        """Poll the control API (bounded) until the emulator shows this call CLOSED."""
+        deadline = self._now() + within
+        while self._now() < deadline:
+            for conv in await self.control.conversations(self.settings.account):
+                for call in conv.calls:
+                    if call.serviceId == self.service_id and call.sessionState == "CLOSED":
+                        return
+            await asyncio.sleep(0.05)
+        raise DeadlineExceeded(f"the emulator did not close call {self.service_id} within {within:g} s")
+
+    async def _closed_event(self, within: float) -> Any:
+        deadline = self._now() + within
+        while True:
+            left = deadline - self._now()
+            if left <= 0:
+                raise DeadlineExceeded(f"consumer: no CLOSED for dialog {self.dialog_id} within {within:g} s")
+            event = await self.client.next_event(within=left)
+            if isinstance(event, CallClosed) and event.dialogId == self.dialog_id:
+                return event
+
+    async def _agent_vanishes(self) -> None:
+        """The agent disappears mid-call (socket and media gone); the consumer must notice."""
+        assert self.leg is not None
+        vanished = self._now()
+        await self.agent_channel.close()
+        await self.leg.agent.close()
+        deadline = vanished + AGENT_DISCONNECT_BOUND_S
+        while True:
+            frame = await self.consumer_inbox.next("presence", max(0.0, deadline - self._now()))
+            if frame.get("role") == "agent" and frame.get("event") == "left":
+                break
+        after = self._now() - vanished
+        self._session_error(
+            "AGENT_DISCONNECTED", f"the agent left the call ({after * 1000:.0f} ms after it vanished)"
+        )
+        self.notes.append(f"agent disconnect noticed after {after * 1000:.0f} ms")
+
+    async def _resume(self) -> None:
+        """The consumer reloads the page mid-call and the call is re-established."""
+        from callops.consumer.client import ConsumerClient
+        from callops.consumer.lptag import build_slider_opened
+
+        assert self.leg is not None
+        s = self.settings
+        persisted = {"serviceId": self.service_id, "dialogId": self.dialog_id}  # "browser storage"
+        # The page goes away: websocket, CoBrowse channel and the consumer's peer.
+        await self.client.close()
+        await self.consumer_inbox.close()
+        await self.consumer_channel.close()
+        await self.leg.replace_consumer()
+        # The reloaded page: a new consumer session finds the active call.
+        client = ConsumerClient(
+            self.env.base_url, s.account, self.jwt, reconnect=False, request_timeout=s.step_timeout_s
+        )
+        await client.connect()
+        self._cleanup.append(client.close)
+        self.client = client
+        await client.subscribe()
+        deadline = self._now() + s.step_timeout_s
+        while client.tracker.call(persisted["dialogId"] or "") is None:
+            left = deadline - self._now()
+            if left <= 0:
+                raise DeadlineExceeded(f"resume: the new session did not find call {self.service_id}")
+            with contextlib.suppress(DeadlineExceeded):
+                await client.next_event(within=min(left, 0.5))
+        active = client.tracker.call(persisted["dialogId"] or "")
+        assert active is not None
+        if active.sessionState != "ACCEPTED":
+            raise RemoteProtocolError(
+                f"resume: call {self.service_id} is {active.sessionState}, not ACCEPTED"
+            )
+        self._mark("resumed")  # sessionResume raised by the call app
+        channel = await self._consumer_channel(join=False)
+        await channel.join()
+        await channel.publish("sliderOpened", build_slider_opened().payload() or None)
+        # The agent learns the consumer is back and offers again (a new WebRTC session, epoch 1).
+        await self._agent_sees_slider_opened()
+        offer_sdp = await self.leg.agent.create_offer()
+        if not await self._negotiate(offer_sdp, epoch=1):
+            await self._fail_ice()
+            raise NetworkError("resume: ICE did not connect again")
+        if not await self.leg.wait_media(s.media_timeout_s):
+            raise DeadlineExceeded(f"resume: no media again within {s.media_timeout_s:g} s")
+        self.resume_to_media_ms = self.timeline.between("resumed", "media_again")
+        self._pair = self.leg.selected_pair()
+        self._agent_pair = self.leg.agent_selected_pair()
+
+    async def _agent_sees_slider_opened(self) -> None:
+        deadline = self._now() + self.settings.step_timeout_s
+        while True:
+            frame = await self.agent_inbox.next("lptag", max(0.0, deadline - self._now()))
+            if frame.get("event") == "sliderOpened":
+                return
+
+
+async def run_call(settings: CallSettings, env: CallEnvironment) -> CallReport:
+    """Make one call and report it (never raises for a failed call: ``ok`` says)."""
+    return await CallRun(settings, env).run()
+
+
+__all__ = ["EXPECTED_OUTCOME", "CallEnvironment", "CallRun", "CallSettings", "run_call"]

@@ -1,0 +1,280 @@
+"""``callops consumer``: the consumer side of the Messaging Window API, headless.
+
+``callops consumer listen URL --account A`` connects as a consumer (JWT from ``--jwt-file`` or the
+environment variable ``CALLOPS_JWT``), requests a conversation, subscribes to its conversations and
+prints one line per invitation event and per lpTag payload the page would publish (one JSON object
+per line with ``--json``). Heavy imports (websockets) happen inside the command.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+import click
+from pydantic import BaseModel, ConfigDict
+
+from callops.secret import load_secret
+
+if TYPE_CHECKING:
+    from callops.consumer.client import ConsumerClient
+    from callops.consumer.lptag import AutoAnswer, LpTagPublication, Visitor
+    from callops.orchestrator.emulator import CoBrowseChannel
+
+JWT_ENV = "CALLOPS_JWT"
+
+
+class ListenRecord(BaseModel):
+    """One line of ``callops consumer listen --json``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: ``ready``: connected and subscribed; ``event``: a tracker event; ``lptag``: a payload the page
+    #: would publish
+    kind: Literal["ready", "event", "lptag"]
+    #: ``ready``; ``invited`` | ``accepted`` | ``closed`` for events; the lpTag event name for payloads
+    name: str
+    #: epoch seconds when the line was produced
+    at: float
+    #: the conversation (for ``ready``: the one requested, if any)
+    conversationId: str | None = None
+    #: ``ready`` only: the conversation subscription
+    subscriptionId: str | None = None
+    dialogId: str | None = None
+    serviceId: str | None = None
+    mode: str | None = None
+    agentId: str | None = None
+    #: invitations: epoch seconds after which the invitation is void
+    expires: float | None = None
+    #: closed calls: ended | cancelled | declined | expired | unknown
+    reason: str | None = None
+    #: lpTag payloads: the lpTag channel (``lpCoBrowse``) and the payload
+    channel: str | None = None
+    data: dict[str, Any] | None = None
+    #: lpTag payloads delivered to a CoBrowse service (``--cobrowse-url``): its answer
+    delivered: bool | None = None
+
+
+def render_line(record: ListenRecord) -> str:
+    if record.kind == "ready":
+        conversation = record.conversationId or "-"
+        return f"ready    conversation={conversation} subscriptionId={record.subscriptionId}"
+    if record.kind == "lptag":
+        import json
+
+        line = f"lptag    {record.channel} {record.name} {json.dumps(record.data, separators=(',', ':'))}"
+        if record.delivered is not None:
+            line += " (delivered)" if record.delivered else " (not delivered)"
+        return line
+    parts = [f"{record.name:<8} conversation={record.conversationId} dialog={record.dialogId}"]
+    parts.append(f"mode={record.mode} serviceId={record.serviceId}")
+    if record.agentId:
+        parts.append(f"agent={record.agentId}")
+    if record.expires is not None:
+        parts.append("expires=" + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.expires)))
+    if record.reason:
+        parts.append(f"reason={record.reason}")
+    return " ".join(parts)
+
+
+@click.group()
+def consumer() -> None:
+    """The consumer side: follow voice/video call invitations like a web page would."""
+
+
+@consumer.command()
+@click.argument("url")
+@click.option("--account", required=True, help="LivePerson account id (site id).")
+@click.option(
+    "--jwt-file",
+    type=click.Path(dir_okay=False),
+    help=f"File holding the consumer JWT (else the environment variable {JWT_ENV}).",
+)
+@click.option(
+    "--auto",
+    type=click.Choice(["accept", "decline"]),
+    help="Answer every invitation: publish cobrowseAccepted or cobrowseDeclined after cobrowseOffered.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--visitor-name", default="callops visitor", show_default=True, help="lpTag visitorName.")
+@click.option("--ssid", help="Monitoring session id for the payloads (default: generated).")
+@click.option("--svid", help="Monitoring visitor id for the payloads (default: generated).")
+@click.option(
+    "--request-conversation/--no-request-conversation",
+    default=True,
+    show_default=True,
+    help="Start a conversation (cm.ConsumerRequestConversation) before subscribing.",
+)
+@click.option(
+    "--cobrowse-url",
+    help="Deliver the lpTag payloads to this CoBrowse stand-in (the emulator's ws://.../cobrowse/...).",
+)
+@click.option("--count", type=click.IntRange(min=1), help="Stop after this many invitation events.")
+@click.option("--duration", type=click.FloatRange(min=0), help="Stop after this many seconds.")
+@click.option(
+    "--keepalive", type=click.FloatRange(min=1), default=30.0, show_default=True, help="GetClock period."
+)
+def listen(
+    *,
+    url: str,
+    account: str,
+    jwt_file: str | None,
+    auto: str | None,
+    as_json: bool,
+    visitor_name: str,
+    ssid: str | None,
+    svid: str | None,
+    request_conversation: bool,
+    cobrowse_url: str | None,
+    count: int | None,
+    duration: float | None,
+    keepalive: float,
+) -> None:
+    """Listen for call invitations on the consumer endpoint URL and print them.
+
+    URL is the consumer endpoint (wss://.../ws_api/account/A/messaging/consumer?v=3) or a base URL
+    such as ws://127.0.0.1:8080 (the emulator). Prints one line per invitation event (invited,
+    accepted, closed with a reason) and per lpTag payload the page would publish.
+    """
+    import asyncio
+
+    from callops.consumer.client import ConsumerClient
+    from callops.consumer.lptag import AutoAnswer, Visitor
+
+    jwt = load_secret(file=jwt_file, env=JWT_ENV, what="consumer JWT")
+    assert jwt is not None
+    visitor = Visitor(
+        visitorName=visitor_name,
+        ssid=ssid or f"callops-ssid-{uuid.uuid4().hex[:12]}",
+        svid=svid or f"callops-svid-{uuid.uuid4().hex[:12]}",
+    )
+
+    def emit(record: ListenRecord) -> None:
+        click.echo(record.model_dump_json(exclude_none=True) if as_json else render_line(record))
+
+    client = ConsumerClient(url, account, jwt, keepalive_interval=keepalive)
+    answer = AutoAnswer(auto) if auto else None
+    asyncio.run(
+        _listen(
+            client,
+            visitor=visitor,
+            auto=answer,
+            emit=emit,
+            request_conversation=request_conversation,
+            cobrowse_url=cobrowse_url,
+            count=count,
+            duration=duration,
+        )
+    )
+
+
+async def _listen(
+    client: ConsumerClient,
+    *,
+    visitor: Visitor,
+    auto: AutoAnswer | None,
+    emit: Callable[[ListenRecord], None],
+    request_conversation: bool,
+    cobrowse_url: str | None,
+    count: int | None,
+    duration: float | None,
+) -> None:
+    import asyncio
+    import contextlib
+
+    from callops.consumer.lptag import answer_invitation
+    from callops.consumer.tracker import CallAccepted, CallClosed, CallInvited
+
+    seen = 0
+    channels: dict[str, CoBrowseChannel] = {}
+
+    async def run() -> None:
+        nonlocal seen
+        async with client:
+            conversation_id = await client.request_conversation() if request_conversation else None
+            subscription_id = await client.subscribe()
+            emit(
+                ListenRecord(
+                    kind="ready",
+                    name="ready",
+                    at=time.time(),
+                    conversationId=conversation_id,
+                    subscriptionId=subscription_id,
+                )
+            )
+            async for event in client.events():
+                common: dict[str, Any] = {
+                    "at": time.time(),
+                    "conversationId": event.conversationId,
+                    "dialogId": event.dialogId,
+                    "serviceId": event.serviceId,
+                    "mode": event.mode,
+                    "agentId": event.agentId,
+                }
+                if isinstance(event, CallInvited):
+                    emit(ListenRecord(kind="event", name="invited", expires=event.expires, **common))
+                    for pub in answer_invitation(event, visitor, auto):
+                        delivered = None
+                        if cobrowse_url is not None:
+                            delivered = await _deliver(channels, cobrowse_url, client, event.serviceId, pub)
+                        if pub.eventName == "cobrowseAccepted":
+                            client.accepted(event.dialogId)
+                        elif pub.eventName == "cobrowseDeclined":
+                            client.declined(event.dialogId)
+                        emit(
+                            ListenRecord(
+                                kind="lptag",
+                                name=str(pub.eventName),
+                                channel=pub.channel,
+                                data=pub.data,
+                                delivered=delivered,
+                                **common,
+                            )
+                        )
+                elif isinstance(event, CallAccepted):
+                    emit(ListenRecord(kind="event", name="accepted", **common))
+                elif isinstance(event, CallClosed):
+                    emit(ListenRecord(kind="event", name="closed", reason=str(event.reason), **common))
+                seen += 1
+                if count is not None and seen >= count:
+                    return
+
+    try:
+        if duration is None:
+            await run()
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(run(), duration)
+    finally:
+        for channel in channels.values():
+            await channel.close()
+
+
+async def _deliver(
+    channels: dict[str, CoBrowseChannel],
+    cobrowse_url: str,
+    client: ConsumerClient,
+    service_id: str,
+    pub: LpTagPublication,
+) -> bool:
+    """Publish one lpTag payload on the CoBrowse stand-in (one channel per serviceId)."""
+    from callops.errors import CallopsError
+    from callops.orchestrator.emulator import CoBrowseChannel
+
+    channel = channels.get(service_id)
+    try:
+        if channel is None:
+            channel = await CoBrowseChannel.connect(
+                cobrowse_url, role="consumer", service_id=service_id, jwt=client.jwt.reveal()
+            )
+            channels[service_id] = channel
+        await channel.publish(str(pub.eventName), pub.data)
+    except CallopsError as exc:
+        click.echo(f"callops: warning: {pub.eventName} not delivered: {exc}", err=True)
+        return False
+    return True
+
+
+__all__ = ["JWT_ENV", "ListenRecord", "consumer", "listen", "render_line"]

@@ -1,0 +1,110 @@
+"""``callops emulator``: run the local Messaging Window API emulator, or invite through it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from callops.errors import UsageError
+
+#: Environment variable holding the emulator's HS256 JWT secret (instead of --jwt-secret-file).
+JWT_SECRET_ENV = "CALLOPS_EMULATOR_JWT_SECRET"
+
+
+@click.group()
+def emulator() -> None:
+    """The local Messaging Window API emulator (consumer websocket, agent control API, CoBrowse)."""
+
+
+@emulator.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0: any free port."
+)
+@click.option(
+    "--jwt-secret-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"HS256 secret for consumer JWTs (or env {JWT_SECRET_ENV}); none: dev mode, any well-formed JWT.",
+)
+@click.option(
+    "--invite-expiry",
+    default=120.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds before an invitation that was not accepted closes as CLOSED.",
+)
+@click.option("--init-timeout", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+def serve(
+    host: str, port: int, jwt_secret_file: Path | None, invite_expiry: float, init_timeout: float
+) -> None:
+    """Serve until interrupted (Ctrl-C)."""
+    from callops.orchestrator.emulator import Emulator, EmulatorConfig
+    from callops.secret import load_secret
+
+    secret = load_secret(file=jwt_secret_file, env=JWT_SECRET_ENV, what="JWT secret", required=False)
+    config = EmulatorConfig(
+        host=host, port=port, jwt_secret=secret, invite_expiry=invite_expiry, init_timeout=init_timeout
+    )
+
+    async def run() -> None:
+        emu = Emulator(config)
+        await emu.start()
+        mode = f"HS256 ({secret.source})" if secret is not None else "dev mode (any well-formed JWT)"
+        click.echo(f"emulator on {emu.base_url} -- JWTs: {mode}")
+        click.echo(f"  consumer: {emu.consumer_url('ACCOUNT')}")
+        click.echo(f"  cobrowse: {emu.cobrowse_url('ACCOUNT')}")
+        click.echo(f"  control:  {emu.base_url}/control/accounts/ACCOUNT/conversations")
+        try:
+            await emu.serve_forever()
+        finally:
+            await emu.stop()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        click.echo("emulator stopped", err=True)
+
+
+@emulator.command()
+@click.argument("url")
+@click.option("--account", required=True, help="Account id, e.g. le83624296.")
+@click.option("--conversation", required=True, help="Conversation id (see GET .../conversations).")
+@click.option(
+    "--mode",
+    type=click.Choice(["VOICE_CALL", "VIDEO_CALL"]),
+    default="VIDEO_CALL",
+    show_default=True,
+)
+@click.option("--cancel", is_flag=True, help="Cancel the invitation or hang up instead (DELETE).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+def invite(
+    url: str, *, account: str, conversation: str, mode: str, cancel: bool, as_json: bool, timeout: float
+) -> None:
+    """Invite the consumer of a conversation to a call, as the agent (POST .../call).
+
+    URL is the emulator's base URL, e.g. http://127.0.0.1:8080.
+    """
+    from callops.orchestrator.emulator.control import ControlClient
+
+    if not url.startswith("http://"):
+        raise UsageError(
+            f"URL {url!r} must be the emulator's http:// base URL", hint="e.g. http://127.0.0.1:8080"
+        )
+    client = ControlClient(url, timeout=timeout)
+    if cancel:
+        call = asyncio.run(client.end_call(account, conversation))
+        click.echo(call.model_dump_json() if as_json else f"call {call.serviceId}: {call.sessionState}")
+        return
+    invitation = asyncio.run(client.invite(account, conversation, mode))
+    if as_json:
+        click.echo(invitation.model_dump_json())
+    else:
+        click.echo(f"invited: serviceId {invitation.serviceId}")
+        click.echo(f"         dialogId  {invitation.dialogId}")
+        click.echo(f"         expires   {invitation.expires:.3f} (epoch s)")
+
+
+__all__ = ["JWT_SECRET_ENV", "emulator"]

@@ -1,0 +1,184 @@
+"""Two-site probe: path classes, the signalling messages, and the two-site verdict (pure).
+
+``callops probe peer`` (site A) runs one full ICE negotiation per path class against
+``callops probe serve`` (site B); this module holds what both sides agree on and the decision.
+
+Path classes (what site A gathers and signals; site B answers as noted):
+
+* ``host``: host candidates only, on both sides -- direct between the two networks' own addresses.
+* ``srflx``: server-reflexive candidates (STUN), plus host candidates on public addresses (a site
+  without NAT has no separate reflexive address), on both sides -- hole punching through NATs.
+* ``relay-udp``, ``relay-tcp``, ``relay-tls``: site A gathers only a relay candidate, reaching its
+  TURN server over that transport; site B answers with everything it has (host, reflexive and
+  a relay over its own first TURN URI), as a browser would. The selected pair says what was used.
+
+Verdict: ``p2p`` when ``host`` or ``srflx`` connected; else ``relay-required`` with the relay
+transports that connected; else ``blocked``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+PathClass = Literal["host", "srflx", "relay-udp", "relay-tcp", "relay-tls"]
+PATH_CLASSES: tuple[PathClass, ...] = ("host", "srflx", "relay-udp", "relay-tcp", "relay-tls")
+TwoSiteVerdict = Literal["p2p", "relay-required", "blocked"]
+
+#: Close codes of the signalling websocket.
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_TOO_MANY_SESSIONS = 4429
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+# -- signalling messages --------------------------------------------------------------------------
+
+
+class Offer(BaseModel):
+    """A -> B: start an ICE negotiation of ``path``."""
+
+    type: Literal["offer"] = "offer"
+    session: str = Field(min_length=1, max_length=64)
+    path: PathClass
+    ufrag: str = Field(min_length=1, max_length=256)
+    pwd: str = Field(min_length=1, max_length=256)
+    candidates: list[str] = Field(max_length=64)
+
+
+class Answer(BaseModel):
+    """B -> A: B's ICE credentials and candidates for ``session``."""
+
+    type: Literal["answer"] = "answer"
+    session: str
+    ufrag: str
+    pwd: str
+    candidates: list[str] = Field(max_length=64)
+
+
+class CallRequest(BaseModel):
+    """A -> B: start a real headless call (aiortc, media, ``iceTransportPolicy=all``); B offers."""
+
+    type: Literal["call-request"] = "call-request"
+    session: str = Field(min_length=1, max_length=64)
+
+
+class CallOffer(BaseModel):
+    type: Literal["call-offer"] = "call-offer"
+    session: str
+    sdp: str = Field(max_length=MAX_MESSAGE_BYTES)
+
+
+class CallAnswer(BaseModel):
+    type: Literal["call-answer"] = "call-answer"
+    session: str
+    sdp: str = Field(max_length=MAX_MESSAGE_BYTES)
+
+
+class Bye(BaseModel):
+    """Either side: ``session`` is over; free its resources."""
+
+    type: Literal["bye"] = "bye"
+    session: str
+
+
+class ErrorMessage(BaseModel):
+    type: Literal["error"] = "error"
+    session: str | None = None
+    message: str
+
+
+Message = Annotated[
+    Offer | Answer | CallRequest | CallOffer | CallAnswer | Bye | ErrorMessage, Field(discriminator="type")
+]
+MESSAGE = TypeAdapter(Message)
+
+
+def parse_message(
+    text: str | bytes,
+) -> Offer | Answer | CallRequest | CallOffer | CallAnswer | Bye | ErrorMessage:
+    """One signalling message; :class:`pydantic.ValidationError` when malformed (callers translate)."""
+    return MESSAGE.validate_json(text)
+
+
+# -- results and verdict --------------------------------------------------------------------------
+
+
+class CandidateSummary(BaseModel):
+    type: str
+    address: str
+    protocol: str = "udp"
+
+
+class PathResult(BaseModel):
+    """One path class: did ICE connect, over which pair, with what RTT."""
+
+    path: PathClass
+    connected: bool
+    duration_ms: float
+    local: CandidateSummary | None = None
+    remote: CandidateSummary | None = None
+    rtt_ms: float | None = None
+    #: candidates site A signalled (0: the class could not even gather, e.g. TURN unreachable)
+    local_candidates: int = 0
+    remote_candidates: int = 0
+    error: str | None = None
+
+
+class CallResult(BaseModel):
+    """The real headless call (``--call``): connected, media both ways, the selected pair."""
+
+    connected: bool
+    media: bool
+    duration_ms: float
+    local: CandidateSummary | None = None
+    remote: CandidateSummary | None = None
+    #: the TURN transport of a relayed local candidate (``udp``, ``tcp``, ``tls``)
+    relay_protocol: str | None = None
+    error: str | None = None
+
+
+class TwoSiteReport(BaseModel):
+    """``callops probe peer --json``."""
+
+    verdict: TwoSiteVerdict
+    relay_transports: list[str]
+    paths: list[PathResult]
+    call: CallResult | None = None
+    server: str
+    exit_code: int
+    duration_ms: float
+
+
+def decide_two_site(paths: list[PathResult]) -> tuple[TwoSiteVerdict, list[str], int]:
+    """``(verdict, relay transports, exit code)``: exit codes as for the one-site verdict."""
+    connected = {p.path for p in paths if p.connected}
+    transports = [t for t in ("udp", "tcp", "tls") if f"relay-{t}" in connected]
+    if connected & {"host", "srflx"}:
+        return "p2p", transports, 0
+    if transports:
+        return "relay-required", transports, 0 if "udp" in transports else 1
+    return "blocked", [], 3
+
+
+__all__ = [
+    "CLOSE_TOO_MANY_SESSIONS",
+    "CLOSE_UNAUTHORIZED",
+    "MAX_MESSAGE_BYTES",
+    "PATH_CLASSES",
+    "Answer",
+    "Bye",
+    "CallAnswer",
+    "CallOffer",
+    "CallRequest",
+    "CallResult",
+    "CandidateSummary",
+    "ErrorMessage",
+    "Offer",
+    "PathClass",
+    "PathResult",
+    "TwoSiteReport",
+    "TwoSiteVerdict",
+    "decide_two_site",
+    "parse_message",
+]

@@ -1,0 +1,57 @@
+"""``callops probe``, one site: every probe concurrently under one deadline, then the verdict.
+
+The asyncio adapter around :mod:`callops.turn.probes`: a UDP STUN Binding per STUN server, RFC 5780
+NAT discovery against the first one (bounded by ``nat_wait``: a filtering NAT never answers the
+CHANGE-REQUEST tests, so waiting longer proves nothing more), and per TURN URI a relay data test
+(two allocations over that transport, packets through the relay and back). Every probe ends by the
+deadline, answered or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Mapping
+
+from callops.orchestrator.probe.report import ProbeReport, build_report
+from callops.orchestrator.probe.settings import ProbeSettings, load_credentials
+from callops.turn.probes import ProbeResult, nat_behaviour, relay_data_test, stun_binding
+
+#: Packets per relay data test: enough to prove the path, few enough to be quick.
+RELAY_PACKETS = 3
+
+
+async def probe_site(settings: ProbeSettings, env: Mapping[str, str]) -> ProbeReport:
+    """Run the probes of ``settings`` and decide; returns by ``settings.timeout`` seconds from now."""
+    started = time.monotonic()
+    stun_uris = settings.stun_uris()
+    turn_uris = settings.turn_uris()
+    credentials = load_credentials(settings, env, now=time.time())
+    context = None
+    if any(u.secure for u in (*stun_uris, *turn_uris)):
+        from callops.turn.tls import client_context
+
+        context = client_context(settings.ca_file, insecure=settings.insecure)
+    budget = max(0.001, settings.timeout - (time.monotonic() - started))
+    password = credentials.password.reveal() if credentials.password is not None else None
+    jobs: list[Awaitable[ProbeResult]] = [stun_binding(u, budget, ssl_context=context) for u in stun_uris]
+    udp_stun = [u for u in stun_uris if u.transport == "udp" and not u.secure]
+    if udp_stun:
+        jobs.append(nat_behaviour(udp_stun[0], min(budget, settings.nat_wait)))
+    jobs += [
+        relay_data_test(u, credentials.username, password, budget, count=RELAY_PACKETS, ssl_context=context)
+        for u in turn_uris
+    ]
+    results = list(await asyncio.gather(*jobs))
+    shown = password if credentials.kind == "rest" else None
+    return build_report(
+        results,
+        timeout_s=settings.timeout,
+        duration_ms=round((time.monotonic() - started) * 1000, 3),
+        username=credentials.username,
+        credential=shown,
+        insecure=settings.insecure,
+    )
+
+
+__all__ = ["RELAY_PACKETS", "probe_site"]

@@ -1,0 +1,424 @@
+"""Two sites: ``callops probe serve`` (responder at site B) and ``callops probe peer`` (site A).
+
+Signalling is JSON over one websocket per peer (:mod:`callops.orchestrator.probe.paths`). The
+token travels as ``Authorization: Bearer`` in the opening handshake and is compared in constant
+time; a wrong or missing token gets HTTP 401 before any session exists. The responder serves
+several peers at once, at most ``max_sessions`` sessions in all, each ended after
+``session_seconds`` whatever happens.
+
+Site A runs every path class concurrently, each a separate full ICE negotiation, all under one
+deadline; with ``call=True`` it also makes a real headless call (aiortc with media,
+``iceTransportPolicy=all``) where B, the agent, offers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+import pydantic
+
+from callops.errors import AuthenticationError, CallopsError, NetworkError, RemoteProtocolError
+from callops.orchestrator.probe import ice as icelib
+from callops.orchestrator.probe.paths import (
+    CLOSE_TOO_MANY_SESSIONS,
+    MAX_MESSAGE_BYTES,
+    PATH_CLASSES,
+    Answer,
+    Bye,
+    CallAnswer,
+    CallOffer,
+    CallRequest,
+    CallResult,
+    CandidateSummary,
+    ErrorMessage,
+    Offer,
+    PathClass,
+    PathResult,
+    TwoSiteReport,
+    decide_two_site,
+    parse_message,
+)
+from callops.secret import Secret
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_SESSIONS = 32
+DEFAULT_SESSION_SECONDS = 30.0
+RTT_PINGS = 3
+
+
+@dataclass
+class CallServers:
+    """ICE servers of a real headless call: ``(url, username, credential)`` each, best first."""
+
+    servers: Sequence[tuple[str, str | None, Secret | None]] = ()
+    host_addresses: Sequence[str] | None = None
+
+
+def _peer_config(call: CallServers) -> Any:
+    from callops.orchestrator.call.peer import IceServer, PeerConfig
+
+    servers = [IceServer(url=u, username=n, credential=c) for u, n, c in call.servers]
+    return PeerConfig(ice_servers=servers, policy="all", host_addresses=call.host_addresses)
+
+
+def _pair_summary(pair: Any) -> tuple[CandidateSummary | None, CandidateSummary | None, str | None]:
+    if pair is None:
+        return None, None, None
+    local = CandidateSummary(
+        type=pair.local.type, address=f"{pair.local.address}:{pair.local.port}", protocol=pair.local.protocol
+    )
+    remote = CandidateSummary(
+        type=pair.remote.type,
+        address=f"{pair.remote.address}:{pair.remote.port}",
+        protocol=pair.remote.protocol,
+    )
+    return local, remote, pair.local.relay_protocol
+
+
+# -- responder (site B) ---------------------------------------------------------------------------
+
+
+@dataclass
+class Responder:
+    """``callops probe serve``: answers offers and call requests of authenticated peers."""
+
+    token: Secret
+    ice: icelib.IceSettings
+    call: CallServers = field(default_factory=CallServers)
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+    session_seconds: float = DEFAULT_SESSION_SECONDS
+    active: int = 0
+    served: int = 0
+
+    def authorized(self, header: str | None) -> bool:
+        expected = f"Bearer {self.token.reveal()}".encode()
+        return hmac.compare_digest((header or "").encode(), expected)
+
+    def process_request(self, connection: Any, request: Any) -> Any:
+        if not self.authorized(request.headers.get("Authorization")):
+            log.warning("probe serve: rejected a peer without the right token")
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "token required\n")
+        return None
+
+    async def start(self, host: str, port: int) -> Any:
+        """The listening websockets server (``close()``/``wait_closed()`` it)."""
+        from websockets.asyncio.server import serve
+
+        try:
+            return await serve(
+                self.handle, host, port, process_request=self.process_request, max_size=MAX_MESSAGE_BYTES
+            )
+        except OSError as exc:
+            raise NetworkError(
+                f"probe serve: cannot listen on {host}:{port}: {exc.strerror}", hint="choose a free port"
+            ) from None
+
+    async def handle(self, ws: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        queues: dict[str, asyncio.Queue[Any]] = {}
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            async for raw in ws:
+                try:
+                    msg = parse_message(raw)
+                except pydantic.ValidationError as exc:
+                    await ws.send(
+                        ErrorMessage(
+                            message=f"malformed message: {exc.error_count()} errors"
+                        ).model_dump_json()
+                    )
+                    continue
+                if isinstance(msg, Offer | CallRequest):
+                    if self.active >= self.max_sessions or msg.session in queues:
+                        reason = "too many sessions" if msg.session not in queues else "duplicate session"
+                        await ws.send(ErrorMessage(session=msg.session, message=reason).model_dump_json())
+                        if reason == "too many sessions":
+                            log.warning("probe serve: session limit %d reached", self.max_sessions)
+                        continue
+                    queues[msg.session] = asyncio.Queue()
+                    task = asyncio.create_task(self._session(ws, msg, queues[msg.session]))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                    task.add_done_callback(lambda _t, s=msg.session: queues.pop(s, None))
+                elif isinstance(msg, CallAnswer | Bye) and msg.session in queues:
+                    queues[msg.session].put_nowait(msg)
+        except ConnectionClosed:
+            pass
+        finally:
+            for task in list(tasks):
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _session(self, ws: Any, msg: Offer | CallRequest, queue: asyncio.Queue[Any]) -> None:
+        self.active += 1
+        self.served += 1
+        log.info("probe serve: session %s (%s) started, %d active", msg.session, _kind(msg), self.active)
+        try:
+            async with asyncio.timeout(self.session_seconds):
+                if isinstance(msg, Offer):
+                    await self._ice_session(ws, msg, queue)
+                else:
+                    await self._call_session(ws, msg, queue)
+        except TimeoutError:
+            log.info("probe serve: session %s ended after %.0f s", msg.session, self.session_seconds)
+        except CallopsError as exc:
+            log.info("probe serve: session %s: %s", msg.session, exc)
+            with contextlib.suppress(Exception):
+                await ws.send(ErrorMessage(session=msg.session, message=str(exc)).model_dump_json())
+        finally:
+            self.active -= 1
+            log.info("probe serve: session %s over, %d active", msg.session, self.active)
+
+    async def _ice_session(self, ws: Any, offer: Offer, queue: asyncio.Queue[Any]) -> None:
+        connection = icelib.make_connection(offer.path, self.ice, controlling=False)
+        try:
+            await icelib.gather(connection, self.ice)
+            answer = Answer(
+                session=offer.session,
+                ufrag=connection.local_username,
+                pwd=connection.local_password,
+                candidates=icelib.signalled(offer.path, connection, controlling=False),
+            )
+            await ws.send(answer.model_dump_json())
+            label = f"session {offer.session} ({offer.path})"
+            negotiation = asyncio.create_task(
+                icelib.negotiate(
+                    connection, offer.ufrag, offer.pwd, offer.candidates, self.session_seconds, label=label
+                )
+            )
+            bye = asyncio.create_task(queue.get())
+            done, _ = await asyncio.wait({negotiation, bye}, return_when=asyncio.FIRST_COMPLETED)
+            if negotiation in done and negotiation.exception() is None:
+                echo = asyncio.create_task(icelib.echo(connection))
+                await bye
+                echo.cancel()
+            for task in (negotiation, bye):
+                task.cancel()
+            await asyncio.gather(negotiation, bye, return_exceptions=True)
+        finally:
+            await connection.close()
+
+    async def _call_session(self, ws: Any, request: CallRequest, queue: asyncio.Queue[Any]) -> None:
+        from callops.orchestrator.call.peer import HeadlessPeer
+
+        peer = HeadlessPeer("agent", "VOICE_CALL", _peer_config(self.call))
+        try:
+            offer = await peer.create_offer()
+            await ws.send(CallOffer(session=request.session, sdp=offer).model_dump_json())
+            while True:
+                msg = await queue.get()
+                if isinstance(msg, CallAnswer):
+                    await peer.accept_answer(msg.sdp)
+                elif isinstance(msg, Bye):
+                    return
+        finally:
+            await peer.close()
+
+
+def _kind(msg: Offer | CallRequest) -> str:
+    return msg.path if isinstance(msg, Offer) else "call"
+
+
+# -- peer (site A) --------------------------------------------------------------------------------
+
+
+class _Signalling:
+    """Site A's end of the websocket: sends messages, routes answers to their session."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.waiting: dict[str, asyncio.Future[Any]] = {}
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            async for raw in self.ws:
+                try:
+                    msg = parse_message(raw)
+                except pydantic.ValidationError:
+                    log.warning("probe peer: malformed message from the responder")
+                    continue
+                session = getattr(msg, "session", None)
+                future = self.waiting.pop(session, None) if session else None
+                if future is not None and not future.done():
+                    future.set_result(msg)
+        except ConnectionClosed:
+            pass
+        finally:
+            for future in self.waiting.values():
+                if not future.done():
+                    future.set_exception(NetworkError("the responder closed the signalling connection"))
+
+    async def request(self, msg: Offer | CallRequest, within: float) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.waiting[msg.session] = future
+        await self.ws.send(msg.model_dump_json())
+        try:
+            reply = await asyncio.wait_for(future, max(0.001, within))
+        except TimeoutError:
+            raise NetworkError(f"the responder did not answer session {msg.session} in time") from None
+        finally:
+            self.waiting.pop(msg.session, None)
+        if isinstance(reply, ErrorMessage):
+            raise RemoteProtocolError(f"the responder refused session {msg.session}: {reply.message}")
+        return reply
+
+    async def send(self, msg: Bye | CallAnswer) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.send(msg.model_dump_json())
+
+
+async def _run_path(
+    sig: _Signalling, path: PathClass, ice: icelib.IceSettings, deadline: float
+) -> PathResult:
+    started = time.monotonic()
+    session = f"{path}-{secrets.token_hex(4)}"
+    result = PathResult(path=path, connected=False, duration_ms=0.0)
+    connection = None
+    try:
+        connection = icelib.make_connection(path, ice, controlling=True)
+        await asyncio.wait_for(icelib.gather(connection, ice), max(0.001, deadline - time.monotonic()))
+        candidates = icelib.signalled(path, connection, controlling=True)
+        result.local_candidates = len(candidates)
+        if not candidates:
+            raise NetworkError(
+                f"{path}: no candidate to offer (STUN/TURN server unreachable over this path?)"
+            )
+        offer = Offer(
+            session=session,
+            path=path,
+            ufrag=connection.local_username,
+            pwd=connection.local_password,
+            candidates=candidates,
+        )
+        answer = await sig.request(offer, deadline - time.monotonic())
+        result.remote_candidates = len(answer.candidates)
+        await icelib.negotiate(
+            connection, answer.ufrag, answer.pwd, answer.candidates, deadline - time.monotonic(), label=path
+        )
+        result.connected = True
+        relay_protocol = path.removeprefix("relay-") if path.startswith("relay-") else "udp"
+        pair = icelib.selected(connection, relay_protocol=relay_protocol)
+        if pair is not None:
+            result.local, result.remote = pair
+        result.rtt_ms = await icelib.measure_rtt(
+            connection, count=RTT_PINGS, within=max(0.001, min(2.0, deadline - time.monotonic()))
+        )
+    except TimeoutError:
+        result.error = f"{path}: no result by the deadline"
+    except CallopsError as exc:
+        result.error = str(exc)
+    finally:
+        await sig.send(Bye(session=session))
+        if connection is not None:
+            await connection.close()
+    result.duration_ms = round((time.monotonic() - started) * 1000, 3)
+    log.info("probe peer: %s %s", path, "connected" if result.connected else f"failed: {result.error}")
+    return result
+
+
+async def _run_call(sig: _Signalling, call: CallServers, deadline: float) -> CallResult:
+    from callops.orchestrator.call.peer import HeadlessPeer
+
+    started = time.monotonic()
+    session = f"call-{secrets.token_hex(4)}"
+    result = CallResult(connected=False, media=False, duration_ms=0.0)
+    peer = HeadlessPeer("consumer", "VOICE_CALL", _peer_config(call))
+    try:
+        offer = await sig.request(CallRequest(session=session), deadline - time.monotonic())
+        answer = await peer.accept_offer(offer.sdp)
+        await sig.send(CallAnswer(session=session, sdp=answer))
+        result.connected = await peer.wait_connected(max(0.001, deadline - time.monotonic()))
+        if result.connected:
+            result.local, result.remote, result.relay_protocol = _pair_summary(peer.selected_pair())
+            try:
+                await asyncio.wait_for(peer.wait_media(frames=5), max(0.001, deadline - time.monotonic()))
+                result.media = True
+            except TimeoutError:
+                result.error = "connected, but no media arrived by the deadline"
+        else:
+            result.error = "ICE/DTLS did not connect by the deadline"
+    except CallopsError as exc:
+        result.error = str(exc)
+    finally:
+        await sig.send(Bye(session=session))
+        await peer.close()
+    result.duration_ms = round((time.monotonic() - started) * 1000, 3)
+    return result
+
+
+async def run_peer(
+    url: str,
+    token: Secret,
+    ice: icelib.IceSettings,
+    *,
+    timeout: float = 20.0,  # noqa: ASYNC109
+    paths: Sequence[PathClass] = PATH_CLASSES,
+    call: CallServers | None = None,
+) -> TwoSiteReport:
+    """Every path class against the responder at ``url``, concurrently, within ``timeout`` seconds."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus, WebSocketException
+
+    started = time.monotonic()
+    deadline = started + timeout
+    try:
+        ws = await asyncio.wait_for(
+            connect(
+                url,
+                additional_headers={"Authorization": f"Bearer {token.reveal()}"},
+                max_size=MAX_MESSAGE_BYTES,
+            ),
+            timeout,
+        )
+    except InvalidStatus as exc:
+        if exc.response.status_code == HTTPStatus.UNAUTHORIZED:
+            raise AuthenticationError(
+                f"probe peer: {url} rejected the token", hint="use the token file of 'callops probe serve'"
+            ) from None
+        raise NetworkError(f"probe peer: {url} answered HTTP {exc.response.status_code}") from None
+    except TimeoutError:
+        raise NetworkError(f"probe peer: {url} did not answer within {timeout:.1f} s") from None
+    except (OSError, WebSocketException) as exc:
+        raise NetworkError(
+            f"probe peer: cannot connect to {url}: {exc}", hint="is 'callops probe serve' running there?"
+        ) from None
+    async with ws:
+        sig = _Signalling(ws)
+        jobs = [_run_path(sig, path, ice, deadline) for path in paths]
+        results = list(await asyncio.gather(*jobs))
+        call_result = await _run_call(sig, call, deadline) if call is not None else None
+        sig.reader.cancel()
+    verdict, transports, code = decide_two_site(results)
+    return TwoSiteReport(
+        verdict=verdict,
+        relay_transports=transports,
+        paths=results,
+        call=call_result,
+        server=url,
+        exit_code=code,
+        duration_ms=round((time.monotonic() - started) * 1000, 3),
+    )
+
+
+__all__ = [
+    "CLOSE_TOO_MANY_SESSIONS",
+    "DEFAULT_MAX_SESSIONS",
+    "DEFAULT_SESSION_SECONDS",
+    "CallServers",
+    "Responder",
+    "run_peer",
+]

@@ -1,0 +1,291 @@
+"""Fixtures of the consumer tests: notification builders shaped like the seed and the protocol reference."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+import pytest
+
+from callops.consumer.models import ExConversationChangeNotification
+
+CONSUMER = "cc05f2b9-916b-496e-89fe-66a46d975ae2"
+AGENT = "le83624296.356285412"
+T0 = 1_502_893_041.905  # the seed's creationTs, in seconds
+
+
+class Wire:
+    """Builds ``cqm.ExConversationChangeNotification`` bodies (as dicts and as parsed models)."""
+
+    consumer = CONSUMER
+    agent = AGENT
+    t0 = T0
+
+    def call_dialog(
+        self,
+        dialog_id: str,
+        state: str = "INVITED",
+        *,
+        mode: str = "VIDEO_CALL",
+        service_id: str | None = None,
+        expires: float | None = T0 + 90.0,
+        ts: int | None = None,
+        created: int = int(T0 * 1000),
+        participants: list[Any] | None = None,
+    ) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "serviceId": service_id or f"{CONSUMER}#{dialog_id}-svc",
+            "mode": mode,
+            "sessionState": state,
+            "dialogId": dialog_id,
+        }
+        if expires is not None:
+            meta["expires"] = expires
+        return {
+            "dialogId": dialog_id,
+            "participants": participants if participants is not None else [CONSUMER, AGENT],
+            "dialogType": "OTHER",
+            "channelType": "COBROWSE",
+            "metaData": meta,
+            "state": "OPEN",
+            "creationTs": created,
+            "metaDataLastUpdateTs": ts if ts is not None else created,
+        }
+
+    def closed_dialog(self, dialog_id: str) -> dict[str, Any]:
+        """The tutorial's partial CLOSED update."""
+        return {
+            "dialogId": dialog_id,
+            "dialogType": "OTHER",
+            "channelType": "COBROWSE",
+            "metaData": {"sessionState": "CLOSED"},
+        }
+
+    def main_dialog(self, conversation_id: str) -> dict[str, Any]:
+        return {
+            "dialogId": conversation_id,
+            "participantsDetails": [
+                {"id": CONSUMER, "role": "CONSUMER"},
+                {"id": AGENT, "role": "ASSIGNED_AGENT"},
+            ],
+            "dialogType": "MAIN",
+            "channelType": "MESSAGING",
+            "state": "OPEN",
+            "creationTs": int(T0 * 1000) - 60_000,
+            "metaDataLastUpdateTs": int(T0 * 1000) - 60_000,
+        }
+
+    def upsert(
+        self,
+        conversation_id: str,
+        *dialogs: dict[str, Any],
+        stage: str = "OPEN",
+        conversation_participants: list[Any] | None = None,
+    ) -> dict[str, Any]:
+        details: dict[str, Any] = {
+            "skillId": "496645413",
+            "brandId": "64467156",
+            "participants": conversation_participants
+            if conversation_participants is not None
+            else [{"id": AGENT, "role": "ASSIGNED_AGENT"}, {"id": CONSUMER, "role": "CONSUMER"}],
+            "dialogs": [self.main_dialog(conversation_id), *dialogs],
+            "state": "OPEN" if stage == "OPEN" else "CLOSE",
+            "stage": stage,
+            "startTs": int(T0 * 1000) - 60_000,
+            "metaDataLastUpdateTs": int(T0 * 1000),
+        }
+        return {
+            "subscriptionId": "1e25cbe8-sub",
+            "changes": [
+                {
+                    "type": "UPSERT",
+                    "result": {"convId": conversation_id, "effectiveTTR": -1, "conversationDetails": details},
+                }
+            ],
+        }
+
+    def delete(self, conversation_id: str) -> dict[str, Any]:
+        return {
+            "subscriptionId": "1e25cbe8-sub",
+            "changes": [{"type": "DELETE", "result": {"convId": conversation_id}}],
+        }
+
+    def parse(self, body: dict[str, Any]) -> ExConversationChangeNotification:
+        return ExConversationChangeNotification.model_validate(body)
+
+
+@pytest.fixture
+def wire() -> Wire:
+    return Wire()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_jwt(sub: str, *, secret: str | None = None, exp: float | None = None, account: str = "acc") -> str:
+    """An HS256 JWT (or an unsigned one without ``secret``) whose ``sub`` is the consumer id."""
+    header = {"alg": "HS256" if secret else "none", "typ": "JWT"}
+    claims: dict[str, Any] = {"sub": sub, "aud": f"acc:{account}", "iat": int(time.time())}
+    claims["exp"] = int(exp if exp is not None else time.time() + 3600)
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+    signature = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest() if secret else b""
+    return f"{signing_input}.{_b64(signature)}"
+
+
+class JwtFactory:
+    def __call__(
+        self, sub: str, *, secret: str | None = None, exp: float | None = None, account: str = "acc"
+    ) -> str:
+        return make_jwt(sub, secret=secret, exp=exp, account=account)
+
+
+@pytest.fixture
+def jwt_factory() -> JwtFactory:
+    return JwtFactory()
+
+
+class MiniServer:
+    """A tiny Messaging Window API server on loopback, for client tests that need exact control.
+
+    It answers InitConnection (a JWT whose claims contain ``"bad"`` is closed with ``close_code``),
+    ``cm.ConsumerRequestConversation``, ``cqm.SubscribeExConversations`` (followed by an empty
+    listing), and ``GetClock`` (unless ``answer_clock`` is False). ``push(body)`` sends a
+    conversation change notification to every connection; ``drop()`` aborts every connection.
+    """
+
+    def __init__(self, *, close_code: int = 4401, answer_clock: bool = True) -> None:
+
+        self.close_code = close_code
+        self.answer_clock = answer_clock
+        self.connections: list[Any] = []
+        self.requests: list[dict[str, Any]] = []
+        self.inits = 0
+        self.subscribes = 0
+        self.changed = asyncio.Condition()
+        self._server: Any = None
+
+    @property
+    def url(self) -> str:
+        port = self._server.sockets[0].getsockname()[1]
+        return f"ws://127.0.0.1:{port}"
+
+    async def __aenter__(self) -> MiniServer:
+        from websockets.asyncio.server import serve
+
+        self._server = await serve(self._handler, "127.0.0.1", 0, ping_interval=None)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _note(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def wait_for(self, predicate: Any, within: float = 10.0) -> None:
+
+        async with self.changed:
+            await asyncio.wait_for(self.changed.wait_for(predicate), within)
+
+    async def _handler(self, ws: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        self.connections.append(ws)
+        try:
+            async for raw in ws:
+                frame = json.loads(raw)
+                self.requests.append(frame)
+                kind, rid = frame.get("type"), frame.get("id")
+                if kind == "InitConnection":
+                    jwt = next(
+                        h["jwt"] for h in frame["headers"] if h["type"].endswith("ConsumerAuthentication")
+                    )
+                    claims = base64.urlsafe_b64decode(jwt.split(".")[1] + "==").decode()
+                    if "bad" in claims:
+                        await ws.close(code=self.close_code, reason="token rejected")
+                        return
+                    self.inits += 1
+                    await ws.send(json.dumps({"kind": "resp", "reqId": rid, "code": 200}))
+                elif kind == "cm.ConsumerRequestConversation":
+                    await ws.send(
+                        json.dumps(
+                            {"kind": "resp", "reqId": rid, "code": 200, "body": {"conversationId": "conv-1"}}
+                        )
+                    )
+                elif kind == "cqm.SubscribeExConversations":
+                    self.subscribes += 1
+                    sub = f"sub-{self.subscribes}"
+                    await ws.send(
+                        json.dumps(
+                            {"kind": "resp", "reqId": rid, "code": 200, "body": {"subscriptionId": sub}}
+                        )
+                    )
+                    await ws.send(
+                        json.dumps(
+                            {
+                                "kind": "notification",
+                                "type": "cqm.ExConversationChangeNotification",
+                                "body": {"subscriptionId": sub, "changes": []},
+                            }
+                        )
+                    )
+                elif kind == "GetClock":
+                    if self.answer_clock:
+                        await ws.send(
+                            json.dumps(
+                                {"kind": "resp", "reqId": rid, "code": 200, "body": {"currentTime": 1}}
+                            )
+                        )
+                else:
+                    await ws.send(
+                        json.dumps(
+                            {
+                                "kind": "resp",
+                                "reqId": rid,
+                                "code": 400,
+                                "body": {"title": f"unknown type {kind}"},
+                            }
+                        )
+                    )
+                await self._note()
+        except ConnectionClosed:
+            pass
+        finally:
+            self.connections.remove(ws)
+            await self._note()
+
+    async def push(self, body: dict[str, Any] | str) -> None:
+        text = (
+            body
+            if isinstance(body, str)
+            else json.dumps(
+                {"kind": "notification", "type": "cqm.ExConversationChangeNotification", "body": body}
+            )
+        )
+        for ws in list(self.connections):
+            await ws.send(text)
+
+    async def close_all(self, code: int, reason: str = "") -> None:
+        for ws in list(self.connections):
+            await ws.close(code=code, reason=reason)
+
+    def drop(self) -> None:
+        for ws in list(self.connections):
+            ws.transport.abort()
+
+
+class MiniServerFactory:
+    def __call__(self, *, close_code: int = 4401, answer_clock: bool = True) -> MiniServer:
+        return MiniServer(close_code=close_code, answer_clock=answer_clock)
+
+
+@pytest.fixture
+def mini_server() -> MiniServerFactory:
+    return MiniServerFactory()

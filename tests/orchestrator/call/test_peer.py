@@ -1,0 +1,130 @@
+"""Headless peers connected directly (in-memory offer/answer): ICE, DTLS, media, pair, stats."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from callops.orchestrator.call.embedded import EmbeddedTurn
+from callops.orchestrator.call.peer import HeadlessPeer, IceServer, PeerConfig
+from callops.orchestrator.call.report import CallMode
+from callops.secret import Secret
+from callops.testing import run_bounded
+from callops.turn.credentials import rest_credentials
+
+
+async def _call(
+    mode: CallMode, config: PeerConfig, *, until_frames: int = 3
+) -> tuple[HeadlessPeer, HeadlessPeer]:
+    agent = HeadlessPeer("agent", mode, config)
+    consumer = HeadlessPeer("consumer", mode, config)
+    answer = await consumer.accept_offer(await agent.create_offer())
+    await agent.accept_answer(answer)
+    await asyncio.wait_for(asyncio.gather(agent.connected.wait(), consumer.connected.wait()), 20)
+    await asyncio.wait_for(
+        asyncio.gather(agent.wait_media(until_frames), consumer.wait_media(until_frames)), 20
+    )
+    return agent, consumer
+
+
+def _turn_config(turn: EmbeddedTurn, secret: Secret | None = None) -> PeerConfig:
+    creds = rest_credentials(secret or turn.secret, "callops-test", ttl=600)
+    server = IceServer(turn.url, creds.username, Secret(creds.credential, "test"))
+    return PeerConfig(ice_servers=[server], policy="relay")
+
+
+def test_host_only_voice_call_selects_host_pair_and_decodes_audio_both_ways() -> None:
+    async def body() -> None:
+        agent, consumer = await _call("VOICE_CALL", PeerConfig())
+        try:
+            for peer in (agent, consumer):
+                pair = peer.selected_pair()
+                assert pair is not None
+                assert (pair.local.type, pair.remote.type) == ("host", "host")
+                assert pair.local.address == "127.0.0.1"
+                assert peer.sinks["audio"].frames >= 3
+        finally:
+            await agent.close()
+            await consumer.close()
+
+    run_bounded(body(), 60)
+
+
+def test_video_call_decodes_vp8_video_and_opus_audio_both_ways() -> None:
+    async def body() -> None:
+        agent, consumer = await _call("VIDEO_CALL", PeerConfig(video_size=(160, 120)))
+        try:
+            for peer in (agent, consumer):
+                stats = await peer.kind_stats()
+                assert stats["audio"].frames_decoded >= 3
+                assert stats["video"].frames_decoded >= 3
+                assert stats["video"].packets_sent > 0
+                assert stats["audio"].bytes_sent > 0
+            answer = consumer.pc.localDescription.sdp
+            assert "opus/48000" in answer
+            assert "VP8/90000" in answer
+            assert "PCMU" not in answer
+            assert "H264" not in answer
+        finally:
+            await agent.close()
+            await consumer.close()
+
+    run_bounded(body(), 60)
+
+
+@pytest.mark.coturn
+def test_relay_policy_selects_relay_candidates_on_both_sides_over_udp(local_turn: EmbeddedTurn) -> None:
+    async def body() -> None:
+        agent, consumer = await _call("VOICE_CALL", _turn_config(local_turn))
+        try:
+            for peer in (agent, consumer):
+                assert peer.local_candidate_types() == ["relay"]
+                pair = peer.selected_pair()
+                assert pair is not None
+                assert pair.local.type == "relay"
+                assert pair.local.relay_protocol == "udp"
+                assert pair.remote.type == "relay"
+        finally:
+            await agent.close()
+            await consumer.close()
+
+    run_bounded(body(), 60)
+
+
+@pytest.mark.coturn
+def test_relay_policy_with_wrong_secret_gathers_nothing_and_never_connects(local_turn: EmbeddedTurn) -> None:
+    async def body() -> None:
+        config = _turn_config(local_turn, Secret("not-the-secret", "test"))
+        agent = HeadlessPeer("agent", "VOICE_CALL", config)
+        consumer = HeadlessPeer("consumer", "VOICE_CALL", config)
+        try:
+            answer = await consumer.accept_offer(await agent.create_offer())
+            await agent.accept_answer(answer)
+            assert agent.local_candidate_types() == []
+            assert not await agent.wait_connected(2.0)
+            assert agent.selected_pair() is None
+        finally:
+            await agent.close()
+            await consumer.close()
+
+    run_bounded(body(), 60)
+
+
+def test_closed_peers_leave_no_tasks_and_no_sockets() -> None:
+    async def body() -> None:
+        before = len(os.listdir("/proc/self/fd"))
+        tasks_before = set(asyncio.all_tasks())
+        agent, consumer = await _call("VOICE_CALL", PeerConfig(), until_frames=1)
+        await agent.close()
+        await consumer.close()
+        for _ in range(100):
+            others = [t for t in asyncio.all_tasks() if t not in tasks_before and not t.done()]
+            if not others:
+                break
+            await asyncio.sleep(0.02)
+        assert others == []
+        assert len(os.listdir("/proc/self/fd")) <= before
+
+    run_bounded(body(), 60)

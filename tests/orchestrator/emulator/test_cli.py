@@ -1,0 +1,124 @@
+"""``callops emulator serve`` and ``callops emulator invite`` as processes."""
+
+from __future__ import annotations
+
+import json
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callops.testing import run_bounded
+from callops.turn.coturn import free_port
+
+
+def _wait_listening(proc: subprocess.Popen[str], timeout: float = 30.0) -> str:
+    """The base URL from serve's first line (waits on the pipe, with a deadline)."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], deadline - time.monotonic())
+        if not ready:
+            break
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"serve exited: {proc.stderr.read() if proc.stderr else ''}")
+        if line.startswith("emulator on "):
+            return line.split()[2]
+    raise AssertionError("serve did not report its address in time")
+
+
+@pytest.mark.slow
+def test_serve_then_invite_through_the_cli(tmp_path: Path, raw_consumer: Any) -> None:
+    port = free_port()
+    secret = tmp_path / "jwt.secret"
+    secret.write_text("cli-secret\n")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "callops",
+            "emulator",
+            "serve",
+            "--port",
+            str(port),
+            "--jwt-secret-file",
+            str(secret),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base_url = _wait_listening(proc)
+        assert base_url == f"http://127.0.0.1:{port}"
+
+        async def open_conversation() -> tuple[Any, str]:
+            from callops.orchestrator.emulator import mint_jwt
+            from callops.secret import Secret
+
+            jwt = mint_jwt("c1", Secret("cli-secret"), now=time.time())
+            consumer = await raw_consumer.connect(
+                f"ws://127.0.0.1:{port}/ws_api/account/le1/messaging/consumer?v=3", "c1", jwt=jwt
+            )
+            conversation_id, _ = await consumer.open_conversation()
+            await consumer.close()
+            return consumer, conversation_id
+
+        _, conversation_id = run_bounded(open_conversation(), 30)
+        cli = [sys.executable, "-m", "callops", "emulator", "invite", base_url, "--account", "le1"]
+        done = subprocess.run(
+            [*cli, "--conversation", conversation_id, "--mode", "VOICE_CALL", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        invitation = json.loads(done.stdout)
+        assert invitation["serviceId"].startswith("c1#") and invitation["expires"] > time.time()
+        again = subprocess.run(
+            [*cli, "--conversation", conversation_id], capture_output=True, text=True, timeout=60
+        )
+        assert (
+            again.returncode == 2
+            and "409 Call in progress" in again.stderr
+            and "Traceback" not in again.stderr
+        )
+        cancel = subprocess.run(
+            [*cli, "--conversation", conversation_id, "--cancel"], capture_output=True, text=True, timeout=60
+        )
+        assert cancel.returncode == 0 and "CLOSED" in cancel.stdout
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stdout:
+            proc.stdout.close()
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def test_invite_to_a_dead_port_exits_5_without_traceback() -> None:
+    port = free_port()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "callops",
+            "emulator",
+            "invite",
+            f"http://127.0.0.1:{port}",
+            "--account",
+            "a",
+            "--conversation",
+            "c",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 5
+    assert "connection refused" in done.stderr and "Traceback" not in done.stderr

@@ -1,0 +1,79 @@
+"""``callops turn probe``: one JSON document, exit codes, and a fast process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from callops.turn.coturn import LoopbackCoturn, free_port
+
+StartCoturn = Callable[..., LoopbackCoturn]
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "callops", "turn", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.coturn
+def test_probe_command_prints_one_json_document_and_exits_0(coturn: LoopbackCoturn) -> None:
+    res = _cli(
+        "probe", coturn.stun_uri, coturn.turn_udp, coturn.turn_tcp, coturn.turns,
+        "--ca-file", str(coturn.ca_file), "--nat", "--json", "--timeout", "10",
+        env={"CALLOPS_TURN_SECRET": coturn.secret.reveal()},
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    doc = json.loads(res.stdout)
+    assert [r["status"] for r in doc["results"]] == ["ok"] * 7
+    assert {"name", "kind", "target", "status", "duration_ms", "detail", "error", "data"} <= set(
+        doc["results"][0]
+    )
+    assert coturn.secret.reveal() not in res.stdout
+
+
+@pytest.mark.coturn
+def test_probe_command_with_long_term_password_file(start_coturn: StartCoturn, tmp_path: Path) -> None:
+    server = start_coturn(users=[("dave", "pw-of-dave")], rfc5780=False, extra=["allow-loopback-peers"])
+    password_file = tmp_path / "pw"
+    password_file.write_text("pw-of-dave\n")
+    res = _cli("probe", server.turn_udp, "--user", "dave", "--password-file", str(password_file))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.splitlines()[-1].endswith("0 failed")
+
+
+def test_probe_command_exits_1_with_sentences_when_nothing_listens() -> None:
+    port = free_port()
+    res = _cli("probe", f"stun:127.0.0.1:{port}", f"turns:127.0.0.1:{port}", "--timeout", "2",
+               env={"CALLOPS_TURN_SECRET": "s"})  # fmt: skip
+    assert res.returncode == 1
+    assert f"TURN/TLS 127.0.0.1:{port}: connection refused" in res.stdout
+    assert f"STUN/UDP 127.0.0.1:{port}: port unreachable" in res.stdout
+
+
+def test_probe_command_rejects_a_bad_uri_with_exit_2() -> None:
+    res = _cli("probe", "turn:host:99999")
+    assert res.returncode == 2
+    assert "port '99999'" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_turn_help_does_not_import_aioice() -> None:
+    code = (
+        "import sys;from callops.orchestrator.cli import main\n"
+        "try:\n main(['turn','--help'])\nexcept SystemExit: pass\n"
+        "assert 'aioice' not in sys.modules and 'aiortc' not in sys.modules, 'heavy import'"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert "probe" in res.stdout and "audit" in res.stdout and "creds" in res.stdout

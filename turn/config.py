@@ -1,0 +1,439 @@
+"""The coturn deployment model and its ``turnserver.conf`` renderer.
+
+:class:`TurnDeployment` describes one coturn relay (realm, addresses, NAT mapping, ports, TLS,
+secret file, quotas, bandwidth, prometheus, logging, target coturn version) with secure defaults;
+:func:`render_turnserver_conf` turns it into a ``turnserver.conf`` that ``callops turn lint``
+finds clean: TURN REST API authentication (``use-auth-secret``), ``realm``, ``fingerprint``,
+``no-cli``, ``no-multicast-peers``, a ``denied-peer-ip`` line for every IANA special-purpose
+range (:mod:`callops.turn.ranges`), ``allowed-peer-ip`` only for explicitly approved ranges and
+TLS 1.0/1.1 off with the option names of the target coturn version.
+
+The shared secret. coturn (4.6 and 4.7 alike) takes ``static-auth-secret`` only as a literal in
+the config file or on the command line -- it has no option to read it from a file, and a command
+line shows in ``ps``. So the rendered config names the secret file in a ``# callops:`` comment
+and leaves the literal out; whoever installs it (``install-coturn.sh``, the Kubernetes init
+container, :func:`write_turnserver_conf` for tests and ``callops call``) appends
+``static-auth-secret=...`` from the file into a copy readable only by coturn (0600/0640).
+
+:func:`load_config` reads ``callops.yaml``: its ``turn:`` section is a :class:`TurnDeployment`;
+other top-level sections belong to other commands and are kept untouched.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Self
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from callops.errors import ConfigError, UsageError
+from callops.secret import Secret
+from callops.turn.ranges import denied_by_default
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: coturn before this version names the TLS switches ``no-tlsv1``/``no-tlsv1_1``; from 4.7.0 on
+#: TLS 1.0/1.1 are off unless ``tlsv1``/``tlsv1_1`` are given and the ``no-`` names are gone
+#: (coturn PRs #1617, #1693).
+TLS_SWITCHES_CHANGED_IN = (4, 7)
+#: from this version on the telnet CLI is off unless ``cli`` is given; ``no-cli`` only logs that it
+#: is deprecated (coturn PR #1830, released with 4.10).
+CLI_OFF_BY_DEFAULT_IN = (4, 10)
+
+DEFAULT_SECRET_FILE = Path("/etc/coturn/turn-secret")
+#: the ``# callops: key=value`` comments a rendered config carries for the lint
+META_PREFIX = "# callops: "
+
+_REALM_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_VERSION_RE = re.compile(r"^\d+\.\d+(\.\d+){0,2}$")
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"4.6.1"`` -> ``(4, 6, 1)``."""
+    return tuple(int(part) for part in version.split("."))
+
+
+class ExternalIp(BaseModel):
+    """A 1:1 NAT mapping: coturn advertises ``public`` for relays bound to ``private``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    public: IPAddress
+    """The address clients and peers reach the relay at."""
+    private: IPAddress | None = None
+    """The host's own address behind the NAT (needed when it has several)."""
+
+    @property
+    def coturn_value(self) -> str:
+        return f"{self.public}/{self.private}" if self.private else str(self.public)
+
+
+class TurnDeployment(BaseModel):
+    """One coturn relay. The defaults are the secure ones; every field can be set in ``callops.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    realm: str
+    """The TURN realm, usually the relay's DNS name (e.g. ``turn.example.com``)."""
+    coturn_version: str = "4.6.1"
+    """The coturn version the config is for: option names changed in 4.7 and 4.10."""
+    listening_ips: list[IPAddress] = Field(default_factory=list)
+    """Addresses coturn listens on (``listening-ip``); empty means all of the host's addresses."""
+    relay_ips: list[IPAddress] = Field(default_factory=list)
+    """Addresses relayed traffic leaves from (``relay-ip``); empty lets coturn choose."""
+    external_ips: list[ExternalIp] = Field(default_factory=list)
+    """Public/private mappings for a relay behind 1:1 NAT (``external-ip``), e.g. on a cloud VM."""
+    listening_port: int = Field(default=3478, ge=1, le=65535)
+    """STUN/TURN over UDP and TCP."""
+    tls_listening_port: int = Field(default=5349, ge=1, le=65535)
+    """TURN over TLS and DTLS (443 gets through most firewalls; needs CAP_NET_BIND_SERVICE)."""
+    min_port: int = Field(default=49152, ge=1024, le=65535)
+    """Lowest relay port."""
+    max_port: int = Field(default=65535, ge=1024, le=65535)
+    """Highest relay port."""
+    tls_cert_file: Path | None = None
+    """PEM certificate chain for TLS/DTLS; without it TLS and DTLS listeners are off."""
+    tls_key_file: Path | None = None
+    """PEM private key of ``tls_cert_file``."""
+    cipher_list: str | None = None
+    """OpenSSL cipher list for TLS/DTLS; coturn's default when unset."""
+    secret_file: Path = DEFAULT_SECRET_FILE
+    """File holding the TURN REST API shared secret (mode 0600, owned by coturn's user)."""
+    user_quota: int = Field(default=12, ge=0)
+    """Concurrent allocations per user name (0: unlimited). A call needs one or two."""
+    total_quota: int = Field(default=1000, ge=0)
+    """Concurrent allocations on the whole relay (0: unlimited): its declared capacity."""
+    max_bps: int | None = Field(default=None, ge=0)
+    """Bytes per second one session may relay (``max-bps``); unlimited when unset."""
+    bps_capacity: int | None = Field(default=None, ge=0)
+    """Bytes per second the whole relay may carry (``bps-capacity``); unlimited when unset."""
+    allowed_peer_ips: list[IPNetwork] = Field(default_factory=list)
+    """Peer ranges explicitly approved even though they fall in a denied range."""
+    denied_peer_ips: list[IPNetwork] = Field(default_factory=list)
+    """Extra peer ranges to deny, on top of every IANA special-purpose range."""
+    allow_loopback_peers: bool = False
+    """Relay to 127.0.0.0/8 and ::1 -- only for tests and calls on one machine; the lint flags it."""
+    stale_nonce: int = Field(default=600, ge=0)
+    """Nonce lifetime in seconds (0: coturn's default without expiry)."""
+    no_software_attribute: bool = True
+    """Hide coturn's version from clients."""
+    prometheus: bool = False
+    """Export metrics (needs a coturn built with prometheus support; Debian's 4.6.1 is not)."""
+    prometheus_port: int = Field(default=9641, ge=1, le=65535)
+    """Port of the prometheus exporter."""
+    log_file: str | None = "syslog"
+    """``syslog``, ``stdout`` or a file path; ``None`` leaves logging to the command line."""
+    verbose: bool = False
+    """Verbose logging (per-session lines)."""
+    proc_user: str | None = None
+    """User coturn drops privileges to after binding (``proc-user``)."""
+    proc_group: str | None = None
+    """Group coturn drops privileges to after binding (``proc-group``)."""
+
+    @field_validator("realm")
+    @classmethod
+    def _realm_is_a_name(cls, value: str) -> str:
+        if not _REALM_RE.match(value):
+            raise ValueError("must be a DNS-style name such as turn.example.com (letters, digits, '.', '-')")
+        return value
+
+    @field_validator("coturn_version")
+    @classmethod
+    def _version_is_numeric(cls, value: str) -> str:
+        if not _VERSION_RE.match(value):
+            raise ValueError("must look like 4.6.1 (run `turnserver --version`)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.min_port > self.max_port:
+            raise ValueError(f"min_port {self.min_port} is above max_port {self.max_port}")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: set both or neither")
+        if self.total_quota and self.total_quota > self.relay_port_count:
+            raise ValueError(
+                f"total_quota {self.total_quota} exceeds the relay port range {self.min_port}-"
+                f"{self.max_port} ({self.relay_port_count} ports): widen the range or lower the quota"
+            )
+        return self
+
+    @property
+    def relay_port_count(self) -> int:
+        return self.max_port - self.min_port + 1
+
+    @property
+    def tls_enabled(self) -> bool:
+        return self.tls_cert_file is not None
+
+    @property
+    def version(self) -> tuple[int, ...]:
+        return version_tuple(self.coturn_version)
+
+    @classmethod
+    def loopback(
+        cls,
+        *,
+        port: int,
+        min_port: int,
+        max_port: int,
+        secret_file: str | os.PathLike[str],
+        host: str = "127.0.0.1",
+        realm: str = "callops.test",
+        allow_loopback_peers: bool = False,
+        tls_port: int | None = None,
+        tls_cert_file: str | os.PathLike[str] | None = None,
+        tls_key_file: str | os.PathLike[str] | None = None,
+        **overrides: Any,
+    ) -> TurnDeployment:
+        """A relay on one loopback address: for tests, ``callops call``'s embedded coturn, the NAT lab.
+
+        ``allow_loopback_peers`` adds ``allow-loopback-peers`` and ``allowed-peer-ip=<host>``: coturn
+        rejects loopback peers whatever allowed-peer-ip says, so relayed calls between two
+        endpoints on one machine need both. ``callops turn lint`` flags it, as it should.
+        """
+        address = ipaddress.ip_address(host)
+        fields: dict[str, Any] = {
+            "realm": realm,
+            "listening_ips": [address],
+            "relay_ips": [address],
+            "listening_port": port,
+            "tls_listening_port": tls_port or port,
+            "min_port": min_port,
+            "max_port": max_port,
+            "secret_file": Path(secret_file),
+            "user_quota": 0,
+            "total_quota": max_port - min_port + 1,
+            "allow_loopback_peers": allow_loopback_peers,
+            "allowed_peer_ips": [ipaddress.ip_network(host)] if allow_loopback_peers else [],
+            "log_file": None,
+            "tls_cert_file": Path(tls_cert_file) if tls_cert_file else None,
+            "tls_key_file": Path(tls_key_file) if tls_key_file else None,
+        }
+        fields.update(overrides)
+        return cls.model_validate(fields)
+
+
+class CallopsConfig(BaseModel):
+    """``callops.yaml``. Only ``turn:`` is read here; other sections are kept as they are."""
+
+    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
+
+    turn: TurnDeployment | None = None
+    """The coturn deployment (``callops turn config``, ``callops deploy render``)."""
+
+    def section(self, name: str) -> Any:
+        """A top-level section that belongs to another command (``probe:``, ``deploy:``), or ``None``."""
+        return (self.model_extra or {}).get(name)
+
+    def require_turn(self, path: str | os.PathLike[str] = "callops.yaml") -> TurnDeployment:
+        if self.turn is None:
+            raise ConfigError(
+                f"{path} has no 'turn:' section",
+                hint="add one with at least 'realm:' (see docs/turn-config.md)",
+            )
+        return self.turn
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def config_error_from(exc: pydantic.ValidationError, source: str) -> ConfigError:
+    """A :class:`ConfigError` naming every bad field of ``source`` and how to fix it."""
+    problems = []
+    for err in exc.errors():
+        field = _field_path(err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling against docs/turn-config.md)"
+        problems.append(f"{field}: {msg}")
+    return ConfigError(f"invalid {source}: " + "; ".join(problems), hint="fix the named field(s)")
+
+
+def parse_config(data: Any, *, source: str = "callops.yaml") -> CallopsConfig:
+    """A :class:`CallopsConfig` from already-parsed YAML/JSON data."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} must be a mapping of sections (turn:, probe:, ...)")
+    turn = data.get("turn")
+    try:
+        config = CallopsConfig.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise config_error_from(exc, source) from None
+    if turn is not None and not isinstance(turn, dict):
+        raise ConfigError(f"{source}: 'turn' must be a mapping of fields")
+    return config
+
+
+def load_config(path: str | os.PathLike[str]) -> CallopsConfig:
+    """Read ``callops.yaml``. Errors name the file, the line or the field, and the fix."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist", hint="pass --config FILE") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {p} cannot be read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}{where}: not valid YAML", hint="check indentation and quoting") from None
+    return parse_config(data, source=str(p))
+
+
+def _ip_range(network: IPNetwork) -> str:
+    if network.num_addresses == 1:
+        return str(network.network_address)
+    return f"{network.network_address}-{network.broadcast_address}"
+
+
+def render_turnserver_conf(deployment: TurnDeployment, *, secret: Secret | None = None) -> str:
+    """``turnserver.conf`` for ``deployment``.
+
+    Without ``secret`` the ``static-auth-secret`` line is left out (see the module docstring);
+    with it the literal is included -- write such a text only with :func:`write_turnserver_conf`.
+    """
+    d = deployment
+    lines: list[str] = [
+        "# turnserver.conf rendered by callops -- edit callops.yaml and render again.",
+        f"{META_PREFIX}coturn-version={d.coturn_version}",
+        f"{META_PREFIX}secret-file={d.secret_file}",
+        "",
+        "# Listening and relay addresses",
+    ]
+    lines += [f"listening-ip={ip}" for ip in d.listening_ips]
+    lines += [f"relay-ip={ip}" for ip in d.relay_ips]
+    lines += [f"external-ip={ext.coturn_value}" for ext in d.external_ips]
+    lines += [
+        f"listening-port={d.listening_port}",
+        f"tls-listening-port={d.tls_listening_port}",
+        f"min-port={d.min_port}",
+        f"max-port={d.max_port}",
+        "",
+        "# Authentication: TURN REST API credentials (HMAC of a shared secret)",
+        "use-auth-secret",
+    ]
+    if secret is not None:
+        lines.append(f"static-auth-secret={secret.reveal()}")
+    else:
+        lines.append(
+            f"# static-auth-secret is appended at install time from {d.secret_file} "
+            "(coturn cannot read it from a file)"
+        )
+    lines += [f"realm={d.realm}", "fingerprint"]
+    if d.stale_nonce:
+        lines.append(f"stale-nonce={d.stale_nonce}")
+    lines += ["", "# TLS"]
+    if d.tls_enabled:
+        lines += [f"cert={d.tls_cert_file}", f"pkey={d.tls_key_file}"]
+        if d.cipher_list:
+            lines.append(f'cipher-list="{d.cipher_list}"')
+    else:
+        lines += ["no-tls", "no-dtls"]
+    if d.version < TLS_SWITCHES_CHANGED_IN:
+        lines += ["no-tlsv1", "no-tlsv1_1"]
+    else:
+        lines.append("# TLS 1.0/1.1 are off by default from coturn 4.7 (never add tlsv1/tlsv1_1)")
+    lines += ["", "# Hardening"]
+    if d.version < CLI_OFF_BY_DEFAULT_IN:
+        lines.append("no-cli")
+    else:
+        lines.append("# the telnet CLI is off by default from coturn 4.10 (never add 'cli')")
+    lines.append("no-multicast-peers")
+    if d.no_software_attribute:
+        lines.append("no-software-attribute")
+    if d.allow_loopback_peers:
+        lines.append("allow-loopback-peers")
+    lines += ["", "# Quotas and bandwidth"]
+    if d.user_quota:
+        lines.append(f"user-quota={d.user_quota}")
+    if d.total_quota:
+        lines.append(f"total-quota={d.total_quota}")
+    if d.max_bps is not None:
+        lines.append(f"max-bps={d.max_bps}")
+    if d.bps_capacity is not None:
+        lines.append(f"bps-capacity={d.bps_capacity}")
+    lines += ["", "# Peers: deny every IANA special-purpose range (callops.turn.ranges)"]
+    for special in denied_by_default():
+        lines += [
+            f"# {special.network}: {special.name} ({special.rfc})",
+            f"denied-peer-ip={special.coturn_range}",
+        ]
+    lines += [f"denied-peer-ip={_ip_range(net)}" for net in d.denied_peer_ips]
+    if d.allowed_peer_ips:
+        lines.append("# explicitly approved peer ranges")
+        lines += [f"allowed-peer-ip={_ip_range(net)}" for net in d.allowed_peer_ips]
+    if d.prometheus:
+        lines += ["", "# Metrics", "prometheus", f"prometheus-port={d.prometheus_port}"]
+    if d.log_file is not None or d.verbose:
+        lines += ["", "# Logging"]
+        if d.log_file == "syslog":
+            lines.append("syslog")
+        elif d.log_file is not None:
+            lines += [f"log-file={d.log_file}", "simple-log"]
+        if d.verbose:
+            lines.append("verbose")
+    if d.proc_user or d.proc_group:
+        lines += ["", "# Privileges"]
+        if d.proc_user:
+            lines.append(f"proc-user={d.proc_user}")
+        if d.proc_group:
+            lines.append(f"proc-group={d.proc_group}")
+    return "\n".join(lines) + "\n"
+
+
+def write_private_file(path: str | os.PathLike[str], text: str, *, mode: int = 0o600) -> Path:
+    """Write ``text`` atomically into a file created with ``mode`` (never world-readable)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def write_turnserver_conf(
+    deployment: TurnDeployment, path: str | os.PathLike[str], *, secret: Secret | None = None
+) -> Path:
+    """Render ``deployment`` into ``path`` (0600) with the shared secret from ``secret`` or its file."""
+    if secret is None:
+        from callops.secret import read_secret_file
+
+        secret = read_secret_file(deployment.secret_file, what="TURN shared secret")
+    if any(ch in secret.reveal() for ch in "\r\n"):
+        raise UsageError("the TURN shared secret spans several lines", hint="write it on one line")
+    return write_private_file(path, render_turnserver_conf(deployment, secret=secret))
+
+
+__all__ = [
+    "CLI_OFF_BY_DEFAULT_IN",
+    "DEFAULT_SECRET_FILE",
+    "META_PREFIX",
+    "TLS_SWITCHES_CHANGED_IN",
+    "CallopsConfig",
+    "ExternalIp",
+    "TurnDeployment",
+    "config_error_from",
+    "load_config",
+    "parse_config",
+    "render_turnserver_conf",
+    "version_tuple",
+    "write_private_file",
+    "write_turnserver_conf",
+]

@@ -1,0 +1,718 @@
+"""``callops turn lint``: security and reliability problems in a ``turnserver.conf``.
+
+:func:`parse_turnserver_conf` reads real coturn config files: ``#`` comments, ``key=value``,
+``key value``, bare flags, repeated keys, a leading ``--`` and quoted values. :func:`lint_conf`
+runs every rule over the parsed directives and returns :class:`Finding` objects -- id, severity
+(``error``/``warning``/``info``), line, what is wrong, why it matters and the fix. Pure: the only
+I/O is the optional ``stat`` of the secret file, passed in as its mode.
+
+The ``# callops: coturn-version=...`` and ``# callops: secret-file=...`` comments of a config
+rendered by callops tell the lint the target version (option names changed in coturn 4.7 and 4.10)
+and where the shared secret is appended from at install time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import stat
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from callops.errors import UsageError
+from callops.turn.config import CLI_OFF_BY_DEFAULT_IN, META_PREFIX, TLS_SWITCHES_CHANGED_IN, version_tuple
+from callops.turn.ranges import (
+    METADATA_ADDRESS,
+    RangeSet,
+    SpecialRange,
+    denied_by_default,
+    is_private_address,
+    parse_coturn_range,
+)
+
+Severity = Literal["error", "warning", "info"]
+
+#: coturn's short options, as they may appear with a leading ``-`` in a config or command line
+_SHORT = {
+    "a": "lt-cred-mech",
+    "z": "no-auth",
+    "r": "realm",
+    "u": "user",
+    "L": "listening-ip",
+    "E": "relay-ip",
+    "X": "external-ip",
+    "p": "listening-port",
+    "f": "fingerprint",
+    "q": "user-quota",
+    "Q": "total-quota",
+}
+#: passwords found in coturn's example config and in tutorials, and the usual weak ones
+_COMMON_PASSWORDS = frozenset(
+    {
+        "",
+        "qwerty",
+        "password",
+        "passw0rd",
+        "secret",
+        "turn",
+        "turnserver",
+        "coturn",
+        "admin",
+        "test",
+        "123456",
+        "12345678",
+        "changeme",
+        "youhavetoberealistic",
+        "north",
+        "1234",
+        "pass",
+        "default",
+    }
+)
+#: coturn's example config ships this hash of "qwerty" as the CLI password
+_EXAMPLE_CLI_HASH = "$5$79a316b350311570$81df9cfb9af7f5e5a76eada31e7097b663a0670f99a3c07ded3f1c8e59c5658a"
+MIN_PASSWORD_LENGTH = 12
+MIN_SECRET_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class Directive:
+    """One option line of a ``turnserver.conf``."""
+
+    key: str
+    value: str | None
+    line: int
+
+
+@dataclass
+class TurnserverConf:
+    """A parsed ``turnserver.conf``: its directives in order plus the ``# callops:`` metadata."""
+
+    directives: list[Directive] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def all(self, key: str) -> list[Directive]:
+        return [d for d in self.directives if d.key == key]
+
+    def first(self, *keys: str) -> Directive | None:
+        return next((d for d in self.directives if d.key in keys), None)
+
+    def has(self, *keys: str) -> bool:
+        return self.first(*keys) is not None
+
+    def value(self, key: str) -> str | None:
+        found = self.all(key)
+        return found[-1].value if found else None
+
+
+#: ``key=value``, ``key = value`` or ``key value``; a line without a separator is a bare flag
+_LINE_RE = re.compile(r"^([^\s=]+)\s*(?:=|\s)\s*(.*)$")
+
+
+def _normalise_key(raw: str) -> str:
+    key = raw.strip()
+    if key.startswith("--"):
+        return key[2:]
+    if key.startswith("-") and len(key) == 2:
+        return _SHORT.get(key[1], key[1:])
+    return key
+
+
+def parse_turnserver_conf(text: str) -> TurnserverConf:
+    """Parse the text of a ``turnserver.conf`` (the same line grammar coturn's own reader accepts)."""
+    conf = TurnserverConf()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            if line.startswith(META_PREFIX.strip()):
+                body = line[len(META_PREFIX.strip()) :].strip()
+                key, sep, value = body.partition("=")
+                if sep:
+                    conf.meta[key.strip()] = value.strip()
+            continue
+        match = _LINE_RE.match(line)
+        if match:
+            key, value = match.group(1), match.group(2).strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]
+            conf.directives.append(Directive(_normalise_key(key), value, number))
+        else:
+            conf.directives.append(Directive(_normalise_key(line), None, number))
+    return conf
+
+
+class Finding(BaseModel):
+    """One problem the lint found."""
+
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+
+    id: str
+    """Stable identifier of the rule, e.g. ``no-auth``."""
+    severity: Severity
+    """``error`` (exit code 1), ``warning`` or ``info``."""
+    line: int | None
+    """Line of the offending directive; ``None`` when something is missing."""
+    message: str
+    """What is wrong."""
+    why: str
+    """Why it matters."""
+    fix: str
+    """How to fix it."""
+
+
+class LintReport(BaseModel):
+    """The ``--json`` output of ``callops turn lint``."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    file: str
+    """The file that was linted."""
+    coturn_version: str
+    """The coturn version the rules assumed."""
+    findings: list[Finding]
+    """Every finding, errors first, then by line."""
+    errors: int
+    warnings: int
+    infos: int
+
+    @property
+    def ok(self) -> bool:
+        return self.errors == 0
+
+
+@dataclass
+class LintContext:
+    """What the rules look at: the parsed config plus facts from outside it."""
+
+    conf: TurnserverConf
+    coturn_version: tuple[int, ...]
+    #: the secret file the shared secret comes from, if known, and its permission bits
+    secret_file: str | None = None
+    secret_file_mode: int | None = None
+    #: permission bits of the linted file itself (to check a literal secret in it)
+    conf_mode: int | None = None
+
+
+Rule = Callable[[LintContext], Iterable[Finding]]
+RULES: list[Rule] = []
+
+
+def rule(fn: Rule) -> Rule:
+    RULES.append(fn)
+    return fn
+
+
+def _line(d: Directive | None) -> int | None:
+    return d.line if d else None
+
+
+@rule
+def _authentication(ctx: LintContext) -> Iterable[Finding]:
+    c = ctx.conf
+    no_auth = c.first("no-auth")
+    if no_auth:
+        yield Finding(
+            id="no-auth",
+            severity="error",
+            line=no_auth.line,
+            message="no-auth: anyone can allocate relays without credentials",
+            why="an open relay lets anyone on the internet tunnel traffic through your network and bill",
+            fix="remove no-auth; use use-auth-secret with static-auth-secret (TURN REST API credentials)",
+        )
+    elif not c.has("use-auth-secret", "lt-cred-mech"):
+        yield Finding(
+            id="no-auth",
+            severity="error",
+            line=None,
+            message="no authentication mechanism (neither use-auth-secret nor lt-cred-mech)",
+            why="without a credential mechanism coturn may accept anonymous allocations",
+            fix="add use-auth-secret and a static-auth-secret",
+        )
+    if c.has("use-auth-secret") and c.has("lt-cred-mech"):
+        yield Finding(
+            id="lt-cred-mech-with-auth-secret",
+            severity="warning",
+            line=_line(c.first("lt-cred-mech")),
+            message="both lt-cred-mech and use-auth-secret are set",
+            why="two credential schemes at once: static users keep working after the shared secret rotates,"
+            " and it is unclear which one a client used",
+            fix="keep use-auth-secret only (TURN REST API), remove lt-cred-mech and static user= lines",
+        )
+    if c.has("use-auth-secret") and not c.has("static-auth-secret") and not _has_secret_db(c):
+        if ctx.secret_file is None:
+            yield Finding(
+                id="auth-secret-missing",
+                severity="error",
+                line=_line(c.first("use-auth-secret")),
+                message="use-auth-secret without static-auth-secret or a user database",
+                why="every REST API credential is rejected: no call can allocate a relay",
+                fix="add static-auth-secret=<secret> (in a file readable only by coturn)",
+            )
+    for d in c.all("static-auth-secret"):
+        if d.value is not None and len(d.value) < MIN_SECRET_LENGTH:
+            yield Finding(
+                id="weak-auth-secret",
+                severity="warning",
+                line=d.line,
+                message=f"static-auth-secret is {len(d.value)} characters long",
+                why="a short shared secret can be brute-forced from one captured credential",
+                fix=f"use at least {MIN_SECRET_LENGTH} random characters (openssl rand -hex 32)",
+            )
+
+
+def _has_secret_db(c: TurnserverConf) -> bool:
+    return c.has("userdb", "db", "b", "psql-userdb", "mysql-userdb", "mongo-userdb", "redis-userdb", "N")
+
+
+@rule
+def _realm(ctx: LintContext) -> Iterable[Finding]:
+    if not ctx.conf.value("realm"):
+        yield Finding(
+            id="missing-realm",
+            severity="error",
+            line=None,
+            message="no realm",
+            why="long-term and REST API credentials are computed per realm; without one clients fail"
+            " authentication or all land in an empty default realm",
+            fix="add realm=<your TURN host name>, e.g. realm=turn.example.com",
+        )
+
+
+@rule
+def _loopback(ctx: LintContext) -> Iterable[Finding]:
+    d = ctx.conf.first("allow-loopback-peers")
+    if d:
+        yield Finding(
+            id="allow-loopback-peers",
+            severity="error",
+            line=d.line,
+            message="allow-loopback-peers: clients may relay to 127.0.0.0/8 and ::1",
+            why="services listening on the relay host's loopback (admin ports, databases, the CLI) become"
+            " reachable by anyone with TURN credentials",
+            fix="remove allow-loopback-peers (only tests on one machine need it)",
+        )
+
+
+def _denied_and_allowed(c: TurnserverConf) -> tuple[RangeSet, RangeSet, list[Finding]]:
+    denied, allowed, bad = RangeSet(), RangeSet(), []
+    for key, target in (("denied-peer-ip", denied), ("allowed-peer-ip", allowed)):
+        for d in c.all(key):
+            try:
+                target.add(*parse_coturn_range(d.value or ""))
+            except ValueError:
+                bad.append(
+                    Finding(
+                        id="bad-peer-range",
+                        severity="error",
+                        line=d.line,
+                        message=f"{key}={d.value} is not an address or range",
+                        why="coturn ignores it, so the range you meant is not applied",
+                        fix="write ip, first-last, or a CIDR block, e.g. 10.0.0.0-10.255.255.255",
+                    )
+                )
+    return denied, allowed, bad
+
+
+_SEVERITY_BY_KIND: dict[str, Severity] = {
+    "loopback": "error",
+    "private": "error",
+    "link-local": "error",
+    "shared": "error",
+    "internal": "error",
+    "multicast": "error",
+    "reserved": "warning",
+}
+
+
+@rule
+def _peer_ranges(ctx: LintContext) -> Iterable[Finding]:
+    c = ctx.conf
+    denied, allowed, bad = _denied_and_allowed(c)
+    yield from bad
+    multicast_flag = c.has("no-multicast-peers")
+    multicast_reported = False
+    loopback_builtin = not c.has("allow-loopback-peers")
+    for special in denied_by_default():
+        if special.kind == "multicast" and multicast_flag:
+            continue
+        if special.kind == "loopback" and loopback_builtin:
+            continue  # coturn refuses loopback peers on its own unless allow-loopback-peers
+        if denied.covers(special.network):
+            if allowed.overlaps(special.network):
+                yield _approved(special, c)
+            continue
+        if special.kind == "multicast":
+            if multicast_reported:
+                continue
+            multicast_reported = True
+            yield Finding(
+                id="multicast-peers-allowed",
+                severity="error",
+                line=None,
+                message="multicast peers (224.0.0.0/4, ff00::/8) are allowed",
+                why="a relay that sends to multicast groups can flood the relay's network segment",
+                fix="add no-multicast-peers",
+            )
+            continue
+        if special.kind == "loopback":
+            continue  # reported by the allow-loopback-peers rule
+        yield _not_denied(special)
+    if not denied.covers(ipaddress.ip_network(METADATA_ADDRESS)):
+        yield Finding(
+            id="metadata-not-denied",
+            severity="error",
+            line=None,
+            message=f"the cloud metadata address {METADATA_ADDRESS} is not denied",
+            why="on a cloud VM a TURN client can read instance credentials from the metadata service",
+            fix="add denied-peer-ip=169.254.0.0-169.254.255.255",
+        )
+
+
+def _not_denied(special: SpecialRange) -> Finding:
+    severity = _SEVERITY_BY_KIND[special.kind]
+    why = {
+        "private": "clients can relay into the relay's own LAN; and when a client advertises a private host"
+        " candidate coturn tries to send there, fails with 'Network is unreachable' and later"
+        " ChannelBind fails (438, then 400), so relayed ICE never completes",
+        "link-local": "clients can reach link-local services of the relay host, including cloud metadata",
+        "shared": "clients can reach the carrier-grade NAT segment the relay sits in",
+        "internal": "the range embeds or aliases internal addresses and bypasses the other rules",
+    }.get(special.kind, "no legitimate peer lives there; relaying to it only serves scans and abuse")
+    return Finding(
+        id="peer-range-not-denied",
+        severity=severity,
+        line=None,
+        message=f"{special.network} ({special.name}, {special.rfc}) is not denied",
+        why=why,
+        fix=f"add denied-peer-ip={special.coturn_range}",
+    )
+
+
+def _approved(special: SpecialRange, c: TurnserverConf) -> Finding:
+    line = next(
+        (
+            d.line
+            for d in c.all("allowed-peer-ip")
+            if d.value and RangeSet([parse_coturn_range(d.value)]).overlaps(special.network)
+        ),
+        None,
+    )
+    return Finding(
+        id="peer-range-allowed",
+        severity="info",
+        line=line,
+        message=f"part of {special.network} ({special.name}) is explicitly allowed",
+        why="allowed-peer-ip overrides denied-peer-ip; fine when the range is approved on purpose",
+        fix="keep only the approved addresses in allowed-peer-ip",
+    )
+
+
+@rule
+def _cli(ctx: LintContext) -> Iterable[Finding]:
+    c = ctx.conf
+    cli_off_by_default = ctx.coturn_version >= CLI_OFF_BY_DEFAULT_IN
+    enabled = c.has("cli") if cli_off_by_default else not c.has("no-cli")
+    if not enabled:
+        return
+    password = c.first("cli-password")
+    if password is None or not password.value:
+        # coturn >= 4.5.1.2 refuses to start the telnet CLI without a password.
+        yield Finding(
+            id="cli-enabled",
+            severity="warning",
+            line=_line(c.first("cli")),
+            message="the telnet CLI is not turned off (no no-cli)",
+            why="coturn only keeps it closed because no cli-password is set; setting one later opens an"
+            " admin shell on port 5766",
+            fix="add no-cli" if not cli_off_by_default else "remove cli",
+        )
+    elif (
+        password.value in _COMMON_PASSWORDS
+        or password.value == _EXAMPLE_CLI_HASH
+        or (not password.value.startswith("$5$") and len(password.value) < MIN_PASSWORD_LENGTH)
+    ):
+        yield Finding(
+            id="cli-weak-password",
+            severity="error",
+            line=password.line,
+            message="the telnet CLI is enabled with a default or weak cli-password",
+            why="the CLI can list and cancel sessions and change settings; a guessable password gives it away",
+            fix="add no-cli (recommended), or set a long random cli-password hashed with turnadmin -P",
+        )
+    else:
+        yield Finding(
+            id="cli-enabled",
+            severity="warning",
+            line=password.line,
+            message="the telnet CLI is enabled",
+            why="an admin shell on the relay is attack surface you rarely need",
+            fix="add no-cli" if not cli_off_by_default else "remove cli",
+        )
+    cli_ip = c.value("cli-ip")
+    if cli_ip and not ipaddress.ip_address(cli_ip.split("%")[0]).is_loopback:
+        yield Finding(
+            id="cli-exposed",
+            severity="error",
+            line=_line(c.first("cli-ip")),
+            message=f"the telnet CLI listens on {cli_ip}, not on loopback",
+            why="the CLI is plain telnet: password and session data cross the network in clear text",
+            fix="add no-cli, or cli-ip=127.0.0.1",
+        )
+
+
+def _tls_enabled(c: TurnserverConf) -> bool:
+    return c.has("cert") and not (c.has("no-tls") and c.has("no-dtls"))
+
+
+@rule
+def _tls_versions(ctx: LintContext) -> Iterable[Finding]:
+    c = ctx.conf
+    for key in ("tlsv1", "tlsv1_1"):
+        d = c.first(key)
+        if d:
+            yield Finding(
+                id="old-tls-enabled",
+                severity="error",
+                line=d.line,
+                message=f"{key}: {'TLS 1.0' if key == 'tlsv1' else 'TLS 1.1'} is enabled",
+                why="TLS 1.0 and 1.1 are deprecated (RFC 8996) and weaken the TLS transport",
+                fix=f"remove {key}",
+            )
+    if ctx.coturn_version >= TLS_SWITCHES_CHANGED_IN:
+        for key in ("no-tlsv1", "no-tlsv1_1"):
+            d = c.first(key)
+            if d:
+                yield Finding(
+                    id="removed-option",
+                    severity="warning",
+                    line=d.line,
+                    message=f"{key} is not an option of coturn >= 4.7",
+                    why="coturn reports 'Bad configuration format' for it; TLS 1.0/1.1 are off by default anyway",
+                    fix=f"remove {key}",
+                )
+        return
+    if not _tls_enabled(c):
+        return
+    missing = [key for key in ("no-tlsv1", "no-tlsv1_1") if not c.has(key)]
+    if missing:
+        yield Finding(
+            id="old-tls-enabled",
+            severity="error",
+            line=_line(c.first("cert")),
+            message=f"TLS is on and {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing",
+            why="coturn < 4.7 accepts TLS 1.0 and 1.1 unless told not to; both are deprecated (RFC 8996)",
+            fix="add " + " and ".join(missing),
+        )
+
+
+def _weak_password(user: str, password: str) -> bool:
+    return (
+        password.lower() in _COMMON_PASSWORDS
+        or password.lower() == user.lower()
+        or (not password.startswith("0x") and len(password) < MIN_PASSWORD_LENGTH)
+    )
+
+
+@rule
+def _static_users(ctx: LintContext) -> Iterable[Finding]:
+    for d in ctx.conf.all("user"):
+        user, _, password = (d.value or "").partition(":")
+        if _weak_password(user, password):
+            yield Finding(
+                id="weak-static-user",
+                severity="error",
+                line=d.line,
+                message=f"static user {user!r} has a weak password",
+                why="static TURN users never expire: a guessed password is a permanent free relay",
+                fix=f"remove user= and use TURN REST API credentials, or a random password of at least"
+                f" {MIN_PASSWORD_LENGTH} characters (or a turnadmin -k key)",
+            )
+
+
+@rule
+def _secret_permissions(ctx: LintContext) -> Iterable[Finding]:
+    if ctx.secret_file is not None and ctx.secret_file_mode is not None:
+        mode = ctx.secret_file_mode
+        if mode & stat.S_IROTH:
+            yield Finding(
+                id="secret-file-readable",
+                severity="error",
+                line=None,
+                message=f"the secret file {ctx.secret_file} is readable by others (mode {mode & 0o777:04o})",
+                why="any local user can mint TURN credentials with the shared secret",
+                fix=f"chmod 0600 {ctx.secret_file} and chown it to coturn's user",
+            )
+        elif mode & stat.S_IRGRP:
+            yield Finding(
+                id="secret-file-readable",
+                severity="warning",
+                line=None,
+                message=f"the secret file {ctx.secret_file} is group-readable (mode {mode & 0o777:04o})",
+                why="every member of the group can mint TURN credentials",
+                fix=f"chmod 0600 {ctx.secret_file}",
+            )
+    literal = ctx.conf.first("static-auth-secret", "cli-password", "user")
+    if literal and ctx.conf_mode is not None and ctx.conf_mode & stat.S_IROTH:
+        yield Finding(
+            id="secret-file-readable",
+            severity="error",
+            line=literal.line,
+            message=f"this file holds {literal.key} and is readable by others (mode {ctx.conf_mode & 0o777:04o})",
+            why="any local user can read the secret and mint TURN credentials",
+            fix="chmod 0640 (owner root, group turnserver) or 0600",
+        )
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+@rule
+def _relay_ports(ctx: LintContext) -> Iterable[Finding]:
+    c = ctx.conf
+    low = _int(c.value("min-port")) or 49152
+    high = _int(c.value("max-port")) or 65535
+    if low > high:
+        yield Finding(
+            id="relay-port-range-too-small",
+            severity="error",
+            line=_line(c.first("min-port")),
+            message=f"min-port {low} is above max-port {high}",
+            why="no relay port can be allocated",
+            fix="swap them or widen the range",
+        )
+        return
+    count = high - low + 1
+    capacity = _int(c.value("total-quota"))
+    if capacity and capacity > count:
+        yield Finding(
+            id="relay-port-range-too-small",
+            severity="error",
+            line=_line(c.first("min-port", "max-port", "total-quota")),
+            message=f"relay ports {low}-{high} ({count}) are fewer than total-quota={capacity}",
+            why="every allocation holds one relay port: allocations beyond the range fail with 508"
+            " (insufficient capacity) long before the declared capacity",
+            fix=f"widen min-port/max-port to at least {capacity} ports, or lower total-quota",
+        )
+
+
+@rule
+def _nat(ctx: LintContext) -> Iterable[Finding]:
+    c = ctx.conf
+    if c.has("external-ip"):
+        return
+    for d in c.all("listening-ip") + c.all("relay-ip"):
+        try:
+            private = is_private_address((d.value or "").split("%")[0])
+        except ValueError:
+            continue
+        if private:
+            yield Finding(
+                id="private-address-without-external-ip",
+                severity="warning",
+                line=d.line,
+                message=f"{d.key}={d.value} is a private address and there is no external-ip",
+                why="coturn hands out relay candidates with the private address; remote peers cannot reach"
+                " them and relayed calls fail",
+                fix="add external-ip=<public>/<private> for the 1:1 NAT in front of the relay",
+            )
+            return
+
+
+@rule
+def _dangerous_flags(ctx: LintContext) -> Iterable[Finding]:
+    d = ctx.conf.first("server-relay")
+    if d:
+        yield Finding(
+            id="server-relay",
+            severity="error",
+            line=d.line,
+            message="server-relay disables the peer permission checks",
+            why="anyone can send to relay ports without a permission: the relay becomes an open reflector",
+            fix="remove server-relay",
+        )
+
+
+def lint_conf(
+    text: str,
+    *,
+    coturn_version: str | None = None,
+    secret_file: str | None = None,
+    secret_file_mode: int | None = None,
+    conf_mode: int | None = None,
+) -> list[Finding]:
+    """Every finding for the config ``text``: errors first, then warnings, then infos, by line."""
+    conf = parse_turnserver_conf(text)
+    version = coturn_version or conf.meta.get("coturn-version") or "4.6.1"
+    try:
+        version_key = version_tuple(version)
+    except ValueError:
+        raise UsageError(f"coturn version {version!r} is not like 4.6.1") from None
+    ctx = LintContext(
+        conf=conf,
+        coturn_version=version_key,
+        secret_file=secret_file or conf.meta.get("secret-file"),
+        secret_file_mode=secret_file_mode,
+        conf_mode=conf_mode,
+    )
+    findings = [finding for check in RULES for finding in check(ctx)]
+    order = {"error": 0, "warning": 1, "info": 2}
+    return sorted(findings, key=lambda f: (order[f.severity], f.line or 0, f.id))
+
+
+def lint_file(
+    path: str | os.PathLike[str], *, coturn_version: str | None = None, secret_file: str | None = None
+) -> LintReport:
+    """Lint a file on disk, checking the permissions of it and of its secret file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8", errors="replace")
+        conf_mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise UsageError(f"{p} does not exist", hint="pass the path of a turnserver.conf") from None
+    except OSError as exc:
+        raise UsageError(f"{p} cannot be read: {exc.strerror}") from None
+    conf = parse_turnserver_conf(text)
+    secret = secret_file or conf.meta.get("secret-file")
+    secret_mode: int | None = None
+    if secret:
+        try:
+            secret_mode = Path(secret).stat().st_mode
+        except OSError:
+            secret_mode = None
+    version = coturn_version or conf.meta.get("coturn-version") or "4.6.1"
+    findings = lint_conf(
+        text, coturn_version=version, secret_file=secret, secret_file_mode=secret_mode, conf_mode=conf_mode
+    )
+    return LintReport(
+        file=str(p),
+        coturn_version=version,
+        findings=findings,
+        errors=sum(f.severity == "error" for f in findings),
+        warnings=sum(f.severity == "warning" for f in findings),
+        infos=sum(f.severity == "info" for f in findings),
+    )
+
+
+__all__ = [
+    "RULES",
+    "Directive",
+    "Finding",
+    "LintContext",
+    "LintReport",
+    "Severity",
+    "TurnserverConf",
+    "lint_conf",
+    "lint_file",
+    "parse_turnserver_conf",
+]

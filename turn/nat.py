@@ -1,0 +1,257 @@
+"""RFC 5780 NAT behaviour discovery: mapping and filtering.
+
+The decision logic is pure (:func:`classify_mapping`, :func:`classify_filtering`): it takes the
+answers of the tests of RFC 5780 sections 4.3 and 4.4 and says what they prove -- including when
+they prove nothing. :func:`discover` is the asyncio adapter: it runs the tests on fresh local UDP
+ports under one time budget.
+
+Documented choices (RFC 5780 leaves them open):
+
+* Each filtering test runs on its own fresh local port that has sent only to the server's primary
+  address, so an earlier test cannot have opened the NAT's filter for the alternate address.
+* A missing answer to a CHANGE-REQUEST is only read as filtering when a *control* succeeded: the
+  server answered from its alternate address in the mapping tests (so it can send from there). Without
+  the control, or with no NAT in the path, the result is ``inconclusive``.
+* A server without OTHER-ADDRESS in its Binding response does not support RFC 5780: the result says
+  so, it is not a NAT type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+
+from pydantic import BaseModel
+
+from callops.turn.stun import (
+    CHANGE_IP,
+    CHANGE_PORT,
+    Address,
+    StunUdpClient,
+    binding_request,
+    mapped_address,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Behaviour(enum.StrEnum):
+    """Mapping or filtering behaviour (RFC 4787 section 4.1 and 5, RFC 5780 section 4)."""
+
+    ENDPOINT_INDEPENDENT = "endpoint-independent"
+    ADDRESS_DEPENDENT = "address-dependent"
+    ADDRESS_AND_PORT_DEPENDENT = "address-and-port-dependent"
+    #: the tests ran but their answers prove nothing
+    INCONCLUSIVE = "inconclusive"
+    #: the server lacks RFC 5780 support (no OTHER-ADDRESS)
+    UNSUPPORTED = "unsupported"
+
+
+class Verdict(BaseModel):
+    behaviour: Behaviour
+    #: why: which tests answered
+    reason: str
+
+
+class NatReport(BaseModel):
+    """The result of :func:`discover`."""
+
+    server: str
+    local: str | None = None
+    mapped: str | None = None
+    other_address: str | None = None
+    #: the mapped address differs from the local one
+    nat: bool | None = None
+    mapping: Verdict
+    filtering: Verdict
+
+
+def _fmt(addr: Address | None) -> str | None:
+    if addr is None:
+        return None
+    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
+
+
+def classify_mapping(
+    test1: Address | None, other_address: Address | None, test2: Address | None, test3: Address | None
+) -> Verdict:
+    """RFC 5780 section 4.3 from the mapped addresses of tests I, II and III (None: no answer)."""
+    if test1 is None:
+        return Verdict(behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test I (primary address)")
+    if other_address is None:
+        return Verdict(
+            behaviour=Behaviour.UNSUPPORTED, reason="server does not support RFC 5780 (no OTHER-ADDRESS)"
+        )
+    if test2 is None:
+        return Verdict(
+            behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test II (alternate IP, primary port)"
+        )
+    if test2 == test1:
+        return Verdict(
+            behaviour=Behaviour.ENDPOINT_INDEPENDENT,
+            reason="same mapping towards the primary and the alternate IP",
+        )
+    if test3 is None:
+        return Verdict(
+            behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test III (alternate IP and port)"
+        )
+    if test3 == test2:
+        return Verdict(
+            behaviour=Behaviour.ADDRESS_DEPENDENT,
+            reason="mapping changes with the destination IP but not with its port",
+        )
+    return Verdict(
+        behaviour=Behaviour.ADDRESS_AND_PORT_DEPENDENT,
+        reason="mapping changes with the destination IP and with its port",
+    )
+
+
+def classify_filtering(
+    *,
+    test1_answered: bool,
+    supported: bool,
+    change_ip_and_port_answered: bool,
+    change_port_answered: bool,
+    control_ok: bool,
+    nat: bool | None,
+) -> Verdict:
+    """RFC 5780 section 4.4 from which CHANGE-REQUEST tests were answered.
+
+    ``control_ok``: the server was seen answering from its alternate address and port, so a missing
+    answer can be blamed on the path. ``nat``: whether test I showed a translation.
+    """
+    if not test1_answered:
+        return Verdict(behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test I (primary address)")
+    if not supported:
+        return Verdict(
+            behaviour=Behaviour.UNSUPPORTED, reason="server does not support RFC 5780 (no OTHER-ADDRESS)"
+        )
+    if change_ip_and_port_answered:
+        return Verdict(
+            behaviour=Behaviour.ENDPOINT_INDEPENDENT,
+            reason="answer from the alternate IP and port came through (test II)",
+        )
+    if not control_ok:
+        return Verdict(
+            behaviour=Behaviour.INCONCLUSIVE,
+            reason="no CHANGE-REQUEST answer, and the server never answered from its alternate address, "
+            "so the missing answers prove nothing",
+        )
+    if change_port_answered:
+        return Verdict(
+            behaviour=Behaviour.ADDRESS_DEPENDENT,
+            reason="answer from the alternate port came through (test III), "
+            "not from the alternate IP (test II)",
+        )
+    if nat is False:
+        return Verdict(
+            behaviour=Behaviour.INCONCLUSIVE,
+            reason="no NAT in the path but CHANGE-REQUEST answers did not arrive: a local firewall, "
+            "or a server that ignores CHANGE-REQUEST",
+        )
+    return Verdict(
+        behaviour=Behaviour.ADDRESS_AND_PORT_DEPENDENT,
+        reason="only answers from the address and port contacted came through (tests II and III unanswered)",
+    )
+
+
+async def _binding(
+    client: StunUdpClient,
+    server: Address,
+    *,
+    change: int = 0,
+    timeout: float,  # noqa: ASYNC109
+    label: str,
+) -> tuple[Address | None, Address | None, Address | None]:
+    """``(mapped, other_address, response_origin)`` or Nones when unanswered."""
+    try:
+        response, source = await client.request(binding_request(change), server, timeout=timeout, label=label)
+    except Exception as exc:
+        log.debug("%s: %s", label, exc)
+        return None, None, None
+    other = response.attributes.get("OTHER-ADDRESS") or response.attributes.get("CHANGED-ADDRESS")
+    other_addr = (str(other[0]), int(other[1])) if other else None
+    return mapped_address(response), other_addr, source
+
+
+async def discover(server: Address, *, timeout: float, label: str = "STUN") -> NatReport:  # noqa: ASYNC109
+    """Run RFC 5780 tests against ``server`` (an IP address and port) within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    family_any = "::" if ":" in server[0] else "0.0.0.0"
+    sockets = [await StunUdpClient.open((family_any, 0)) for _ in range(3)]
+    mapping_client, filter_both, filter_port = sockets
+    try:
+        # Test I on the mapping socket; it also names the alternate address.
+        remaining = deadline - time.monotonic()
+        test1, other, _ = await _binding(
+            mapping_client, server, timeout=remaining / 2, label=f"{label} test I"
+        )
+        local = mapping_client.local_address
+        nat = None if test1 is None else test1[1] != local[1] or not _is_local_ip(test1[0])
+        if test1 is None or other is None:
+            mapping = classify_mapping(test1, other, None, None)
+            filtering = classify_filtering(
+                test1_answered=test1 is not None,
+                supported=other is not None,
+                change_ip_and_port_answered=False,
+                change_port_answered=False,
+                control_ok=False,
+                nat=nat,
+            )
+            return NatReport(
+                server=_fmt(server) or "",
+                local=_fmt(local),
+                mapped=_fmt(test1),
+                nat=nat,
+                mapping=mapping,
+                filtering=filtering,
+            )
+        remaining = max(0.001, deadline - time.monotonic())
+        # Mapping tests II and III, and filtering tests II and III (each on a fresh port), at once.
+        m2, m3, f_both, f_port = await asyncio.gather(
+            _binding(mapping_client, (other[0], server[1]), timeout=remaining, label=f"{label} test II"),
+            _binding(mapping_client, other, timeout=remaining, label=f"{label} test III"),
+            _binding(
+                filter_both, server, change=CHANGE_IP | CHANGE_PORT, timeout=remaining, label=f"{label} F-II"
+            ),
+            _binding(filter_port, server, change=CHANGE_PORT, timeout=remaining, label=f"{label} F-III"),
+        )
+        mapping = classify_mapping(test1, other, m2[0], m3[0])
+        control_ok = m3[2] == other
+        filtering = classify_filtering(
+            test1_answered=True,
+            supported=True,
+            change_ip_and_port_answered=f_both[0] is not None,
+            change_port_answered=f_port[0] is not None,
+            control_ok=control_ok,
+            nat=nat,
+        )
+        return NatReport(
+            server=_fmt(server) or "",
+            local=_fmt(local),
+            mapped=_fmt(test1),
+            other_address=_fmt(other),
+            nat=nat,
+            mapping=mapping,
+            filtering=filtering,
+        )
+    finally:
+        for client in sockets:
+            client.close()
+
+
+def _is_local_ip(ip: str) -> bool:
+    """Whether ``ip`` is one of this host's addresses (a mapped address equal to a local one: no NAT)."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind((ip, 0))
+    except OSError:
+        return False
+    return True
+
+
+__all__ = ["Behaviour", "NatReport", "Verdict", "classify_filtering", "classify_mapping", "discover"]

@@ -1,0 +1,446 @@
+"""STUN/TURN probes: each returns a :class:`ProbeResult`, never raises, and ends within its timeout.
+
+* :func:`stun_binding` -- Binding over UDP, TCP or TLS: mapped address and round-trip time.
+* :func:`nat_behaviour` -- RFC 5780 mapping and filtering (see :mod:`callops.turn.nat`).
+* :func:`turn_allocation` -- Allocate over UDP, TCP or TLS with REST or long-term credentials.
+* :func:`relay_data_test` -- packets through an allocation to an echoing peer and back.
+* :func:`run_probe_set` -- all of them concurrently under ONE deadline: what is unanswered at the
+  deadline is a failure at the deadline, never later.
+
+Errors are sentences a network engineer understands ("TURN/TLS 127.0.0.1:5349: connection refused",
+"401: credentials rejected -- check the shared secret and clock skew").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import os
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from callops.errors import CallopsError
+from callops.turn.stun import (
+    Address,
+    StunUdpClient,
+    binding_request,
+    mapped_address,
+    resolve,
+    stream_exchange,
+)
+from callops.turn.uri import ServerUri, parse_uri
+
+log = logging.getLogger(__name__)
+
+#: Packets sent by the relay data test unless told otherwise.
+DEFAULT_RELAY_PACKETS = 10
+
+
+class ProbeStatus(enum.StrEnum):
+    OK = "ok"
+    FAIL = "fail"
+    #: the probe ran but its answers prove nothing either way
+    INCONCLUSIVE = "inconclusive"
+    #: the probe could not run (no credentials, server lacks the feature)
+    SKIPPED = "skipped"
+
+
+class ProbeResult(BaseModel):
+    """The outcome of one probe."""
+
+    #: e.g. ``stun-udp stun:127.0.0.1:3478``
+    name: str
+    #: ``stun-udp``, ``stun-tcp``, ``stun-tls``, ``nat``, ``turn-udp``, ``turn-tcp``, ``turn-tls``, ``relay``
+    kind: str
+    #: the server URI probed
+    target: str
+    status: ProbeStatus
+    duration_ms: float
+    #: what was found, in one line
+    detail: str = ""
+    #: why it failed, in a sentence with the fix
+    error: str | None = None
+    #: machine-readable findings (mapped, relayed, rtt_ms, allocate_ms, loss, mapping, filtering, ...)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProbeSet(BaseModel):
+    """The results of :func:`run_probe_set`."""
+
+    results: list[ProbeResult]
+    duration_ms: float
+    timeout_s: float
+
+    @property
+    def failed(self) -> list[ProbeResult]:
+        return [r for r in self.results if r.status is ProbeStatus.FAIL]
+
+
+Outcome = tuple[ProbeStatus, str, dict[str, Any]]
+
+
+def _fmt(addr: Address | None) -> str | None:
+    if addr is None:
+        return None
+    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
+
+
+def _as_uri(uri: ServerUri | str) -> ServerUri:
+    return uri if isinstance(uri, ServerUri) else parse_uri(uri)
+
+
+async def _probe(
+    kind: str,
+    uri: ServerUri,
+    timeout: float,  # noqa: ASYNC109
+    body: Callable[[float], Awaitable[Outcome]],
+) -> ProbeResult:
+    """Run ``body(deadline)`` under ``timeout``; every failure becomes a ``fail`` result."""
+    started = time.monotonic()
+    name = f"{kind} {uri}"
+    error: str | None = None
+    try:
+        status, detail, data = await asyncio.wait_for(body(started + timeout), max(0.001, timeout))
+    except CallopsError as exc:
+        status, detail, data, error = ProbeStatus.FAIL, "", _error_data(exc), str(exc)
+    except TimeoutError:
+        status, detail, data = ProbeStatus.FAIL, "", {}
+        error = f"{uri.label}: no answer within {timeout:.1f} s (is the server up, and is the port open?)"
+    except Exception as exc:  # a bug or an unexpected library error: report, do not crash the set
+        log.debug("probe %s crashed", name, exc_info=True)
+        status, detail, data = ProbeStatus.FAIL, "", {}
+        error = f"{uri.label}: unexpected {exc.__class__.__name__}: {exc}"
+    duration_ms = round((time.monotonic() - started) * 1000, 3)
+    log.info("probe %s: %s in %.1f ms %s", name, status.value, duration_ms, error or detail)
+    return ProbeResult(
+        name=name,
+        kind=kind,
+        target=str(uri),
+        status=status,
+        duration_ms=duration_ms,
+        detail=detail,
+        error=error,
+        data=data,
+    )
+
+
+def _error_data(exc: CallopsError) -> dict[str, Any]:
+    code = getattr(exc, "code", None)
+    return {"error_code": code} if isinstance(code, int) else {}
+
+
+def _remaining(deadline: float) -> float:
+    return max(0.001, deadline - time.monotonic())
+
+
+def _ssl_context(
+    uri: ServerUri, ssl_context: ssl.SSLContext | None, ca_file: str | os.PathLike[str] | None, insecure: bool
+) -> ssl.SSLContext | None:
+    if not uri.secure:
+        return None
+    if ssl_context is not None:
+        return ssl_context
+    from callops.turn.tls import client_context
+
+    return client_context(ca_file, insecure=insecure)
+
+
+async def stun_binding(
+    uri: ServerUri | str,
+    timeout: float,  # noqa: ASYNC109
+    *,
+    transport: Literal["udp", "tcp"] | None = None,
+    ca_file: str | os.PathLike[str] | None = None,
+    insecure: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
+) -> ProbeResult:
+    """A STUN Binding request over the URI's transport (or ``transport``): mapped address and RTT."""
+    server_uri = _as_uri(uri)
+    use = transport or server_uri.transport
+    if use != server_uri.transport:
+        server_uri = server_uri.model_copy(update={"transport": use, "transport_given": True})
+    kind = "stun-tls" if server_uri.secure else f"stun-{use}"
+
+    async def body(deadline: float) -> Outcome:
+        server = await resolve(
+            server_uri.host, server_uri.port, timeout=_remaining(deadline), label=server_uri.label
+        )
+        if use == "udp":
+            client = await StunUdpClient.open(remote=server)
+            try:
+                sent = time.monotonic()
+                response, _ = await client.request(
+                    binding_request(), server, timeout=_remaining(deadline), label=server_uri.label
+                )
+                rtt_ms = (time.monotonic() - sent) * 1000
+            finally:
+                client.close()
+            data: dict[str, Any] = {"rtt_ms": round(rtt_ms, 3)}
+        else:
+            context = _ssl_context(server_uri, ssl_context, ca_file, insecure)
+            response, connect_s, rtt_s = await stream_exchange(
+                server,
+                binding_request(),
+                timeout=_remaining(deadline),
+                label=server_uri.label,
+                ssl_context=context,
+                server_hostname=server_uri.host,
+            )
+            rtt_ms = rtt_s * 1000
+            data = {"rtt_ms": round(rtt_ms, 3), "connect_ms": round(connect_s * 1000, 3)}
+        mapped = mapped_address(response)
+        data["mapped"] = _fmt(mapped)
+        other = response.attributes.get("OTHER-ADDRESS")
+        if other:
+            data["other_address"] = _fmt((str(other[0]), int(other[1])))
+        return ProbeStatus.OK, f"mapped {data['mapped']}, rtt {rtt_ms:.1f} ms", data
+
+    return await _probe(kind, server_uri, timeout, body)
+
+
+async def nat_behaviour(uri: ServerUri | str, timeout: float) -> ProbeResult:  # noqa: ASYNC109
+    """RFC 5780 mapping and filtering behaviour through the NAT between here and ``uri`` (UDP)."""
+    from callops.turn.nat import Behaviour, discover
+
+    server_uri = _as_uri(uri)
+
+    async def body(deadline: float) -> Outcome:
+        if server_uri.transport != "udp":
+            return ProbeStatus.SKIPPED, "RFC 5780 discovery runs over UDP only", {}
+        server = await resolve(
+            server_uri.host, server_uri.port, timeout=_remaining(deadline), label=server_uri.label
+        )
+        # Leave a little of the budget for building the result: the tests end before the deadline.
+        report = await discover(
+            server, timeout=max(0.001, _remaining(deadline) - 0.02), label=server_uri.label
+        )
+        data: dict[str, Any] = {
+            "mapping": report.mapping.behaviour.value,
+            "filtering": report.filtering.behaviour.value,
+            "nat": report.nat,
+            "mapped": report.mapped,
+            "other_address": report.other_address,
+            "mapping_reason": report.mapping.reason,
+            "filtering_reason": report.filtering.reason,
+        }
+        behaviours = {report.mapping.behaviour, report.filtering.behaviour}
+        detail = f"mapping {report.mapping.behaviour.value}, filtering {report.filtering.behaviour.value}"
+        if Behaviour.UNSUPPORTED in behaviours:
+            return ProbeStatus.SKIPPED, "server does not support RFC 5780 (no OTHER-ADDRESS)", data
+        if report.mapped is None:
+            raise CallopsError(f"{server_uri.label}: no answer to the STUN Binding request (RFC 5780 test I)")
+        if Behaviour.INCONCLUSIVE in behaviours:
+            reasons = "; ".join(
+                v.reason for v in (report.mapping, report.filtering) if v.behaviour is Behaviour.INCONCLUSIVE
+            )
+            return ProbeStatus.INCONCLUSIVE, f"{detail} ({reasons})", data
+        return ProbeStatus.OK, detail, data
+
+    return await _probe("nat", server_uri, timeout, body)
+
+
+async def turn_allocation(
+    uri: ServerUri | str,
+    username: str | None,
+    password: str | None,
+    timeout: float,  # noqa: ASYNC109
+    *,
+    ca_file: str | os.PathLike[str] | None = None,
+    insecure: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
+) -> ProbeResult:
+    """Allocate a UDP relay over the URI's transport; time to allocate includes the 401 round."""
+    from callops.turn.allocation import Allocation
+
+    server_uri = _as_uri(uri)
+    kind = "turn-tls" if server_uri.secure else f"turn-{server_uri.transport}"
+
+    async def body(deadline: float) -> Outcome:
+        if username is None or password is None:
+            return ProbeStatus.SKIPPED, "no TURN credentials given", {}
+        context = _ssl_context(server_uri, ssl_context, ca_file, insecure)
+        allocation = await Allocation.open(
+            server_uri, username, password, timeout=_remaining(deadline), ssl_context=context
+        )
+        try:
+            data = {
+                "relayed": _fmt(allocation.relayed),
+                "mapped": _fmt(allocation.mapped),
+                "allocate_ms": round(allocation.allocate_ms or 0.0, 3),
+                "lifetime": allocation.lifetime,
+                "transport": "tls" if server_uri.secure else server_uri.transport,
+            }
+            await allocation.release(timeout=min(0.5, _remaining(deadline)))
+        finally:
+            allocation.close()
+        return (
+            ProbeStatus.OK,
+            f"relayed {data['relayed']}, mapped {data['mapped']}, {data['allocate_ms']:.1f} ms",
+            data,
+        )
+
+    return await _probe(kind, server_uri, timeout, body)
+
+
+async def relay_data_test(
+    uri: ServerUri | str,
+    username: str | None,
+    password: str | None,
+    timeout: float,  # noqa: ASYNC109
+    *,
+    peer: Address | None = None,
+    count: int = DEFAULT_RELAY_PACKETS,
+    ca_file: str | os.PathLike[str] | None = None,
+    insecure: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
+) -> ProbeResult:
+    """``count`` packets through an allocation on ``uri`` to an echoing peer and back: loss and RTT.
+
+    ``peer`` is a UDP echo server's address; without it a second allocation on the same server
+    echoes (so the test needs nothing but the server; the server must allow relay-to-relay traffic).
+    """
+    from callops.turn.allocation import Allocation
+    from callops.turn.relay import echo_through, round_trips
+
+    server_uri = _as_uri(uri)
+
+    async def body(deadline: float) -> Outcome:
+        if username is None or password is None:
+            return ProbeStatus.SKIPPED, "no TURN credentials given", {}
+        context = _ssl_context(server_uri, ssl_context, ca_file, insecure)
+
+        async def allocate() -> Allocation:
+            return await Allocation.open(
+                server_uri, username, password, timeout=_remaining(deadline), ssl_context=context
+            )
+
+        allocations: list[Allocation] = []
+        try:
+            if peer is None:
+                opened = await asyncio.gather(allocate(), allocate(), return_exceptions=True)
+                allocations = [a for a in opened if isinstance(a, Allocation)]
+                for item in opened:
+                    if isinstance(item, BaseException):
+                        raise item
+                sender, echo = allocations
+                assert sender.relayed is not None and echo.relayed is not None
+                await asyncio.gather(
+                    sender.create_permission(echo.relayed[0], timeout=_remaining(deadline)),
+                    echo.create_permission(sender.relayed[0], timeout=_remaining(deadline)),
+                )
+                echo_through(echo)
+                target: Address = echo.relayed
+                peer_kind = "allocation"
+            else:
+                sender = await allocate()
+                allocations = [sender]
+                await sender.create_permission(peer[0], timeout=_remaining(deadline))
+                target = peer
+                peer_kind = "address"
+            # Leave time to release the allocations before the deadline.
+            result = await round_trips(
+                sender, target, count=count, timeout=max(0.001, _remaining(deadline) - 0.05)
+            )
+            await asyncio.gather(*(a.release(timeout=min(0.2, _remaining(deadline))) for a in allocations))
+        finally:
+            for allocation in allocations:
+                allocation.close()
+        data = {
+            "sent": result.sent,
+            "received": result.received,
+            "loss": result.loss,
+            "rtt_ms": result.rtt_ms_p50,
+            "rtt_ms_max": result.rtt_ms_max,
+            "peer": peer_kind,
+            "peer_address": _fmt(target),
+        }
+        if result.received == 0:
+            raise CallopsError(
+                f"{server_uri.label}: no packet came back through the relay from {_fmt(target)} "
+                f"({result.sent} sent)",
+                hint="the server may refuse relaying to that peer (denied-peer-ip) or drop the data",
+            )
+        detail = (
+            f"{result.received}/{result.sent} back, loss {result.loss:.0%}, rtt p50 {result.rtt_ms_p50} ms"
+        )
+        return ProbeStatus.OK, detail, data
+
+    return await _probe("relay", server_uri, timeout, body)
+
+
+async def run_probe_set(
+    uris: Sequence[ServerUri | str],
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    timeout: float = 5.0,  # noqa: ASYNC109
+    ca_file: str | os.PathLike[str] | None = None,
+    insecure: bool = False,
+    stun_tcp: bool = True,
+    nat: bool = False,
+    relay: bool = True,
+    relay_peer: Address | None = None,
+    relay_count: int = DEFAULT_RELAY_PACKETS,
+) -> ProbeSet:
+    """Every applicable probe for ``uris``, concurrently, all ending by ``timeout`` seconds from now.
+
+    ``stun:`` URIs get a Binding over UDP (and over TCP with ``stun_tcp``), ``stuns:`` over TLS;
+    ``turn:``/``turns:`` URIs an allocation over their transport. ``relay`` adds one relay data test
+    through the first TURN URI (UDP preferred); ``nat`` adds RFC 5780 discovery against the first
+    UDP server.
+    """
+    started = time.monotonic()
+    parsed = [_as_uri(u) for u in uris]
+    context: ssl.SSLContext | None = None
+    if any(u.secure for u in parsed):
+        from callops.turn.tls import client_context
+
+        context = client_context(ca_file, insecure=insecure)
+    # The budget of each probe is what is left of the one deadline when it starts (now, for all).
+    budget = max(0.001, timeout - (time.monotonic() - started))
+    jobs: list[Awaitable[ProbeResult]] = []
+    for uri in parsed:
+        if uri.is_turn:
+            jobs.append(turn_allocation(uri, username, password, budget, ssl_context=context))
+        else:
+            jobs.append(stun_binding(uri, budget, ssl_context=context))
+            if stun_tcp and uri.transport == "udp":
+                jobs.append(stun_binding(uri, budget, transport="tcp"))
+    turn_uris = sorted((u for u in parsed if u.is_turn), key=lambda u: (u.secure, u.transport != "udp"))
+    if relay and turn_uris:
+        jobs.append(
+            relay_data_test(
+                turn_uris[0],
+                username,
+                password,
+                budget,
+                peer=relay_peer,
+                count=relay_count,
+                ssl_context=context,
+            )
+        )
+    udp_servers = [u for u in parsed if u.transport == "udp"]
+    if nat and udp_servers:
+        jobs.append(nat_behaviour(udp_servers[0], budget))
+    results = list(await asyncio.gather(*jobs))
+    return ProbeSet(
+        results=results, duration_ms=round((time.monotonic() - started) * 1000, 3), timeout_s=timeout
+    )
+
+
+__all__ = [
+    "DEFAULT_RELAY_PACKETS",
+    "ProbeResult",
+    "ProbeSet",
+    "ProbeStatus",
+    "nat_behaviour",
+    "relay_data_test",
+    "run_probe_set",
+    "stun_binding",
+    "turn_allocation",
+]

@@ -1,0 +1,304 @@
+"""STUN over UDP, TCP and TLS: the asyncio adapter around aioice's STUN codec.
+
+aioice provides the message codec (:mod:`aioice.stun`) and the retransmission timer
+(``aioice.stun.Transaction``); this module adds what probes need on top: one UDP socket that can
+run transactions with *any* server address (RFC 5780 tests send from one local port to several
+server addresses), a one-shot STUN exchange over a TCP or TLS stream, name resolution under a time
+budget, and translation of OSError/ssl/aioice errors into :mod:`callops.errors` with messages that
+name the server ("STUN/TCP 127.0.0.1:3478: connection refused").
+
+Every function takes an explicit ``timeout``; aioice's own retransmission schedule (up to ~30 s)
+never decides how long a probe waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import logging
+import socket
+import ssl
+import struct
+import time
+from collections.abc import Awaitable
+from typing import Any, TypeVar, cast
+
+from aioice import stun
+
+from callops.errors import CallopsError, DeadlineExceeded, NetworkError, RemoteProtocolError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+Address = tuple[str, int]
+
+# RFC 5780 section 7 and RFC 6156 attributes that aioice's table lacks. aioice's codec is table
+# driven, so the missing entries are registered once here (they only add parsing/packing).
+_EXTRA_ATTRIBUTES: list[stun.AttributeEntry] = [
+    (0x0017, "REQUESTED-ADDRESS-FAMILY", stun.pack_unsigned, stun.unpack_unsigned),
+    (0x0026, "PADDING", stun.pack_bytes, stun.unpack_bytes),
+    (0x0027, "RESPONSE-PORT", stun.pack_unsigned, stun.unpack_unsigned),
+]
+for _entry in _EXTRA_ATTRIBUTES:
+    stun.ATTRIBUTES_BY_TYPE.setdefault(_entry[0], _entry)
+    stun.ATTRIBUTES_BY_NAME.setdefault(_entry[1], _entry)
+
+#: CHANGE-REQUEST flags (RFC 5780 section 7.2)
+CHANGE_IP = 0x04
+CHANGE_PORT = 0x02
+
+#: REQUESTED-ADDRESS-FAMILY values (RFC 6156 section 4.1.1), in the first byte
+FAMILY_IPV4 = 0x01000000
+FAMILY_IPV6 = 0x02000000
+
+
+def binding_request(change: int = 0) -> stun.Message:
+    """A Binding request, with CHANGE-REQUEST when ``change`` is non-zero (RFC 5780 section 4.4)."""
+    request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+    if change:
+        request.attributes["CHANGE-REQUEST"] = change
+    return request
+
+
+def mapped_address(response: stun.Message) -> Address | None:
+    """XOR-MAPPED-ADDRESS, or the classic MAPPED-ADDRESS of RFC 3489 servers."""
+    addr = response.attributes.get("XOR-MAPPED-ADDRESS") or response.attributes.get("MAPPED-ADDRESS")
+    return (str(addr[0]), int(addr[1])) if addr else None
+
+
+def transport_error(label: str, exc: BaseException) -> CallopsError:
+    """A network engineer's sentence for an OSError/ssl/aioice failure talking to ``label``."""
+    if isinstance(exc, CallopsError):
+        return exc
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = exc.verify_message or str(exc)
+        return NetworkError(
+            f"{label}: TLS certificate rejected: {reason}",
+            hint="give the server's CA with --ca-file, or check the host name in the URI",
+        )
+    if isinstance(exc, ssl.SSLError):
+        return NetworkError(f"{label}: TLS handshake failed: {exc.reason or exc}")
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError | stun.TransactionTimeout):
+        return DeadlineExceeded(f"{label}: no answer", hint="is the server up, and is the port open?")
+    if (isinstance(exc, ConnectionRefusedError) or getattr(exc, "errno", None) == errno.ECONNREFUSED) and (
+        "/UDP " in label
+    ):
+        return NetworkError(
+            f"{label}: port unreachable (ICMP)",
+            hint="nothing listens on that UDP port, or a firewall rejects it",
+        )
+    if isinstance(exc, ConnectionRefusedError) or getattr(exc, "errno", None) == errno.ECONNREFUSED:
+        return NetworkError(
+            f"{label}: connection refused", hint="nothing listens there, or a firewall rejects it"
+        )
+    if isinstance(exc, ConnectionResetError):
+        return NetworkError(f"{label}: connection reset by the server")
+    if isinstance(exc, socket.gaierror):
+        return NetworkError(f"{label}: host name does not resolve ({exc.strerror})")
+    if isinstance(exc, OSError):
+        code = errno.errorcode.get(exc.errno or 0, "")
+        if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return NetworkError(f"{label}: network unreachable ({code})", hint="check routes and firewalls")
+        return NetworkError(f"{label}: {exc.strerror or exc} ({code or exc.__class__.__name__})")
+    if isinstance(exc, EOFError | asyncio.IncompleteReadError):
+        return NetworkError(f"{label}: the server closed the connection")
+    return NetworkError(f"{label}: {exc.__class__.__name__}: {exc}")
+
+
+async def resolve(host: str, port: int, *, timeout: float, label: str, family: int = 0) -> Address:  # noqa: ASYNC109
+    """``(ip, port)`` for ``host`` (an IP literal needs no lookup); lookups are bounded by ``timeout``."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return str(ip), port
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM), timeout
+        )
+    except (OSError, TimeoutError) as exc:
+        raise transport_error(label, exc) from None
+    if not infos:
+        raise NetworkError(f"{label}: host name does not resolve")
+    sockaddr = infos[0][4]
+    return str(sockaddr[0]), int(sockaddr[1])
+
+
+class StunUdpClient(asyncio.DatagramProtocol):
+    """One local UDP socket running STUN transactions with any server address.
+
+    Responses are matched by transaction id, so one socket serves several servers and the RFC 5780
+    tests. Retransmissions follow aioice's ``Transaction`` (RTO 500 ms, doubling) but the caller's
+    ``timeout`` ends each transaction.
+    """
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.transactions: dict[bytes, stun.Transaction] = {}
+        self.closed = asyncio.get_running_loop().create_future()
+        #: set by an ICMP error on a connected socket (port unreachable): fails pending requests at once
+        self.failure: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    @classmethod
+    async def open(cls, local: Address = ("0.0.0.0", 0), remote: Address | None = None) -> StunUdpClient:
+        """A socket bound to ``local``; with ``remote`` it is connected, so ICMP errors are reported."""
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in (remote or local)[0] else socket.AF_INET
+        try:
+            if remote is not None:
+                _, protocol = await loop.create_datagram_endpoint(cls, remote_addr=remote, family=family)
+            else:
+                _, protocol = await loop.create_datagram_endpoint(cls, local_addr=local, family=family)
+        except OSError as exc:
+            raise transport_error(f"local UDP {local[0]}:{local[1]}", exc) from None
+        return protocol
+
+    @property
+    def local_address(self) -> Address:
+        assert self.transport is not None
+        sockname = self.transport.get_extra_info("sockname")
+        return str(sockname[0]), int(sockname[1])
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        try:
+            message = stun.parse_message(data)
+        except ValueError:
+            return
+        transaction = self.transactions.get(message.transaction_id)
+        if transaction is not None and message.message_class in (stun.Class.RESPONSE, stun.Class.ERROR):
+            transaction.response_received(message, (str(addr[0]), int(addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable on a connected socket: the server's port is closed.
+        log.debug("UDP error %s", exc)
+        if not self.failure.done():
+            self.failure.set_result(exc)
+
+    def send_stun(self, message: stun.Message, addr: Address) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            if self.transport.get_extra_info("peername") is not None:
+                self.transport.sendto(bytes(message))
+            else:
+                self.transport.sendto(bytes(message), addr)
+
+    async def request(
+        self,
+        message: stun.Message,
+        server: Address,
+        *,
+        timeout: float,  # noqa: ASYNC109
+        label: str,
+    ) -> tuple[stun.Message, Address]:
+        """Run one transaction; :class:`DeadlineExceeded` after ``timeout`` without an answer."""
+        transaction = stun.Transaction(message, server, self)
+        self.transactions[message.transaction_id] = transaction
+        try:
+            return await until_failure(transaction.run(), self.failure, timeout)
+        except stun.TransactionFailed as exc:
+            code, reason = exc.response.attributes.get("ERROR-CODE", (0, "error"))
+            raise RemoteProtocolError(f"{label}: STUN error {code} {reason}") from None
+        except (OSError, TimeoutError, stun.TransactionTimeout) as exc:
+            raise transport_error(label, exc) from None
+        finally:
+            self.transactions.pop(message.transaction_id, None)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def until_failure(awaitable: Awaitable[T], failure: asyncio.Future[BaseException], timeout: float) -> T:  # noqa: ASYNC109
+    """``awaitable``'s result, unless ``failure`` resolves first (its exception is raised) or
+    ``timeout`` passes (:class:`TimeoutError`). An ICMP error or a closed stream thus ends a
+    transaction at once, not at its timeout."""
+    task = asyncio.ensure_future(awaitable)
+    waiting: set[asyncio.Future[Any]] = {task, failure}
+    try:
+        done, _ = await asyncio.wait(
+            waiting, timeout=max(timeout, 0.001), return_when=asyncio.FIRST_COMPLETED
+        )
+    except BaseException:
+        task.cancel()
+        raise
+    if task in done:
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+    if failure.done():
+        raise failure.result()
+    raise TimeoutError
+
+
+async def stream_exchange(
+    server: Address,
+    message: stun.Message,
+    *,
+    timeout: float,  # noqa: ASYNC109
+    label: str,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+) -> tuple[stun.Message, float, float]:
+    """One STUN request over a fresh TCP (or TLS) connection: ``(response, connect_s, rtt_s)``."""
+    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    writer: asyncio.StreamWriter | None = None
+    try:
+        reader, stream_writer = await asyncio.wait_for(
+            asyncio.open_connection(
+                server[0],
+                server[1],
+                ssl=ssl_context,
+                server_hostname=server_hostname if ssl_context is not None else None,
+            ),
+            timeout,
+        )
+        writer = stream_writer
+        connected = time.monotonic()
+        stream_writer.write(bytes(message))
+        header = await asyncio.wait_for(reader.readexactly(20), max(0.001, deadline - time.monotonic()))
+        (length,) = struct.unpack("!H", header[2:4])
+        body = await asyncio.wait_for(reader.readexactly(length), max(0.001, deadline - time.monotonic()))
+        answered = time.monotonic()
+    except (OSError, TimeoutError, EOFError, asyncio.IncompleteReadError) as exc:
+        raise transport_error(label, exc) from None
+    finally:
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 0.2)
+    try:
+        response = stun.parse_message(header + body)
+    except ValueError as exc:
+        raise RemoteProtocolError(f"{label}: not a STUN answer ({exc})") from None
+    if response.transaction_id != message.transaction_id:
+        raise RemoteProtocolError(f"{label}: STUN answer for another transaction")
+    return response, connected - started, answered - connected
+
+
+__all__ = [
+    "CHANGE_IP",
+    "CHANGE_PORT",
+    "FAMILY_IPV4",
+    "FAMILY_IPV6",
+    "Address",
+    "StunUdpClient",
+    "binding_request",
+    "mapped_address",
+    "resolve",
+    "stream_exchange",
+    "transport_error",
+    "until_failure",
+]
