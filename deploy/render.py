@@ -88,9 +88,7 @@ def deploy_options(config: CallopsConfig, source: str = "callops.yaml") -> Deplo
     try:
         return DeployOptions.model_validate(config.section("deploy") or {})
     except pydantic.ValidationError as exc:
-        error = config_error_from(exc, source)
-        error.message = error.message.replace(": ", ": deploy.", 1)
-        raise error from None
+        raise config_error_from(exc, source, section="deploy") from None
 
 
 def _sh(value: object) -> str:
@@ -161,7 +159,7 @@ def _kubernetes_objects(
             {"name": "turns-tcp", "containerPort": d.tls_listening_port, "protocol": "TCP"},
             {"name": "turns-udp", "containerPort": d.tls_listening_port, "protocol": "UDP"},
         ]
-    volume_mounts = [{"name": "run", "mountPath": run_dir}]
+    volume_mounts: list[dict[str, Any]] = [{"name": "run", "mountPath": run_dir}]
     volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": f"{o.name}-config"}},
         {"name": "secret", "secret": {"secretName": f"{o.name}-secret", "defaultMode": 0o440}},
@@ -179,7 +177,7 @@ def _kubernetes_objects(
             {"name": "tls", "secret": {"secretName": f"{o.name}-tls", "defaultMode": 0o440, "items": items}}
         )
         volume_mounts.append({"name": "tls", "mountPath": str(cert.parent), "readOnly": True})
-    security = {
+    security: dict[str, Any] = {
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
@@ -217,7 +215,13 @@ def _kubernetes_objects(
             {
                 "name": "coturn",
                 "image": o.coturn_image(d),
-                "args": ["-c", f"{run_dir}/turnserver.conf", "--log-file=stdout", "--pidfile", f"{run_dir}/pid"],
+                "args": [
+                    "-c",
+                    f"{run_dir}/turnserver.conf",
+                    "--log-file=stdout",
+                    "--pidfile",
+                    f"{run_dir}/pid",
+                ],
                 "ports": ports,
                 "resources": {
                     "requests": {"cpu": o.cpu_request, "memory": o.memory_request},
@@ -343,7 +347,9 @@ def _yaml(obj: Any) -> str:
     return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, width=110)
 
 
-def render_kubernetes(deployment: TurnDeployment, options: DeployOptions, *, secret: Secret | None = None) -> str:
+def render_kubernetes(
+    deployment: TurnDeployment, options: DeployOptions, *, secret: Secret | None = None
+) -> str:
     docs = []
     for obj in kubernetes_objects(deployment, options, secret=secret):
         text = _yaml(obj)
@@ -391,7 +397,10 @@ def render_compose(deployment: TurnDeployment, options: DeployOptions) -> str:
         "cap_drop": ["ALL"],
         "cap_add": ["NET_BIND_SERVICE"],
         "healthcheck": {
-            "test": ["CMD-SHELL", f"turnutils_stunclient -p {d.listening_port} {o.probe_target(d)} >/dev/null"],
+            "test": [
+                "CMD-SHELL",
+                f"turnutils_stunclient -p {d.listening_port} {o.probe_target(d)} >/dev/null",
+            ],
             "interval": "30s",
             "timeout": "5s",
             "retries": 3,
@@ -410,7 +419,11 @@ def render_compose(deployment: TurnDeployment, options: DeployOptions) -> str:
 
 
 def render_bundle(
-    deployment: TurnDeployment, target: Target, options: DeployOptions | None = None, *, secret: Secret | None = None
+    deployment: TurnDeployment,
+    target: Target,
+    options: DeployOptions | None = None,
+    *,
+    secret: Secret | None = None,
 ) -> dict[str, str]:
     """The files of ``target``: relative path -> text. ``secret`` only fills the Kubernetes Secret."""
     o = options or DeployOptions()

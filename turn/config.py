@@ -199,6 +199,10 @@ class TurnDeployment(BaseModel):
         endpoints on one machine need both. ``callops turn lint`` flags it, as it should.
         """
         address = ipaddress.ip_address(host)
+        if tls_cert_file is not None and tls_port is None:
+            raise UsageError(
+                "a loopback relay with TLS needs its own tls_port", hint="pass tls_port=free_port()"
+            )
         fields: dict[str, Any] = {
             "realm": realm,
             "listening_ips": [address],
@@ -245,11 +249,11 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
-def config_error_from(exc: pydantic.ValidationError, source: str) -> ConfigError:
-    """A :class:`ConfigError` naming every bad field of ``source`` and how to fix it."""
+def config_error_from(exc: pydantic.ValidationError, source: str, *, section: str = "") -> ConfigError:
+    """A :class:`ConfigError` naming every bad field of ``source`` (under ``section``) and the fix."""
     problems = []
     for err in exc.errors():
-        field = _field_path(err["loc"]) or "(top level)"
+        field = ".".join(part for part in (section, _field_path(err["loc"])) if part) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling against docs/turn-config.md)"

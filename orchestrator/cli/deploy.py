@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -44,7 +45,7 @@ def deploy() -> None:
 )
 def render(target: str, config_path: Path, out_dir: Path, with_secret: bool) -> None:
     """Write the files that install and run the coturn relay described in callops.yaml."""
-    from callops.deploy.render import deploy_options, render_bundle, write_bundle
+    from callops.deploy.render import Target, deploy_options, render_bundle, write_bundle
     from callops.errors import UsageError
     from callops.secret import read_secret_file
     from callops.turn.config import load_config
@@ -60,7 +61,7 @@ def render(target: str, config_path: Path, out_dir: Path, with_secret: bool) -> 
                 hint="the install script and compose read the secret file at start-up",
             )
         secret = read_secret_file(deployment.secret_file, what="TURN shared secret")
-    files = render_bundle(deployment, target, options, secret=secret)  # type: ignore[arg-type]
+    files = render_bundle(deployment, cast("Target", target), options, secret=secret)
     private = frozenset({"coturn.yaml"}) if secret is not None else frozenset()
     for path in write_bundle(files, out_dir, private=private):
         click.echo(str(path))

@@ -137,4 +137,146 @@ def probe(  # noqa: PLR0917 -- click passes every option as an argument
     sys.exit(report.exit_code)
 
 
-__all__ = ["probe", "render_report"]
+def _server_options(f: Any) -> Any:
+    for option in reversed(
+        [
+            click.option("--stun", multiple=True, metavar="URI", help="STUN server URI (repeatable)."),
+            click.option("--turn", multiple=True, metavar="URI", help="TURN server URI (repeatable)."),
+            click.option(
+                "--secret-file", type=click.Path(dir_okay=False), help="TURN REST shared secret file."
+            ),
+            click.option("--user", help="Long-term TURN user (with --password-file), or the REST user name."),
+            click.option(
+                "--password-file", type=click.Path(dir_okay=False), help="Long-term TURN password file."
+            ),
+            click.option("--ca-file", type=click.Path(dir_okay=False), help="CA bundle for TURN over TLS."),
+            click.option("--insecure", is_flag=True, help="Do not verify TLS certificates."),
+            click.option(
+                "--config", type=click.Path(dir_okay=False), help="callops.yaml with a 'probe:' section."
+            ),
+            click.option(
+                "--host-address",
+                "host_addresses",
+                multiple=True,
+                metavar="IP",
+                help="Gather host candidates only on these addresses (default: every interface).",
+            ),
+            click.option(
+                "--token-file",
+                type=click.Path(dir_okay=False),
+                help="Shared token file (or CALLOPS_PROBE_TOKEN).",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def _site(kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """(token, IceSettings, CallServers) from the common options of serve and peer."""
+    from callops.orchestrator.probe.settings import merge_settings
+    from callops.orchestrator.probe.twosite import site_servers
+    from callops.secret import load_secret
+
+    token = load_secret(file=kwargs.pop("token_file"), env="CALLOPS_PROBE_TOKEN", what="probe token")
+    hosts = list(kwargs.pop("host_addresses")) or None
+    section, source = _config_section(kwargs.pop("config"), "probe")
+    settings = merge_settings(section, os.environ, kwargs, source=source)
+    if settings.ca_file is not None and "SSL_CERT_FILE" not in os.environ:
+        # aiortc (the real call) verifies TURN/TLS with the default context, which honours this.
+        os.environ["SSL_CERT_FILE"] = str(settings.ca_file)
+    ice, call = site_servers(settings, os.environ, host_addresses=hosts)
+    return token, ice, call
+
+
+def _hostport(value: str) -> tuple[str, int]:
+    from callops.errors import UsageError
+
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--listen {value!r} is not HOST:PORT", hint="e.g. --listen 0.0.0.0:8443")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+@probe.command()
+@click.option("--listen", required=True, metavar="HOST:PORT", help="Where peers connect (websocket).")
+@click.option("--max-sessions", type=click.IntRange(1, 1000), default=32, show_default=True)
+@click.option("--session-seconds", type=click.FloatRange(1, 600), default=30.0, show_default=True)
+@_server_options
+def serve(listen: str, max_sessions: int, session_seconds: float, **kwargs: Any) -> None:
+    """Responder at site B for 'callops probe peer' (token required; several peers at once)."""
+    import asyncio
+
+    from callops.orchestrator.probe.twosite import Responder
+
+    host, port = _hostport(listen)
+    token, ice, call = _site(kwargs)
+    responder = Responder(token, ice, call, max_sessions=max_sessions, session_seconds=session_seconds)
+
+    async def run() -> None:
+        server = await responder.start(host, port)
+        click.echo(f"probe serve: listening on ws://{host}:{port}", err=True)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(run())
+
+
+@probe.command()
+@click.argument("url")
+@click.option("--timeout", type=float, default=20.0, show_default=True, help="One deadline for all paths.")
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    type=click.Choice(["host", "srflx", "relay-udp", "relay-tcp", "relay-tls"]),
+    help="Path classes to test (default: all).",
+)
+@click.option("--call", "with_call", is_flag=True, help="Also make a real headless call (aiortc, media).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@_server_options
+def peer(
+    url: str, timeout: float, paths: tuple[str, ...], with_call: bool, as_json: bool, **kwargs: Any
+) -> None:
+    """Site A: one ICE negotiation per path class against 'callops probe serve' at URL.
+
+    Verdict p2p, relay-required (with transports) or blocked; exit codes as for 'callops probe'.
+    """
+    import asyncio
+
+    from callops.orchestrator.probe.paths import PATH_CLASSES
+    from callops.orchestrator.probe.twosite import run_peer
+
+    token, ice, call = _site(kwargs)
+    chosen = [p for p in PATH_CLASSES if p in paths] if paths else list(PATH_CLASSES)
+    report = asyncio.run(
+        run_peer(url, token, ice, timeout=timeout, paths=chosen, call=call if with_call else None)
+    )
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console()
+        transports = f" over {', '.join(report.relay_transports)}" if report.relay_transports else ""
+        console.print(f"[bold]{report.verdict}[/]{transports} (with {report.server})")
+        table = Table("path", "connected", "selected pair (local -> remote)", "rtt ms", "error")
+        for r in report.paths:
+            pair = (
+                f"{r.local.type} {r.local.address} -> {r.remote.type} {r.remote.address}"
+                if r.local and r.remote
+                else ""
+            )
+            rtt = f"{r.rtt_ms:.1f}" if r.rtt_ms is not None else ""
+            table.add_row(r.path, "yes" if r.connected else "no", pair, rtt, r.error or "")
+        console.print(table)
+        if report.call is not None:
+            c = report.call
+            via = f" via TURN/{c.relay_protocol}" if c.relay_protocol else ""
+            pair = f"{c.local.type} -> {c.remote.type}{via}" if c.local and c.remote else "no pair"
+            console.print(f"call: connected={c.connected} media={c.media} {pair} {c.error or ''}")
+    sys.exit(report.exit_code)
+
+
+__all__ = ["peer", "probe", "render_report", "serve"]

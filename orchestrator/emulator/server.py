@@ -325,6 +325,7 @@ class Emulator:
                 )
                 if close is not None:
                     sock.close(close)
+                    self._close_soon(sock)
             loop = asyncio.get_running_loop()
             sock.deadline = loop.call_later(timeout + 0.01, self._check_deadline, sock)
             await self._read_frames(sock, reader)

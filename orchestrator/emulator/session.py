@@ -13,6 +13,7 @@ Rules (``shared/protocol/messaging-window-api.md``):
 - A request before authentication is answered 401 and the socket stays open until the deadline.
 - A frame that is not JSON, not an object, not a request or too large is answered 400 in the
   unified error format (``reqId`` echoed when it can be read, else ``""``); the socket stays open.
+  ``kind`` may be left out (the tutorial's InitConnection has none); it is then a request.
 """
 
 from __future__ import annotations
@@ -22,15 +23,18 @@ import logging
 from enum import StrEnum
 from typing import Any
 
+from pydantic import ValidationError as PydanticValidationError
+
 from callops.consumer.models import (
     CLIENT_PROPERTIES,
     CONSUMER_AUTHENTICATION,
     GET_CLOCK,
     GET_CLOCK_RESPONSE,
     INIT_CONNECTION,
+    MAX_FRAME_BYTES,
     STRING_RESP,
     Request,
-    parse_frame,
+    describe_validation_error,
 )
 from callops.errors import AuthenticationError, RemoteProtocolError
 from callops.orchestrator.emulator.auth import CLOSE_TOKEN_REJECTED, verify_jwt
@@ -97,6 +101,25 @@ def _request_id(data: str | bytes) -> str:
         if isinstance(rid, int) and not isinstance(rid, bool):
             return str(rid)
     return ""
+
+
+def parse_request(data: str | bytes) -> Request:
+    """A consumer's request frame. ``kind`` may be left out: the tutorial's InitConnection has none."""
+    if len(data) > MAX_FRAME_BYTES:
+        raise RemoteProtocolError(f"frame of {len(data)} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
+    try:
+        raw = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise RemoteProtocolError(f"frame is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise RemoteProtocolError(f"frame must be a JSON object, got {type(raw).__name__}")
+    kind = raw.get("kind", "req")
+    if kind != "req":
+        raise RemoteProtocolError(f"consumers send requests (kind 'req'), got kind {kind!r}")
+    try:
+        return Request.model_validate(raw)
+    except PydanticValidationError as exc:
+        raise RemoteProtocolError(f"invalid request: {describe_validation_error(exc)}") from None
 
 
 class ConsumerSession:
@@ -172,13 +195,9 @@ class ConsumerSession:
         if self.phase == SessionPhase.CLOSED:
             return Outcome()
         try:
-            frame = parse_frame(data)
+            frame = parse_request(data)
         except RemoteProtocolError as exc:
             return Outcome([Delivery(sid, error_response(_request_id(data), 400, "Bad frame", exc.message))])
-        if not isinstance(frame, Request):
-            rid = getattr(frame, "reqId", "") or ""
-            details = f"consumers send requests (kind 'req'), got kind {frame.kind!r}"
-            return Outcome([Delivery(sid, error_response(rid, 400, "Bad frame", details))])
         if frame.type == INIT_CONNECTION:
             auth = frame.header(CONSUMER_AUTHENTICATION)
             if auth is None or not auth.get("jwt"):
@@ -208,4 +227,4 @@ class ConsumerSession:
             self.model.close_session(self.session_id)
 
 
-__all__ = ["CLOSE_INIT_TIMEOUT", "Close", "ConsumerSession", "Outcome", "SessionPhase"]
+__all__ = ["CLOSE_INIT_TIMEOUT", "Close", "ConsumerSession", "Outcome", "SessionPhase", "parse_request"]

@@ -26,6 +26,7 @@ from callops.orchestrator.lab import netns
 from callops.orchestrator.lab.topology import (
     DEFAULT_PREFIX,
     PUBLIC_SUBNETS,
+    SIGNALLING_PORT,
     TURN_ADDRESSES,
     TURN_TLS_PORT,
     TURN_UDP_TCP_PORT,
@@ -69,6 +70,12 @@ class LabState(BaseModel):
     config_file: str
     coturn_pid: int | None = None
     created_at: float
+
+    def signalling_url(self, site: str) -> str:
+        """Where ``callops probe serve`` on ``site``'s host is reachable from the other site."""
+        topology = self.agent if site == "agent" else self.consumer
+        address = self.hosts[site] if topology == "open" else self.hosts[f"{site}-router"]
+        return f"ws://{address}:{SIGNALLING_PORT}"
 
     @property
     def stun_uris(self) -> list[str]:

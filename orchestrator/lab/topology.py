@@ -188,8 +188,13 @@ def check_topology(value: str, *, site: str) -> Topology:
     return value  # type: ignore[return-value]
 
 
-def router_rules(topology: Topology, lan_subnet: str) -> str:
-    """``iptables-restore`` input for a site's router (interfaces ``wan`` and ``lan``)."""
+def router_rules(topology: Topology, lan_subnet: str, host: str) -> str:
+    """``iptables-restore`` input for a site's router (interfaces ``wan`` and ``lan``).
+
+    NAT routers forward TCP :data:`SIGNALLING_PORT` on their public address to the site host, so
+    that ``callops probe serve`` there is reachable (it stands for the signalling server every real
+    call has); media and ICE are unaffected.
+    """
     nat = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]"]
     nat.append(":POSTROUTING ACCEPT [0:0]")
     filt = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]"]
@@ -198,9 +203,12 @@ def router_rules(topology: Topology, lan_subnet: str) -> str:
         if topology == "symmetric":
             masquerade += " --random-fully"
         nat.append(masquerade)
+        forward = f"--to-destination {host}:{SIGNALLING_PORT}"
+        nat.append(f"-A PREROUTING -i wan -p tcp --dport {SIGNALLING_PORT} -j DNAT {forward}")
         # Unsolicited inbound UDP to the router is dropped before conntrack confirms an entry for it.
         filt.append("-A INPUT -i wan -p udp -m conntrack --ctstate NEW,INVALID -j DROP")
         filt.append("-A FORWARD -i wan -o lan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT")
+        filt.append(f"-A FORWARD -i wan -o lan -p tcp -d {host} --dport {SIGNALLING_PORT} -j ACCEPT")
         filt.append("-A FORWARD -i wan -o lan -j DROP")
     if topology == "udp-blocked":
         filt.append("-A FORWARD -i lan -o wan -p udp -j DROP")
@@ -247,7 +255,7 @@ def plan_lab(agent: Topology, consumer: Topology, prefix: str = DEFAULT_PREFIX) 
         addresses.append(Address(host, "eth0", f"{addr.host}/{prefixlen}"))
         routes.append(Route(host, "default", addr.router_lan))
         forwarding.append(router)
-        iptables[router] = router_rules(topology, addr.lan_subnet)
+        iptables[router] = router_rules(topology, addr.lan_subnet, addr.host)
     # The "internet" knows how to reach the public site subnets (used only by ``open`` sites).
     for site in sites:
         lan, wan = _PUBLIC_LAN[site], _ROUTER_WAN[site]

@@ -88,15 +88,11 @@ class ErrorMessage(BaseModel):
     message: str
 
 
-Message = Annotated[
-    Offer | Answer | CallRequest | CallOffer | CallAnswer | Bye | ErrorMessage, Field(discriminator="type")
-]
-MESSAGE = TypeAdapter(Message)
+AnyMessage = Offer | Answer | CallRequest | CallOffer | CallAnswer | Bye | ErrorMessage
+MESSAGE: TypeAdapter[AnyMessage] = TypeAdapter(Annotated[AnyMessage, Field(discriminator="type")])
 
 
-def parse_message(
-    text: str | bytes,
-) -> Offer | Answer | CallRequest | CallOffer | CallAnswer | Bye | ErrorMessage:
+def parse_message(text: str | bytes) -> AnyMessage:
     """One signalling message; :class:`pydantic.ValidationError` when malformed (callers translate)."""
     return MESSAGE.validate_json(text)
 
@@ -167,6 +163,7 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "PATH_CLASSES",
     "Answer",
+    "AnyMessage",
     "Bye",
     "CallAnswer",
     "CallOffer",

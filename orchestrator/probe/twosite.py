@@ -19,7 +19,7 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -47,6 +47,7 @@ from callops.orchestrator.probe.paths import (
     decide_two_site,
     parse_message,
 )
+from callops.orchestrator.probe.settings import ProbeSettings, load_credentials
 from callops.secret import Secret
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,31 @@ def _pair_summary(pair: Any) -> tuple[CandidateSummary | None, CandidateSummary 
         protocol=pair.remote.protocol,
     )
     return local, remote, pair.local.relay_protocol
+
+
+def site_servers(
+    settings: ProbeSettings, env: Mapping[str, str], *, host_addresses: Sequence[str] | None = None
+) -> tuple[icelib.IceSettings, CallServers]:
+    """A site's ICE settings and call servers from its probe settings (STUN first, then TURN)."""
+    stun_uris, turn_uris = settings.stun_uris(), settings.turn_uris()
+    credentials = load_credentials(settings, env, now=time.time())
+    context = None
+    if any(u.secure for u in turn_uris):
+        from callops.turn.tls import client_context
+
+        context = client_context(settings.ca_file, insecure=settings.insecure)
+    password = credentials.password.reveal() if credentials.password is not None else None
+    ice = icelib.IceSettings(
+        stun=stun_uris[0] if stun_uris else None,
+        turn=turn_uris,
+        username=credentials.username,
+        password=password,
+        ssl_context=context,
+        host_addresses=host_addresses,
+    )
+    servers: list[tuple[str, str | None, Secret | None]] = [(str(u), None, None) for u in stun_uris]
+    servers += [(str(u), credentials.username, credentials.password) for u in turn_uris]
+    return ice, CallServers(servers=servers, host_addresses=host_addresses)
 
 
 # -- responder (site B) ---------------------------------------------------------------------------
@@ -150,7 +176,7 @@ class Responder:
                     task = asyncio.create_task(self._session(ws, msg, queues[msg.session]))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
-                    task.add_done_callback(lambda _t, s=msg.session: queues.pop(s, None))
+                    task.add_done_callback(_forget(queues, msg.session))
                 elif isinstance(msg, CallAnswer | Bye) and msg.session in queues:
                     queues[msg.session].put_nowait(msg)
         except ConnectionClosed:
@@ -224,6 +250,13 @@ class Responder:
                     return
         finally:
             await peer.close()
+
+
+def _forget(queues: dict[str, asyncio.Queue[Any]], session: str) -> Any:
+    def done(_task: asyncio.Task[None]) -> None:
+        queues.pop(session, None)
+
+    return done
 
 
 def _kind(msg: Offer | CallRequest) -> str:
@@ -398,9 +431,9 @@ async def run_peer(
         ) from None
     async with ws:
         sig = _Signalling(ws)
-        jobs = [_run_path(sig, path, ice, deadline) for path in paths]
-        results = list(await asyncio.gather(*jobs))
-        call_result = await _run_call(sig, call, deadline) if call is not None else None
+        call_job = asyncio.create_task(_run_call(sig, call, deadline)) if call is not None else None
+        results = list(await asyncio.gather(*(_run_path(sig, path, ice, deadline) for path in paths)))
+        call_result = await call_job if call_job is not None else None
         sig.reader.cancel()
     verdict, transports, code = decide_two_site(results)
     return TwoSiteReport(
@@ -421,4 +454,5 @@ __all__ = [
     "CallServers",
     "Responder",
     "run_peer",
+    "site_servers",
 ]

@@ -17,12 +17,16 @@ from callops.consumer.models import (
     GetClockResponse,
     Notification,
     PublishEvent,
+    PublishEventResponse,
     Request,
     RequestConversationResponse,
     Response,
     SubscribeExConversations,
     SubscribeExConversationsResponse,
+    SubscribeMessagingEvents,
+    UnsubscribeExConversations,
     UpdateConversationField,
+    WireModel,
     parse_body,
     parse_frame,
 )
@@ -83,6 +87,20 @@ FRAMES = [
     '{"kind":"resp","reqId":"3","code":200,"type":"cqm.SubscribeExConversationsResponse",'
     '"body":{"subscriptionId":"1e25-x"}}',
     REFERENCE_NOTIFICATION,
+    '{"kind":"req","id":"4","type":"cqm.UnsubscribeExConversations","body":{"subscriptionId":"1e25-x"}}',
+    '{"kind":"req","id":"5","type":"ms.SubscribeMessagingEvents",'
+    '"body":{"dialogId":"d","conversationId":"c","fromSeq":0}}',
+    '{"kind":"resp","reqId":"5","code":200,"type":".ams.GenericSubscribeResponse"}',
+    '{"kind":"req","id":"6","type":"ms.PublishEvent","body":{"dialogId":"d","conversationId":"c",'
+    '"event":{"type":"ContentEvent","contentType":"text/plain","message":"hi"}}}',
+    '{"kind":"resp","reqId":"6","code":200,"type":"ms.PublishEventResponse","body":{"sequence":4}}',
+    '{"kind":"resp","reqId":"7","code":200,"type":".GetClock$Response","body":{"currentTime":1513813587308}}',
+    '{"kind":"req","id":"8","type":"cm.UpdateConversationField","body":{"conversationId":"c",'
+    '"conversationField":{"field":"DialogChange","type":"UPDATE",'
+    '"dialog":{"dialogId":"d","state":"CLOSE","closedCause":"Closed by consumer"}}}}',
+    '{"kind":"notification","type":"ms.MessagingEventNotification","body":{"changes":[{"sequence":1,'
+    '"originatorId":"a","originatorMetadata":{"id":"a","role":"ASSIGNED_AGENT"},"serverTimestamp":1,'
+    '"event":{"type":"ChatStateEvent","chatState":"COMPOSING"},"conversationId":"c","dialogId":"d"}]}}',
 ]
 
 
@@ -170,6 +188,31 @@ def test_request_and_answer_bodies_parse() -> None:
         "event": {"type": "ContentEvent", "contentType": "text/plain", "message": "hi"},
     }
     assert parse_body(PublishEvent, event).wire() == event
+
+
+@pytest.mark.parametrize(
+    ("model", "body"),
+    [
+        (UnsubscribeExConversations, {"subscriptionId": "s"}),
+        (SubscribeMessagingEvents, {"dialogId": "d", "conversationId": "c", "fromSeq": 0}),
+        (PublishEventResponse, {"sequence": 4}),
+        (
+            UpdateConversationField,
+            {
+                "conversationId": "c",
+                "conversationField": [
+                    {
+                        "field": "DialogChange",
+                        "type": "UPDATE",
+                        "dialog": {"dialogId": "d", "state": "CLOSE", "closedCause": "Closed by consumer"},
+                    }
+                ],
+            },
+        ),
+    ],
+)
+def test_reference_bodies_round_trip(model: type[WireModel], body: dict[str, Any]) -> None:
+    assert parse_body(model, body).wire() == body
 
 
 def test_unknown_fields_are_kept_and_never_fatal() -> None:

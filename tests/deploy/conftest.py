@@ -7,6 +7,7 @@ ports without touching the host, and every process left in the namespace is kill
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -82,10 +83,8 @@ def delete_netns(name: str) -> None:
         ["ip", "netns", "pids", name], capture_output=True, text=True, check=False, timeout=20
     ).stdout.split()
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
     subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False, timeout=20)
 
 

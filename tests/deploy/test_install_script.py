@@ -69,7 +69,9 @@ def test_help_names_the_certificate_and_options(systemd_bundle: Path) -> None:
 
 def test_dry_run_prints_changes_and_changes_nothing(systemd_bundle: Path, root: Path, tmp_path: Path) -> None:
     secret = write_secret(tmp_path / "secret")
-    result = run_script(systemd_bundle, "--dry-run", "--no-systemd", "--root", str(root), "--secret-from", str(secret))
+    result = run_script(
+        systemd_bundle, "--dry-run", "--no-systemd", "--root", str(root), "--secret-from", str(secret)
+    )
     assert result.returncode == 0, result.stderr
     assert f"would write: {root}/etc/turnserver.conf" in result.stdout
     assert f"would write: {root}/etc/coturn/turn-secret" in result.stdout
@@ -99,7 +101,9 @@ def test_a_bad_secret_file_fails_with_a_clear_message(
     systemd_bundle: Path, root: Path, tmp_path: Path, value: str, message: str
 ) -> None:
     secret = write_secret(tmp_path / "secret", value)
-    result = run_script(systemd_bundle, "--dry-run", "--no-systemd", "--root", str(root), "--secret-from", str(secret))
+    result = run_script(
+        systemd_bundle, "--dry-run", "--no-systemd", "--root", str(root), "--secret-from", str(secret)
+    )
     assert result.returncode == 1
     assert message in result.stderr
     if value:
@@ -111,7 +115,9 @@ def test_missing_tls_certificate_fails_with_a_clear_message(tmp_path: Path, root
     from callops.turn.config import TurnDeployment
 
     deployment = TurnDeployment(
-        realm="t.example", tls_cert_file="/etc/coturn/cert.pem", tls_key_file="/etc/coturn/key.pem"
+        realm="t.example",
+        tls_cert_file=Path("/etc/coturn/cert.pem"),
+        tls_key_file=Path("/etc/coturn/key.pem"),
     )
     bundle = tmp_path / "tls-bundle"
     write_bundle(render_bundle(deployment, "systemd"), bundle)
@@ -155,7 +161,13 @@ def test_install_runs_coturn_the_probe_passes_and_a_second_run_is_a_no_op(
 
     wrong = write_secret(tmp_path / "wrong-secret")
     third = run_script(
-        systemd_bundle, "--no-systemd", "--root", str(root), "--probe-secret-file", str(wrong), netns=deploy_netns
+        systemd_bundle,
+        "--no-systemd",
+        "--root",
+        str(root),
+        "--probe-secret-file",
+        str(wrong),
+        netns=deploy_netns,
     )
     assert third.returncode == 1
     assert "PROBE FAILED" in third.stderr and "401" in third.stderr
@@ -189,7 +201,13 @@ def test_a_busy_port_fails_with_a_clear_message(
         assert holder.stdout.readline().strip() == "bound"
         secret = write_secret(tmp_path / "secret")
         result = run_script(
-            systemd_bundle, "--no-systemd", "--root", str(root), "--secret-from", str(secret), netns=deploy_netns
+            systemd_bundle,
+            "--no-systemd",
+            "--root",
+            str(root),
+            "--secret-from",
+            str(secret),
+            netns=deploy_netns,
         )
         holder.stdin.close()
         holder.wait(timeout=10)

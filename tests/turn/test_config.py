@@ -16,6 +16,7 @@ from callops.orchestrator.cli import cli
 from callops.secret import Secret
 from callops.testing import run_bounded
 from callops.turn.config import (
+    ExternalIp,
     TurnDeployment,
     load_config,
     parse_config,
@@ -69,8 +70,16 @@ def test_secret_is_not_rendered_unless_given() -> None:
 
 def test_tls_switch_names_follow_the_coturn_version() -> None:
     tls = {"tls_cert_file": "/etc/coturn/cert.pem", "tls_key_file": "/etc/coturn/key.pem"}
-    old = directives(render_turnserver_conf(TurnDeployment(realm="t.example", coturn_version="4.6.1", **tls)))
-    new = directives(render_turnserver_conf(TurnDeployment(realm="t.example", coturn_version="4.7.0", **tls)))
+    old = directives(
+        render_turnserver_conf(
+            TurnDeployment.model_validate({"realm": "t.example", "coturn_version": "4.6.1", **tls})
+        )
+    )
+    new = directives(
+        render_turnserver_conf(
+            TurnDeployment.model_validate({"realm": "t.example", "coturn_version": "4.7.0", **tls})
+        )
+    )
     newest = directives(render_turnserver_conf(TurnDeployment(realm="t.example", coturn_version="4.10.0")))
     assert {"no-tlsv1", "no-tlsv1_1", "cert=/etc/coturn/cert.pem", "pkey=/etc/coturn/key.pem"} <= set(old)
     assert "no-tlsv1" not in new and "no-tlsv1_1" not in new and "tlsv1" not in new
@@ -87,7 +96,9 @@ def test_nat_mapping_quotas_and_approved_peers_are_rendered() -> None:
     deployment = TurnDeployment(
         realm="turn.example.com",
         listening_ips=[ipaddress.ip_address("10.0.0.5")],
-        external_ips=[{"public": "203.0.113.10", "private": "10.0.0.5"}],  # type: ignore[list-item]
+        external_ips=[
+            ExternalIp(public=ipaddress.ip_address("203.0.113.10"), private=ipaddress.ip_address("10.0.0.5"))
+        ],
         allowed_peer_ips=[ipaddress.ip_network("10.1.2.0/24")],
         user_quota=4,
         total_quota=500,
@@ -296,3 +307,59 @@ def test_loopback_preset_relays_between_two_allocations(tmp_path: Path, secret: 
         result = run_bounded(relay_data_test(uri, creds.username, creds.credential, 15.0, count=5), 30)
     assert result.status is ProbeStatus.OK, result.error
     assert result.data["received"] == 5
+
+
+@pytest.mark.coturn
+def test_rendered_tls_config_boots_allocates_over_tls_and_refuses_tls_1_1(
+    tmp_path: Path, secret: Secret
+) -> None:
+    import socket
+    import ssl
+    import warnings
+
+    from callops.turn.credentials import rest_credentials
+    from callops.turn.probes import ProbeStatus, turn_allocation
+    from callops.turn.tls import make_self_signed
+
+    cert, key = make_self_signed(tmp_path / "tls", ["127.0.0.1"])
+    low, high = relay_range()
+    tls_port = free_port()
+    deployment = TurnDeployment.loopback(
+        port=free_port(),
+        tls_port=tls_port,
+        min_port=low,
+        max_port=high,
+        secret_file=tmp_path / "unused",
+        tls_cert_file=cert,
+        tls_key_file=key,
+    )
+    creds = rest_credentials(secret, "config-test")
+    with start(tmp_path, deployment, secret):
+        uri = f"turns:127.0.0.1:{tls_port}?transport=tcp"
+        result = run_bounded(turn_allocation(uri, creds.username, creds.credential, 15.0, ca_file=cert), 30)
+        assert result.status is ProbeStatus.OK, result.error
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.1 is deprecated: that is the point
+            old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            old.check_hostname = False
+            old.verify_mode = ssl.CERT_NONE
+            old.minimum_version = ssl.TLSVersion.TLSv1_1
+            old.maximum_version = ssl.TLSVersion.TLSv1_1
+            old.set_ciphers("DEFAULT:@SECLEVEL=0")
+            with socket.create_connection(("127.0.0.1", tls_port), timeout=10) as raw:
+                with pytest.raises((ssl.SSLError, ConnectionResetError)):
+                    old.wrap_socket(raw).close()
+
+
+def test_loopback_preset_with_tls_needs_its_own_port(tmp_path: Path) -> None:
+    from callops.errors import UsageError
+
+    with pytest.raises(UsageError, match="tls_port"):
+        TurnDeployment.loopback(
+            port=3478,
+            min_port=50000,
+            max_port=50010,
+            secret_file=tmp_path / "s",
+            tls_cert_file=tmp_path / "c.pem",
+            tls_key_file=tmp_path / "k.pem",
+        )

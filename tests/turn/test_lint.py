@@ -59,7 +59,8 @@ def test_parser_reads_every_line_form() -> None:
 def test_rendered_config_lints_clean_for_each_coturn_version() -> None:
     for version in ("4.5.2", "4.6.1", "4.7.0", "4.10.0"):
         for tls in ({}, {"tls_cert_file": "/etc/c.pem", "tls_key_file": "/etc/k.pem"}):
-            text = render_turnserver_conf(TurnDeployment(realm="t.example", coturn_version=version, **tls))
+            fields = {"realm": "t.example", "coturn_version": version, **tls}
+            text = render_turnserver_conf(TurnDeployment.model_validate(fields))
             assert lint_conf(text) == [], (version, tls)
 
 
@@ -97,14 +98,30 @@ def test_loopback_preset_is_flagged() -> None:
         (with_lines("cli-password=qwerty", drop=("no-cli",)), "cli-weak-password", "error"),
         (with_lines("cli-password=short", drop=("no-cli",)), "cli-weak-password", "error"),
         (with_lines(drop=("no-cli",)), "cli-enabled", "warning"),
-        (with_lines("cli-password=$5$1234$abcdef", "cli-ip=0.0.0.0", drop=("no-cli",)), "cli-exposed", "error"),
-        (with_lines("cert=/c.pem", "pkey=/k.pem", drop=("no-tls", "no-dtls", "no-tlsv1_1")), "old-tls-enabled", "error"),
+        (
+            with_lines("cli-password=$5$1234$abcdef", "cli-ip=0.0.0.0", drop=("no-cli",)),
+            "cli-exposed",
+            "error",
+        ),
+        (
+            with_lines("cert=/c.pem", "pkey=/k.pem", drop=("no-tls", "no-dtls", "no-tlsv1_1")),
+            "old-tls-enabled",
+            "error",
+        ),
         (with_lines("tlsv1"), "old-tls-enabled", "error"),
         (with_lines("user=alice:alice"), "weak-static-user", "error"),
         (with_lines("user=bob:password"), "weak-static-user", "error"),
         (with_lines("lt-cred-mech"), "lt-cred-mech-with-auth-secret", "warning"),
-        (with_lines("min-port=50000", "max-port=50099", drop=("min-port", "max-port")), "relay-port-range-too-small", "error"),
-        (with_lines("min-port=60000", "max-port=50000", drop=("min-port", "max-port")), "relay-port-range-too-small", "error"),
+        (
+            with_lines("min-port=50000", "max-port=50099", drop=("min-port", "max-port")),
+            "relay-port-range-too-small",
+            "error",
+        ),
+        (
+            with_lines("min-port=60000", "max-port=50000", drop=("min-port", "max-port")),
+            "relay-port-range-too-small",
+            "error",
+        ),
         (with_lines("listening-ip=192.168.1.10"), "private-address-without-external-ip", "warning"),
         (with_lines("server-relay"), "server-relay", "error"),
         (with_lines("static-auth-secret=short"), "weak-auth-secret", "warning"),
@@ -166,7 +183,9 @@ def test_secret_file_permissions_are_checked(tmp_path: Path) -> None:
 
 def test_conf_with_a_literal_secret_must_not_be_world_readable(tmp_path: Path) -> None:
     deployment = TurnDeployment(realm="t.example", secret_file=tmp_path / "absent")
-    conf = write_turnserver_conf(deployment, tmp_path / "turnserver.conf", secret=Secret("0123456789abcdef0123"))
+    conf = write_turnserver_conf(
+        deployment, tmp_path / "turnserver.conf", secret=Secret("0123456789abcdef0123")
+    )
     assert lint_file(conf).findings == []
     os.chmod(conf, 0o644)
     assert ids(lint_file(conf).findings, "error") == {"secret-file-readable"}

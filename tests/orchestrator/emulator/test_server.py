@@ -233,3 +233,26 @@ def test_unknown_websocket_path_is_rejected_with_404() -> None:
             assert status == 404
 
     run_bounded(body(), 30)
+
+
+def test_the_tutorials_init_connection_without_kind_is_accepted() -> None:
+    async def body() -> None:
+        async with Emulator() as emu, connect(emu.consumer_url(ACCOUNT)) as ws:
+            tutorial = {
+                "id": "0",
+                "type": "InitConnection",
+                "headers": [
+                    {
+                        "type": ".ams.headers.ClientProperties",
+                        "deviceFamily": "DESKTOP",
+                        "os": "WINDOWS",
+                        "features": ["CO_BROWSE"],
+                    },
+                    {"type": ".ams.headers.ConsumerAuthentication", "jwt": mint_jwt("c1", now=time.time())},
+                ],
+            }
+            await ws.send(json.dumps(tutorial))
+            answer = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert answer == {"kind": "resp", "reqId": "0", "code": 200, "type": ".ReqBody$StringResp"}
+
+    run_bounded(body(), 30)

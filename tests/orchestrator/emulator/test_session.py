@@ -36,7 +36,6 @@ def test_init_connection_from_the_tutorial_is_answered_200(init_frame: Any) -> N
 def test_init_connection_without_kind_and_with_a_numeric_id_is_accepted() -> None:
     _, session = _session()
     frame = {
-        "kind": "req",
         "id": 0,
         "type": "InitConnection",
         "body": {},
@@ -109,9 +108,9 @@ def test_garbage_wrong_types_and_missing_fields_get_400_answers(init_frame: Any)
         ('{"kind":"req","id":"3"}', "3", "type"),
         ('{"kind":"req","id":{"x":1},"type":"GetClock"}', "", "id"),
         ('{"kind":"notification","type":"x"}', "", "requests"),
-        ('{"kind":"resp","reqId":"4","code":200}', "4", "requests"),
+        ('{"kind":"resp","reqId":"4","code":200}', "", "requests"),
         ('{"kind":"req","id":"' + "x" * 65 + '","type":"GetClock"}', "", "id"),
-        ('{"id":"8","type":"GetClock"}', "8", "kind"),
+        ('{"kind":"notify","id":"8","type":"GetClock"}', "8", "kind"),
     ]
     for data, req_id, word in cases:
         (answer,) = _frames(session, data)

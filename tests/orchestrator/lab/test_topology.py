@@ -54,31 +54,32 @@ def test_an_open_site_has_a_public_address_and_a_nat_site_a_private_one() -> Non
 
 
 def test_open_router_forwards_without_nat() -> None:
-    rules = router_rules("open", "198.51.100.0/25")
+    rules = router_rules("open", "198.51.100.0/25", "198.51.100.2")
     assert "MASQUERADE" not in rules
     assert "DROP" not in rules
 
 
 def test_cone_router_masquerades_without_random_ports_and_drops_unsolicited_inbound_udp() -> None:
-    rules = router_rules("cone", "10.201.1.0/24")
+    rules = router_rules("cone", "10.201.1.0/24", "10.201.1.2")
     assert "-A POSTROUTING -s 10.201.1.0/24 -o wan -j MASQUERADE\n" in rules
     assert "--random-fully" not in rules
     assert "-A INPUT -i wan -p udp -m conntrack --ctstate NEW,INVALID -j DROP" in rules
 
 
 def test_symmetric_router_randomises_every_mapping() -> None:
-    assert "MASQUERADE --random-fully" in router_rules("symmetric", "10.201.1.0/24")
+    assert "MASQUERADE --random-fully" in router_rules("symmetric", "10.201.1.0/24", "10.201.1.2")
 
 
 def test_udp_blocked_router_drops_outbound_udp_only() -> None:
-    rules = router_rules("udp-blocked", "10.201.2.0/24")
+    rules = router_rules("udp-blocked", "10.201.2.0/24", "10.201.2.2")
     assert "-A FORWARD -i lan -o wan -p udp -j DROP" in rules
-    assert "-p tcp" not in rules
+    assert "-p tcp -j" not in rules
 
 
 def test_tls_only_router_allows_tcp_443_to_the_turn_host_and_signalling_only() -> None:
-    rules = router_rules("tls-only", "10.201.2.0/24").splitlines()
+    rules = router_rules("tls-only", "10.201.2.0/24", "10.201.2.2").splitlines()
     accepts = [r for r in rules if r.startswith("-A FORWARD -i lan") and r.endswith("ACCEPT")]
+    assert "-A FORWARD -i lan -o wan -p udp" not in "\n".join(rules)
     assert accepts == [
         *(f"-A FORWARD -i lan -o wan -p tcp -d {a} --dport 443 -j ACCEPT" for a in TURN_ADDRESSES),
         f"-A FORWARD -i lan -o wan -p tcp --dport {SIGNALLING_PORT} -j ACCEPT",
@@ -101,3 +102,8 @@ def test_a_bad_prefix_is_refused(prefix: str) -> None:
 def test_an_unknown_topology_is_refused_with_the_choices() -> None:
     with pytest.raises(UsageError, match="choose one of open, cone"):
         plan_lab("full-cone", "open", "cops-")  # type: ignore[arg-type]
+
+
+def test_nat_routers_forward_the_signalling_port_to_the_site_host() -> None:
+    rules = router_rules("symmetric", "10.201.1.0/24", "10.201.1.2")
+    assert f"--dport {SIGNALLING_PORT} -j DNAT --to-destination 10.201.1.2:{SIGNALLING_PORT}" in rules

@@ -1,0 +1,375 @@
+"""``callops call`` and ``callops smoke``: headless WebRTC calls along the whole invitation path.
+
+Thin commands: options are parsed here, the work is in :mod:`callops.orchestrator.call`. aiortc
+is imported only when a command runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+SECRET_ENV = "CALLOPS_TURN_SECRET"
+PASSWORD_ENV = "CALLOPS_TURN_PASSWORD"
+JWT_SECRET_ENV = "CALLOPS_EMULATOR_JWT_SECRET"
+
+SCENARIO_CHOICES = (
+    "accept",
+    "decline",
+    "cancel",
+    "expire",
+    "hangup-consumer",
+    "hangup-agent",
+    "agent-disconnect",
+    "ice-fail",
+    "resume",
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def call_options(func: F) -> F:
+    """The options ``call`` and ``smoke`` share."""
+    options = [
+        click.option(
+            "--emulator",
+            "emulator_url",
+            metavar="URL",
+            help="Emulator base URL (http://HOST:PORT); default: start one in-process.",
+        ),
+        click.option("--account", default="callops", show_default=True, help="Account id on the emulator."),
+        click.option("--stun", "stun_url", metavar="URI", help="STUN server, e.g. stun:127.0.0.1:3478."),
+        click.option(
+            "--turn",
+            "turn_url",
+            metavar="URI",
+            help="TURN server (turn:/turns:); default: a loopback coturn if turnserver is installed.",
+        ),
+        click.option(
+            "--secret-file",
+            type=click.Path(dir_okay=False),
+            help=f"TURN REST shared secret file (or set {SECRET_ENV}).",
+        ),
+        click.option("--user", help="Long-term TURN user name (with --password-file), or REST user name."),
+        click.option(
+            "--password-file",
+            type=click.Path(dir_okay=False),
+            help=f"Long-term TURN password file (or set {PASSWORD_ENV}).",
+        ),
+        click.option(
+            "--mode",
+            type=click.Choice(["VOICE_CALL", "VIDEO_CALL"]),
+            default="VOICE_CALL",
+            show_default=True,
+            help="Audio (Opus) or audio+video (Opus+VP8).",
+        ),
+        click.option(
+            "--policy",
+            type=click.Choice(["all", "relay"]),
+            default="all",
+            show_default=True,
+            help="iceTransportPolicy of both peers.",
+        ),
+        click.option(
+            "--duration",
+            type=click.FloatRange(0, 3600),
+            default=3.0,
+            show_default=True,
+            help="Seconds of media once both sides decode.",
+        ),
+        click.option(
+            "--scenario", type=click.Choice(SCENARIO_CHOICES), default="accept", show_default=True
+        ),
+        click.option(
+            "--ice-timeout",
+            type=click.FloatRange(0.5, 120),
+            default=10.0,
+            show_default=True,
+            help="Seconds for ICE+DTLS before UNABLE_TO_CONNECT.",
+        ),
+        click.option(
+            "--invite-expiry",
+            type=click.FloatRange(0.5, 3600),
+            default=120.0,
+            show_default=True,
+            help="Invitation expiry of the embedded emulator (s).",
+        ),
+        click.option(
+            "--all-interfaces",
+            is_flag=True,
+            help="Gather host candidates on every interface (default: 127.0.0.1 only).",
+        ),
+        click.option(
+            "--jwt-secret-file",
+            type=click.Path(dir_okay=False),
+            help=f"HS256 secret of the emulator's consumer JWTs (or set {JWT_SECRET_ENV}); default dev mode.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _requests(kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """(EnvironmentRequest, CallSettings) from the shared options; secrets only from files/env."""
+    from callops.errors import UsageError
+    from callops.orchestrator.call.environment import EnvironmentRequest
+    from callops.orchestrator.call.session import CallSettings
+    from callops.secret import load_secret
+
+    turn_url = kwargs["turn_url"]
+    secret = password = None
+    if turn_url is not None:
+        secret = load_secret(file=kwargs["secret_file"], env=SECRET_ENV, what="TURN shared secret", required=False)
+        if secret is None:
+            password = load_secret(
+                file=kwargs["password_file"], env=PASSWORD_ENV, what="TURN password", required=False
+            )
+            if password is None or kwargs["user"] is None:
+                raise UsageError(
+                    f"--turn {turn_url} needs credentials",
+                    hint=f"--secret-file (or {SECRET_ENV}), or --user with --password-file (or {PASSWORD_ENV})",
+                )
+    elif kwargs["secret_file"] or kwargs["password_file"]:
+        raise UsageError("--secret-file/--password-file need --turn", hint="or leave all three out")
+    jwt_secret = load_secret(
+        file=kwargs["jwt_secret_file"], env=JWT_SECRET_ENV, what="emulator JWT secret", required=False
+    )
+    if kwargs["policy"] == "relay" and turn_url is None and kwargs["scenario"] != "ice-fail":
+        from callops.orchestrator.call.embedded import available
+
+        if not available():
+            raise UsageError(
+                "--policy relay needs a TURN server", hint="give --turn, or install coturn for the embedded one"
+            )
+    request = EnvironmentRequest(
+        emulator_url=kwargs["emulator_url"],
+        stun_url=kwargs["stun_url"],
+        turn_url=turn_url,
+        turn_secret=secret,
+        turn_user=kwargs["user"],
+        turn_password=password,
+        invite_expiry_s=kwargs["invite_expiry"],
+        jwt_secret=jwt_secret,
+    )
+    settings = CallSettings(
+        mode=kwargs["mode"],
+        policy=kwargs["policy"],
+        scenario=kwargs["scenario"],
+        duration_s=kwargs["duration"],
+        ice_timeout_s=kwargs["ice_timeout"],
+        invite_expiry_s=kwargs["invite_expiry"],
+        account=kwargs["account"],
+        host_addresses=None if kwargs["all_interfaces"] else ("127.0.0.1",),
+    )
+    return request, settings
+
+
+def _render_call(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    verdict = "[green]OK[/green]" if report.ok else "[red]FAILED[/red]"
+    console.print(
+        f"{verdict}  scenario {report.scenario}, {report.mode}, policy {report.policy}: "
+        f"outcome [bold]{report.outcome}[/bold] (expected {report.expected_outcome})"
+    )
+    if report.failure:
+        console.print(f"  failure: {report.failure}")
+    timeline = Table("phase", "ms from invitation", title="timeline")
+    for phase, ms in report.timeline_ms.items():
+        timeline.add_row(phase, f"{ms:.1f}")
+    console.print(timeline)
+    for label, pair in (("consumer", report.selected_pair), ("agent", report.agent_selected_pair)):
+        if pair is not None:
+            via = f" via {pair.local.relay_protocol}" if pair.local.relay_protocol else ""
+            console.print(f"  selected pair ({label}): {pair.local.type}{via} -> {pair.remote.type}")
+    if report.stats.media:
+        media = Table("kind", "direction", "pkts", "kbit/s", "loss %", "jitter ms", "rtt ms", "frames", title="media")
+        for m in report.stats.media:
+            rtt = f"{m.rtt_ms:.1f}" if m.rtt_ms is not None else "-"
+            media.add_row(
+                m.kind,
+                m.direction,
+                str(m.packets_received),
+                f"{m.bitrate_kbps:.0f}",
+                f"{m.loss_percent:.1f}",
+                f"{m.jitter_ms:.1f}",
+                rtt,
+                str(m.frames_decoded),
+            )
+        console.print(media)
+    for q in report.stats.audio_quality:
+        console.print(f"  audio {q.direction}: MOS {q.mos:.2f} ({q.band}, R={q.r_factor})")
+    for error in report.errors:
+        console.print(f"  sessionError {error.id}: {error.msg}")
+    if report.resume_to_media_ms is not None:
+        console.print(f"  media again {report.resume_to_media_ms:.0f} ms after the resume")
+    for note in report.notes:
+        console.print(f"  note: {note}")
+
+
+@click.command()
+@call_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the CallReport).")
+def call(as_json: bool, **kwargs: Any) -> None:
+    """One headless WebRTC call along the whole invitation path, with a report of every phase.
+
+    With no options: an in-process emulator, a loopback coturn (if turnserver is installed), a voice
+    call with the default scenario `accept`. Exit code 0 when the scenario's expected outcome was
+    reached, 1 otherwise.
+
+    \b
+    Examples:
+      callops call
+      callops call --mode VIDEO_CALL --policy relay --json
+      callops call --turn turn:turn.example.com:3478 --secret-file turn-secret --policy relay
+      callops call --scenario resume
+    """
+    from callops.orchestrator.call.environment import call_environment
+    from callops.orchestrator.call.session import run_call
+
+    request, settings = _requests(kwargs)
+
+    async def main() -> Any:
+        async with call_environment(request) as env:
+            return await run_call(settings, env)
+
+    report = asyncio.run(main())
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        _render_call(report)
+    if not report.ok:
+        sys.exit(1)
+
+
+def _render_summary(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    s = report.summary
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f}"
+
+    table = Table("calls", "passed", "failed", "success", "ice p50/p95 ms", "media p50/p95 ms", "pairs")
+    table.add_row(
+        f"{s.calls}/{report.requested}",
+        str(s.passed),
+        str(s.failed),
+        f"{100 * s.success_rate:.1f}%",
+        f"{ms(s.ice_connected_p50_ms)}/{ms(s.ice_connected_p95_ms)}",
+        f"{ms(s.first_media_p50_ms)}/{ms(s.first_media_p95_ms)}",
+        ", ".join(f"{k} x{v}" for k, v in sorted(s.pair_types.items())) or "-",
+    )
+    Console(stderr=not sys.stdout.isatty()).print(table)
+    if report.interrupted:
+        click.echo("smoke: interrupted -- the report covers the calls that finished", err=True)
+
+
+@click.command()
+@call_options
+@click.option("--calls", "calls", type=click.IntRange(1, 100_000), default=10, show_default=True)
+@click.option("--concurrency", type=click.IntRange(1, 1000), default=2, show_default=True)
+@click.option("--deadline", type=click.FloatRange(1, 86_400), default=None, help="Stop after this many seconds.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="JSON report.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="JUnit XML.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report to standard output.")
+def smoke(
+    calls: int,
+    concurrency: int,
+    deadline: float | None,
+    report_path: Path | None,
+    junit_path: Path | None,
+    as_json: bool,
+    **kwargs: Any,
+) -> None:
+    """N headless calls, C at a time: success rate, p50/p95 to ice_connected and first media.
+
+    Exit codes: 0 all calls passed, 1 some failed (or the run was cut short), 2 usage error.
+    Ctrl-C or --deadline still writes the report of the calls that finished.
+
+    \b
+    Examples:
+      callops smoke --calls 20 --concurrency 5 --policy relay --report smoke.json --junit smoke.xml
+    """
+    from callops.orchestrator.call.environment import call_environment
+    from callops.orchestrator.call.session import run_call
+    from callops.orchestrator.call.smoke import SmokeReport, junit_xml, run_smoke
+
+    request, settings = _requests(kwargs)
+    show_progress = sys.stderr.isatty() and not as_json
+
+    async def main() -> SmokeReport:
+        async with call_environment(request) as env:
+            if show_progress:
+                from rich.progress import Progress
+
+                with Progress(transient=True) as progress:
+                    task = progress.add_task("calls", total=calls)
+                    return await run_smoke(
+                        lambda _i: run_call(settings, env),
+                        calls=calls,
+                        concurrency=concurrency,
+                        deadline_s=deadline,
+                        on_done=lambda _r: progress.advance(task),
+                    )
+            return await run_smoke(
+                lambda _i: run_call(settings, env), calls=calls, concurrency=concurrency, deadline_s=deadline
+            )
+
+    loop = asyncio.new_event_loop()
+    main_task = loop.create_task(main())
+    try:
+        report = loop.run_until_complete(main_task)
+    except KeyboardInterrupt:
+        # Ctrl-C: cancel the run; run_smoke returns what finished, the environment is stopped.
+        main_task.cancel()
+        report = loop.run_until_complete(_interrupted(main_task))
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    _write_outputs(report, report_path, junit_path, junit_xml)
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        _render_summary(report)
+    if not report.ok:
+        sys.exit(1)
+
+
+async def _interrupted(task: asyncio.Task[Any]) -> Any:
+    from callops.orchestrator.call.smoke import SmokeReport, summarize
+
+    try:
+        return await task
+    except asyncio.CancelledError:
+        return SmokeReport(
+            ok=False, requested=0, concurrency=0, interrupted=True, summary=summarize([]), calls=[]
+        )
+
+
+def _write_outputs(report: Any, report_path: Path | None, junit_path: Path | None, junit_xml: Any) -> None:
+    from callops.errors import UsageError
+
+    for path, text in ((report_path, report.model_dump_json(indent=2) + "\n"), (junit_path, None)):
+        if path is None:
+            continue
+        content = text if text is not None else junit_xml(report)
+        try:
+            path.write_text(content, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        if os.environ.get("CALLOPS_DEBUG_PATHS"):
+            click.echo(f"wrote {path}", err=True)
+
+
+__all__ = ["call", "smoke"]

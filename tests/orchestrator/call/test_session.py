@@ -1,0 +1,277 @@
+"""Calls along the whole invitation path through the in-process emulator: every scenario."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import pytest
+
+from callops.errors import AuthenticationError
+from callops.orchestrator.call.environment import EnvironmentRequest, call_environment
+from callops.orchestrator.call.report import CallReport
+from callops.orchestrator.call.session import CallEnvironment, CallRun, CallSettings, run_call
+from callops.orchestrator.emulator.channel import ChannelRefused, CoBrowseChannel
+from callops.orchestrator.emulator.auth import mint_jwt
+from callops.secret import Secret
+from callops.testing import run_bounded
+
+ORDER = [
+    "invited",
+    "offered",
+    "accepted",
+    "offer_sent",
+    "answer_received",
+    "ice_connected",
+    "dtls_connected",
+    "first_audio",
+    "closed",
+]
+
+
+def _settings(**overrides: Any) -> CallSettings:
+    values: dict[str, Any] = {
+        "duration_s": 0.3,
+        "ice_timeout_s": 3.0,
+        "media_timeout_s": 10.0,
+        "step_timeout_s": 10.0,
+        "invite_expiry_s": 30.0,
+        "video_size": (160, 120),
+    }
+    values.update(overrides)
+    return CallSettings(**values)
+
+
+def _call(settings: CallSettings, *, turn: bool = False, run: type[CallRun] = CallRun) -> CallReport:
+    async def body() -> CallReport:
+        request = EnvironmentRequest(invite_expiry_s=settings.invite_expiry_s, embedded_turn=turn)
+        async with call_environment(request) as env:
+            if turn and env.turn_url is None:
+                pytest.skip("coturn's turnserver is not installed")
+            return await run(settings, env).run()
+
+    return run_bounded(body(), 90)
+
+
+def test_accepted_voice_call_reaches_every_phase_in_order_with_audio_both_ways() -> None:
+    report = _call(_settings())
+    assert report.ok, report.failure
+    assert report.outcome == "connected"
+    marks = [report.timeline_ms[p] for p in ORDER]
+    assert marks == sorted(marks)
+    assert "first_video" not in report.timeline_ms
+    assert report.selected_pair is not None
+    assert (report.selected_pair.local.type, report.selected_pair.remote.type) == ("host", "host")
+    audio = [m for m in report.stats.media if m.kind == "audio"]
+    assert {m.direction for m in audio} == {"agent->consumer", "consumer->agent"}
+    assert all(m.frames_decoded > 0 and m.packets_received > 0 for m in audio)
+    assert [q.band for q in report.stats.audio_quality] == ["good", "good"]
+    assert report.errors == []
+
+
+def test_video_call_verifies_audio_and_video_in_both_directions() -> None:
+    report = _call(_settings(mode="VIDEO_CALL"))
+    assert report.ok, report.failure
+    assert "first_video" in report.timeline_ms
+    kinds = {(m.kind, m.direction) for m in report.stats.media if m.frames_decoded > 0}
+    assert kinds == {
+        ("audio", "agent->consumer"),
+        ("audio", "consumer->agent"),
+        ("video", "agent->consumer"),
+        ("video", "consumer->agent"),
+    }
+
+
+@pytest.mark.coturn
+def test_relay_policy_call_through_coturn_reports_relay_pair_on_both_sides() -> None:
+    report = _call(_settings(policy="relay"), turn=True)
+    assert report.ok, report.failure
+    for pair in (report.selected_pair, report.agent_selected_pair):
+        assert pair is not None
+        assert pair.local.type == "relay"
+        assert pair.local.relay_protocol == "udp"
+        assert pair.remote.type == "relay"
+
+
+def test_decline_closes_the_call_without_media() -> None:
+    report = _call(_settings(scenario="decline"))
+    assert report.ok, report.failure
+    assert report.outcome == "declined"
+    assert "closed" in report.timeline_ms
+    assert "accepted" not in report.timeline_ms
+    assert "offer_sent" not in report.timeline_ms
+    assert report.stats.media == []
+
+
+def test_agent_cancel_before_acceptance_closes_and_a_late_accept_is_refused() -> None:
+    report = _call(_settings(scenario="cancel"))
+    assert report.ok, report.failure
+    assert report.outcome == "cancelled"
+    assert any("accept after cancel refused: 409" in note for note in report.notes)
+
+
+def test_unanswered_invitation_expires_at_the_invite_expiry() -> None:
+    report = _call(_settings(scenario="expire", invite_expiry_s=1.0))
+    assert report.ok, report.failure
+    assert report.outcome == "expired"
+    assert 900 <= report.timeline_ms["closed"] <= 5000
+    assert any("accept after expire refused" in note for note in report.notes)
+
+
+@pytest.mark.parametrize("scenario", ["hangup-consumer", "hangup-agent"])
+def test_hangup_from_either_side_ends_in_closed(scenario: str) -> None:
+    report = _call(_settings(scenario=scenario))
+    assert report.ok, report.failure
+    assert report.timeline_ms["closed"] > report.timeline_ms["first_audio"]
+
+
+def test_agent_vanishing_mid_call_raises_agent_disconnected_within_seconds() -> None:
+    report = _call(_settings(scenario="agent-disconnect"))
+    assert report.ok, report.failure
+    assert [e.id for e in report.errors] == ["AGENT_DISCONNECTED"]
+    assert "closed" in report.timeline_ms
+
+
+def test_ice_that_cannot_connect_raises_unable_to_connect_within_the_ice_timeout() -> None:
+    report = _call(_settings(scenario="ice-fail", ice_timeout_s=2.0))
+    assert report.ok, report.failure
+    assert report.outcome == "failed"
+    assert report.policy == "relay"
+    assert [e.id for e in report.errors] == ["UNABLE_TO_CONNECT"]
+    assert report.selected_pair is None
+    assert report.timeline_ms["closed"] - report.timeline_ms["answer_received"] < 2000 + 3000
+
+
+@pytest.mark.coturn
+def test_relay_policy_with_a_wrong_turn_secret_raises_unable_to_connect() -> None:
+    report = _call(_settings(scenario="ice-fail", ice_timeout_s=2.0), turn=True)
+    assert report.ok, report.failure
+    assert any("wrong credential" in note for note in report.notes)
+    assert [e.id for e in report.errors] == ["UNABLE_TO_CONNECT"]
+
+
+def test_resume_after_a_reload_reestablishes_media_and_reports_the_time() -> None:
+    report = _call(_settings(scenario="resume"))
+    assert report.ok, report.failure
+    assert report.resume_to_media_ms is not None
+    assert report.resume_to_media_ms > 0
+    assert report.timeline_ms["resumed"] < report.timeline_ms["media_again"] < report.timeline_ms["closed"]
+
+
+class _FaultyRun(CallRun):
+    """Injects faults on the CoBrowse channel before the real offer goes out."""
+
+    faults: list[str]
+
+    async def _negotiate(self, offer_sdp: str, *, epoch: int) -> bool:
+        self.faults = []
+        if epoch == 0:
+            # malformed signalling: the consumer notes it and waits for a valid offer
+            await self.agent_channel.send_signal({"kind": "offer"})
+            await self.agent_channel.send_signal("not an object")
+            # a duplicate accept is idempotent
+            ack = await self.consumer_channel.publish("cobrowseAccepted", self._accept_payload())
+            self.faults.append(f"duplicate accept: {ack['sessionState']}")
+            # an unknown serviceId is refused
+            with pytest.raises(ChannelRefused) as unknown:
+                await self.consumer_channel.request({"type": "join", "serviceId": "nobody#0"})
+            self.faults.append(f"unknown serviceId: {unknown.value.code}")
+            # a second consumer claiming this serviceId is refused
+            other_jwt = mint_jwt("someone-else", None, now=0, lifetime=10**10)
+            assert self.service_id is not None
+            with pytest.raises((AuthenticationError, ChannelRefused)) as claimed:
+                second = await CoBrowseChannel.connect(
+                    self.env.cobrowse_url(self.settings.account),
+                    role="consumer",
+                    service_id=self.service_id,
+                    jwt=other_jwt,
+                    join=True,
+                )
+                await second.close()
+            self.faults.append(f"second consumer: {claimed.value}")
+        return await super()._negotiate(offer_sdp, epoch=epoch)
+
+    def _accept_payload(self) -> dict[str, Any]:
+        from callops.consumer.lptag import build_accepted
+
+        return build_accepted(self.invite, "v", ssid="s", svid="v").payload()
+
+
+def test_faults_on_the_channel_get_clear_errors_and_the_call_still_connects() -> None:
+    runs: list[_FaultyRun] = []
+
+    class Recorded(_FaultyRun):
+        def __init__(self, settings: CallSettings, env: CallEnvironment) -> None:
+            super().__init__(settings, env)
+            runs.append(self)
+
+    report = _call(_settings(), run=Recorded)
+    assert report.ok, report.failure
+    faults = runs[0].faults
+    assert faults[0] == "duplicate accept: ACCEPTED"
+    assert faults[1] == "unknown serviceId: 404"
+    assert "403" in faults[2] or "another consumer" in faults[2]
+    ignored = [n for n in report.notes if "malformed signalling message" in n]
+    assert len(ignored) == 2
+    assert "offer.sdp" in ignored[0]
+
+
+def _children() -> set[int]:
+    """Live child processes of this process (started from any thread), zombies excluded."""
+    found: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != "Z":
+            found.add(int(entry))
+    return found
+
+
+@pytest.mark.coturn
+def test_a_finished_call_leaves_no_tasks_sockets_or_coturn_behind() -> None:
+    async def body() -> None:
+        await asyncio.sleep(0)
+        fds_before = len(os.listdir("/proc/self/fd"))
+        children_before = _children()
+        tasks_before = set(asyncio.all_tasks())
+        request = EnvironmentRequest(invite_expiry_s=2.0)
+        async with call_environment(request) as env:
+            if env.turn_url is None:
+                pytest.skip("coturn's turnserver is not installed")
+            assert _children() - children_before
+            report = await run_call(_settings(policy="relay"), env)
+            assert report.ok, report.failure
+        leftovers = [t for t in asyncio.all_tasks() if t not in tasks_before and not t.done()]
+        for task in leftovers:  # give cancelled tasks one turn to finish
+            await asyncio.wait({task}, timeout=2)
+        assert [t for t in leftovers if not t.done()] == []
+        assert _children() - children_before == set()
+        assert len(os.listdir("/proc/self/fd")) <= fds_before
+
+    run_bounded(body(), 90)
+
+
+def test_wrong_emulator_url_fails_the_call_with_a_network_error_not_a_traceback() -> None:
+    from callops.turn.coturn import free_port
+
+    async def body() -> CallReport:
+        env = CallEnvironment(base_url=f"http://127.0.0.1:{free_port()}")
+        return await run_call(_settings(step_timeout_s=2.0), env)
+
+    report = run_bounded(body(), 30)
+    assert not report.ok
+    assert report.outcome == "failed"
+    assert report.failure is not None
+    assert "127.0.0.1" in report.failure
+
+
+def test_secret_never_appears_in_the_report() -> None:
+    secret = Secret("s3cr3t-value-for-test", "test")
+    report = _call(_settings(scenario="decline"))
+    assert secret.reveal() not in report.model_dump_json()
