@@ -12,7 +12,7 @@ each get a core. Per run, on a fresh account:
    ``--concurrency`` workers; latency = POST sent -> that session's UPSERT received (target p99 <
    500 ms);
 3. fan-out, burst: every invitation cancelled (``DELETE``) at once; latency = DELETE sent -> CLOSED
-   update received.
+   update received; then every session invited again at once (POST -> UPSERT received).
 
 The script raises its file-descriptor limit with :mod:`resource` (children inherit it).
 """
@@ -138,17 +138,32 @@ async def one_run(base_url: str, account: str, sessions: int, concurrency: int) 
         }
         return time.perf_counter() - t0
 
+    async def invite(session: Session) -> float:
+        t0 = time.perf_counter()
+        await client.invite(account, session.conversation_id, "VOICE_CALL")
+        note = json.loads(await session.ws.recv())
+        assert note["body"]["changes"][0]["result"]["conversationDetails"]["dialogs"][-1]["metaData"][
+            "mode"
+        ] == ("VOICE_CALL")
+        return time.perf_counter() - t0
+
     burst_started = time.perf_counter()
-    burst = await asyncio.gather(*(cancel(s) for s in opened))
-    burst_total = time.perf_counter() - burst_started
+    cancels = await asyncio.gather(*(cancel(s) for s in opened))
+    cancel_total = time.perf_counter() - burst_started
+    burst_started = time.perf_counter()
+    invites = await asyncio.gather(*(invite(s) for s in opened))
+    invite_total = time.perf_counter() - burst_started
     await asyncio.gather(*(s.ws.close() for s in opened))
     return {
         "setup_s": setup,
         "paced_p50_ms": percentile(paced, 0.5) * 1000,
         "paced_p99_ms": percentile(paced, 0.99) * 1000,
-        "burst_p50_ms": percentile(burst, 0.5) * 1000,
-        "burst_p99_ms": percentile(burst, 0.99) * 1000,
-        "burst_total_s": burst_total,
+        "burst_invite_p50_ms": percentile(invites, 0.5) * 1000,
+        "burst_invite_p99_ms": percentile(invites, 0.99) * 1000,
+        "burst_invite_total_s": invite_total,
+        "burst_cancel_p50_ms": percentile(cancels, 0.5) * 1000,
+        "burst_cancel_p99_ms": percentile(cancels, 0.99) * 1000,
+        "burst_cancel_total_s": cancel_total,
     }
 
 

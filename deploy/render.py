@@ -130,7 +130,15 @@ _HOST_NETWORK_COMMENT = """\
 # advertises; with hostNetwork coturn binds the node's addresses, external-ip maps the node's
 # public IP 1:1, and the relay range is reachable as-is. One relay per node (anti-affinity below),
 # since two on one node would fight over the same ports.
+# allowPrivilegeEscalation is true only when a port below 1024 is used (TURN/TLS on 443): the
+# coturn image gives turnserver CAP_NET_BIND_SERVICE as a file capability, which no_new_privs
+# (allowPrivilegeEscalation: false) would ignore; all other capabilities stay dropped.
 """
+
+
+def _binds_privileged_port(d: TurnDeployment) -> bool:
+    """A listener below 1024 (e.g. TURN/TLS on 443)."""
+    return min(d.listening_port, d.tls_listening_port if d.tls_enabled else 65535) < 1024
 
 
 def _kubernetes_objects(
@@ -237,7 +245,7 @@ def _kubernetes_objects(
                     "initialDelaySeconds": 10,
                     "periodSeconds": 20,
                 },
-                "securityContext": security,
+                "securityContext": security | {"allowPrivilegeEscalation": _binds_privileged_port(d)},
                 "volumeMounts": volume_mounts,
             }
         ],
@@ -385,6 +393,7 @@ def render_compose(deployment: TurnDeployment, options: DeployOptions) -> str:
         volumes += [f"{d.tls_cert_file}:{d.tls_cert_file}:ro", f"{d.tls_key_file}:{d.tls_key_file}:ro"]
     service = {
         "image": o.coturn_image(d),
+        "user": "65534:65534",
         # A relay must bind the host's addresses and its relay port range as-is: no port mapping.
         "network_mode": "host",
         "restart": "on-failure",
@@ -413,7 +422,8 @@ def render_compose(deployment: TurnDeployment, options: DeployOptions) -> str:
     }
     return (
         "# coturn with docker compose, rendered by `callops deploy render --target compose`.\n"
-        f"# The shared secret is read from {d.secret_file} (0600) and joined to the config at start-up.\n"
+        f"# The shared secret is read from {d.secret_file} and joined to the config at start-up; coturn\n"
+        f"# runs as uid 65534 here, so: chown 65534:65534 {d.secret_file} && chmod 0400 {d.secret_file}\n"
         "# TLS certificates are never generated here; `docker compose kill -s SIGUSR2` reloads them.\n"
     ) + _yaml(doc)
 

@@ -79,8 +79,6 @@ def describe_failure(
                 )
             return TurnAuthenticationFailed(f"{label}: 401: {ERROR_MEANINGS[401]}")
         return TurnRequestFailed(label, method, int(code), str(reason))
-    if isinstance(exc, stun.TransactionTimeout | TimeoutError):
-        return transport_error(label, exc)
     return transport_error(label, exc)
 
 
@@ -203,6 +201,9 @@ class Allocation:
         allocation = cls(uri, protocol, server, username)
         try:
             await allocation._allocate(deadline, family, lifetime)
+        except CallopsError:
+            await allocation.aclose(timeout=0.2)
+            raise
         except BaseException:
             allocation.close()
             raise
@@ -259,27 +260,43 @@ class Allocation:
 
     async def release(self, *, timeout: float) -> None:  # noqa: ASYNC109
         """Refresh with LIFETIME 0 (RFC 8656 section 7.2), bounded by ``timeout``; then close."""
+        deadline = time.monotonic() + timeout
         if self.state == "allocated":
             request = stun.Message(message_method=stun.Method.REFRESH, message_class=stun.Class.REQUEST)
             request.attributes["LIFETIME"] = 0
             with contextlib.suppress(CallopsError):
-                await self._request(request, "Refresh", time.monotonic() + timeout)
+                await self._request(request, "Refresh", deadline)
             self._set_state("released")
-        self.close()
+        await self.aclose(timeout=max(0.05, deadline - time.monotonic()))
 
     def close(self) -> None:
-        """Close the connection to the server at once (the allocation then expires on the server)."""
+        """Drop the connection to the server at once (the allocation then expires on the server).
+
+        Streams are aborted, not shut down: a TLS close_notify exchange could outlive the probe,
+        and the allocation is already released or abandoned.
+        """
         transport = getattr(self._protocol, "transport", None)
         if transport is not None and not transport.is_closing():
-            transport.close()
-        if self.state != "released":
+            if isinstance(transport, asyncio.DatagramTransport) or self.uri.transport == "udp":
+                transport.close()
+            else:
+                transport.abort()
+        if self.state not in ("released", "closed"):
             self._set_state("closed")
+
+    async def aclose(self, *, timeout: float = 0.5) -> None:  # noqa: ASYNC109
+        """:meth:`close`, then wait (at most ``timeout``) until the socket is really closed."""
+        self.close()
+        failure = getattr(self._protocol, "failure", None)
+        if failure is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(failure), timeout)
 
     async def __aenter__(self) -> Allocation:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self.close()
+        await self.aclose()
 
 
 __all__ = [

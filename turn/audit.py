@@ -53,6 +53,8 @@ FORBIDDEN: tuple[tuple[str, str], ...] = (
 
 #: How long the audit waits for its one datagram to come back through the relay.
 ECHO_WAIT = 1.0
+#: How long the audit waits for an IPv6 allocation (servers without IPv6 relays answer 440 at once).
+IPV6_WAIT = 2.0
 
 
 class AuditTarget(BaseModel):
@@ -200,7 +202,7 @@ async def audit_server(
                 uri,
                 username,
                 password,
-                timeout=max(0.001, deadline - time.monotonic()),
+                timeout=max(0.001, min(IPV6_WAIT, deadline - time.monotonic())),
                 ssl_context=ssl_context,
                 family=6,
             )

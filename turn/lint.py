@@ -307,20 +307,37 @@ def _loopback(ctx: LintContext) -> Iterable[Finding]:
 
 
 def _denied_and_allowed(c: TurnserverConf) -> tuple[RangeSet, RangeSet, list[Finding]]:
+    # coturn takes only ``ip`` and ``first-last`` in denied-/allowed-peer-ip. A CIDR value is
+    # "Wrong address format": 4.6 logs it and ignores the line, leaving the range open; releases
+    # with coturn PR #1872 refuse to start. Either way it is not applied.
     denied, allowed, bad = RangeSet(), RangeSet(), []
     for key, target in (("denied-peer-ip", denied), ("allowed-peer-ip", allowed)):
         for d in c.all(key):
+            value = d.value or ""
+            if "/" in value:
+                bad.append(
+                    Finding(
+                        id="bad-peer-range",
+                        severity="error",
+                        line=d.line,
+                        message=f"{key}={value} uses CIDR, which coturn does not understand here",
+                        why="coturn 4.6 logs 'Wrong address format' and ignores the line, so the range stays"
+                        " open; newer coturn refuses to start",
+                        fix="write the range as first-last, e.g. 10.0.0.0-10.255.255.255",
+                    )
+                )
+                continue
             try:
-                target.add(*parse_coturn_range(d.value or ""))
+                target.add(*parse_coturn_range(value))
             except ValueError:
                 bad.append(
                     Finding(
                         id="bad-peer-range",
                         severity="error",
                         line=d.line,
-                        message=f"{key}={d.value} is not an address or range",
+                        message=f"{key}={value} is not an address or range",
                         why="coturn ignores it, so the range you meant is not applied",
-                        fix="write ip, first-last, or a CIDR block, e.g. 10.0.0.0-10.255.255.255",
+                        fix="write ip or first-last, e.g. 10.0.0.0-10.255.255.255",
                     )
                 )
     return denied, allowed, bad

@@ -188,8 +188,8 @@ async def discover(server: Address, *, timeout: float, label: str = "STUN") -> N
         test1, other, _ = await _binding(
             mapping_client, server, timeout=remaining / 2, label=f"{label} test I"
         )
-        local = mapping_client.local_address
-        nat = None if test1 is None else test1[1] != local[1] or not _is_local_ip(test1[0])
+        local = (_source_ip_towards(server), mapping_client.local_address[1])
+        nat = None if test1 is None else test1 != local
         if test1 is None or other is None:
             mapping = classify_mapping(test1, other, None, None)
             filtering = classify_filtering(
@@ -242,16 +242,13 @@ async def discover(server: Address, *, timeout: float, label: str = "STUN") -> N
             client.close()
 
 
-def _is_local_ip(ip: str) -> bool:
-    """Whether ``ip`` is one of this host's addresses (a mapped address equal to a local one: no NAT)."""
+def _source_ip_towards(server: Address) -> str:
+    """The local IP the kernel picks to reach ``server`` (a UDP ``connect`` sends nothing)."""
     import socket
 
-    try:
-        with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind((ip, 0))
-    except OSError:
-        return False
-    return True
+    with socket.socket(socket.AF_INET6 if ":" in server[0] else socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(server)
+        return str(probe.getsockname()[0])
 
 
 __all__ = ["Behaviour", "NatReport", "Verdict", "classify_filtering", "classify_mapping", "discover"]

@@ -276,7 +276,8 @@ async def stream_exchange(
         raise transport_error(label, exc) from None
     finally:
         if writer is not None:
-            writer.close()
+            # Abort: a TLS close_notify exchange is not worth waiting for after the answer.
+            writer.transport.abort()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 0.2)
     try:

@@ -160,7 +160,10 @@ if [ -n "$TLS_CERT_FILE" ]; then
 fi
 
 if [ "$RELOAD_CERTS" = 1 ]; then
-    if [ "$USE_SYSTEMD" = 1 ]; then
+    if [ "$DRY_RUN" = 1 ]; then
+        say "would ask coturn to reload its TLS certificate and key (SIGUSR2)"
+        exit 0
+    elif [ "$USE_SYSTEMD" = 1 ]; then
         systemctl reload coturn || die "systemctl reload coturn failed"
     else
         [ -f "$PID_FILE" ] || die "no turnserver started by this script is running ($PID_FILE missing)"
@@ -186,7 +189,7 @@ if [ -n "$SECRET_FROM" ]; then
 elif [ -f "$SECRET" ]; then
     read_secret "$SECRET" >"$NEW_SECRET"
 else
-    say "no shared secret yet: generating one in $SECRET"
+    if [ "$DRY_RUN" = 1 ]; then say "no shared secret yet: would generate one in $SECRET"; else say "no shared secret yet: generating one in $SECRET"; fi
     head -c 32 /dev/urandom | od -An -vtx1 | tr -d ' \n' >"$NEW_SECRET"
 fi
 printf '\n' >>"$NEW_SECRET"

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 REST_USER = "callops"
 #: lifetime of the REST credentials generated for one run
 REST_TTL = 3600
+#: the agent identity callops' headless agent authenticates as when the emulator checks tokens
+AGENT_ID = "callops-agent"
 
 
 @dataclass
@@ -89,8 +91,15 @@ async def call_environment(request: EnvironmentRequest) -> AsyncIterator[CallEnv
             )
         elif request.embedded_turn and available():
             embedded = EmbeddedTurn()
-            await asyncio.to_thread(embedded.start)
             stack.callback(embedded.stop)
+            starting = asyncio.ensure_future(asyncio.to_thread(embedded.start))
+            try:
+                await asyncio.shield(starting)
+            except asyncio.CancelledError:
+                # Ctrl-C while coturn starts: let the start finish so that stop() finds the process
+                with contextlib.suppress(Exception):
+                    await starting
+                raise
             turn_url = embedded.url
             servers.append(turn_server(embedded.url, secret=embedded.secret, user=None, password=None))
             notes.append(f"embedded coturn on {embedded.url} (loopback, fresh secret)")
@@ -116,13 +125,22 @@ async def call_environment(request: EnvironmentRequest) -> AsyncIterator[CallEnv
             stack.push_async_callback(emulator.stop)
             base_url = emulator.base_url
             notes.append(f"embedded emulator on {base_url}")
+        agent_token = None
+        if request.jwt_secret is not None:
+            import time
+
+            from callops.orchestrator.emulator.auth import mint_jwt
+
+            # with a secret the emulator wants an HS256 agent token too (its sub is the agent id)
+            agent_token = Secret(mint_jwt(AGENT_ID, request.jwt_secret, now=time.time()), "agent token")
         yield CallEnvironment(
             base_url=base_url,
             ice_servers=servers,
             jwt_secret=request.jwt_secret,
+            agent_token=agent_token,
             turn_url=turn_url,
             notes=notes,
         )
 
 
-__all__ = ["REST_TTL", "REST_USER", "EnvironmentRequest", "call_environment", "turn_server"]
+__all__ = ["AGENT_ID", "REST_TTL", "REST_USER", "EnvironmentRequest", "call_environment", "turn_server"]

@@ -20,22 +20,28 @@ import logging
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from callops.consumer.client import ConsumerClient
 from callops.consumer.tracker import CallAccepted, CallClosed, CallInvited
-from callops.errors import CallopsError, DeadlineExceeded, NetworkError, RemoteProtocolError
+from callops.errors import CallopsError, DeadlineExceeded, NetworkError, RemoteProtocolError, UsageError
 from callops.orchestrator.call.leg import CallLeg
 from callops.orchestrator.call.peer import IceServer, PeerConfig
 from callops.orchestrator.call.report import (
     CallMode,
     CallReport,
+    CallStats,
     ErrorEntry,
     IcePolicy,
     Outcome,
+    SelectedPair,
 )
 from callops.orchestrator.call.signalling import Answer, Offer, parse_signal, signal_data
 from callops.orchestrator.call.timeline import Timeline
+from callops.orchestrator.emulator.channel import ChannelRefused, CoBrowseChannel
+from callops.orchestrator.emulator.control import ControlClient
 from callops.secret import Secret
 
 log = logging.getLogger(__name__)
@@ -80,6 +86,8 @@ class CallSettings:
     visitor_name: str = "callops visitor"
     host_addresses: tuple[str, ...] | None = ("127.0.0.1",)
     video_size: tuple[int, int] = (320, 240)
+    #: early resends of unanswered ICE checks (see PeerConfig); () for RFC 5389 timing only
+    check_retransmits: tuple[float, ...] = (0.03, 0.06, 0.1, 0.2)
 
 
 @dataclass
@@ -176,12 +184,70 @@ class CallRun:
         self.conversation_id: str | None = None
         self.consumer_id = f"callops-{uuid.uuid4().hex[:12]}"
         self.leg: CallLeg | None = None
-        self._cleanup: list[Any] = []
+        self._cleanup: list[Callable[[], Awaitable[None]]] = []
         self.resume_to_media_ms: float | None = None
+        self.stats = CallStats()
+        self.selected_pair: SelectedPair | None = None
+        self.agent_selected_pair: SelectedPair | None = None
+        # set while the call runs
+        self.jwt: Secret | None = None
+        self.client: ConsumerClient | None = None
+        self.control: ControlClient | None = None
+        self.invite: CallInvited | None = None
+        self.agent_channel: CoBrowseChannel | None = None
+        self.consumer_channel: CoBrowseChannel | None = None
+        self.agent_inbox: _Inbox | None = None
+        self.consumer_inbox: _Inbox | None = None
+        if self.scenario not in EXPECTED_OUTCOME:
+            raise UsageError(
+                f"unknown scenario {self.scenario!r}", hint=f"one of: {', '.join(EXPECTED_OUTCOME)}"
+            )
         self.ice_servers = list(env.ice_servers)
         self.policy: IcePolicy = settings.policy
         if self.scenario == "ice-fail":
             self._spoil_ice()
+
+    # -- the resources of a running call ------------------------------------------------------
+
+    @property
+    def _client(self) -> ConsumerClient:
+        assert self.client is not None, "the consumer client is not connected"
+        return self.client
+
+    @property
+    def _agent_channel(self) -> CoBrowseChannel:
+        assert self.agent_channel is not None, "the agent channel is not connected"
+        return self.agent_channel
+
+    @property
+    def _consumer_channel(self) -> CoBrowseChannel:
+        assert self.consumer_channel is not None, "the consumer channel is not connected"
+        return self.consumer_channel
+
+    @property
+    def _agent_inbox(self) -> _Inbox:
+        assert self.agent_inbox is not None, "the agent channel is not connected"
+        return self.agent_inbox
+
+    @property
+    def _consumer_inbox(self) -> _Inbox:
+        assert self.consumer_inbox is not None, "the consumer channel is not connected"
+        return self.consumer_inbox
+
+    @property
+    def _jwt(self) -> Secret:
+        assert self.jwt is not None, "no consumer JWT yet"
+        return self.jwt
+
+    @property
+    def _control(self) -> ControlClient:
+        assert self.control is not None, "no control client yet"
+        return self.control
+
+    @property
+    def _invite(self) -> CallInvited:
+        assert self.invite is not None, "no invitation yet"
+        return self.invite
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -190,6 +256,12 @@ class CallRun:
 
     def _mark(self, phase: str) -> None:
         self.timeline.mark(phase, self._now())
+
+    def _set_outcome(self, outcome: Outcome, why: str) -> None:
+        """The one place the call's outcome changes (logged)."""
+        if outcome != self.outcome:
+            log.info("call %s: outcome %s -> %s (%s)", self.service_id, self.outcome, outcome, why)
+            self.outcome = outcome
 
     def _session_error(self, error_id: str, msg: str) -> None:
         """The consumer raises a ``sessionError`` (as the call app would on the page)."""
@@ -221,6 +293,7 @@ class CallRun:
             policy=self.policy,
             host_addresses=self.settings.host_addresses,
             video_size=self.settings.video_size,
+            check_retransmits=self.settings.check_retransmits,
         )
 
     # -- the run ----------------------------------------------------------------------------------
@@ -230,15 +303,18 @@ class CallRun:
             await self._run()
         except CallopsError as exc:
             self.failure = exc.message if not exc.hint else f"{exc.message} ({exc.hint})"
-            self.outcome = "failed" if self.outcome != "connected" else self.outcome
             log.info("call failed: %s", self.failure)
         except Exception as exc:  # a bug or an untranslated library error: report it, do not crash
             log.exception("call crashed")
             self.failure = f"internal error: {exc.__class__.__name__}: {exc}"
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._close())
-        return await self._report()
+            closing = asyncio.ensure_future(self._close())
+            try:
+                await asyncio.shield(closing)
+            except asyncio.CancelledError:
+                await closing  # finish releasing peers and sockets, then let the cancellation through
+                raise
+        return self._report()
 
     async def _close(self) -> None:
         for closer in reversed(self._cleanup):
@@ -246,9 +322,8 @@ class CallRun:
                 await asyncio.wait_for(closer(), 5.0)
         self._cleanup.clear()
 
-    async def _report(self) -> CallReport:
+    def _report(self) -> CallReport:
         expected = EXPECTED_OUTCOME.get(self.scenario, "connected")
-        stats = self._stats
         ok = self.failure is None and self.outcome == expected
         if ok and self.scenario == "ice-fail" and not any(e.id == "UNABLE_TO_CONNECT" for e in self.errors):
             ok, self.failure = False, "ICE failed without UNABLE_TO_CONNECT"
@@ -260,10 +335,10 @@ class CallRun:
             outcome=self.outcome,
             service_id=self.service_id,
             timeline_ms=self.timeline.as_ms(),
-            selected_pair=self._pair,
-            agent_selected_pair=self._agent_pair,
+            selected_pair=self.selected_pair,
+            agent_selected_pair=self.agent_selected_pair,
             errors=self.errors,
-            stats=stats,
+            stats=self.stats,
             resume_to_media_ms=self.resume_to_media_ms,
             ice_servers=[s.url for s in self.ice_servers],
             notes=self.notes,
@@ -271,19 +346,8 @@ class CallRun:
             failure=self.failure if (self.failure or ok) else f"outcome {self.outcome}, expected {expected}",
         )
 
-    _pair = None
-    _agent_pair = None
-
-    @property
-    def _stats(self) -> Any:
-        from callops.orchestrator.call.report import CallStats
-
-        return getattr(self, "_collected_stats", None) or CallStats()
-
     async def _run(self) -> None:
-        from callops.consumer.client import ConsumerClient
         from callops.orchestrator.emulator.auth import mint_jwt
-        from callops.orchestrator.emulator.control import ControlClient
 
         s = self.settings
         jwt = Secret(mint_jwt(self.consumer_id, self.env.jwt_secret, now=time.time()), "generated JWT")
@@ -306,20 +370,15 @@ class CallRun:
         self.timeline.origin = self._now()
         invitation = await control.invite(s.account, self.conversation_id, s.mode)
         self.service_id, self.dialog_id = invitation.serviceId, invitation.dialogId
+        # Meanwhile the agent's channel joins and its peer gathers (the agent's UI prepares).
         agent_task = asyncio.create_task(self._agent_connect())
         offer_task = asyncio.create_task(leg.agent.create_offer())
-        try:
-            invited = await self._consumer_event(CallInvited, s.step_timeout_s)
-            self._mark("invited")
-            self.invite = invited
-            consumer = await self._consumer_channel(join=False)
-            await agent_task
-        except BaseException:
-            agent_task.cancel()
-            offer_task.cancel()
-            with contextlib.suppress(BaseException):
-                await asyncio.gather(agent_task, offer_task, return_exceptions=True)
-            raise
+        self._cleanup.append(lambda: _cancel(agent_task, offer_task))
+        invited = await self._consumer_event(CallInvited, s.step_timeout_s)
+        self._mark("invited")
+        self.invite = invited
+        consumer = await self._open_consumer_channel(join=False)
+        await agent_task
         from callops.consumer.lptag import build_accepted, build_declined, build_offered
 
         ids = {"ssid": uuid.uuid4().hex, "svid": uuid.uuid4().hex}
@@ -327,9 +386,7 @@ class CallRun:
         self._mark("offered")
 
         if self.scenario in ("decline", "cancel", "expire"):
-            offer_task.cancel()
-            with contextlib.suppress(BaseException):
-                await offer_task
+            await _cancel(offer_task)
             await self._unanswered(consumer, build_declined, build_accepted, ids)
             return
 
@@ -344,27 +401,27 @@ class CallRun:
             await self._fail_ice()
             return
         if not await leg.wait_media(s.media_timeout_s):
-            self.outcome = "connected"
+            self._set_outcome("connected", "DTLS connected")
             missing = [k for k in leg.kinds if not self.timeline.has(f"first_{k}")]
             raise DeadlineExceeded(
                 f"no decoded {'/'.join(missing)} on both sides within {s.media_timeout_s:g} s"
             )
-        self.outcome = "connected"
-        self._pair = leg.selected_pair()
-        self._agent_pair = leg.agent_selected_pair()
+        self._set_outcome("connected", "media decoded both ways")
+        self.selected_pair = leg.selected_pair()
+        self.agent_selected_pair = leg.agent_selected_pair()
 
         if self.scenario == "resume":
             await self._resume()
         await asyncio.sleep(s.duration_s)  # the call's media time (not a synchronisation)
-        self._collected_stats = await leg.stats()
+        self.stats = await leg.stats()
 
         if self.scenario == "agent-disconnect":
             await self._agent_vanishes()
-            await self.consumer_channel.hangup()
+            await self._consumer_channel.hangup()
         elif self.scenario == "hangup-consumer":
-            await self.consumer_channel.hangup()
+            await self._consumer_channel.hangup()
         else:
-            await self.agent_channel.hangup()
+            await self._agent_channel.hangup()
         await self._consumer_event(CallClosed, s.step_timeout_s)
         self._mark("closed")
 
@@ -379,7 +436,7 @@ class CallRun:
                 raise DeadlineExceeded(
                     f"consumer: no {kind.__name__} for dialog {self.dialog_id} within {within:g} s"
                 )
-            event = await self.client.next_event(within=left)
+            event = await self._client.next_event(within=left)
             if event.dialogId != self.dialog_id:
                 continue
             if isinstance(event, kind):
@@ -388,8 +445,6 @@ class CallRun:
                 raise RemoteProtocolError(f"call closed ({event.reason}) while waiting for {kind.__name__}")
 
     async def _agent_connect(self) -> None:
-        from callops.orchestrator.emulator.channel import CoBrowseChannel
-
         assert self.service_id is not None
         token = self.env.agent_token.reveal() if self.env.agent_token else None
         channel = await CoBrowseChannel.connect(
@@ -402,39 +457,37 @@ class CallRun:
         self.agent_channel = channel
         self._cleanup.append(channel.close)
         self.agent_inbox = _Inbox(channel, "agent", self.notes)
-        self._cleanup.append(self.agent_inbox.close)
+        self._cleanup.append(self._agent_inbox.close)
 
-    async def _consumer_channel(self, *, join: bool) -> Any:
-        from callops.orchestrator.emulator.channel import CoBrowseChannel
-
+    async def _open_consumer_channel(self, *, join: bool) -> Any:
         assert self.service_id is not None
         channel = await CoBrowseChannel.connect(
             self.env.cobrowse_url(self.settings.account),
             role="consumer",
             service_id=self.service_id,
-            jwt=self.jwt.reveal(),
+            jwt=self._jwt.reveal(),
             join=join,
             timeout=self.settings.step_timeout_s,
         )
         self.consumer_channel = channel
         self._cleanup.append(channel.close)
         self.consumer_inbox = _Inbox(channel, "consumer", self.notes)
-        self._cleanup.append(self.consumer_inbox.close)
+        self._cleanup.append(self._consumer_inbox.close)
         return channel
 
     async def _negotiate(self, offer_sdp: str, *, epoch: int) -> bool:
         """Offer (agent) -> answer (consumer) over the channel, then wait for ICE+DTLS."""
         assert self.leg is not None
         s = self.settings
-        await self.agent_channel.send_signal(signal_data(Offer(kind="offer", sdp=offer_sdp, epoch=epoch)))
+        await self._agent_channel.send_signal(signal_data(Offer(kind="offer", sdp=offer_sdp, epoch=epoch)))
         if epoch == 0:
             self._mark("offer_sent")
-        offer = await self.consumer_inbox.next_signal(Offer, epoch, s.step_timeout_s)
+        offer = await self._consumer_inbox.next_signal(Offer, epoch, s.step_timeout_s)
         answer_sdp = await self.leg.consumer.accept_offer(offer.sdp)
-        await self.consumer_channel.send_signal(
+        await self._consumer_channel.send_signal(
             signal_data(Answer(kind="answer", sdp=answer_sdp, epoch=epoch))
         )
-        answer = await self.agent_inbox.next_signal(Answer, epoch, s.step_timeout_s)
+        answer = await self._agent_inbox.next_signal(Answer, epoch, s.step_timeout_s)
         await self.leg.agent.accept_answer(answer.sdp)
         if epoch == 0:
             self._mark("answer_received")
@@ -444,13 +497,20 @@ class CallRun:
         """ICE/DTLS did not connect in time: UNABLE_TO_CONNECT, then the consumer hangs up."""
         assert self.leg is not None
         types = self.leg.consumer.local_candidate_types()
+        why = ""
+        turns = [server.url for server in self.ice_servers if server.url.startswith("turn")]
+        if turns and "relay" not in types:
+            why = (
+                f"; no relay candidate from {turns[0]}: a 401 means the credentials were rejected "
+                "(check the shared secret and clock skew), no answer means it is unreachable"
+            )
         self._session_error(
             "UNABLE_TO_CONNECT",
             f"no working candidate pair within {self.settings.ice_timeout_s:g} s "
-            f"(policy {self.policy}, local candidates: {', '.join(types) or 'none'})",
+            f"(policy {self.policy}, local candidates: {', '.join(types) or 'none'}){why}",
         )
-        self.outcome = "failed"
-        await self.consumer_channel.hangup()
+        self._set_outcome("failed", "ICE did not connect")
+        await self._consumer_channel.hangup()
         await self._consumer_event(CallClosed, self.settings.step_timeout_s)
         self._mark("closed")
 
@@ -458,26 +518,28 @@ class CallRun:
         self, consumer: Any, build_declined: Any, build_accepted: Any, ids: dict[str, str]
     ) -> None:
         """decline / cancel / expire: no media; CLOSED observed; a late accept is refused."""
-        from callops.orchestrator.emulator.channel import ChannelRefused
-
         s = self.settings
         if self.scenario == "decline":
-            self.client.declined(self.invite.dialogId)
+            self._client.declined(self._invite.dialogId)
             await consumer.publish(
-                "cobrowseDeclined", build_declined(self.invite, s.visitor_name, **ids).payload()
+                "cobrowseDeclined", build_declined(self._invite, s.visitor_name, **ids).payload()
             )
             within = s.step_timeout_s
         elif self.scenario == "cancel":
-            await self.control.end_call(s.account, self.conversation_id or "")
+            await self._control.end_call(s.account, self.conversation_id or "")
             within = s.step_timeout_s
         else:
-            left = self.invite.expires - time.time()
+            left = self._invite.expires - time.time()
             within = max(0.0, left) + s.step_timeout_s
         closed = await self._closed_event(within)
         self._mark("closed")
         reason = str(closed.reason)
-        outcomes: dict[str, Outcome] = {"declined": "declined", "cancelled": "cancelled", "expired": "expired"}
-        self.outcome = outcomes.get(reason, "failed")
+        outcomes: dict[str, Outcome] = {
+            "declined": "declined",
+            "cancelled": "cancelled",
+            "expired": "expired",
+        }
+        self._set_outcome(outcomes.get(reason, "failed"), f"CLOSED ({reason})")
         if self.outcome == "failed":
             self.notes.append(f"CLOSED with reason {reason!r}")
         if self.scenario in ("cancel", "expire"):
@@ -486,7 +548,7 @@ class CallRun:
             await self._server_closed(s.step_timeout_s)
             try:
                 await consumer.publish(
-                    "cobrowseAccepted", build_accepted(self.invite, s.visitor_name, **ids).payload()
+                    "cobrowseAccepted", build_accepted(self._invite, s.visitor_name, **ids).payload()
                 )
             except ChannelRefused as exc:
                 self.notes.append(f"accept after {self.scenario} refused: {exc.code} {exc.title}")
@@ -497,7 +559,7 @@ class CallRun:
         """Poll the control API (bounded) until the emulator shows this call CLOSED."""
         deadline = self._now() + within
         while self._now() < deadline:
-            for conv in await self.control.conversations(self.settings.account):
+            for conv in await self._control.conversations(self.settings.account):
                 for call in conv.calls:
                     if call.serviceId == self.service_id and call.sessionState == "CLOSED":
                         return
@@ -510,7 +572,7 @@ class CallRun:
             left = deadline - self._now()
             if left <= 0:
                 raise DeadlineExceeded(f"consumer: no CLOSED for dialog {self.dialog_id} within {within:g} s")
-            event = await self.client.next_event(within=left)
+            event = await self._client.next_event(within=left)
             if isinstance(event, CallClosed) and event.dialogId == self.dialog_id:
                 return event
 
@@ -518,11 +580,11 @@ class CallRun:
         """The agent disappears mid-call (socket and media gone); the consumer must notice."""
         assert self.leg is not None
         vanished = self._now()
-        await self.agent_channel.close()
+        await self._agent_channel.close()
         await self.leg.agent.close()
         deadline = vanished + AGENT_DISCONNECT_BOUND_S
         while True:
-            frame = await self.consumer_inbox.next("presence", max(0.0, deadline - self._now()))
+            frame = await self._consumer_inbox.next("presence", max(0.0, deadline - self._now()))
             if frame.get("role") == "agent" and frame.get("event") == "left":
                 break
         after = self._now() - vanished
@@ -533,20 +595,19 @@ class CallRun:
 
     async def _resume(self) -> None:
         """The consumer reloads the page mid-call and the call is re-established."""
-        from callops.consumer.client import ConsumerClient
         from callops.consumer.lptag import build_slider_opened
 
         assert self.leg is not None
         s = self.settings
         persisted = {"serviceId": self.service_id, "dialogId": self.dialog_id}  # "browser storage"
         # The page goes away: websocket, CoBrowse channel and the consumer's peer.
-        await self.client.close()
-        await self.consumer_inbox.close()
-        await self.consumer_channel.close()
+        await self._client.close()
+        await self._consumer_inbox.close()
+        await self._consumer_channel.close()
         await self.leg.replace_consumer()
         # The reloaded page: a new consumer session finds the active call.
         client = ConsumerClient(
-            self.env.base_url, s.account, self.jwt, reconnect=False, request_timeout=s.step_timeout_s
+            self.env.base_url, s.account, self._jwt, reconnect=False, request_timeout=s.step_timeout_s
         )
         await client.connect()
         self._cleanup.append(client.close)
@@ -566,7 +627,7 @@ class CallRun:
                 f"resume: call {self.service_id} is {active.sessionState}, not ACCEPTED"
             )
         self._mark("resumed")  # sessionResume raised by the call app
-        channel = await self._consumer_channel(join=False)
+        channel = await self._open_consumer_channel(join=False)
         await channel.join()
         await channel.publish("sliderOpened", build_slider_opened().payload() or None)
         # The agent learns the consumer is back and offers again (a new WebRTC session, epoch 1).
@@ -578,15 +639,22 @@ class CallRun:
         if not await self.leg.wait_media(s.media_timeout_s):
             raise DeadlineExceeded(f"resume: no media again within {s.media_timeout_s:g} s")
         self.resume_to_media_ms = self.timeline.between("resumed", "media_again")
-        self._pair = self.leg.selected_pair()
-        self._agent_pair = self.leg.agent_selected_pair()
+        self.selected_pair = self.leg.selected_pair()
+        self.agent_selected_pair = self.leg.agent_selected_pair()
 
     async def _agent_sees_slider_opened(self) -> None:
         deadline = self._now() + self.settings.step_timeout_s
         while True:
-            frame = await self.agent_inbox.next("lptag", max(0.0, deadline - self._now()))
+            frame = await self._agent_inbox.next("lptag", max(0.0, deadline - self._now()))
             if frame.get("event") == "sliderOpened":
                 return
+
+
+async def _cancel(*tasks: asyncio.Task[Any]) -> None:
+    """Cancel ``tasks`` that are still running and wait for them (their errors are moot)."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def run_call(settings: CallSettings, env: CallEnvironment) -> CallReport:

@@ -15,21 +15,12 @@ from typing import Any, TypeVar
 
 import click
 
+from callops.orchestrator.call.report import SCENARIOS
+
 SECRET_ENV = "CALLOPS_TURN_SECRET"
 PASSWORD_ENV = "CALLOPS_TURN_PASSWORD"
 JWT_SECRET_ENV = "CALLOPS_EMULATOR_JWT_SECRET"
 
-SCENARIO_CHOICES = (
-    "accept",
-    "decline",
-    "cancel",
-    "expire",
-    "hangup-consumer",
-    "hangup-agent",
-    "agent-disconnect",
-    "ice-fail",
-    "resume",
-)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -83,9 +74,7 @@ def call_options(func: F) -> F:
             show_default=True,
             help="Seconds of media once both sides decode.",
         ),
-        click.option(
-            "--scenario", type=click.Choice(SCENARIO_CHOICES), default="accept", show_default=True
-        ),
+        click.option("--scenario", type=click.Choice(SCENARIOS), default="accept", show_default=True),
         click.option(
             "--ice-timeout",
             type=click.FloatRange(0.5, 120),
@@ -126,7 +115,9 @@ def _requests(kwargs: dict[str, Any]) -> tuple[Any, Any]:
     turn_url = kwargs["turn_url"]
     secret = password = None
     if turn_url is not None:
-        secret = load_secret(file=kwargs["secret_file"], env=SECRET_ENV, what="TURN shared secret", required=False)
+        secret = load_secret(
+            file=kwargs["secret_file"], env=SECRET_ENV, what="TURN shared secret", required=False
+        )
         if secret is None:
             password = load_secret(
                 file=kwargs["password_file"], env=PASSWORD_ENV, what="TURN password", required=False
@@ -134,7 +125,8 @@ def _requests(kwargs: dict[str, Any]) -> tuple[Any, Any]:
             if password is None or kwargs["user"] is None:
                 raise UsageError(
                     f"--turn {turn_url} needs credentials",
-                    hint=f"--secret-file (or {SECRET_ENV}), or --user with --password-file (or {PASSWORD_ENV})",
+                    hint=f"--secret-file (or {SECRET_ENV}), "
+                    f"or --user with --password-file (or {PASSWORD_ENV})",
                 )
     elif kwargs["secret_file"] or kwargs["password_file"]:
         raise UsageError("--secret-file/--password-file need --turn", hint="or leave all three out")
@@ -146,7 +138,8 @@ def _requests(kwargs: dict[str, Any]) -> tuple[Any, Any]:
 
         if not available():
             raise UsageError(
-                "--policy relay needs a TURN server", hint="give --turn, or install coturn for the embedded one"
+                "--policy relay needs a TURN server",
+                hint="give --turn, or install coturn for the embedded one",
             )
     request = EnvironmentRequest(
         emulator_url=kwargs["emulator_url"],
@@ -192,7 +185,9 @@ def _render_call(report: Any) -> None:
             via = f" via {pair.local.relay_protocol}" if pair.local.relay_protocol else ""
             console.print(f"  selected pair ({label}): {pair.local.type}{via} -> {pair.remote.type}")
     if report.stats.media:
-        media = Table("kind", "direction", "pkts", "kbit/s", "loss %", "jitter ms", "rtt ms", "frames", title="media")
+        media = Table(
+            "kind", "direction", "pkts", "kbit/s", "loss %", "jitter ms", "rtt ms", "frames", title="media"
+        )
         for m in report.stats.media:
             rtt = f"{m.rtt_ms:.1f}" if m.rtt_ms is not None else "-"
             media.add_row(
@@ -270,7 +265,7 @@ def _render_summary(report: Any) -> None:
         f"{ms(s.first_media_p50_ms)}/{ms(s.first_media_p95_ms)}",
         ", ".join(f"{k} x{v}" for k, v in sorted(s.pair_types.items())) or "-",
     )
-    Console(stderr=not sys.stdout.isatty()).print(table)
+    Console().print(table)
     if report.interrupted:
         click.echo("smoke: interrupted -- the report covers the calls that finished", err=True)
 
@@ -279,11 +274,13 @@ def _render_summary(report: Any) -> None:
 @call_options
 @click.option("--calls", "calls", type=click.IntRange(1, 100_000), default=10, show_default=True)
 @click.option("--concurrency", type=click.IntRange(1, 1000), default=2, show_default=True)
-@click.option("--deadline", type=click.FloatRange(1, 86_400), default=None, help="Stop after this many seconds.")
+@click.option(
+    "--deadline", type=click.FloatRange(1, 86_400), default=None, help="Stop after this many seconds."
+)
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="JSON report.")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="JUnit XML.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report to standard output.")
-def smoke(
+def smoke(  # noqa: PLR0917 - click passes every option
     calls: int,
     concurrency: int,
     deadline: float | None,
@@ -311,9 +308,10 @@ def smoke(
     async def main() -> SmokeReport:
         async with call_environment(request) as env:
             if show_progress:
+                from rich.console import Console
                 from rich.progress import Progress
 
-                with Progress(transient=True) as progress:
+                with Progress(console=Console(stderr=True), transient=True) as progress:
                     task = progress.add_task("calls", total=calls)
                     return await run_smoke(
                         lambda _i: run_call(settings, env),

@@ -27,6 +27,7 @@ def deploy() -> None:
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=DEFAULT_CONFIG,
+    envvar="CALLOPS_CONFIG",
     show_default=True,
     help="callops.yaml with turn: (and optionally deploy:) sections.",
 )

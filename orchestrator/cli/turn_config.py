@@ -15,6 +15,7 @@ DEFAULT_CONFIG = "callops.yaml"
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=DEFAULT_CONFIG,
+    envvar="CALLOPS_CONFIG",
     show_default=True,
     help="callops.yaml with a turn: section.",
 )

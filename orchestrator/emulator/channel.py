@@ -149,8 +149,8 @@ class CoBrowseChannel:
             message["payload"] = payload
         return await self.request(message)
 
-    async def send_signal(self, data: dict[str, Any], *, ack: bool = False) -> None:
-        """Relay ``data`` verbatim to the other peer (held until it joins)."""
+    async def send_signal(self, data: Any, *, ack: bool = False) -> None:
+        """Relay ``data`` (any JSON value) verbatim to the other peer (held until it joins)."""
         message = {"type": "signal", "serviceId": self.service_id, "data": data}
         if ack:
             await self.request(message)

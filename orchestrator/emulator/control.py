@@ -79,12 +79,21 @@ class ConversationList(BaseModel):
 class ControlAnswer:
     """An HTTP status, a JSON body, and the websocket frames the request caused."""
 
-    __slots__ = ("body", "deliveries", "status")
+    __slots__ = ("body", "deliveries", "expires", "status")
 
-    def __init__(self, status: int, body: Any, deliveries: list[Delivery] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        body: Any,
+        deliveries: list[Delivery] | None = None,
+        *,
+        expires: float | None = None,
+    ) -> None:
         self.status = status
         self.body = body
         self.deliveries = deliveries or []
+        #: a new invitation's expiry (epoch seconds): the adapter sets a timer for it
+        self.expires = expires
 
 
 def handle_control(model: EmulatorModel, request: HttpRequest, now: float) -> ControlAnswer:
@@ -121,7 +130,7 @@ def handle_control(model: EmulatorModel, request: HttpRequest, now: float) -> Co
                     "dialogId": call.dialog_id,
                     "expires": call.expires,
                 }
-                return ControlAnswer(201, invitation, deliveries)
+                return ControlAnswer(201, invitation, deliveries, expires=call.expires)
             call, deliveries = model.end_call(account, conversation_id, now)
             return ControlAnswer(200, call.view(), deliveries)
         raise HttpError(404, f"no route {request.method} {request.path}")

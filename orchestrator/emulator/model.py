@@ -377,11 +377,19 @@ class Session:
 
 
 class Account:
-    __slots__ = ("account", "co_browse_consumers", "conversations", "sessions_by_consumer")
+    __slots__ = (
+        "account",
+        "co_browse_consumers",
+        "conversations",
+        "conversations_by_consumer",
+        "sessions_by_consumer",
+    )
 
     def __init__(self, account: str) -> None:
         self.account = account
         self.conversations: dict[str, Conversation] = {}
+        #: consumer id -> its conversations, oldest first
+        self.conversations_by_consumer: dict[str, list[Conversation]] = {}
         #: consumer id -> session ids of its authenticated websockets
         self.sessions_by_consumer: dict[str, set[int]] = {}
         #: consumers whose last InitConnection listed CO_BROWSE
@@ -428,11 +436,14 @@ class EmulatorModel:
     def authenticate(self, session_id: int, account: str, consumer_id: str, features: frozenset[str]) -> None:
         """Session ``session_id`` is consumer ``consumer_id`` of ``account`` (after InitConnection)."""
         old = self.sessions.get(session_id)
-        if old is not None:
-            self.close_session(session_id)
         acc = self.account(account)
-        self.sessions[session_id] = Session(session_id, account, consumer_id, features)
-        acc.sessions_by_consumer.setdefault(consumer_id, set()).add(session_id)
+        if old is not None and (old.account, old.consumer_id) == (account, consumer_id):
+            old.features = features  # a token refresh keeps the subscriptions
+        else:
+            if old is not None:
+                self.close_session(session_id)
+            self.sessions[session_id] = Session(session_id, account, consumer_id, features)
+            acc.sessions_by_consumer.setdefault(consumer_id, set()).add(session_id)
         if CO_BROWSE in features:
             acc.co_browse_consumers.add(consumer_id)
         else:
@@ -475,8 +486,8 @@ class EmulatorModel:
     def _request_conversation(self, session: Session, request: Request, now: float) -> list[Delivery]:
         body = parse_body(ConsumerRequestConversation, request.body, what=REQUEST_CONVERSATION)
         acc = self.accounts[session.account]
-        for conv in acc.conversations.values():
-            if conv.consumer_id == session.consumer_id and conv.state == "OPEN":
+        for conv in acc.conversations_by_consumer.get(session.consumer_id, ()):
+            if conv.state == "OPEN":
                 raise ModelError(
                     400,
                     "Conversation already open",
@@ -491,6 +502,7 @@ class EmulatorModel:
             now=now,
         )
         acc.conversations[conv.conversation_id] = conv
+        acc.conversations_by_consumer.setdefault(conv.consumer_id, []).append(conv)
         log.info(
             "account %s: conversation %s opened by %s", conv.account, conv.conversation_id, conv.consumer_id
         )
@@ -511,8 +523,8 @@ class EmulatorModel:
         acc = self.accounts[session.account]
         changes = [
             {"type": "UPSERT", "result": conv.result()}
-            for conv in acc.conversations.values()
-            if conv.consumer_id == session.consumer_id and (conv_filter is None or conv.state in conv_filter)
+            for conv in acc.conversations_by_consumer.get(session.consumer_id, ())
+            if conv_filter is None or conv.state in conv_filter
         ]
         listing = {
             "kind": "notification",

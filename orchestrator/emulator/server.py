@@ -30,7 +30,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from callops.consumer.models import MAX_FRAME_BYTES
-from callops.errors import EnvironmentProblem, NetworkError
+from callops.errors import LocalProtocolError, NetworkError
 from callops.orchestrator.emulator.cobrowse import CoBrowseConnection
 from callops.orchestrator.emulator.control import handle_control
 from callops.orchestrator.emulator.http11 import (
@@ -192,7 +192,7 @@ class Emulator:
     @property
     def port(self) -> int:
         if self._server is None:
-            raise EnvironmentProblem("the emulator is not started", hint="await emu.start() first")
+            raise LocalProtocolError("the emulator is not started", hint="await emu.start() first")
         return self._port
 
     @property
@@ -276,8 +276,8 @@ class Emulator:
         answer = handle_control(self.model, request, time.time())
         writer.write(render_response(answer.status, answer.body))
         self.deliver(answer.deliveries)
-        if answer.status == 201 and isinstance(answer.body, dict):
-            self._schedule_expiry(float(answer.body["expires"]))
+        if answer.expires is not None:
+            self._schedule_expiry(answer.expires)
         with contextlib.suppress(ConnectionError):
             await writer.drain()
 

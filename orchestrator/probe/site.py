@@ -10,6 +10,7 @@ deadline, answered or not.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Mapping
 
@@ -21,8 +22,23 @@ from callops.turn.probes import ProbeResult, nat_behaviour, relay_data_test, stu
 RELAY_PACKETS = 3
 
 
-async def probe_site(settings: ProbeSettings, env: Mapping[str, str]) -> ProbeReport:
-    """Run the probes of ``settings`` and decide; returns by ``settings.timeout`` seconds from now."""
+def process_age() -> float:
+    """Seconds since this process started (Linux ``/proc``), or 0.0 where that is unknown.
+
+    ``callops probe`` counts its deadline from process start, so that the wall time of a run whose
+    servers never answer is the deadline, start-up included.
+    """
+    try:
+        with open("/proc/self/stat") as stat, open("/proc/uptime") as uptime:
+            start_ticks = int(stat.read().rsplit(") ", 1)[1].split()[19])
+            now = float(uptime.read().split()[0])
+        return max(0.0, now - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+async def probe_site(settings: ProbeSettings, env: Mapping[str, str], *, spent: float = 0.0) -> ProbeReport:
+    """Run the probes of ``settings`` and decide, by ``settings.timeout - spent`` seconds from now."""
     started = time.monotonic()
     stun_uris = settings.stun_uris()
     turn_uris = settings.turn_uris()
@@ -32,7 +48,7 @@ async def probe_site(settings: ProbeSettings, env: Mapping[str, str]) -> ProbeRe
         from callops.turn.tls import client_context
 
         context = client_context(settings.ca_file, insecure=settings.insecure)
-    budget = max(0.001, settings.timeout - (time.monotonic() - started))
+    budget = max(0.001, settings.timeout - spent - (time.monotonic() - started))
     password = credentials.password.reveal() if credentials.password is not None else None
     jobs: list[Awaitable[ProbeResult]] = [stun_binding(u, budget, ssl_context=context) for u in stun_uris]
     udp_stun = [u for u in stun_uris if u.transport == "udp" and not u.secure]
@@ -47,11 +63,11 @@ async def probe_site(settings: ProbeSettings, env: Mapping[str, str]) -> ProbeRe
     return build_report(
         results,
         timeout_s=settings.timeout,
-        duration_ms=round((time.monotonic() - started) * 1000, 3),
+        duration_ms=round((time.monotonic() - started + spent) * 1000, 3),
         username=credentials.username,
         credential=shown,
         insecure=settings.insecure,
     )
 
 
-__all__ = ["RELAY_PACKETS", "probe_site"]
+__all__ = ["RELAY_PACKETS", "probe_site", "process_age"]

@@ -18,6 +18,7 @@ import contextlib
 import hmac
 import logging
 import secrets
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,21 @@ class CallServers:
 
     servers: Sequence[tuple[str, str | None, Secret | None]] = ()
     host_addresses: Sequence[str] | None = None
+    #: verifies TURN/TLS (``--ca-file``/``--insecure``); aiortc itself only knows the system CAs
+    ssl_context: ssl.SSLContext | None = None
+
+
+def _headless_peer(role: str, call: CallServers) -> Any:
+    """A :class:`~callops.orchestrator.call.peer.HeadlessPeer` whose TURN/TLS uses ``call.ssl_context``."""
+    from callops.orchestrator.call.pair import ice_connection
+    from callops.orchestrator.call.peer import HeadlessPeer
+
+    peer = HeadlessPeer(role, "VOICE_CALL", _peer_config(call))  # type: ignore[arg-type]
+    connection = ice_connection(peer.pc)
+    # aioice takes an SSLContext where aiortc passes True (aioice >= 0.9); set before gathering.
+    if call.ssl_context is not None and connection is not None and connection.turn_ssl is True:
+        connection.turn_ssl = call.ssl_context
+    return peer
 
 
 def _peer_config(call: CallServers) -> Any:
@@ -108,7 +124,7 @@ def site_servers(
     )
     servers: list[tuple[str, str | None, Secret | None]] = [(str(u), None, None) for u in stun_uris]
     servers += [(str(u), credentials.username, credentials.password) for u in turn_uris]
-    return ice, CallServers(servers=servers, host_addresses=host_addresses)
+    return ice, CallServers(servers=servers, host_addresses=host_addresses, ssl_context=context)
 
 
 # -- responder (site B) ---------------------------------------------------------------------------
@@ -236,9 +252,7 @@ class Responder:
             await connection.close()
 
     async def _call_session(self, ws: Any, request: CallRequest, queue: asyncio.Queue[Any]) -> None:
-        from callops.orchestrator.call.peer import HeadlessPeer
-
-        peer = HeadlessPeer("agent", "VOICE_CALL", _peer_config(self.call))
+        peer = _headless_peer("agent", self.call)
         try:
             offer = await peer.create_offer()
             await ws.send(CallOffer(session=request.session, sdp=offer).model_dump_json())
@@ -364,12 +378,10 @@ async def _run_path(
 
 
 async def _run_call(sig: _Signalling, call: CallServers, deadline: float) -> CallResult:
-    from callops.orchestrator.call.peer import HeadlessPeer
-
     started = time.monotonic()
     session = f"call-{secrets.token_hex(4)}"
     result = CallResult(connected=False, media=False, duration_ms=0.0)
-    peer = HeadlessPeer("consumer", "VOICE_CALL", _peer_config(call))
+    peer = _headless_peer("consumer", call)
     try:
         offer = await sig.request(CallRequest(session=session), deadline - time.monotonic())
         answer = await peer.accept_offer(offer.sdp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import stat
@@ -23,7 +24,9 @@ def run_script(
     argv = ["bash", str(bundle / "install-coturn.sh"), *args]
     if netns is not None:
         argv = ["ip", "netns", "exec", netns, *argv]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    # The probe runs with this interpreter's callops, whatever is on PATH.
+    env = {**os.environ, "CALLOPS": f"{sys.executable} -m callops"}
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, env=env)
 
 
 def write_secret(path: Path, value: str | None = None) -> Path:
@@ -134,7 +137,14 @@ def test_install_runs_coturn_the_probe_passes_and_a_second_run_is_a_no_op(
 ) -> None:
     secret = write_secret(tmp_path / "secret")
     first = run_script(
-        systemd_bundle, "--no-systemd", "--root", str(root), "--secret-from", str(secret), netns=deploy_netns
+        systemd_bundle,
+        "--no-systemd",
+        "--root",
+        str(root),
+        "--secret-from",
+        str(secret),
+        "--nftables",
+        netns=deploy_netns,
     )
     assert first.returncode == 0, first.stdout + first.stderr
     assert "probe passed: the relay works" in first.stdout
@@ -153,11 +163,29 @@ def test_install_runs_coturn_the_probe_passes_and_a_second_run_is_a_no_op(
     assert report.errors == 0 and report.warnings == 0, report.findings
     pid = (root / "run/callops-coturn/turnserver.pid").read_text()
 
-    second = run_script(systemd_bundle, "--no-systemd", "--root", str(root), netns=deploy_netns)
+    rules = subprocess.run(
+        ["ip", "netns", "exec", deploy_netns, "nft", "list", "chain", "inet", "filter", "input"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    ).stdout
+    assert "udp dport 49152-49999 accept" in rules and "callops coturn listeners" in rules
+    assert (root / "etc/nftables.d/callops-coturn.nft").exists()
+
+    second = run_script(systemd_bundle, "--no-systemd", "--root", str(root), "--nftables", netns=deploy_netns)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "wrote:" not in second.stdout
     assert "nothing changed" in second.stdout and "unchanged" in second.stdout
+    assert "nftables rules already loaded" in second.stdout
     assert (root / "run/callops-coturn/turnserver.pid").read_text() == pid
+
+    reload = run_script(
+        systemd_bundle, "--no-systemd", "--root", str(root), "--reload-certificates", netns=deploy_netns
+    )
+    assert reload.returncode == 0, reload.stderr
+    assert "reload its TLS certificate and key (SIGUSR2)" in reload.stdout
+    assert Path(f"/proc/{pid.strip()}").exists()
 
     wrong = write_secret(tmp_path / "wrong-secret")
     third = run_script(

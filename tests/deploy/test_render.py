@@ -97,6 +97,10 @@ def test_kubernetes_deployment_has_host_network_probes_resources_and_anti_affini
     term = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
     assert term["topologyKey"] == "kubernetes.io/hostname"
     assert {"name": "turns-tcp", "containerPort": 443, "protocol": "TCP"} in container["ports"]
+    # 443 needs the image's file capability, which no_new_privs would ignore
+    assert container["securityContext"]["allowPrivilegeEscalation"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}
+    assert pod["initContainers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
     tls = next(v for v in pod["volumes"] if v["name"] == "tls")
     assert tls["secret"]["items"] == [
         {"key": "tls.crt", "path": "fullchain.pem"},
@@ -211,3 +215,10 @@ def test_write_bundle_refuses_an_unwritable_directory(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(UsageError, match="cannot create"):
         write_bundle({"a.txt": "x"}, blocker / "sub")
+
+
+def test_kubernetes_keeps_no_new_privs_without_privileged_ports() -> None:
+    plain = TurnDeployment(realm="turn.example.com")
+    workload = kubernetes_objects(plain, DeployOptions())[3]
+    container = workload["spec"]["template"]["spec"]["containers"][0]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False

@@ -86,7 +86,7 @@ def test_tls_insecure_mode_skips_verification(coturn: LoopbackCoturn) -> None:
             timeout=10,
             ssl_context=client_context(insecure=True),
         )
-        allocation.close()
+        await allocation.aclose()
         return allocation
 
     assert run_bounded(allocate(), 30).relayed is not None
@@ -123,10 +123,8 @@ def test_create_permission_to_a_loopback_peer_is_refused_without_allow_loopback_
         allocation = await Allocation.open(
             parse_uri(server.turn_udp), creds.username, creds.credential, timeout=10
         )
-        try:
+        async with allocation:
             await allocation.create_permission("127.0.0.1", timeout=5)
-        finally:
-            allocation.close()
 
     with pytest.raises(TurnRequestFailed) as info:
         run_bounded(permission(), 30)

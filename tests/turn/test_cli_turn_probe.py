@@ -52,6 +52,35 @@ def test_probe_command_with_long_term_password_file(start_coturn: StartCoturn, t
     assert res.stdout.splitlines()[-1].endswith("0 failed")
 
 
+@pytest.mark.coturn
+def test_probe_command_relays_to_an_echo_peer_given_with_peer(coturn: LoopbackCoturn) -> None:
+    peer_port = free_port()
+    peer = subprocess.Popen(
+        ["turnutils_peer", "-p", str(peer_port), "-L", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        res = _cli(
+            "probe", coturn.turn_udp, "--peer", f"127.0.0.1:{peer_port}", "--count", "5", "--json",
+            env={"CALLOPS_TURN_SECRET": coturn.secret.reveal()},
+        )  # fmt: skip
+    finally:
+        peer.terminate()
+        peer.wait(10)
+    assert res.returncode == 0, res.stdout + res.stderr
+    relay = next(r for r in json.loads(res.stdout)["results"] if r["kind"] == "relay")
+    assert relay["data"]["peer"] == "address"
+    assert relay["data"]["peer_address"] == f"127.0.0.1:{peer_port}"
+    assert relay["data"]["received"] == 5
+
+
+def test_probe_command_rejects_a_bad_peer_with_exit_2() -> None:
+    res = _cli("probe", "turn:127.0.0.1:3478", "--peer", "no-port")
+    assert res.returncode == 2
+    assert "--peer 'no-port' is not HOST:PORT" in res.stderr
+
+
 def test_probe_command_exits_1_with_sentences_when_nothing_listens() -> None:
     port = free_port()
     res = _cli("probe", f"stun:127.0.0.1:{port}", f"turns:127.0.0.1:{port}", "--timeout", "2",

@@ -126,6 +126,7 @@ def test_loopback_preset_is_flagged() -> None:
         (with_lines("server-relay"), "server-relay", "error"),
         (with_lines("static-auth-secret=short"), "weak-auth-secret", "warning"),
         (with_lines("denied-peer-ip=10.0.0.0-banana"), "bad-peer-range", "error"),
+        (with_lines("denied-peer-ip=10.0.0.0/8"), "bad-peer-range", "error"),
     ],
 )
 def test_each_rule_fires(text: str, rule: str, severity: str) -> None:
@@ -210,3 +211,20 @@ def test_cli_exit_code_and_json(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "fix:" in result.output
     result = runner.invoke(cli, ["turn", "lint", str(tmp_path / "missing.conf")])
     assert isinstance(result.exception, UsageError) and result.exception.exit_code == 2
+
+
+def test_debian_example_config_parses_and_is_flagged() -> None:
+    example = Path("/etc/turnserver.conf")
+    if not example.exists():
+        pytest.skip("coturn's example /etc/turnserver.conf is not installed")
+    report = lint_file(example, secret_file="/nonexistent")
+    found = {f.id for f in report.findings}
+    assert not report.ok
+    assert {"peer-range-not-denied", "metadata-not-denied"} <= found
+
+
+def test_cidr_peer_ranges_are_not_applied_by_coturn_so_the_range_counts_as_open() -> None:
+    text = with_lines("denied-peer-ip=10.0.0.0/8", drop=("denied-peer-ip",))
+    messages = [f.message for f in lint_conf(text)]
+    assert any("uses CIDR" in m for m in messages)
+    assert any(m.startswith("10.0.0.0/8 (Private-Use") for m in messages)

@@ -79,11 +79,11 @@ def test_probe_set_against_silent_servers_ends_at_the_deadline(silent_servers: t
         return result, time.monotonic() - started
 
     result, elapsed = run_bounded(run(), 20)
-    assert elapsed < 0.6 + 0.3, elapsed
+    assert elapsed < 0.6 + 0.4, elapsed
     failed = {r.kind for r in result.results if r.status is ProbeStatus.FAIL}
     assert {"stun-udp", "turn-udp", "turn-tcp", "turn-tls", "relay", "nat"} <= failed
     for r in result.results:
-        assert r.duration_ms < 900
+        assert r.duration_ms < 1000
         assert r.error, r
 
 

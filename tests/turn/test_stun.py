@@ -67,6 +67,13 @@ def test_stun_binding_over_udp_tcp_and_tls_reports_mapped_address_and_rtt(coturn
 
 
 @pytest.mark.coturn
+def test_stun_binding_resolves_host_names(coturn: LoopbackCoturn) -> None:
+    result = run_bounded(stun_binding(f"stun:localhost:{coturn.port}", 10, transport="tcp"), 30)
+    assert result.status is ProbeStatus.OK, result.error
+    assert result.data["mapped"].startswith("127.0.0.1:")
+
+
+@pytest.mark.coturn
 def test_stun_binding_against_several_servers_runs_concurrently(start_coturn: StartCoturn) -> None:
     servers = [start_coturn(rfc5780=False) for _ in range(3)]
 

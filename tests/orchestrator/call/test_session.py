@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from callops.errors import AuthenticationError
+from callops.errors import AuthenticationError, UsageError
+from callops.orchestrator.call.embedded import EmbeddedTurn
 from callops.orchestrator.call.environment import EnvironmentRequest, call_environment
 from callops.orchestrator.call.report import CallReport
 from callops.orchestrator.call.session import CallEnvironment, CallRun, CallSettings, run_call
-from callops.orchestrator.emulator.channel import ChannelRefused, CoBrowseChannel
 from callops.orchestrator.emulator.auth import mint_jwt
+from callops.orchestrator.emulator.channel import ChannelRefused, CoBrowseChannel
 from callops.secret import Secret
 from callops.testing import run_bounded
 
@@ -166,16 +167,18 @@ class _FaultyRun(CallRun):
 
     async def _negotiate(self, offer_sdp: str, *, epoch: int) -> bool:
         self.faults = []
+        agent, consumer = self.agent_channel, self.consumer_channel
+        assert agent is not None and consumer is not None
         if epoch == 0:
             # malformed signalling: the consumer notes it and waits for a valid offer
-            await self.agent_channel.send_signal({"kind": "offer"})
-            await self.agent_channel.send_signal("not an object")
+            await agent.send_signal({"kind": "offer"})
+            await agent.send_signal("not an object")
             # a duplicate accept is idempotent
-            ack = await self.consumer_channel.publish("cobrowseAccepted", self._accept_payload())
+            ack = await consumer.publish("cobrowseAccepted", self._accept_payload())
             self.faults.append(f"duplicate accept: {ack['sessionState']}")
             # an unknown serviceId is refused
             with pytest.raises(ChannelRefused) as unknown:
-                await self.consumer_channel.request({"type": "join", "serviceId": "nobody#0"})
+                await consumer.request({"type": "join", "serviceId": "nobody#0"})
             self.faults.append(f"unknown serviceId: {unknown.value.code}")
             # a second consumer claiming this serviceId is refused
             other_jwt = mint_jwt("someone-else", None, now=0, lifetime=10**10)
@@ -195,6 +198,7 @@ class _FaultyRun(CallRun):
     def _accept_payload(self) -> dict[str, Any]:
         from callops.consumer.lptag import build_accepted
 
+        assert self.invite is not None
         return build_accepted(self.invite, "v", ssid="s", svid="v").payload()
 
 
@@ -236,7 +240,6 @@ def _children() -> set[int]:
 @pytest.mark.coturn
 def test_a_finished_call_leaves_no_tasks_sockets_or_coturn_behind() -> None:
     async def body() -> None:
-        await asyncio.sleep(0)
         fds_before = len(os.listdir("/proc/self/fd"))
         children_before = _children()
         tasks_before = set(asyncio.all_tasks())
@@ -275,3 +278,76 @@ def test_secret_never_appears_in_the_report() -> None:
     secret = Secret("s3cr3t-value-for-test", "test")
     report = _call(_settings(scenario="decline"))
     assert secret.reveal() not in report.model_dump_json()
+
+
+def test_call_works_against_an_emulator_that_checks_signed_tokens() -> None:
+    async def body() -> CallReport:
+        request = EnvironmentRequest(embedded_turn=False, jwt_secret=Secret("emulator-jwt-secret", "test"))
+        async with call_environment(request) as env:
+            assert env.agent_token is not None
+            return await run_call(_settings(), env)
+
+    report = run_bounded(body(), 60)
+    assert report.ok, report.failure
+
+
+def test_unknown_scenario_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="unknown scenario 'ring-forever'"):
+        CallRun(_settings(scenario="ring-forever"), CallEnvironment(base_url="http://127.0.0.1:1"))
+
+
+@pytest.mark.coturn
+def test_any_call_that_cannot_connect_fails_with_unable_to_connect(local_turn: EmbeddedTurn) -> None:
+    async def body() -> CallReport:
+        request = EnvironmentRequest(turn_url=local_turn.url, turn_secret=Secret("not-the-secret", "test"))
+        async with call_environment(request) as env:
+            return await run_call(_settings(policy="relay", ice_timeout_s=2.0), env)
+
+    report = run_bounded(body(), 60)
+    assert not report.ok
+    assert report.outcome == "failed"
+    assert [e.id for e in report.errors] == ["UNABLE_TO_CONNECT"]
+    assert "credentials were rejected" in report.errors[0].msg
+    assert "closed" in report.timeline_ms
+
+
+def test_call_through_an_emulator_given_by_url() -> None:
+    from callops.orchestrator.emulator.server import Emulator, EmulatorConfig
+
+    async def body() -> CallReport:
+        async with Emulator(EmulatorConfig()) as emulator:
+            request = EnvironmentRequest(emulator_url=emulator.base_url, embedded_turn=False)
+            async with call_environment(request) as env:
+                assert env.base_url == emulator.base_url
+                return await run_call(_settings(), env)
+
+    report = run_bounded(body(), 60)
+    assert report.ok, report.failure
+
+
+@pytest.mark.coturn
+def test_stun_server_is_used_for_gathering_and_the_call_connects(local_turn: EmbeddedTurn) -> None:
+    async def body() -> CallReport:
+        request = EnvironmentRequest(stun_url=f"stun:127.0.0.1:{local_turn.port}", embedded_turn=False)
+        async with call_environment(request) as env:
+            assert [s.url for s in env.ice_servers] == [f"stun:127.0.0.1:{local_turn.port}"]
+            return await run_call(_settings(), env)
+
+    report = run_bounded(body(), 60)
+    assert report.ok, report.failure
+    assert report.ice_servers == [f"stun:127.0.0.1:{local_turn.port}"]
+
+
+def test_without_coturn_the_default_call_runs_host_only_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import callops.orchestrator.call.environment as environment
+
+    monkeypatch.setattr(environment, "available", lambda: False)
+
+    async def body() -> CallReport:
+        async with call_environment(EnvironmentRequest()) as env:
+            assert env.ice_servers == []
+            return await run_call(_settings(), env)
+
+    report = run_bounded(body(), 60)
+    assert report.ok, report.failure
+    assert any("runs host-only" in note for note in report.notes)

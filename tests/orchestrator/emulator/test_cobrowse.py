@@ -227,7 +227,7 @@ def test_the_same_consumer_can_rejoin_after_its_socket_dropped_and_held_signals_
 
 def test_consumer_learns_within_seconds_that_a_silent_agent_vanished(raw_consumer: Any) -> None:
     async def body() -> None:
-        config = EmulatorConfig(cobrowse_ping_interval=0.2, cobrowse_ping_timeout=0.3)
+        config = EmulatorConfig(cobrowse_ping_interval=0.5, cobrowse_ping_timeout=1.5)
         async with Emulator(config) as emu:
             consumer, _, service_id = await _invited(emu, raw_consumer)
             url = emu.cobrowse_url(ACCOUNT)

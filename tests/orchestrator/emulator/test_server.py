@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -256,3 +258,49 @@ def test_the_tutorials_init_connection_without_kind_is_accepted() -> None:
             assert answer == {"kind": "resp", "reqId": "0", "code": 200, "type": ".ReqBody$StringResp"}
 
     run_bounded(body(), 30)
+
+
+def test_a_client_that_stops_reading_is_dropped_and_others_are_served(raw_consumer: Any) -> None:
+    async def body() -> None:
+        async with Emulator(EmulatorConfig(max_send_buffer=256 * 1024)) as emu:
+            url = emu.consumer_url(ACCOUNT)
+            bystander = await raw_consumer.connect(url, "bystander")
+            slow = await raw_consumer.connect(url, "slow")
+            conversation_id, _ = await slow.open_conversation()
+            sub = {"dialogId": conversation_id, "conversationId": conversation_id}
+            assert (await slow.request("ms.SubscribeMessagingEvents", sub))["code"] == 200
+            event = {"type": "ContentEvent", "contentType": "text/plain", "message": "x" * 500_000}
+            frame = {"kind": "req", "id": "p", "type": "ms.PublishEvent", "body": {**sub, "event": event}}
+            data = json.dumps(frame)
+            # the websockets client stops reading once its queue is full: never call recv() here
+            with contextlib.suppress(ConnectionClosed):
+                for _ in range(60):
+                    await slow.ws.send(data)
+            assert (await bystander.request("GetClock"))["code"] == 200
+            with pytest.raises(ConnectionClosed):
+                async with asyncio.timeout(30):
+                    while True:
+                        await slow.ws.recv()
+            await bystander.close()
+
+    run_bounded(body(), 60)
+
+
+def test_fifty_concurrent_consumers_each_get_their_own_invitation(raw_consumer: Any) -> None:
+    async def body() -> None:
+        async with Emulator() as emu:
+            url = emu.consumer_url(ACCOUNT)
+            consumers = await asyncio.gather(*(raw_consumer.connect(url, f"c{i}") for i in range(50)))
+            conversations = await asyncio.gather(*(c.open_conversation() for c in consumers))
+            client = ControlClient(emu.base_url)
+            invitations = await asyncio.gather(
+                *(client.invite(ACCOUNT, conv_id, "VIDEO_CALL") for conv_id, _ in conversations)
+            )
+            notes = await asyncio.gather(*(c.notification() for c in consumers))
+            for consumer, invitation, note in zip(consumers, invitations, notes, strict=True):
+                dialog = note["body"]["changes"][0]["result"]["conversationDetails"]["dialogs"][1]
+                assert dialog["metaData"]["serviceId"] == invitation.serviceId
+                assert invitation.serviceId.startswith(f"{consumer.consumer_id}#")
+            await asyncio.gather(*(c.close() for c in consumers))
+
+    run_bounded(body(), 60)

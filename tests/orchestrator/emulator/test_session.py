@@ -125,3 +125,13 @@ def test_a_token_for_another_consumer_on_an_open_session_closes_it(init_frame: A
     outcome = session.receive_text(init_frame(mint_jwt("c2", now=NOW)), NOW)
     assert outcome.close is not None and outcome.close.code == 4401
     assert session.session_id not in model.sessions
+
+
+def test_a_second_init_connection_refreshes_the_token_and_keeps_subscriptions(init_frame: Any) -> None:
+    model, session = _session()
+    _frames(session, init_frame(mint_jwt("c1", now=NOW)))
+    subscribe = {"kind": "req", "id": "s", "type": "cqm.SubscribeExConversations", "body": {}}
+    _frames(session, json.dumps(subscribe))
+    (answer,) = _frames(session, init_frame(mint_jwt("c1", now=NOW + 100), req_id="r"), NOW + 100)
+    assert (answer["reqId"], answer["code"]) == ("r", 200)
+    assert len(model.sessions[session.session_id].subscriptions) == 1

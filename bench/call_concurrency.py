@@ -1,0 +1,172 @@
+"""Concurrency: many simultaneous relayed voice calls (2 peers each) through one local coturn.
+
+For each level N (default 50; pass more as arguments, e.g. ``50 75 100``): N calls start at once
+on the whole invitation path (in-process emulator, ``policy=relay``, embedded coturn), each with
+``DURATION`` s of media. Reported: success rate, p50/p95 time from ``accepted`` (and from the
+invitation) to ``ice_connected``, CPU seconds per call-minute (this process + coturn, from
+getrusage and /proc), and the largest level that held 100 % success.
+
+Relay-side reference: coturn's own load generator ``turnutils_uclient -m N -y`` (N client pairs,
+20 ms packet interval like Opus, 200-byte messages) against a fresh coturn, with coturn's CPU.
+
+Run: ``python -m bench.call_concurrency [N ...]`` from the repository root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+
+from bench._common import median, percentile, write_result
+from callops.orchestrator.call.embedded import EmbeddedTurn
+from callops.orchestrator.call.environment import EnvironmentRequest, call_environment
+from callops.orchestrator.call.session import CallSettings, run_call
+from callops.orchestrator.call.smoke import run_smoke
+
+DURATION = float(os.environ.get("CALL_DURATION", "10"))
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """utime + stime of ``pid`` in seconds (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def level(n: int) -> dict[str, object]:
+    settings = CallSettings(
+        policy="relay", duration_s=DURATION, ice_timeout_s=20.0, media_timeout_s=20.0, step_timeout_s=30.0
+    )
+    turn = EmbeddedTurn()
+    turn.start()
+    try:
+        assert turn.process is not None and turn.process.process is not None
+        coturn_pid = turn.process.process.pid
+        request = EnvironmentRequest(embedded_turn=False, turn_url=turn.url, turn_secret=turn.secret)
+        async with call_environment(request) as env:
+            cpu0, coturn0, wall0 = self_cpu(), process_cpu(coturn_pid), time.monotonic()
+            report = await run_smoke(lambda _i: run_call(settings, env), calls=n, concurrency=n)
+            cpu1, coturn1, wall1 = self_cpu(), process_cpu(coturn_pid), time.monotonic()
+    finally:
+        turn.stop()
+    calls = report.calls
+    to_ice = [
+        c.timeline_ms["ice_connected"] - c.timeline_ms["accepted"]
+        for c in calls
+        if "ice_connected" in c.timeline_ms
+    ]
+    from_invite = [c.timeline_ms["ice_connected"] for c in calls if "ice_connected" in c.timeline_ms]
+    call_minutes = sum(c.stats.duration_s for c in calls) / 60.0
+    failures = [c.failure for c in calls if not c.ok][:5]
+    return {
+        "calls": n,
+        "peers": 2 * n,
+        "passed": report.summary.passed,
+        "success_rate": report.summary.success_rate,
+        "accepted_to_ice_connected_ms": {"p50": median(to_ice), "p95": percentile(to_ice, 0.95)},
+        "invited_to_ice_connected_ms": {"p50": median(from_invite), "p95": percentile(from_invite, 0.95)},
+        "first_media_p95_ms": report.summary.first_media_p95_ms,
+        "pair_types": report.summary.pair_types,
+        "wall_s": round(wall1 - wall0, 2),
+        "cpu_s_callops": round(cpu1 - cpu0, 2),
+        "cpu_s_coturn": round(coturn1 - coturn0, 2),
+        "cpu_s_per_call_minute": round((cpu1 - cpu0 + coturn1 - coturn0) / call_minutes, 2)
+        if call_minutes
+        else None,
+        "coturn_cpu_s_per_call_minute": round((coturn1 - coturn0) / call_minutes, 3)
+        if call_minutes
+        else None,
+        "sample_failures": failures,
+    }
+
+
+def uclient_reference(n: int) -> dict[str, object]:
+    """coturn's own load: ``turnutils_uclient -m n -y`` for DURATION s of 20 ms packets."""
+    uclient = shutil.which("turnutils_uclient")
+    if uclient is None:
+        return {"skipped": "turnutils_uclient not installed"}
+    messages = int(DURATION / 0.02)
+    with EmbeddedTurn() as turn:
+        assert turn.process is not None and turn.process.process is not None
+        pid = turn.process.process.pid
+        cpu0, wall0 = process_cpu(pid), time.monotonic()
+        result = subprocess.run(
+            [
+                uclient,
+                "-y",
+                "-c",
+                "-m",
+                str(n),
+                "-n",
+                str(messages),
+                "-l",
+                "200",
+                "-z",
+                "20",
+                "-W",
+                turn.secret.reveal(),
+                "-u",
+                "uclient",
+                "-p",
+                str(turn.port),
+                "127.0.0.1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=DURATION * 6 + 60,
+        )
+        cpu1, wall1 = process_cpu(pid), time.monotonic()
+    tail = [line for line in result.stdout.splitlines() if "lost" in line.lower() or "loss" in line.lower()][
+        -3:
+    ]
+    minutes = n * DURATION / 60.0
+    return {
+        "clients": n,
+        "exit": result.returncode,
+        "wall_s": round(wall1 - wall0, 2),
+        "coturn_cpu_s": round(cpu1 - cpu0, 2),
+        "coturn_cpu_s_per_session_minute": round((cpu1 - cpu0) / minutes, 3),
+        "summary": tail,
+    }
+
+
+async def main() -> None:
+    levels = [int(a) for a in sys.argv[1:]] or [50]
+    results = []
+    largest = None
+    for n in levels:
+        result = await level(n)
+        results.append(result)
+        print(result, flush=True)
+        if result["success_rate"] == 1.0:
+            largest = n
+        else:
+            break
+    reference = uclient_reference(levels[0])
+    write_result(
+        "call_concurrency",
+        {
+            "duration_s": DURATION,
+            "levels": results,
+            "largest_level_at_100_percent": largest,
+            "uclient_reference": reference,
+        },
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

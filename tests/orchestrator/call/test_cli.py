@@ -1,0 +1,159 @@
+"""``callops call`` and ``callops smoke`` end to end (in-process emulator, loopback)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from callops.orchestrator.cli import main
+from callops.turn.coturn import free_port
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+        raise SystemExit(0)
+    out, err = capsys.readouterr()
+    code = exit_info.value.code
+    return (code if isinstance(code, int) else 0), out, err
+
+
+def test_call_json_prints_one_report_with_the_documented_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["call", "--json", "--duration", "0.2", "--ice-timeout", "5"], capsys)
+    assert code == 0
+    report = json.loads(out)
+    for key in ("ok", "scenario", "mode", "outcome", "timeline_ms", "selected_pair", "errors", "stats"):
+        assert key in report
+    assert report["ok"] is True
+    assert report["outcome"] == "connected"
+    assert set(report["selected_pair"]) >= {"local", "remote"}
+    assert {"type", "protocol"} <= set(report["selected_pair"]["local"])
+
+
+def test_call_scenario_decline_succeeds_when_the_call_is_declined(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["call", "--json", "--scenario", "decline"], capsys)
+    assert code == 0
+    assert json.loads(out)["outcome"] == "declined"
+
+
+def test_call_text_output_shows_the_timeline(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["call", "--duration", "0.2"], capsys)
+    assert code == 0
+    assert "ice_connected" in out
+    assert "OK" in out
+
+
+def test_turn_without_credentials_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CALLOPS_TURN_SECRET", raising=False)
+    monkeypatch.delenv("CALLOPS_TURN_PASSWORD", raising=False)
+    code, _, err = _run(["call", "--turn", "turn:127.0.0.1:3478"], capsys)
+    assert code == 2
+    assert "needs credentials" in err
+    assert "Traceback" not in err
+
+
+def test_secret_file_is_read_and_never_printed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("a-very-secret-turn-secret\n")
+    port = free_port()
+    code, out, err = _run(
+        [
+            "call",
+            "--json",
+            "--turn",
+            f"turn:127.0.0.1:{port}?transport=tcp",
+            "--secret-file",
+            str(secret_file),
+            "--scenario",
+            "ice-fail",
+            "--ice-timeout",
+            "1",
+        ],
+        capsys,
+    )
+    assert "a-very-secret-turn-secret" not in out + err
+    assert json.loads(out)["errors"][0]["id"] == "UNABLE_TO_CONNECT"
+    assert code == 0
+
+
+def test_smoke_runs_n_calls_and_writes_json_and_junit(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    report_path, junit_path = tmp_path / "smoke.json", tmp_path / "smoke.xml"
+    code, _, _ = _run(
+        [
+            "smoke",
+            "--calls",
+            "3",
+            "--concurrency",
+            "2",
+            "--duration",
+            "0.2",
+            "--report",
+            str(report_path),
+            "--junit",
+            str(junit_path),
+        ],
+        capsys,
+    )
+    assert code == 0
+    report = json.loads(report_path.read_text())
+    assert report["summary"]["calls"] == 3
+    assert report["summary"]["success_rate"] == 1.0
+    assert len(report["calls"]) == 3
+    suite = ET.parse(junit_path).getroot()
+    assert suite.get("tests") == "3"
+    assert suite.get("failures") == "0"
+
+
+def test_smoke_exits_1_and_still_reports_when_calls_fail(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    report_path = tmp_path / "smoke.json"
+    dead = f"http://127.0.0.1:{free_port()}"
+    code, _, _ = _run(
+        [
+            "smoke",
+            "--calls",
+            "2",
+            "--emulator",
+            dead,
+            "--turn",
+            "turn:127.0.0.1:1?transport=tcp",
+            "--user",
+            "u",
+            "--password-file",
+            str(_password(tmp_path)),
+            "--report",
+            str(report_path),
+        ],
+        capsys,
+    )
+    assert code == 1
+    report = json.loads(report_path.read_text())
+    assert report["summary"]["failed"] == 2
+    assert all(call["outcome"] == "failed" for call in report["calls"])
+
+
+def _password(tmp_path: Path) -> Path:
+    path = tmp_path / "password"
+    path.write_text("pw\n")
+    return path
+
+
+def test_bad_option_value_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, _ = _run(["smoke", "--calls", "0"], capsys)
+    assert code == 2
+
+
+def test_importing_the_command_module_does_not_import_aiortc() -> None:
+    probe = "import sys, callops.orchestrator.cli.call; print('aiortc' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

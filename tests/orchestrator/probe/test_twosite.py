@@ -1,0 +1,145 @@
+"""Two-site probe on loopback: token, signalling, sessions, and ICE over the host path."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from callops.errors import AuthenticationError, NetworkError
+from callops.orchestrator.probe.ice import IceSettings
+from callops.orchestrator.probe.paths import PathResult, decide_two_site, parse_message
+from callops.orchestrator.probe.twosite import Responder, run_peer
+from callops.secret import Secret
+from callops.testing import run_bounded
+from callops.turn.coturn import free_port
+
+LOOPBACK = IceSettings(host_addresses=["127.0.0.1"])
+TOKEN = Secret("two-site-token-123456")
+
+
+def result(path: str, connected: bool) -> PathResult:
+    return PathResult(path=path, connected=connected, duration_ms=1.0)  # type: ignore[arg-type]
+
+
+def test_two_site_verdict_is_p2p_when_a_direct_path_connects() -> None:
+    assert decide_two_site([result("host", False), result("srflx", True), result("relay-udp", True)]) == (
+        "p2p",
+        ["udp"],
+        0,
+    )
+
+
+def test_two_site_verdict_is_relay_required_with_transports_and_degraded_without_udp() -> None:
+    paths = [result("host", False), result("relay-tcp", True), result("relay-tls", True)]
+    assert decide_two_site(paths) == ("relay-required", ["tcp", "tls"], 1)
+    assert decide_two_site([result("relay-udp", True)]) == ("relay-required", ["udp"], 0)
+
+
+def test_two_site_verdict_is_blocked_when_nothing_connects() -> None:
+    assert decide_two_site([result("host", False), result("relay-udp", False)]) == ("blocked", [], 3)
+
+
+def test_signalling_messages_are_validated() -> None:
+    offer = parse_message(
+        json.dumps(
+            {"type": "offer", "session": "s", "path": "host", "ufrag": "u", "pwd": "p", "candidates": []}
+        )
+    )
+    assert offer.type == "offer"
+    with pytest.raises(ValueError, match="path"):
+        parse_message(
+            json.dumps(
+                {"type": "offer", "session": "s", "path": "moon", "ufrag": "u", "pwd": "p", "candidates": []}
+            )
+        )
+
+
+def test_responder_compares_the_token_in_constant_time_form() -> None:
+    responder = Responder(TOKEN, LOOPBACK)
+    assert responder.authorized("Bearer two-site-token-123456")
+    assert not responder.authorized("Bearer two-site-token-12345")
+    assert not responder.authorized(None)
+
+
+async def serving(responder: Responder) -> tuple[object, str]:
+    port = free_port()
+    server = await responder.start("127.0.0.1", port)
+    return server, f"ws://127.0.0.1:{port}"
+
+
+def test_host_path_connects_over_loopback_with_pair_and_rtt() -> None:
+    async def scenario() -> None:
+        responder = Responder(TOKEN, LOOPBACK)
+        server, url = await serving(responder)
+        try:
+            report = await run_peer(url, TOKEN, LOOPBACK, timeout=15, paths=["host"])
+        finally:
+            server.close()  # type: ignore[attr-defined]
+            await server.wait_closed()  # type: ignore[attr-defined]
+        (path,) = report.paths
+        assert path.connected, path
+        assert path.local is not None and path.local.type == "host"
+        assert path.remote is not None and path.remote.address.startswith("127.0.0.1:")
+        assert path.rtt_ms is not None and path.rtt_ms >= 0
+        assert (report.verdict, report.exit_code) == ("p2p", 0)
+        assert responder.served == 1
+
+    run_bounded(scenario(), 40)
+
+
+def test_several_peers_at_once_are_served() -> None:
+    async def scenario() -> None:
+        responder = Responder(TOKEN, LOOPBACK)
+        server, url = await serving(responder)
+        try:
+            reports = await asyncio.gather(
+                *(run_peer(url, TOKEN, LOOPBACK, timeout=20, paths=["host"]) for _ in range(3))
+            )
+        finally:
+            server.close()  # type: ignore[attr-defined]
+            await server.wait_closed()  # type: ignore[attr-defined]
+        assert [r.verdict for r in reports] == ["p2p"] * 3
+        assert responder.served == 3 and responder.active == 0
+
+    run_bounded(scenario(), 60)
+
+
+def test_sessions_beyond_the_limit_are_refused_and_reported() -> None:
+    async def scenario() -> None:
+        responder = Responder(TOKEN, LOOPBACK, max_sessions=2)
+        responder.active = 2  # both slots taken by other peers
+        server, url = await serving(responder)
+        try:
+            report = await run_peer(url, TOKEN, LOOPBACK, timeout=20, paths=["host"])
+        finally:
+            server.close()  # type: ignore[attr-defined]
+            await server.wait_closed()  # type: ignore[attr-defined]
+        (path,) = report.paths
+        assert not path.connected
+        assert "too many sessions" in (path.error or "")
+        assert responder.served == 0
+
+    run_bounded(scenario(), 60)
+
+
+def test_a_wrong_token_is_rejected_before_any_session() -> None:
+    async def scenario() -> None:
+        responder = Responder(TOKEN, LOOPBACK)
+        server, url = await serving(responder)
+        try:
+            with pytest.raises(AuthenticationError, match="rejected the token"):
+                await run_peer(url, Secret("wrong-token"), LOOPBACK, timeout=10, paths=["host"])
+        finally:
+            server.close()  # type: ignore[attr-defined]
+            await server.wait_closed()  # type: ignore[attr-defined]
+        assert responder.served == 0
+
+    run_bounded(scenario(), 30)
+
+
+def test_no_responder_is_a_network_error_naming_the_url() -> None:
+    url = f"ws://127.0.0.1:{free_port()}"
+    with pytest.raises(NetworkError, match=url):
+        run_bounded(run_peer(url, TOKEN, LOOPBACK, timeout=5, paths=["host"]), 30)

@@ -1,0 +1,209 @@
+"""The NAT matrix: per topology pair, the one-site verdicts, the two-site verdict and a real call.
+
+Each pair gets its own lab (network namespaces, real NATs, coturn on 203.0.113.10/.11). From each
+site ``callops probe`` runs as a process; then ``callops probe serve`` runs on the agent site and
+``callops probe peer --call`` on the consumer site: one ICE negotiation per path class plus a real
+headless aiortc call (media, ``iceTransportPolicy=all``) whose ICE servers are the consumer's
+one-site ``ice_servers``, best first -- the list a web page on that network should use.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callops.orchestrator.lab.lab import LabState, lab_down, lab_up
+from callops.orchestrator.lab.netns import exec_argv, lab_environment_problem
+from callops.orchestrator.lab.topology import SIGNALLING_PORT, Topology
+
+pytestmark = [pytest.mark.netns, pytest.mark.coturn, pytest.mark.slow]
+
+log = logging.getLogger(__name__)
+
+PREFIX = "copm-"
+ONE_SITE_TIMEOUT = 3.0
+TWO_SITE_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Row:
+    agent: Topology
+    consumer: Topology
+    consumer_verdict: str
+    consumer_transports: list[str]
+    two_site: set[str]
+    #: what the consumer's call must have selected: "host", "no-relay", "any", "relay-udp", ...
+    call_via: str
+
+
+MATRIX = [
+    Row("open", "open", "p2p-likely", ["udp", "tcp", "tls"], {"p2p"}, "host"),
+    Row("cone", "cone", "p2p-likely", ["udp", "tcp", "tls"], {"p2p"}, "no-relay"),
+    Row("cone", "symmetric", "relay-required", ["udp", "tcp", "tls"], {"p2p", "relay-required"}, "any"),
+    Row("symmetric", "symmetric", "relay-required", ["udp", "tcp", "tls"], {"relay-required"}, "relay-udp"),
+    Row("open", "udp-blocked", "relay-required", ["tcp", "tls"], {"relay-required"}, "relay-tcp"),
+    Row("open", "tls-only", "relay-required", ["tls"], {"relay-required"}, "relay-tls"),
+]
+AGENT_VERDICT = {"open": "p2p-likely", "cone": "p2p-likely", "symmetric": "relay-required"}
+
+
+@pytest.fixture
+def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LabState]:
+    problem = lab_environment_problem()
+    if problem is not None:
+        pytest.skip(problem)
+    row: Row = request.param
+    root = tmp_path / "run"
+    root.mkdir()
+    try:
+        yield lab_up(row.agent, row.consumer, prefix=PREFIX, root=root)
+    finally:
+        lab_down(PREFIX, root=root)
+
+
+def callops(state: LabState, host: str, *args: str) -> list[str]:
+    return exec_argv(state.namespace(host), [sys.executable, "-m", "callops", *args])
+
+
+def one_site(state: LabState) -> dict[str, dict[str, Any]]:
+    """``callops probe --json`` from both sites at once."""
+    procs = {
+        site: subprocess.Popen(
+            callops(
+                state,
+                site,
+                "probe",
+                "--config",
+                state.config_file,
+                "--timeout",
+                str(ONE_SITE_TIMEOUT),
+                "--json",
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for site in ("agent", "consumer")
+    }
+    out = {}
+    for site, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=60)
+        assert stdout, stderr
+        out[site] = json.loads(stdout)
+        out[site]["_exit"] = proc.returncode
+    return out
+
+
+def two_site(state: LabState, ice_servers: list[dict[str, Any]], token: Path) -> dict[str, Any]:
+    """``probe serve`` on the agent, ``probe peer --call`` on the consumer with its own ICE servers."""
+    servers: list[str] = []
+    for server in ice_servers:
+        url = server["urls"][0]
+        servers += ["--stun" if url.startswith("stun") else "--turn", url]
+    serve = subprocess.Popen(
+        callops(
+            state,
+            "agent",
+            "probe",
+            "serve",
+            "--listen",
+            f"0.0.0.0:{SIGNALLING_PORT}",
+            "--token-file",
+            str(token),
+            "--config",
+            state.config_file,
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert serve.stderr is not None
+        line = serve.stderr.readline()  # blocks until the responder listens (or exits)
+        assert "listening" in line, line + serve.stderr.read()
+        peer = subprocess.run(
+            callops(
+                state,
+                "consumer",
+                "probe",
+                "peer",
+                state.signalling_url("agent"),
+                "--token-file",
+                str(token),
+                "--config",
+                state.config_file,
+                *servers,
+                "--call",
+                "--timeout",
+                str(TWO_SITE_TIMEOUT),
+                "--json",
+            ),
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    finally:
+        serve.terminate()
+        serve.wait(timeout=10)
+        if serve.stderr is not None:
+            serve.stderr.close()
+    assert peer.stdout, peer.stderr
+    report: dict[str, Any] = json.loads(peer.stdout)
+    report["_exit"] = peer.returncode
+    return report
+
+
+def check_call(row: Row, call: dict[str, Any]) -> None:
+    assert call["connected"] and call["media"], call
+    local, remote = call["local"]["type"], call["remote"]["type"]
+    if row.call_via == "host":
+        assert (local, remote) == ("host", "host"), call
+    elif row.call_via == "no-relay":
+        assert "relay" not in (local, remote), call
+    elif row.call_via == "relay-udp":
+        # Either side's relay will do: both reach their TURN server over UDP.
+        assert "relay" in (local, remote), call
+        assert local != "relay" or call["relay_protocol"] == "udp", call
+    elif row.call_via.startswith("relay-"):
+        # The consumer has no UDP: its own relay, over the one transport that works.
+        assert local == "relay", call
+        assert call["relay_protocol"] == row.call_via.removeprefix("relay-"), call
+
+
+@pytest.mark.parametrize("lab", MATRIX, ids=[f"{r.agent}-{r.consumer}" for r in MATRIX], indirect=True)
+def test_matrix_verdicts_and_call(lab: LabState, tmp_path: Path) -> None:
+    row = next(r for r in MATRIX if (r.agent, r.consumer) == (lab.agent, lab.consumer))
+    verdicts = one_site(lab)
+    consumer, agent = verdicts["consumer"], verdicts["agent"]
+    assert consumer["verdict"] == row.consumer_verdict, consumer
+    assert consumer["relay_transports"] == row.consumer_transports, consumer
+    assert consumer["_exit"] == (0 if "udp" in row.consumer_transports else 1)
+    assert agent["verdict"] == AGENT_VERDICT[row.agent], agent
+    if row.consumer == "tls-only":
+        assert [s["urls"][0] for s in consumer["ice_servers"]] == ["turns:203.0.113.10:443?transport=tcp"]
+
+    token = tmp_path / "token"
+    token.write_text("matrix-token-0123456789\n")
+    report = two_site(lab, consumer["ice_servers"], token)
+    summary = {p["path"]: (p["connected"], p["local"], p["remote"], p["rtt_ms"]) for p in report["paths"]}
+    log.warning(
+        "matrix %s-%s: two-site %s %s; call %s",
+        row.agent,
+        row.consumer,
+        report["verdict"],
+        summary,
+        report["call"],
+    )
+    assert report["verdict"] in row.two_site, report
+    if report["verdict"] == "relay-required":
+        assert set(report["relay_transports"]) <= set(row.consumer_transports)
+        assert report["relay_transports"], report
+    check_call(row, report["call"])
