@@ -71,6 +71,15 @@ async def level(n: int) -> dict[str, object]:
     ]
     from_invite = [c.timeline_ms["ice_connected"] for c in calls if "ice_connected" in c.timeline_ms]
     call_minutes = sum(c.stats.duration_s for c in calls) / 60.0
+    # media health: received audio packets per second and direction (Opus at 20 ms: 50/s)
+    pps = [
+        m.packets_received / c.stats.duration_s
+        for c in calls
+        if c.stats.duration_s > 0
+        for m in c.stats.media
+        if m.kind == "audio"
+    ]
+    loss = [m.loss_percent for c in calls for m in c.stats.media if m.kind == "audio"]
     failures = [c.failure for c in calls if not c.ok][:5]
     return {
         "calls": n,
@@ -80,6 +89,8 @@ async def level(n: int) -> dict[str, object]:
         "accepted_to_ice_connected_ms": {"p50": median(to_ice), "p95": percentile(to_ice, 0.95)},
         "invited_to_ice_connected_ms": {"p50": median(from_invite), "p95": percentile(from_invite, 0.95)},
         "first_media_p95_ms": report.summary.first_media_p95_ms,
+        "audio_packets_per_s": {"p50": median(pps), "p5": percentile(pps, 0.05)},
+        "audio_loss_percent_max": max(loss, default=0.0),
         "pair_types": report.summary.pair_types,
         "wall_s": round(wall1 - wall0, 2),
         "cpu_s_callops": round(cpu1 - cpu0, 2),

@@ -97,7 +97,7 @@ def _sh(value: object) -> str:
 
 def render_install_script(deployment: TurnDeployment, options: DeployOptions) -> str:
     """``install-coturn.sh`` with the deployment's values filled in."""
-    template = resources.files("callops.deploy").joinpath("templates/install-coturn.sh").read_text("utf-8")
+    template = resources.files("callops.deploy").joinpath("install-coturn.sh").read_text("utf-8")
     d = deployment
     values = {
         "REALM": d.realm,

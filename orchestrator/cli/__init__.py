@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -124,12 +124,12 @@ def render_error(exc: CallopsError) -> None:
         click.echo(f"callops: hint: {exc.hint}", err=True)
 
 
-def main(argv: list[str] | None = None) -> Any:
+def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of the ``callops`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        return cli.main(args=args, prog_name="callops", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="callops", standalone_mode=False)
     except CallopsError as exc:
         if debug:
             log.exception("callops error")
@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> Any:
         click.echo(f"callops: internal error: {exc.__class__.__name__}: {exc}", err=True)
         click.echo("callops: hint: run again with --debug for the traceback, and report it", err=True)
         sys.exit(70)
+    # ctx.exit(n) inside a command comes back here as the return value in non-standalone mode.
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 __all__ = ["COMMANDS", "LazyGroup", "cli", "main", "render_error"]

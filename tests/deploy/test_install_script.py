@@ -162,6 +162,11 @@ def test_install_runs_coturn_the_probe_passes_and_a_second_run_is_a_no_op(
     report = lint_file(conf, secret_file=str(installed_secret))
     assert report.errors == 0 and report.warnings == 0, report.findings
     pid = (root / "run/callops-coturn/turnserver.pid").read_text()
+    before = {
+        p: p.stat().st_mtime_ns
+        for p in root.rglob("*")
+        if p.is_file() and "run" not in p.parts and "log" not in p.parts
+    }
 
     rules = subprocess.run(
         ["ip", "netns", "exec", deploy_netns, "nft", "list", "chain", "inet", "filter", "input"],
@@ -179,6 +184,12 @@ def test_install_runs_coturn_the_probe_passes_and_a_second_run_is_a_no_op(
     assert "nothing changed" in second.stdout and "unchanged" in second.stdout
     assert "nftables rules already loaded" in second.stdout
     assert (root / "run/callops-coturn/turnserver.pid").read_text() == pid
+    after = {
+        p: p.stat().st_mtime_ns
+        for p in root.rglob("*")
+        if p.is_file() and "run" not in p.parts and "log" not in p.parts
+    }
+    assert after == before
 
     reload = run_script(
         systemd_bundle, "--no-systemd", "--root", str(root), "--reload-certificates", netns=deploy_netns

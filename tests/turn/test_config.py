@@ -347,9 +347,11 @@ def test_rendered_tls_config_boots_allocates_over_tls_and_refuses_tls_1_1(
             old.minimum_version = ssl.TLSVersion.TLSv1_1
             old.maximum_version = ssl.TLSVersion.TLSv1_1
             old.set_ciphers("DEFAULT:@SECLEVEL=0")
-            with socket.create_connection(("127.0.0.1", tls_port), timeout=5) as raw:
-                with pytest.raises((ssl.SSLError, ConnectionResetError, TimeoutError)):
-                    old.wrap_socket(raw).close()
+            with (
+                socket.create_connection(("127.0.0.1", tls_port), timeout=5) as raw,
+                pytest.raises((ssl.SSLError, ConnectionResetError, TimeoutError)),
+            ):
+                old.wrap_socket(raw).close()
 
 
 def test_loopback_preset_with_tls_needs_its_own_port(tmp_path: Path) -> None:
