@@ -140,7 +140,7 @@ install_file() {
 }
 
 # 1. The coturn package.
-if dpkg-query -W -f='${Status}' coturn 2>/dev/null | grep -q "install ok installed"; then
+if [ "$(dpkg-query -W -f='${Status}' coturn 2>/dev/null || true)" = "install ok installed" ]; then
     say "coturn is installed ($(turnserver --version 2>/dev/null | head -n 1 || echo '?'))"
 elif [ "$DRY_RUN" = 1 ]; then
     say "would run: apt-get install -y coturn"
@@ -241,7 +241,9 @@ table inet filter {
 EOF
     if install_file "$WORK/nft" "$NFT_FILE" 0644 root; then CHANGED=1; fi
     if [ "$DRY_RUN" = 0 ]; then
-        if nft list chain inet filter input 2>/dev/null | grep -q "callops coturn"; then
+        # (not `nft ... | grep -q`: with pipefail, grep's early exit fails nft with SIGPIPE)
+        loaded=$(nft list chain inet filter input 2>/dev/null || true)
+        if [[ "$loaded" == *"callops coturn"* ]]; then
             say "nftables rules already loaded"
         else
             nft -f "$NFT_FILE" || die "nft -f $NFT_FILE failed"
@@ -271,7 +273,7 @@ wait_listening() {
             rm -f "$PID_FILE"
             die "turnserver exited at start-up; the end of its log ($LOG_FILE) is above"
         fi
-        if ss -Hlnu "sport = :$LISTENING_PORT" 2>/dev/null | grep -q .; then return 0; fi
+        if [ -n "$(ss -Hlnu "sport = :$LISTENING_PORT" 2>/dev/null || true)" ]; then return 0; fi
         sleep 0.2
     done
     kill "$pid" 2>/dev/null || true
