@@ -2,8 +2,14 @@
 
 For each level N (default 50; pass more as arguments, e.g. ``50 75 100``): N calls start at once
 on the whole invitation path (in-process emulator, ``policy=relay``, embedded coturn), each with
-``DURATION`` s of media. Reported: success rate, p50/p95 time from ``accepted`` (and from the
-invitation) to ``ice_connected``, CPU seconds per call-minute (this process + coturn, from
+``DURATION`` s of media. Senders send a pre-encoded Opus tone (``pre_encoded_audio``): all 2N
+peers live in this one Python process, and per-frame encoding (an executor hop per 20 ms frame
+and aiortc's pure-Python audio-level computation) would make the senders, not the path, the
+bottleneck; receivers still decode every packet. The first level is repeated with per-frame
+encoding for comparison. ``audio_packets_per_s`` shows whether media kept real time (50/s).
+
+Reported: success rate, p50/p95 time from ``accepted`` (and from the invitation) to
+``ice_connected``, CPU seconds per call-minute (this process + coturn, from
 getrusage and /proc), and the largest level that held 100 % success.
 
 Relay-side reference: coturn's own load generator ``turnutils_uclient -m N -y`` (N client pairs,
@@ -47,9 +53,14 @@ def self_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def level(n: int) -> dict[str, object]:
+async def level(n: int, *, pre_encoded_audio: bool = True) -> dict[str, object]:
     settings = CallSettings(
-        policy="relay", duration_s=DURATION, ice_timeout_s=20.0, media_timeout_s=20.0, step_timeout_s=30.0
+        policy="relay",
+        duration_s=DURATION,
+        ice_timeout_s=20.0,
+        media_timeout_s=20.0,
+        step_timeout_s=30.0,
+        pre_encoded_audio=pre_encoded_audio,
     )
     turn = EmbeddedTurn()
     turn.start()
@@ -84,6 +95,7 @@ async def level(n: int) -> dict[str, object]:
     return {
         "calls": n,
         "peers": 2 * n,
+        "audio_source": "pre-encoded Opus tone" if pre_encoded_audio else "tone encoded per 20 ms frame",
         "passed": report.summary.passed,
         "success_rate": report.summary.success_rate,
         "accepted_to_ice_connected_ms": {"p50": median(to_ice), "p95": percentile(to_ice, 0.95)},
@@ -167,6 +179,9 @@ async def main() -> None:
             largest = n
         else:
             break
+    # the same first level with per-frame Opus encoding in every sender, for comparison
+    per_frame = await level(levels[0], pre_encoded_audio=False)
+    print(per_frame, flush=True)
     reference = uclient_reference(levels[0])
     write_result(
         "call_concurrency",
@@ -174,6 +189,7 @@ async def main() -> None:
             "duration_s": DURATION,
             "levels": results,
             "largest_level_at_100_percent": largest,
+            "per_frame_encoding_at_first_level": per_frame,
             "uclient_reference": reference,
         },
     )

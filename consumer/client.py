@@ -396,7 +396,8 @@ class ConsumerClient:
         budget = self.request_timeout if within is None else within
         if not self.connected.is_set():
             try:
-                await asyncio.wait_for(self.connected.wait(), budget)
+                async with asyncio.timeout(budget):
+                    await self.connected.wait()
             except TimeoutError:
                 raise NetworkError(f"{self.url}: not connected", hint="the client is reconnecting") from None
         ws = self._ws
@@ -408,7 +409,8 @@ class ConsumerClient:
 
         try:
             await ws.send(out.text)
-            response = await asyncio.wait_for(future, budget)
+            async with asyncio.timeout(budget):
+                response = await future
         except TimeoutError:
             self.protocol.forget(out.id)
             raise DeadlineExceeded(
@@ -457,7 +459,8 @@ class ConsumerClient:
         (connected, dropped, reconnected, subscribed). :class:`DeadlineExceeded` after ``within`` s."""
         try:
             async with self._state:
-                await asyncio.wait_for(self._state.wait_for(predicate), within)
+                async with asyncio.timeout(within):
+                    await self._state.wait_for(predicate)
         except TimeoutError:
             raise DeadlineExceeded(f"{self._where()}: state not reached within {within:g} s") from None
 
@@ -494,7 +497,8 @@ class ConsumerClient:
         """The next tracker event; :class:`DeadlineExceeded` after ``within`` seconds."""
         budget = self.request_timeout if within is None else within
         try:
-            item = await asyncio.wait_for(self._queue.get(), budget)
+            async with asyncio.timeout(budget):
+                item = await self._queue.get()
         except TimeoutError:
             raise DeadlineExceeded(f"no invitation event within {budget:g} s") from None
         if isinstance(item, _End):
@@ -512,13 +516,19 @@ class ConsumerClient:
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:
+            # bounded: a task that swallowed its cancellation must not hang close()
+            done, pending = await asyncio.wait(tasks, timeout=5.0)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.debug("%s: task %s ended with %r", self._where(), task.get_name(), task.exception())
+            for task in pending:
+                log.warning("%s: task %s did not stop within 5 s", self._where(), task.get_name())
         ws, self._ws = self._ws, None
         if ws is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(), 5.0)
+                async with asyncio.timeout(5.0):
+                    await ws.close()
         self._fail_waiters(NetworkError(f"{self.url}: client closed"))
         self._queue.put_nowait(_END)
 
@@ -566,7 +576,8 @@ class ConsumerClient:
         init = self.protocol.connection_made()
         try:
             await ws.send(init.text)
-            response = await asyncio.wait_for(self._await_init(ws, init.id), self.request_timeout)
+            async with asyncio.timeout(self.request_timeout):
+                response = await self._await_init(ws, init.id)
         except TimeoutError:
             await ws.close()
             raise DeadlineExceeded(
@@ -711,8 +722,11 @@ class ConsumerClient:
                 continue
             delay = deadline - self._clock()
             if delay > 0:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+                # races with the event being set, and close() would then wait forever
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._deadline_changed.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await self._deadline_changed.wait()
                 continue
             for event in self.tracker.tick(self._clock()):
                 self._emit(event)

@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import av
 import numpy as np
@@ -60,6 +61,65 @@ class ToneTrack(MediaStreamTrack):
         frame.pts = self._pts
         frame.time_base = self._time_base
         return frame
+
+
+_TONE_PACKETS: dict[float, list[bytes]] = {}
+
+
+def encoded_tone(frequency: float = 440.0) -> list[bytes]:
+    """One second of the tone as 50 Opus packets (20 ms), encoded once per process by aiortc's
+    own Opus encoder (libopus, 48 kHz, voip) and cached."""
+    cached = _TONE_PACKETS.get(frequency)
+    if cached is not None:
+        return cached
+    from aiortc.codecs.opus import OpusEncoder
+
+    encoder = OpusEncoder()
+    source = ToneTrack(frequency)
+    packets: list[bytes] = []
+    samples = int(AUDIO_RATE * AUDIO_PTIME)
+    for index in range(2 * AUDIO_RATE // samples):  # 2 s: the first packets prime the encoder
+        offset = (index * samples) % AUDIO_RATE
+        chunk = np.take(source._wave, range(offset, offset + samples), mode="wrap")
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = index * samples
+        frame.time_base = fractions.Fraction(1, AUDIO_RATE)
+        payloads, _ = encoder.encode(frame)
+        packets += payloads
+    source.stop()
+    _TONE_PACKETS[frequency] = packets = packets[-(AUDIO_RATE // samples) :]
+    return packets
+
+
+class EncodedToneTrack(MediaStreamTrack):
+    """The tone as pre-encoded Opus packets, paced at 20 ms: the sender skips per-frame encoding
+    (for load tests with many peers in one process); receivers still decode every packet."""
+
+    kind = "audio"
+
+    def __init__(self, frequency: float = 440.0) -> None:
+        super().__init__()
+        self._packets = encoded_tone(frequency)
+        self._samples = int(AUDIO_RATE * AUDIO_PTIME)
+        self._start: float | None = None
+        self._index = 0
+        self._time_base = fractions.Fraction(1, AUDIO_RATE)
+
+    async def recv(self) -> av.Packet[Any]:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self._index += 1
+            wait = self._start + self._index * AUDIO_PTIME - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        packet = av.Packet(self._packets[self._index % len(self._packets)])
+        packet.pts = self._index * self._samples
+        packet.time_base = self._time_base
+        return packet
 
 
 class PatternTrack(MediaStreamTrack):
@@ -165,4 +225,12 @@ class MediaSink:
                 await task
 
 
-__all__ = ["AUDIO_RATE", "VIDEO_FPS", "MediaSink", "PatternTrack", "ToneTrack"]
+__all__ = [
+    "AUDIO_RATE",
+    "VIDEO_FPS",
+    "EncodedToneTrack",
+    "MediaSink",
+    "PatternTrack",
+    "ToneTrack",
+    "encoded_tone",
+]

@@ -37,7 +37,7 @@ from aiortc import (
 from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 
 from callops.errors import LocalProtocolError, RemoteProtocolError, UsageError
-from callops.orchestrator.call.media import MediaSink, PatternTrack, ToneTrack
+from callops.orchestrator.call.media import EncodedToneTrack, MediaSink, PatternTrack, ToneTrack
 from callops.orchestrator.call.pair import ice_connection, selected_pair
 from callops.orchestrator.call.report import CallMode, IcePolicy, SelectedPair
 from callops.secret import Secret
@@ -75,6 +75,9 @@ class PeerConfig:
     video_size: tuple[int, int] = (320, 240)
     #: successive waits (s) before early resends of an unanswered ICE check; () for RFC timing only
     check_retransmits: tuple[float, ...] = (0.03, 0.06, 0.1, 0.2)
+    #: send the tone as Opus packets encoded once (cheap senders for load tests) instead of
+    #: encoding every 20 ms frame
+    pre_encoded_audio: bool = False
 
 
 @dataclass
@@ -247,7 +250,13 @@ class HeadlessPeer:
 
     def _add_media(self) -> None:
         for kind in self.kinds:
-            track: Any = ToneTrack() if kind == "audio" else PatternTrack(*self.config.video_size)
+            track: Any
+            if kind == "video":
+                track = PatternTrack(*self.config.video_size)
+            elif self.config.pre_encoded_audio:
+                track = EncodedToneTrack()
+            else:
+                track = ToneTrack()
             self._tracks.append(track)
             transceiver = self.pc.addTransceiver(track, direction="sendrecv")
             wanted = "audio/opus" if kind == "audio" else "video/VP8"

@@ -88,6 +88,8 @@ class CallSettings:
     video_size: tuple[int, int] = (320, 240)
     #: early resends of unanswered ICE checks (see PeerConfig); () for RFC 5389 timing only
     check_retransmits: tuple[float, ...] = (0.03, 0.06, 0.1, 0.2)
+    #: send a pre-encoded Opus tone (see PeerConfig.pre_encoded_audio)
+    pre_encoded_audio: bool = False
 
 
 @dataclass
@@ -294,6 +296,7 @@ class CallRun:
             host_addresses=self.settings.host_addresses,
             video_size=self.settings.video_size,
             check_retransmits=self.settings.check_retransmits,
+            pre_encoded_audio=self.settings.pre_encoded_audio,
         )
 
     # -- the run ----------------------------------------------------------------------------------

@@ -95,6 +95,11 @@ def call_options(func: F) -> F:
             help="Gather host candidates on every interface (default: 127.0.0.1 only).",
         ),
         click.option(
+            "--pre-encoded-audio",
+            is_flag=True,
+            help="Send a tone encoded once (cheap senders for many calls); receivers still decode.",
+        ),
+        click.option(
             "--jwt-secret-file",
             type=click.Path(dir_okay=False),
             help=f"HS256 secret of the emulator's consumer JWTs (or set {JWT_SECRET_ENV}); default dev mode.",
@@ -160,6 +165,7 @@ def _requests(kwargs: dict[str, Any]) -> tuple[Any, Any]:
         invite_expiry_s=kwargs["invite_expiry"],
         account=kwargs["account"],
         host_addresses=None if kwargs["all_interfaces"] else ("127.0.0.1",),
+        pre_encoded_audio=kwargs["pre_encoded_audio"],
     )
     return request, settings
 

@@ -114,7 +114,11 @@ def consumer() -> None:
 @click.option("--count", type=click.IntRange(min=1), help="Stop after this many invitation events.")
 @click.option("--duration", type=click.FloatRange(min=0), help="Stop after this many seconds.")
 @click.option(
-    "--keepalive", type=click.FloatRange(min=1), default=30.0, show_default=True, help="GetClock period."
+    "--keepalive",
+    type=click.FloatRange(min=1, max=30),
+    default=30.0,
+    show_default=True,
+    help="GetClock period in seconds (at most 30).",
 )
 def listen(
     *,
@@ -216,13 +220,15 @@ async def _listen(
                 if isinstance(event, CallInvited):
                     emit(ListenRecord(kind="event", name="invited", expires=event.expires, **common))
                     for pub in answer_invitation(event, visitor, auto):
-                        delivered = None
-                        if cobrowse_url is not None:
-                            delivered = await _deliver(channels, cobrowse_url, client, event.serviceId, pub)
+                        # tell the tracker first: the server's CLOSED for a decline can arrive while
+                        # the payload is still being delivered, and must close as "declined"
                         if pub.eventName == "cobrowseAccepted":
                             client.accepted(event.dialogId)
                         elif pub.eventName == "cobrowseDeclined":
                             client.declined(event.dialogId)
+                        delivered = None
+                        if cobrowse_url is not None:
+                            delivered = await _deliver(channels, cobrowse_url, client, event.serviceId, pub)
                         emit(
                             ListenRecord(
                                 kind="lptag",

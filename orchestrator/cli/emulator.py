@@ -35,11 +35,17 @@ def emulator() -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds before an invitation that was not accepted closes as CLOSED.",
 )
-@click.option("--init-timeout", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option(
+    "--init-timeout",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a consumer websocket has to send InitConnection before it is closed.",
+)
 def serve(
     host: str, port: int, jwt_secret_file: Path | None, invite_expiry: float, init_timeout: float
 ) -> None:
-    """Serve until interrupted (Ctrl-C)."""
+    """Serve the emulator (consumer websocket, control API, CoBrowse) until interrupted (Ctrl-C)."""
     from callops.orchestrator.emulator import Emulator, EmulatorConfig
     from callops.secret import load_secret
 
@@ -76,10 +82,17 @@ def serve(
     type=click.Choice(["VOICE_CALL", "VIDEO_CALL"]),
     default="VIDEO_CALL",
     show_default=True,
+    help="The call's dialog metaData mode.",
 )
 @click.option("--cancel", is_flag=True, help="Cancel the invitation or hang up instead (DELETE).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-@click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option(
+    "--timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds to wait for the control API's answer.",
+)
 def invite(
     url: str, *, account: str, conversation: str, mode: str, cancel: bool, as_json: bool, timeout: float
 ) -> None:

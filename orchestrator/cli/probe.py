@@ -40,7 +40,12 @@ def render_report(report: ProbeReport) -> None:
 
     console = Console()
     colour = {"p2p-likely": "green", "relay-required": "yellow", "blocked": "red"}[report.verdict]
-    transports = f" over {', '.join(report.relay_transports)}" if report.relay_transports else ""
+    transports = ""
+    if report.relay_transports:
+        joined = ", ".join(report.relay_transports)
+        transports = (
+            f" (relay also works over {joined})" if report.verdict == "p2p-likely" else f" over {joined}"
+        )
     console.print(f"[bold {colour}]{report.verdict}[/]{transports} -- {report.reason}")
     console.print(
         f"NAT: mapping {report.nat.mapping}, filtering {report.nat.filtering}"

@@ -151,8 +151,8 @@ def _allow(request: HttpRequest, *methods: str) -> None:
 class ControlError(UsageError):
     """The control API refused a request (4xx): ``status``, ``title``, ``details``."""
 
-    def __init__(self, status: int, title: str, details: str, *, where: str) -> None:
-        super().__init__(f"{where}: {status} {title}: {details}")
+    def __init__(self, status: int, title: str, details: str, *, where: str, hint: str | None = None) -> None:
+        super().__init__(f"{where}: {status} {title}: {details}", hint=hint)
         self.status = status
         self.title = title
         self.details = details
@@ -241,7 +241,12 @@ def _parse_answer(raw: bytes, where: str) -> Any:
     details = data.get("details", "") if isinstance(data, dict) else ""
     if status >= 500:
         raise CallopsError(f"{where}: {status} {title}: {details}")
-    raise ControlError(status, str(title), str(details), where=where)
+    hint = {
+        404: "list the account's conversations with GET /control/accounts/ACCOUNT/conversations "
+        "(a consumer creates one with cm.ConsumerRequestConversation)",
+        409: "see the call state with GET /control/accounts/ACCOUNT/conversations",
+    }.get(status)
+    raise ControlError(status, str(title), str(details), where=where, hint=hint)
 
 
 __all__ = [

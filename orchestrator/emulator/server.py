@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import re
@@ -145,9 +146,14 @@ class Emulator:
                 self._connection, host, port, limit=MAX_HEAD_BYTES, backlog=2048
             )
         except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                hint = "choose another --port or stop the process that uses it"
+            elif exc.errno in (errno.EACCES, errno.EPERM):
+                hint = "ports below 1024 need privileges; choose another --port"
+            else:
+                hint = "check --host: it must be an address of this machine, e.g. 127.0.0.1"
             raise NetworkError(
-                f"emulator {host}:{port}: cannot listen: {exc.strerror or exc}",
-                hint="choose another --port or stop the process that uses it",
+                f"emulator {host}:{port}: cannot listen: {exc.strerror or exc}", hint=hint
             ) from None
         sock = self._server.sockets[0]
         self._port = int(sock.getsockname()[1])

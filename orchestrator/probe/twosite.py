@@ -218,6 +218,10 @@ class Responder:
             log.info("probe serve: session %s: %s", msg.session, exc)
             with contextlib.suppress(Exception):
                 await ws.send(ErrorMessage(session=msg.session, message=str(exc)).model_dump_json())
+        except (OSError, ConnectionError, ValueError) as exc:  # aioice/aiortc failures: end the session
+            log.warning("probe serve: session %s failed: %s: %s", msg.session, exc.__class__.__name__, exc)
+            with contextlib.suppress(Exception):
+                await ws.send(ErrorMessage(session=msg.session, message="session failed").model_dump_json())
         finally:
             self.active -= 1
             log.info("probe serve: session %s over, %d active", msg.session, self.active)
@@ -368,6 +372,8 @@ async def _run_path(
         result.error = f"{path}: no result by the deadline"
     except CallopsError as exc:
         result.error = str(exc)
+    except (OSError, ConnectionError, ValueError) as exc:  # aioice failures not translated below
+        result.error = f"{path}: {exc.__class__.__name__}: {exc}"
     finally:
         await sig.send(Bye(session=session))
         if connection is not None:
@@ -410,7 +416,7 @@ async def run_peer(
     token: Secret,
     ice: icelib.IceSettings,
     *,
-    timeout: float = 20.0,  # noqa: ASYNC109
+    timeout: float = 20.0,
     paths: Sequence[PathClass] = PATH_CLASSES,
     call: CallServers | None = None,
 ) -> TwoSiteReport:

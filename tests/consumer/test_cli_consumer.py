@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 from callops.orchestrator.cli.consumer import ListenRecord, render_line
 from callops.orchestrator.emulator import ControlClient, Emulator, EmulatorConfig, mint_jwt
@@ -123,3 +124,95 @@ def test_cli_listen_without_a_jwt_is_a_usage_error() -> None:
 
     code, err = run_bounded(body(), 60)
     assert code == 2 and "CALLOPS_JWT" in err and "Traceback" not in err
+
+
+def test_cli_listen_decline_from_a_jwt_file_closes_the_call_as_declined(tmp_path: Path) -> None:
+    jwt_file = tmp_path / "consumer.jwt"
+    token = _token("consumer-cli-decline")
+    jwt_file.write_text(token.reveal() + "\n")
+
+    async def body() -> None:
+        async with Emulator(EmulatorConfig()) as emu:
+            env = {k: v for k, v in os.environ.items() if k != "CALLOPS_JWT"}
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "callops",
+                "consumer",
+                "listen",
+                emu.base_url,
+                "--account",
+                ACCOUNT,
+                "--jwt-file",
+                str(jwt_file),
+                "--json",
+                "--auto",
+                "decline",
+                "--cobrowse-url",
+                emu.cobrowse_url(ACCOUNT),
+                "--count",
+                "2",
+                "--duration",
+                "60",
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            try:
+                assert proc.stdout is not None
+                ready = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+                assert ready["kind"] == "ready" and ready["conversationId"]
+                control = ControlClient(emu.base_url)
+                await control.invite(ACCOUNT, ready["conversationId"], "VOICE_CALL")
+                lines = [json.loads(await asyncio.wait_for(proc.stdout.readline(), 30)) for _ in range(4)]
+                names = [(line["kind"], line["name"]) for line in lines]
+                assert names == [
+                    ("event", "invited"),
+                    ("lptag", "cobrowseOffered"),
+                    ("lptag", "cobrowseDeclined"),
+                    ("event", "closed"),
+                ]
+                assert lines[2]["delivered"] is True
+                assert lines[3]["reason"] == "declined"
+                assert await asyncio.wait_for(proc.wait(), 30) == 0
+                listing = await control.conversations(ACCOUNT)
+                calls = [call for conv in listing for call in conv.calls]
+                assert [call.sessionState for call in calls] == ["CLOSED"]
+                stderr = (await proc.stderr.read()).decode() if proc.stderr else ""
+                assert token.reveal() not in stderr
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+
+    run_bounded(body(), 90)
+
+
+def test_cli_listen_with_a_rejected_jwt_exits_6_without_a_traceback(tmp_path: Path) -> None:
+    jwt_file = tmp_path / "consumer.jwt"
+    wrong = Secret(mint_jwt("consumer-cli-wrong", Secret("not-the-emulator-secret"), now=time.time()))
+    jwt_file.write_text(wrong.reveal())
+
+    async def body() -> tuple[int, str, str]:
+        async with Emulator(EmulatorConfig(jwt_secret=Secret("emulator-secret-for-tests"))) as emu:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "callops",
+                "consumer",
+                "listen",
+                emu.base_url,
+                "--account",
+                ACCOUNT,
+                "--jwt-file",
+                str(jwt_file),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+            return proc.returncode or 0, out.decode(), err.decode()
+
+    code, out, err = run_bounded(body(), 90)
+    assert code == 6
+    assert "4401" in err and "JWT" in err and "Traceback" not in err
+    assert wrong.reveal() not in out + err

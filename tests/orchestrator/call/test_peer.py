@@ -128,3 +128,18 @@ def test_closed_peers_leave_no_tasks_and_no_sockets() -> None:
         assert len(os.listdir("/proc/self/fd")) <= before
 
     run_bounded(body(), 60)
+
+
+def test_pre_encoded_opus_tone_is_decoded_on_both_sides() -> None:
+    async def body() -> None:
+        agent, consumer = await _call("VOICE_CALL", PeerConfig(pre_encoded_audio=True), until_frames=10)
+        try:
+            for peer in (agent, consumer):
+                stats = await peer.kind_stats()
+                assert stats["audio"].frames_decoded >= 10
+                assert stats["audio"].packets_lost == 0
+        finally:
+            await agent.close()
+            await consumer.close()
+
+    run_bounded(body(), 60)

@@ -127,3 +127,29 @@ def test_usage_errors_exit_2() -> None:
     assert code == 2 and "no servers to probe" in err
     code, _, err = run_probe("--turn", "turn:127.0.0.1:3478")
     assert code == 2 and "no credentials" in err
+
+
+def test_serve_and_peer_processes_connect_the_host_path_and_reject_a_wrong_token(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("cli-two-site-token\n")
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-token\n")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLOPS_")}
+    argv = [sys.executable, "-m", "callops", "probe", "serve", "--listen", f"127.0.0.1:{port}"]
+    argv += ["--token-file", str(token), "--host-address", "127.0.0.1"]
+    with subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env, cwd="/") as serve:
+        try:
+            assert serve.stderr is not None
+            line = serve.stderr.readline()  # the responder says when it listens
+            assert "listening" in line, line
+            peer = ["peer", f"ws://127.0.0.1:{port}", "--path", "host", "--host-address", "127.0.0.1"]
+            code, doc, err = run_probe(*peer, "--token-file", str(token), "--timeout", "15", "--json")
+            assert doc is not None, err
+            assert (code, doc["verdict"]) == (0, "p2p")
+            assert doc["paths"][0]["connected"] and doc["paths"][0]["rtt_ms"] is not None
+            code, _, err = run_probe(*peer, "--token-file", str(wrong), "--timeout", "15", "--json")
+            assert code == 6 and "rejected the token" in err
+        finally:
+            serve.terminate()
+            serve.wait(timeout=10)
