@@ -159,7 +159,7 @@ class Allocation:
         username: str | None,
         password: str | None,
         *,
-        timeout: float,  # noqa: ASYNC109
+        timeout: float,
         ssl_context: ssl.SSLContext | None = None,
         family: Literal[4, 6] = 4,
         lifetime: int = 600,
@@ -241,7 +241,7 @@ class Allocation:
             raise describe_failure(self.label, method, exc, self.username, time.time()) from None
         return response  # type: ignore[no-any-return]
 
-    async def create_permission(self, peer_ip: str, *, timeout: float) -> None:  # noqa: ASYNC109
+    async def create_permission(self, peer_ip: str, *, timeout: float) -> None:
         """CreatePermission for ``peer_ip`` (RFC 8656 section 9); :class:`TurnRequestFailed` on refusal."""
         request = stun.Message(message_method=stun.Method.CREATE_PERMISSION, message_class=stun.Class.REQUEST)
         request.attributes["XOR-PEER-ADDRESS"] = (peer_ip, 0)
@@ -258,7 +258,7 @@ class Allocation:
         """Call ``handler(data, peer)`` for each Data indication."""
         self._protocol.on_data = handler
 
-    async def release(self, *, timeout: float) -> None:  # noqa: ASYNC109
+    async def release(self, *, timeout: float) -> None:
         """Refresh with LIFETIME 0 (RFC 8656 section 7.2), bounded by ``timeout``; then close."""
         deadline = time.monotonic() + timeout
         if self.state == "allocated":
@@ -284,7 +284,7 @@ class Allocation:
         if self.state not in ("released", "closed"):
             self._set_state("closed")
 
-    async def aclose(self, *, timeout: float = 0.5) -> None:  # noqa: ASYNC109
+    async def aclose(self, *, timeout: float = 0.5) -> None:
         """:meth:`close`, then wait (at most ``timeout``) until the socket is really closed."""
         self.close()
         failure = getattr(self._protocol, "failure", None)

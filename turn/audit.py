@@ -115,7 +115,7 @@ def _fmt(addr: Address | None) -> str | None:
     return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
 
 
-async def _echo_once(allocation: Allocation, peer: Address, timeout: float) -> bool:  # noqa: ASYNC109
+async def _echo_once(allocation: Allocation, peer: Address, timeout: float) -> bool:
     """One small datagram to our own echo peer through ``allocation``; True if it came back."""
     back = asyncio.Event()
 
@@ -137,7 +137,7 @@ async def _check(
     allocation: Allocation | None,
     target: AuditTarget,
     *,
-    timeout: float,  # noqa: ASYNC109
+    timeout: float,
     echo_peer: EchoPeer | None,
     family_note: str,
 ) -> AuditFinding:
@@ -181,7 +181,7 @@ async def audit_server(
     username: str,
     password: str,
     *,
-    timeout: float = 5.0,  # noqa: ASYNC109
+    timeout: float = 5.0,
     ssl_context: ssl.SSLContext | None = None,
 ) -> AuditReport:
     """Audit ``uri``: allocate, ask for a permission to every forbidden target, report what was permitted.

@@ -162,7 +162,7 @@ async def _binding(
     server: Address,
     *,
     change: int = 0,
-    timeout: float,  # noqa: ASYNC109
+    timeout: float,
     label: str,
 ) -> tuple[Address | None, Address | None, Address | None]:
     """``(mapped, other_address, response_origin)`` or Nones when unanswered."""
@@ -176,7 +176,7 @@ async def _binding(
     return mapped_address(response), other_addr, source
 
 
-async def discover(server: Address, *, timeout: float, label: str = "STUN") -> NatReport:  # noqa: ASYNC109
+async def discover(server: Address, *, timeout: float, label: str = "STUN") -> NatReport:
     """Run RFC 5780 tests against ``server`` (an IP address and port) within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     family_any = "::" if ":" in server[0] else "0.0.0.0"

@@ -97,7 +97,7 @@ def _as_uri(uri: ServerUri | str) -> ServerUri:
 async def _probe(
     kind: str,
     uri: ServerUri,
-    timeout: float,  # noqa: ASYNC109
+    timeout: float,
     body: Callable[[float], Awaitable[Outcome]],
 ) -> ProbeResult:
     """Run ``body(deadline)`` under ``timeout``; every failure becomes a ``fail`` result."""
@@ -152,7 +152,7 @@ def _ssl_context(
 
 async def stun_binding(
     uri: ServerUri | str,
-    timeout: float,  # noqa: ASYNC109
+    timeout: float,
     *,
     transport: Literal["udp", "tcp"] | None = None,
     ca_file: str | os.PathLike[str] | None = None,
@@ -203,7 +203,7 @@ async def stun_binding(
     return await _probe(kind, server_uri, timeout, body)
 
 
-async def nat_behaviour(uri: ServerUri | str, timeout: float) -> ProbeResult:  # noqa: ASYNC109
+async def nat_behaviour(uri: ServerUri | str, timeout: float) -> ProbeResult:
     """RFC 5780 mapping and filtering behaviour through the NAT between here and ``uri`` (UDP)."""
     from callops.turn.nat import Behaviour, discover
 
@@ -248,7 +248,7 @@ async def turn_allocation(
     uri: ServerUri | str,
     username: str | None,
     password: str | None,
-    timeout: float,  # noqa: ASYNC109
+    timeout: float,
     *,
     ca_file: str | os.PathLike[str] | None = None,
     insecure: bool = False,
@@ -291,7 +291,7 @@ async def relay_data_test(
     uri: ServerUri | str,
     username: str | None,
     password: str | None,
-    timeout: float,  # noqa: ASYNC109
+    timeout: float,
     *,
     peer: Address | None = None,
     count: int = DEFAULT_RELAY_PACKETS,
@@ -378,7 +378,7 @@ async def run_probe_set(
     *,
     username: str | None = None,
     password: str | None = None,
-    timeout: float = 5.0,  # noqa: ASYNC109
+    timeout: float = 5.0,
     ca_file: str | os.PathLike[str] | None = None,
     insecure: bool = False,
     stun_tcp: bool = True,

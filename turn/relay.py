@@ -125,7 +125,7 @@ async def round_trips(
     peer: Address,
     *,
     count: int,
-    timeout: float,  # noqa: ASYNC109
+    timeout: float,
     interval: float = 0.0,
 ) -> RelayResult:
     """Send ``count`` packets through ``allocation`` to ``peer`` (which echoes); collect them for ``timeout``.

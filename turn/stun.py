@@ -108,7 +108,7 @@ def transport_error(label: str, exc: BaseException) -> CallopsError:
     return NetworkError(f"{label}: {exc.__class__.__name__}: {exc}")
 
 
-async def resolve(host: str, port: int, *, timeout: float, label: str, family: int = 0) -> Address:  # noqa: ASYNC109
+async def resolve(host: str, port: int, *, timeout: float, label: str, family: int = 0) -> Address:
     """``(ip, port)`` for ``host`` (an IP literal needs no lookup); lookups are bounded by ``timeout``."""
     try:
         ip = ipaddress.ip_address(host)
@@ -198,7 +198,7 @@ class StunUdpClient(asyncio.DatagramProtocol):
         message: stun.Message,
         server: Address,
         *,
-        timeout: float,  # noqa: ASYNC109
+        timeout: float,
         label: str,
     ) -> tuple[stun.Message, Address]:
         """Run one transaction; :class:`DeadlineExceeded` after ``timeout`` without an answer."""
@@ -219,7 +219,7 @@ class StunUdpClient(asyncio.DatagramProtocol):
             self.transport.close()
 
 
-async def until_failure(awaitable: Awaitable[T], failure: asyncio.Future[BaseException], timeout: float) -> T:  # noqa: ASYNC109
+async def until_failure(awaitable: Awaitable[T], failure: asyncio.Future[BaseException], timeout: float) -> T:
     """``awaitable``'s result, unless ``failure`` resolves first (its exception is raised) or
     ``timeout`` passes (:class:`TimeoutError`). An ICMP error or a closed stream thus ends a
     transaction at once, not at its timeout."""
@@ -246,7 +246,7 @@ async def stream_exchange(
     server: Address,
     message: stun.Message,
     *,
-    timeout: float,  # noqa: ASYNC109
+    timeout: float,
     label: str,
     ssl_context: ssl.SSLContext | None = None,
     server_hostname: str | None = None,

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,6 +32,7 @@ from callops.errors import (
     ProtocolError,
     ValidationError,
 )
+from callops.orchestrator.emulator.auth import RedactedFrameLog
 
 
 class ChannelRefused(ProtocolError):
@@ -82,7 +84,7 @@ class CoBrowseChannel:
         jwt: str | None = None,
         token: str | None = None,
         join: bool | None = None,
-        timeout: float = 10.0,  # noqa: ASYNC109 - one budget for connect and each answer
+        timeout: float = 10.0,
     ) -> CoBrowseChannel:
         """Connect and authenticate (consumer: ``jwt``; agent: ``token`` if the emulator has a
         secret). ``join`` defaults to True for the agent, False for the consumer (accepting joins)."""
@@ -91,7 +93,12 @@ class CoBrowseChannel:
 
         try:
             async with asyncio.timeout(timeout):
-                ws = await connect(url, max_size=2**20, open_timeout=timeout)
+                ws = await connect(
+                    url,
+                    max_size=2**20,
+                    open_timeout=timeout,
+                    logger=RedactedFrameLog(logging.getLogger("callops.cobrowse.wire"), [jwt, token]),
+                )
         except TimeoutError:
             raise DeadlineExceeded(f"cobrowse {url}: no connection within {timeout:g} s") from None
         except ConnectionRefusedError:
@@ -163,7 +170,7 @@ class CoBrowseChannel:
 
     # pushed messages ----------------------------------------------------------------------------------
 
-    async def receive(self, timeout: float | None = None) -> dict[str, Any]:  # noqa: ASYNC109
+    async def receive(self, timeout: float | None = None) -> dict[str, Any]:
         """The next pushed message; :class:`NetworkError` once the socket is closed."""
         try:
             async with asyncio.timeout(timeout):

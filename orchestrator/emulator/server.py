@@ -32,6 +32,7 @@ from websockets.server import ServerProtocol
 
 from callops.consumer.models import MAX_FRAME_BYTES
 from callops.errors import LocalProtocolError, NetworkError
+from callops.orchestrator.emulator.auth import RedactedFrameLog
 from callops.orchestrator.emulator.cobrowse import CoBrowseConnection
 from callops.orchestrator.emulator.control import handle_control
 from callops.orchestrator.emulator.http11 import (
@@ -46,6 +47,8 @@ from callops.orchestrator.emulator.session import Close, ConsumerSession
 from callops.secret import Secret
 
 log = logging.getLogger("callops.emulator")
+#: websockets' frame log of every emulator socket, credentials hidden
+_WIRE_LOG = RedactedFrameLog(logging.getLogger("callops.emulator.wire"))
 
 _CONSUMER_PATH = re.compile(r"^/ws_api/account/([^/]+)/messaging/consumer/?$")
 _COBROWSE_PATH = re.compile(r"^/cobrowse/account/([^/]+)/?$")
@@ -290,7 +293,7 @@ class Emulator:
     async def _websocket(
         self, head: bytes, path: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        protocol = ServerProtocol(max_size=MAX_FRAME_BYTES)
+        protocol = ServerProtocol(max_size=MAX_FRAME_BYTES, logger=_WIRE_LOG)
         protocol.receive_data(head)
         events = protocol.events_received()
         if not events or not isinstance(events[0], WsRequest):
