@@ -15,26 +15,39 @@ getrusage and /proc), and the largest level that held 100 % success.
 Relay-side reference: coturn's own load generator ``turnutils_uclient -m N -y`` (N client pairs,
 20 ms packet interval like Opus, 200-byte messages) against a fresh coturn, with coturn's CPU.
 
-Run: ``python -m bench.call_concurrency [N ...]`` from the repository root.
+With ``CALL_WORKERS=W`` the calls of a level are spread over W worker processes (Python peers are
+bound to one core per process by the GIL); this process then runs only the emulator and coturn
+and sums the workers' CPU.
+
+Run: ``[CALL_WORKERS=2] [CALL_DURATION=10] python -m bench.call_concurrency [N ...]`` from the
+repository root.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import AsyncIterator
 
 from bench._common import median, percentile, write_result
 from callops.orchestrator.call.embedded import EmbeddedTurn
 from callops.orchestrator.call.environment import EnvironmentRequest, call_environment
+from callops.orchestrator.call.report import CallReport
 from callops.orchestrator.call.session import CallSettings, run_call
-from callops.orchestrator.call.smoke import run_smoke
+from callops.orchestrator.call.smoke import SmokeReport, run_smoke, summarize
+from callops.secret import Secret, read_secret_file
 
 DURATION = float(os.environ.get("CALL_DURATION", "10"))
+#: worker processes sharing one emulator and coturn (1: every call in this process)
+WORKERS = int(os.environ.get("CALL_WORKERS", "1"))
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -53,8 +66,8 @@ def self_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def level(n: int, *, pre_encoded_audio: bool = True) -> dict[str, object]:
-    settings = CallSettings(
+def settings_for(pre_encoded_audio: bool) -> CallSettings:
+    return CallSettings(
         policy="relay",
         duration_s=DURATION,
         ice_timeout_s=20.0,
@@ -62,19 +75,98 @@ async def level(n: int, *, pre_encoded_audio: bool = True) -> dict[str, object]:
         step_timeout_s=30.0,
         pre_encoded_audio=pre_encoded_audio,
     )
+
+
+async def level(n: int, *, pre_encoded_audio: bool = True, workers: int = 1) -> dict[str, object]:
+    """N simultaneous calls: in this process (``workers=1``), or spread over worker processes that
+    share this process's emulator and coturn (``workers>1``)."""
+    from callops.orchestrator.emulator.server import Emulator, EmulatorConfig
+
     turn = EmbeddedTurn()
     turn.start()
     try:
         assert turn.process is not None and turn.process.process is not None
         coturn_pid = turn.process.process.pid
-        request = EnvironmentRequest(embedded_turn=False, turn_url=turn.url, turn_secret=turn.secret)
-        async with call_environment(request) as env:
-            cpu0, coturn0, wall0 = self_cpu(), process_cpu(coturn_pid), time.monotonic()
-            report = await run_smoke(lambda _i: run_call(settings, env), calls=n, concurrency=n)
-            cpu1, coturn1, wall1 = self_cpu(), process_cpu(coturn_pid), time.monotonic()
+        if workers == 1:
+            request = EnvironmentRequest(embedded_turn=False, turn_url=turn.url, turn_secret=turn.secret)
+            async with call_environment(request) as env:
+                cpu0, coturn0, wall0 = self_cpu(), process_cpu(coturn_pid), time.monotonic()
+                report = await run_smoke(
+                    lambda _i: run_call(settings_for(pre_encoded_audio), env), calls=n, concurrency=n
+                )
+                cpu1, coturn1, wall1 = self_cpu(), process_cpu(coturn_pid), time.monotonic()
+            calls, worker_cpu = report.calls, 0.0
+        else:
+            async with Emulator(EmulatorConfig()) as emulator, _secret_file(turn.secret) as secret_file:
+                cpu0, coturn0, wall0 = self_cpu(), process_cpu(coturn_pid), time.monotonic()
+                shares = [n // workers + (1 if i < n % workers else 0) for i in range(workers)]
+                outputs = await asyncio.gather(
+                    *(
+                        _worker(emulator.base_url, turn.url, secret_file, share, pre_encoded_audio)
+                        for share in shares
+                    )
+                )
+                cpu1, coturn1, wall1 = self_cpu(), process_cpu(coturn_pid), time.monotonic()
+            calls = [call for report, _ in outputs for call in report.calls]
+            worker_cpu = sum(cpu for _, cpu in outputs)
     finally:
         turn.stop()
-    calls = report.calls
+    return analyse(
+        n,
+        calls,
+        pre_encoded_audio=pre_encoded_audio,
+        workers=workers,
+        cpu_callops=cpu1 - cpu0 + worker_cpu,
+        cpu_coturn=coturn1 - coturn0,
+        wall=wall1 - wall0,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _secret_file(secret: Secret) -> AsyncIterator[str]:
+    """The TURN secret in a private temporary file, for worker processes (never on a command line)."""
+    with tempfile.TemporaryDirectory(prefix="callops-bench-") as tmp:
+        path = os.path.join(tmp, "turn-secret")
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secret.reveal())
+        yield path
+
+
+async def _worker(
+    emulator_url: str, turn_url: str, secret_file: str, calls: int, pre_encoded_audio: bool
+) -> tuple[SmokeReport, float]:
+    argv = [sys.executable, "-m", "bench.call_concurrency", "--worker", emulator_url, turn_url, secret_file]
+    argv += [str(calls), "1" if pre_encoded_audio else "0"]
+    process = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+    out, _ = await asyncio.wait_for(process.communicate(), DURATION * 10 + 300)
+    document = json.loads(out)
+    return SmokeReport.model_validate(document["report"]), float(document["cpu_s"])
+
+
+async def worker_main(emulator_url: str, turn_url: str, secret_file: str, calls: int, pre: bool) -> None:
+    """A worker process: ``calls`` simultaneous calls against the parent's emulator and coturn."""
+    request = EnvironmentRequest(
+        emulator_url=emulator_url,
+        turn_url=turn_url,
+        turn_secret=read_secret_file(secret_file, what="TURN secret"),
+        embedded_turn=False,
+    )
+    async with call_environment(request) as env:
+        report = await run_smoke(lambda _i: run_call(settings_for(pre), env), calls=calls, concurrency=calls)
+    print(json.dumps({"report": report.model_dump(mode="json"), "cpu_s": self_cpu()}))
+
+
+def analyse(
+    n: int,
+    calls: list[CallReport],
+    *,
+    pre_encoded_audio: bool,
+    workers: int,
+    cpu_callops: float,
+    cpu_coturn: float,
+    wall: float,
+) -> dict[str, object]:
     to_ice = [
         c.timeline_ms["ice_connected"] - c.timeline_ms["accepted"]
         for c in calls
@@ -91,29 +183,28 @@ async def level(n: int, *, pre_encoded_audio: bool = True) -> dict[str, object]:
         if m.kind == "audio"
     ]
     loss = [m.loss_percent for c in calls for m in c.stats.media if m.kind == "audio"]
-    failures = [c.failure for c in calls if not c.ok][:5]
+    summary = summarize(calls)
     return {
         "calls": n,
         "peers": 2 * n,
+        "processes": workers,
         "audio_source": "pre-encoded Opus tone" if pre_encoded_audio else "tone encoded per 20 ms frame",
-        "passed": report.summary.passed,
-        "success_rate": report.summary.success_rate,
+        "passed": summary.passed,
+        "success_rate": summary.success_rate if len(calls) == n else round(summary.passed / n, 4),
         "accepted_to_ice_connected_ms": {"p50": median(to_ice), "p95": percentile(to_ice, 0.95)},
         "invited_to_ice_connected_ms": {"p50": median(from_invite), "p95": percentile(from_invite, 0.95)},
-        "first_media_p95_ms": report.summary.first_media_p95_ms,
+        "first_media_p95_ms": summary.first_media_p95_ms,
         "audio_packets_per_s": {"p50": median(pps), "p5": percentile(pps, 0.05)},
         "audio_loss_percent_max": max(loss, default=0.0),
-        "pair_types": report.summary.pair_types,
-        "wall_s": round(wall1 - wall0, 2),
-        "cpu_s_callops": round(cpu1 - cpu0, 2),
-        "cpu_s_coturn": round(coturn1 - coturn0, 2),
-        "cpu_s_per_call_minute": round((cpu1 - cpu0 + coturn1 - coturn0) / call_minutes, 2)
+        "pair_types": summary.pair_types,
+        "wall_s": round(wall, 2),
+        "cpu_s_callops": round(cpu_callops, 2),
+        "cpu_s_coturn": round(cpu_coturn, 2),
+        "cpu_s_per_call_minute": round((cpu_callops + cpu_coturn) / call_minutes, 2)
         if call_minutes
         else None,
-        "coturn_cpu_s_per_call_minute": round((coturn1 - coturn0) / call_minutes, 3)
-        if call_minutes
-        else None,
-        "sample_failures": failures,
+        "coturn_cpu_s_per_call_minute": round(cpu_coturn / call_minutes, 3) if call_minutes else None,
+        "sample_failures": [c.failure for c in calls if not c.ok][:5],
     }
 
 
@@ -172,7 +263,7 @@ async def main() -> None:
     results = []
     largest = None
     for n in levels:
-        result = await level(n)
+        result = await level(n, workers=WORKERS)
         results.append(result)
         print(result, flush=True)
         if result["success_rate"] == 1.0:
@@ -180,13 +271,14 @@ async def main() -> None:
         else:
             break
     # the same first level with per-frame Opus encoding in every sender, for comparison
-    per_frame = await level(levels[0], pre_encoded_audio=False)
+    per_frame = await level(levels[0], pre_encoded_audio=False, workers=WORKERS)
     print(per_frame, flush=True)
     reference = uclient_reference(levels[0])
     write_result(
         "call_concurrency",
         {
             "duration_s": DURATION,
+            "worker_processes": WORKERS,
             "levels": results,
             "largest_level_at_100_percent": largest,
             "per_frame_encoding_at_first_level": per_frame,
@@ -196,4 +288,8 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[1:2] == ["--worker"]:
+        url, turn_url, secret_path, count, pre = sys.argv[2:7]
+        asyncio.run(worker_main(url, turn_url, secret_path, int(count), pre == "1"))
+    else:
+        asyncio.run(main())

@@ -13,6 +13,9 @@ Design notes:
   each aioice ``Connection`` of this peer (per instance, nothing global is patched); srflx and
   relay candidates are still gathered from the configured STUN/TURN servers. ``host_addresses=None``
   gathers on all interfaces like a browser.
+* Early check retransmissions (``check_retransmits``): through TURN the first check of one side
+  is usually dropped by the other side's allocation, and aioice's first retransmission comes only
+  after 500 ms; a few early resends of the same transaction cut relayed ICE from ~510 ms to ~35 ms.
 * One transport for everything (``bundlePolicy=max-bundle``); codecs are forced with
   ``setCodecPreferences``: Opus for audio, VP8 for video.
 """

@@ -271,6 +271,25 @@ def test_unanswered_keepalive_drops_and_reconnects(
     run_bounded(body(), 40)
 
 
+def test_answered_keepalive_sends_get_clock_every_period_on_the_same_connection(
+    mini_server: MiniServerFactory, jwt_factory: JwtFactory
+) -> None:
+    async def body() -> None:
+        async with mini_server() as server:
+            client = ConsumerClient(server.url, "acc", Secret(jwt_factory("c")), keepalive_interval=0.05)
+            async with client:
+                await server.wait_for(lambda: sum(r["type"] == "GetClock" for r in server.requests) >= 3, 20)
+                assert client.connected.is_set()
+            assert server.inits == 1 and client.reconnects == 0
+
+    run_bounded(body(), 40)
+
+
+def test_default_keepalive_is_within_the_30_s_rule(jwt_factory: JwtFactory) -> None:
+    client = ConsumerClient("ws://127.0.0.1:9", "acc", Secret(jwt_factory("c")))
+    assert 0 < client.keepalive_interval <= 30
+
+
 def test_request_timeout_is_a_deadline_error(mini_server: MiniServerFactory, jwt_factory: JwtFactory) -> None:
     async def body() -> None:
         async with (
