@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import random
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -570,8 +571,15 @@ class ConsumerClient:
             raise NetworkError(
                 f"{where}: connection refused", hint="is the server listening on that port?"
             ) from None
+        except socket.gaierror as exc:
+            raise NetworkError(
+                f"{where}: cannot resolve the host name: {exc.strerror or exc}",
+                hint="check the host in the URL",
+            ) from None
         except OSError as exc:
-            raise NetworkError(f"{where}: cannot connect: {exc.strerror or exc}") from None
+            raise NetworkError(
+                f"{where}: cannot connect: {exc.strerror or exc}", hint="check the URL and the network path"
+            ) from None
 
         init = self.protocol.connection_made()
         try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 from pathlib import Path
 
 import click
@@ -55,6 +57,10 @@ def serve(
     )
 
     async def run() -> None:
+        # SIGTERM (systemd, docker, kill) stops as cleanly as Ctrl-C: sockets closed, exit 0
+        terminated = asyncio.Event()
+        with contextlib.suppress(NotImplementedError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminated.set)
         emu = Emulator(config)
         await emu.start()
         mode = f"HS256 ({secret.source})" if secret is not None else "dev mode (any well-formed JWT)"
@@ -62,10 +68,19 @@ def serve(
         click.echo(f"  consumer: {emu.consumer_url('ACCOUNT')}")
         click.echo(f"  cobrowse: {emu.cobrowse_url('ACCOUNT')}")
         click.echo(f"  control:  {emu.base_url}/control/accounts/ACCOUNT/conversations")
+        serving = asyncio.create_task(emu.serve_forever())
+        waiting = asyncio.create_task(terminated.wait())
         try:
-            await emu.serve_forever()
+            await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            for task in (serving, waiting):
+                task.cancel()
+            await asyncio.gather(serving, waiting, return_exceptions=True)
             await emu.stop()
+        if not serving.cancelled() and (failure := serving.exception()) is not None:
+            raise failure
+        if terminated.is_set():
+            click.echo("emulator stopped (SIGTERM)", err=True)
 
     try:
         asyncio.run(run())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import select
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -122,3 +124,45 @@ def test_invite_to_a_dead_port_exits_5_without_traceback() -> None:
     )
     assert done.returncode == 5
     assert "connection refused" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_usage_errors_name_the_file_or_port_and_the_fix(tmp_path: Path) -> None:
+    serve = [sys.executable, "-m", "callops", "emulator", "serve", "--port"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*serve, *args], capture_output=True, text=True, timeout=60)
+
+    missing = run("0", "--jwt-secret-file", str(tmp_path / "absent"))
+    assert missing.returncode == 2 and "JWT secret file" in missing.stderr and "absent" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    blank = run("0", "--jwt-secret-file", str(empty))
+    assert blank.returncode == 2 and "is empty" in blank.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = run(str(port))
+    assert busy.returncode == 5
+    assert f"127.0.0.1:{port}" in busy.stderr and "--port" in busy.stderr and "Traceback" not in busy.stderr
+    bad = run("70000")
+    assert bad.returncode == 2 and "--port" in bad.stderr
+
+
+def test_serve_stops_cleanly_on_sigterm() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "callops", "emulator", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_listening(proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0 and "emulator stopped" in err and "Traceback" not in err
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.communicate(timeout=30)
