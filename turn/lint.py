@@ -587,9 +587,9 @@ def _secret_permissions(ctx: LintContext) -> Iterable[Finding]:
             id="secret-file-readable",
             severity="error",
             line=literal.line,
-            message=f"this file holds {literal.key} and is readable by others"
+            message=f"this file holds a secret ({literal.key}=) and is readable by others"
             f" (mode {ctx.conf_mode & 0o777:04o})",
-            why="any local user can read the secret and mint TURN credentials",
+            why="any local user can read the secret or password and use the relay (or its CLI)",
             fix="chmod 0640 (owner root, group turnserver) or 0600",
         )
 

@@ -20,7 +20,7 @@ import os
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -34,6 +34,9 @@ from callops.turn.stun import (
     stream_exchange,
 )
 from callops.turn.uri import ServerUri, parse_uri
+
+if TYPE_CHECKING:
+    from callops.turn.allocation import Allocation
 
 log = logging.getLogger(__name__)
 
@@ -287,6 +290,29 @@ async def turn_allocation(
     return await _probe(kind, server_uri, timeout, body)
 
 
+async def _permit(allocation: Allocation, peer_ip: str, deadline: float, what: str) -> None:
+    """CreatePermission for the relay test; a 403 says why the peer may be refused and what to do."""
+    from callops.turn.allocation import TurnRequestFailed
+    from callops.turn.ranges import special_range_of
+
+    try:
+        await allocation.create_permission(peer_ip, timeout=_remaining(deadline))
+    except TurnRequestFailed as exc:
+        if exc.code != 403:
+            raise
+        special = special_range_of(peer_ip)
+        if special is None:
+            raise
+        raise TurnRequestFailed(
+            allocation.uri.label,
+            f"CreatePermission {peer_ip}",
+            exc.code,
+            exc.reason,
+            hint=f"{peer_ip} ({what}) is in {special.network} ({special.name}), which a secure relay denies "
+            "(denied-peer-ip) -- run the relay test against a public echo peer with --peer HOST:PORT",
+        ) from exc
+
+
 async def relay_data_test(
     uri: ServerUri | str,
     username: str | None,
@@ -330,8 +356,8 @@ async def relay_data_test(
                 sender, echo = allocations
                 assert sender.relayed is not None and echo.relayed is not None
                 await asyncio.gather(
-                    sender.create_permission(echo.relayed[0], timeout=_remaining(deadline)),
-                    echo.create_permission(sender.relayed[0], timeout=_remaining(deadline)),
+                    _permit(sender, echo.relayed[0], deadline, "the second allocation's relayed address"),
+                    _permit(echo, sender.relayed[0], deadline, "the first allocation's relayed address"),
                 )
                 echo_through(echo)
                 target: Address = echo.relayed
@@ -339,7 +365,7 @@ async def relay_data_test(
             else:
                 sender = await allocate()
                 allocations = [sender]
-                await sender.create_permission(peer[0], timeout=_remaining(deadline))
+                await _permit(sender, peer[0], deadline, "the --peer address")
                 target = peer
                 peer_kind = "address"
             # Leave time to release the allocations before the deadline.

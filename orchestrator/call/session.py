@@ -376,7 +376,10 @@ class CallRun:
         # Meanwhile the agent's channel joins and its peer gathers (the agent's UI prepares).
         agent_task = asyncio.create_task(self._agent_connect())
         offer_task = asyncio.create_task(leg.agent.create_offer())
-        self._cleanup.append(lambda: _cancel(agent_task, offer_task))
+        self._cleanup.append(lambda: _cancel(agent_task))
+        # Gathering is never cancelled half-way: aioice would leak a TURN allocation that completes
+        # after the cancellation (its socket is then never closed). Let it finish, bounded.
+        self._cleanup.append(lambda: _settle(offer_task, s.step_timeout_s))
         invited = await self._consumer_event(CallInvited, s.step_timeout_s)
         self._mark("invited")
         self.invite = invited
@@ -389,7 +392,7 @@ class CallRun:
         self._mark("offered")
 
         if self.scenario in ("decline", "cancel", "expire"):
-            await _cancel(offer_task)
+            await _settle(offer_task, s.step_timeout_s)
             await self._unanswered(consumer, build_declined, build_accepted, ids)
             return
 
@@ -658,6 +661,12 @@ async def _cancel(*tasks: asyncio.Task[Any]) -> None:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _settle(task: asyncio.Task[Any], within: float) -> None:
+    """Let ``task`` finish (its result or error is moot); cancel it only after ``within`` seconds."""
+    await asyncio.wait({task}, timeout=within)
+    await _cancel(task)
 
 
 async def run_call(settings: CallSettings, env: CallEnvironment) -> CallReport:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -99,9 +100,17 @@ def status(as_json: bool, prefix: str) -> None:
 @_prefix_option
 def exec_(host: str, command: tuple[str, ...], prefix: str) -> None:
     """Run COMMAND on HOST (agent, consumer, turn, inet, agent-router, consumer-router)."""
-    from callops.orchestrator.lab.lab import lab_exec
+    from callops.errors import EnvironmentProblem
+    from callops.orchestrator.lab.lab import lab_exec_argv
 
-    sys.exit(lab_exec(host, list(command), prefix=prefix))
+    argv = lab_exec_argv(host, list(command), prefix=prefix)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Become the command: its exit code is ours and a signal to us reaches it (no orphan left running).
+    try:
+        os.execvp(argv[0], argv)  # noqa: S606 -- argv is ["ip", "netns", "exec", NS, *the user command]
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot run {argv[0]!r}: {exc.strerror}") from None
 
 
 __all__ = ["lab"]

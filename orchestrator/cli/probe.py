@@ -279,8 +279,13 @@ def peer(
         if report.call is not None:
             c = report.call
             via = f" via TURN/{c.relay_protocol}" if c.relay_protocol else ""
-            pair = f"{c.local.type} -> {c.remote.type}{via}" if c.local and c.remote else "no pair"
-            console.print(f"call: connected={c.connected} media={c.media} {pair} {c.error or ''}")
+            pair = (
+                f"{c.local.type} {c.local.address} -> {c.remote.type} {c.remote.address}{via}"
+                if c.local and c.remote
+                else "no pair"
+            )
+            media = f"media received={c.media_received} sent={c.media_sent}"
+            console.print(f"call: connected={c.connected} {media}; {pair} {c.error or ''}")
     sys.exit(report.exit_code)
 
 

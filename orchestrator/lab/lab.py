@@ -251,17 +251,28 @@ def _turn_pids(ns: str) -> set[int]:
     return set(netns.namespace_pids(ns))
 
 
-def lab_exec(host: str, command: list[str], *, prefix: str = DEFAULT_PREFIX, root: Path = STATE_ROOT) -> int:
-    """Run ``command`` in the namespace of ``host``; its exit code."""
+def lab_exec_argv(
+    host: str, command: list[str], *, prefix: str = DEFAULT_PREFIX, root: Path = STATE_ROOT
+) -> list[str]:
+    """The argv that runs ``command`` in the namespace of ``host`` (``ip netns exec NS ...``)."""
     netns.require_lab_environment()
     if not command:
         raise UsageError("no command given", hint="callops lab exec HOST -- CMD ARGS...")
     state = load_state(prefix, root)
     if state is None:
         raise UsageError(f"the lab {prefix!r} is not up", hint="run 'callops lab up' first")
-    ns = state.namespace(host)
+    return netns.exec_argv(state.namespace(host), command)
+
+
+def lab_exec(host: str, command: list[str], *, prefix: str = DEFAULT_PREFIX, root: Path = STATE_ROOT) -> int:
+    """Run ``command`` in the namespace of ``host``; its exit code.
+
+    ``callops lab exec`` instead *replaces* itself with the command (:func:`lab_exec_argv`), so
+    signals reach the command and stopping ``lab exec`` never leaves it running.
+    """
+    argv = lab_exec_argv(host, command, prefix=prefix, root=root)
     with contextlib.suppress(KeyboardInterrupt):
-        return subprocess.run(netns.exec_argv(ns, command), check=False).returncode
+        return subprocess.run(argv, check=False).returncode
     return 130
 
 
@@ -280,6 +291,7 @@ __all__ = [
     "LabStatus",
     "lab_down",
     "lab_exec",
+    "lab_exec_argv",
     "lab_status",
     "lab_up",
     "load_state",

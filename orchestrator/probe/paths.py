@@ -75,6 +75,14 @@ class CallAnswer(BaseModel):
     sdp: str = Field(max_length=MAX_MESSAGE_BYTES)
 
 
+class CallMedia(BaseModel):
+    """B -> A: whether B's side of the call ``session`` decoded media from A (media both ways)."""
+
+    type: Literal["call-media"] = "call-media"
+    session: str
+    media: bool
+
+
 class Bye(BaseModel):
     """Either side: ``session`` is over; free its resources."""
 
@@ -88,7 +96,7 @@ class ErrorMessage(BaseModel):
     message: str
 
 
-AnyMessage = Offer | Answer | CallRequest | CallOffer | CallAnswer | Bye | ErrorMessage
+AnyMessage = Offer | Answer | CallRequest | CallOffer | CallAnswer | CallMedia | Bye | ErrorMessage
 MESSAGE: TypeAdapter[AnyMessage] = TypeAdapter(Annotated[AnyMessage, Field(discriminator="type")])
 
 
@@ -125,8 +133,13 @@ class CallResult(BaseModel):
     """The real headless call (``--call``): connected, media both ways, the selected pair."""
 
     connected: bool
+    #: media both ways: ``media_received`` and ``media_sent`` (what site B reported it decoded)
     media: bool
     duration_ms: float
+    #: site A decoded frames from site B
+    media_received: bool = False
+    #: site B decoded frames from site A (its ``call-media`` message)
+    media_sent: bool = False
     local: CandidateSummary | None = None
     remote: CandidateSummary | None = None
     #: the TURN transport of a relayed local candidate (``udp``, ``tcp``, ``tls``)
@@ -166,6 +179,7 @@ __all__ = [
     "AnyMessage",
     "Bye",
     "CallAnswer",
+    "CallMedia",
     "CallOffer",
     "CallRequest",
     "CallResult",

@@ -36,6 +36,7 @@ from callops.orchestrator.probe.paths import (
     Answer,
     Bye,
     CallAnswer,
+    CallMedia,
     CallOffer,
     CallRequest,
     CallResult,
@@ -127,6 +128,10 @@ def site_servers(
     return ice, CallServers(servers=servers, host_addresses=host_addresses, ssl_context=context)
 
 
+#: decoded frames per media kind that count as "media arrives" (each side, each direction)
+CALL_MEDIA_FRAMES = 5
+
+
 # -- responder (site B) ---------------------------------------------------------------------------
 
 
@@ -214,6 +219,8 @@ class Responder:
                     await self._call_session(ws, msg, queue)
         except TimeoutError:
             log.info("probe serve: session %s ended after %.0f s", msg.session, self.session_seconds)
+            with contextlib.suppress(Exception):
+                await ws.send(Bye(session=msg.session).model_dump_json())
         except CallopsError as exc:
             log.info("probe serve: session %s: %s", msg.session, exc)
             with contextlib.suppress(Exception):
@@ -257,17 +264,29 @@ class Responder:
 
     async def _call_session(self, ws: Any, request: CallRequest, queue: asyncio.Queue[Any]) -> None:
         peer = _headless_peer("agent", self.call)
+        media: asyncio.Task[None] | None = None
         try:
             offer = await peer.create_offer()
             await ws.send(CallOffer(session=request.session, sdp=offer).model_dump_json())
             while True:
                 msg = await queue.get()
-                if isinstance(msg, CallAnswer):
+                if isinstance(msg, CallAnswer) and media is None:
                     await peer.accept_answer(msg.sdp)
+                    media = asyncio.create_task(self._report_media(ws, request.session, peer))
                 elif isinstance(msg, Bye):
                     return
         finally:
+            if media is not None:
+                media.cancel()
+                await asyncio.gather(media, return_exceptions=True)
             await peer.close()
+
+    async def _report_media(self, ws: Any, session: str, peer: Any) -> None:
+        """Tell site A once this side decoded its media (the session's timeout bounds the wait)."""
+        await peer.wait_media(frames=CALL_MEDIA_FRAMES)
+        log.info("probe serve: call %s decodes media from the peer", session)
+        with contextlib.suppress(Exception):
+            await ws.send(CallMedia(session=session, media=True).model_dump_json())
 
 
 def _forget(queues: dict[str, asyncio.Queue[Any]], session: str) -> Any:
@@ -313,9 +332,17 @@ class _Signalling:
                 if not future.done():
                     future.set_exception(NetworkError("the responder closed the signalling connection"))
 
-    async def request(self, msg: Offer | CallRequest, within: float) -> Any:
+    def expect(self, session: str) -> asyncio.Future[Any]:
+        """The next message of ``session`` (register before sending what it answers)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.waiting[msg.session] = future
+        if self.reader.done():
+            future.set_exception(NetworkError("the responder closed the signalling connection"))
+        else:
+            self.waiting[session] = future
+        return future
+
+    async def request(self, msg: Offer | CallRequest, within: float) -> Any:
+        future = self.expect(msg.session)
         await self.ws.send(msg.model_dump_json())
         try:
             reply = await asyncio.wait_for(future, max(0.001, within))
@@ -325,6 +352,8 @@ class _Signalling:
             self.waiting.pop(msg.session, None)
         if isinstance(reply, ErrorMessage):
             raise RemoteProtocolError(f"the responder refused session {msg.session}: {reply.message}")
+        if isinstance(reply, Bye):
+            raise NetworkError(f"the responder ended session {msg.session} (its --session-seconds)")
         return reply
 
     async def send(self, msg: Bye | CallAnswer) -> None:
@@ -388,23 +417,38 @@ async def _run_call(sig: _Signalling, call: CallServers, deadline: float) -> Cal
     session = f"call-{secrets.token_hex(4)}"
     result = CallResult(connected=False, media=False, duration_ms=0.0)
     peer = _headless_peer("consumer", call)
+    remote_media: asyncio.Future[Any] | None = None
     try:
         offer = await sig.request(CallRequest(session=session), deadline - time.monotonic())
         answer = await peer.accept_offer(offer.sdp)
+        remote_media = sig.expect(session)  # the responder's call-media, once it decodes ours
         await sig.send(CallAnswer(session=session, sdp=answer))
         result.connected = await peer.wait_connected(max(0.001, deadline - time.monotonic()))
         if result.connected:
             result.local, result.remote, result.relay_protocol = _pair_summary(peer.selected_pair())
             try:
-                await asyncio.wait_for(peer.wait_media(frames=5), max(0.001, deadline - time.monotonic()))
-                result.media = True
+                await asyncio.wait_for(
+                    peer.wait_media(frames=CALL_MEDIA_FRAMES), max(0.001, deadline - time.monotonic())
+                )
+                result.media_received = True
+                reply = await asyncio.wait_for(remote_media, max(0.001, deadline - time.monotonic()))
+                result.media_sent = isinstance(reply, CallMedia) and reply.media
             except TimeoutError:
-                result.error = "connected, but no media arrived by the deadline"
+                pass
+            result.media = result.media_received and result.media_sent
+            if not result.media:
+                missing = "from the responder" if not result.media_received else "at the responder"
+                result.error = f"connected, but no media arrived {missing} by the deadline"
         else:
             result.error = "ICE/DTLS did not connect by the deadline"
     except CallopsError as exc:
         result.error = str(exc)
     finally:
+        sig.waiting.pop(session, None)
+        if remote_media is not None:
+            if remote_media.done() and not remote_media.cancelled():
+                remote_media.exception()  # retrieved: the result already says what failed
+            remote_media.cancel()
         await sig.send(Bye(session=session))
         await peer.close()
     result.duration_ms = round((time.monotonic() - started) * 1000, 3)

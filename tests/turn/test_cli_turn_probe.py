@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,6 +45,19 @@ def test_probe_command_prints_one_json_document_and_exits_0(coturn: LoopbackCotu
 
 
 @pytest.mark.coturn
+def test_probe_command_over_tls_needs_the_ca_or_insecure(coturn: LoopbackCoturn) -> None:
+    env = {"CALLOPS_TURN_SECRET": coturn.secret.reveal()}
+    unverified = _cli("probe", coturn.turns, "--no-relay", "--timeout", "10", env=env)
+    assert unverified.returncode == 1, unverified.stdout + unverified.stderr
+    assert "TLS certificate rejected" in unverified.stdout and "--ca-file" in unverified.stdout
+    assert "Traceback" not in unverified.stderr
+    for option in (["--ca-file", str(coturn.ca_file)], ["--insecure"]):
+        res = _cli("probe", coturn.turns, "--no-relay", "--timeout", "10", *option, env=env)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert res.stdout.startswith("ok ") and "turn-tls" in res.stdout
+
+
+@pytest.mark.coturn
 def test_probe_command_with_long_term_password_file(start_coturn: StartCoturn, tmp_path: Path) -> None:
     server = start_coturn(users=[("dave", "pw-of-dave")], rfc5780=False, extra=["allow-loopback-peers"])
     password_file = tmp_path / "pw"
@@ -50,6 +65,22 @@ def test_probe_command_with_long_term_password_file(start_coturn: StartCoturn, t
     res = _cli("probe", server.turn_udp, "--user", "dave", "--password-file", str(password_file))
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.splitlines()[-1].endswith("0 failed")
+
+
+def _wait_for_udp_echo(port: int, timeout: float = 20.0) -> None:
+    """Return once a UDP echo server answers on 127.0.0.1:``port`` (it may still be starting)."""
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect(("127.0.0.1", port))
+        while time.monotonic() < deadline:
+            sock.settimeout(max(0.01, min(0.2, deadline - time.monotonic())))
+            try:
+                sock.send(b"ready?")
+                if sock.recv(64) == b"ready?":
+                    return
+            except (TimeoutError, ConnectionRefusedError):
+                continue
+    raise AssertionError(f"turnutils_peer did not echo on udp 127.0.0.1:{port} within {timeout:.0f} s")
 
 
 @pytest.mark.coturn
@@ -61,6 +92,7 @@ def test_probe_command_relays_to_an_echo_peer_given_with_peer(coturn: LoopbackCo
         stderr=subprocess.DEVNULL,
     )
     try:
+        _wait_for_udp_echo(peer_port)
         res = _cli(
             "probe", coturn.turn_udp, "--peer", f"127.0.0.1:{peer_port}", "--count", "5", "--json",
             env={"CALLOPS_TURN_SECRET": coturn.secret.reveal()},

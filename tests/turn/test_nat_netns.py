@@ -132,7 +132,7 @@ def test_discovery_through_linux_masquerade_finds_eim_mapping_and_apdf_filtering
     conf.write_text("\n".join(lines) + "\n")
     code = (
         "import asyncio,sys;from callops.turn.nat import discover;"
-        f"r=asyncio.run(discover(({SERVER_IPS[0]!r},{PORT}),timeout=2.0));print(r.model_dump_json())"
+        f"r=asyncio.run(discover(({SERVER_IPS[0]!r},{PORT}),timeout=5.0));print(r.model_dump_json())"
     )
     with CoturnProcess(
         conf, workdir=tmp_path, ready_address=(SERVER_IPS[0], PORT), netns=nat_lab["srv"], start_timeout=20

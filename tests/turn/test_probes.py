@@ -6,14 +6,21 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from callops.testing import run_bounded
 from callops.turn.coturn import LoopbackCoturn
 from callops.turn.credentials import rest_credentials
-from callops.turn.probes import ProbeResult, ProbeSet, ProbeStatus, run_probe_set, turn_allocation
+from callops.turn.probes import (
+    ProbeResult,
+    ProbeSet,
+    ProbeStatus,
+    relay_data_test,
+    run_probe_set,
+    turn_allocation,
+)
 
 
 @pytest.mark.coturn
@@ -99,3 +106,18 @@ def test_turn_allocation_to_a_silent_tls_server_fails_at_its_timeout(silent_serv
         result.error
         == f"TURN/TLS 127.0.0.1:{tcp}: no answer within 0.3 s (is the server up, and is the port open?)"
     )
+
+
+@pytest.mark.coturn
+def test_relay_test_refused_for_a_loopback_relay_says_why_and_suggests_a_public_peer(
+    start_coturn: Callable[..., LoopbackCoturn],
+) -> None:
+    # A secure coturn (loopback peers not allowed) relaying on 127.0.0.1 must refuse its own relays.
+    server = start_coturn(rfc5780=False)
+    creds = rest_credentials(server.secret, "alice", ttl=300)
+    result = run_bounded(relay_data_test(server.turn_udp, creds.username, creds.credential, timeout=10), 30)
+    assert result.status is ProbeStatus.FAIL
+    assert result.error is not None
+    assert "CreatePermission 127.0.0.1 failed: 403" in result.error
+    assert "127.0.0.0/8" in result.error and "denied-peer-ip" in result.error
+    assert "--peer HOST:PORT" in result.error

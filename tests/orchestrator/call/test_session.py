@@ -351,3 +351,14 @@ def test_without_coturn_the_default_call_runs_host_only_and_says_so(monkeypatch:
     report = run_bounded(body(), 60)
     assert report.ok, report.failure
     assert any("runs host-only" in note for note in report.notes)
+
+
+@pytest.mark.coturn
+@pytest.mark.parametrize("scenario", ["decline", "cancel"])
+def test_unanswered_calls_with_turn_leave_no_unclosed_socket(scenario: str) -> None:
+    import gc
+
+    report = _call(_settings(scenario=scenario), turn=True)
+    assert report.ok, report.failure
+    # an aioice TURN allocation left behind would surface here as an unclosed-socket ResourceWarning
+    gc.collect()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 import pytest
 
 from callops.errors import AuthenticationError, NetworkError
 from callops.orchestrator.probe.ice import IceSettings
 from callops.orchestrator.probe.paths import PathResult, decide_two_site, parse_message
-from callops.orchestrator.probe.twosite import Responder, run_peer
+from callops.orchestrator.probe.twosite import CallServers, Responder, run_peer
 from callops.secret import Secret
 from callops.testing import run_bounded
 from callops.turn.coturn import free_port
@@ -143,3 +144,51 @@ def test_no_responder_is_a_network_error_naming_the_url() -> None:
     url = f"ws://127.0.0.1:{free_port()}"
     with pytest.raises(NetworkError, match=url):
         run_bounded(run_peer(url, TOKEN, LOOPBACK, timeout=5, paths=["host"]), 30)
+
+
+def test_a_headless_call_over_loopback_reports_media_both_ways_and_the_pair() -> None:
+    async def scenario() -> None:
+        call = CallServers(host_addresses=["127.0.0.1"])
+        responder = Responder(TOKEN, LOOPBACK, call)
+        server, url = await serving(responder)
+        try:
+            report = await run_peer(url, TOKEN, LOOPBACK, timeout=25, paths=["host"], call=call)
+        finally:
+            server.close()  # type: ignore[attr-defined]
+            await server.wait_closed()  # type: ignore[attr-defined]
+        assert report.call is not None
+        assert report.call.connected and report.call.error is None, report.call
+        assert report.call.media_received and report.call.media_sent and report.call.media
+        assert report.call.local is not None and report.call.local.type == "host"
+        assert report.call.remote is not None and report.call.remote.address.startswith("127.0.0.1:")
+
+    run_bounded(scenario(), 60)
+
+
+def test_a_session_that_never_connects_ends_after_session_seconds() -> None:
+    async def scenario() -> None:
+        from websockets.asyncio.client import connect
+
+        responder = Responder(TOKEN, LOOPBACK, session_seconds=1.0)
+        server, url = await serving(responder)
+        # A peer whose only candidate swallows every check: ICE could wait for a long time.
+        black_hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        black_hole.bind(("127.0.0.1", 0))
+        port = black_hole.getsockname()[1]
+        try:
+            async with connect(url, additional_headers={"Authorization": f"Bearer {TOKEN.reveal()}"}) as ws:
+                candidate = f"1 1 UDP 2130706431 127.0.0.1 {port} typ host"
+                offer = {"type": "offer", "session": "s1", "path": "host", "ufrag": "abcd"}
+                await ws.send(json.dumps({**offer, "pwd": "p" * 22, "candidates": [candidate]}))
+                answer = parse_message(await asyncio.wait_for(ws.recv(), 10))
+                assert answer.type == "answer"
+                # The session's own timeout ends it, and the responder says so.
+                bye = parse_message(await asyncio.wait_for(ws.recv(), 15))
+                assert (bye.type, bye.session) == ("bye", "s1")
+        finally:
+            black_hole.close()
+            server.close()  # type: ignore[attr-defined]
+            await server.wait_closed()  # type: ignore[attr-defined]
+        assert (responder.served, responder.active) == (1, 0)
+
+    run_bounded(scenario(), 30)
