@@ -141,6 +141,10 @@ class CoturnProcess:
                 raise EnvironmentProblem(f"turnserver exited at start-up; its log ends with:\n{tail}")
             if self._ready_check(min(0.2, max(0.01, deadline - time.monotonic()))):
                 return self
+            # Not listening yet (an ICMP refusal returns at once): wait briefly for an early exit
+            # instead of spinning, so a loaded machine leaves the CPU to turnserver's start-up.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=0.02)
         self.stop()
         raise DeadlineExceeded(
             f"turnserver did not answer STUN on udp {self.ready_address[0]}:{self.ready_address[1]} "

@@ -7,9 +7,11 @@ the first one: "media verified, not assumed".
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import fractions
+import functools
 import logging
 import math
 import time
@@ -17,7 +19,6 @@ from collections.abc import Callable
 from typing import Any
 
 import av
-import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,27 @@ VIDEO_CLOCK = 90_000
 VIDEO_FPS = 15
 
 
+def tone_chunks(frequency: float = 440.0, amplitude: float = 0.3) -> list[bytes]:
+    """One second of a sine tone as 50 chunks of 20 ms (48 kHz mono s16, native byte order)."""
+    samples = int(AUDIO_RATE * AUDIO_PTIME)
+    level = amplitude * 32767
+    wave = array.array(
+        "h", (round(level * math.sin(2 * math.pi * frequency * n / AUDIO_RATE)) for n in range(AUDIO_RATE))
+    )
+    data = wave.tobytes()
+    step = samples * wave.itemsize
+    return [data[k : k + step] for k in range(0, len(data), step)]
+
+
+def _audio_frame(chunk: bytes, pts: int) -> av.AudioFrame:
+    frame = av.AudioFrame(format="s16", layout="mono", samples=len(chunk) // 2)
+    frame.planes[0].update(chunk)
+    frame.sample_rate = AUDIO_RATE
+    frame.pts = pts
+    frame.time_base = fractions.Fraction(1, AUDIO_RATE)
+    return frame
+
+
 class ToneTrack(MediaStreamTrack):
     """A sine tone (default 440 Hz), 48 kHz mono s16, 20 ms frames -- encoded to Opus by aiortc."""
 
@@ -35,14 +57,10 @@ class ToneTrack(MediaStreamTrack):
 
     def __init__(self, frequency: float = 440.0, amplitude: float = 0.3) -> None:
         super().__init__()
-        samples = int(AUDIO_RATE * AUDIO_PTIME)
-        self._samples = samples
-        # One period-aligned buffer of 1 s, sliced per frame.
-        t = np.arange(AUDIO_RATE, dtype=np.float64) / AUDIO_RATE
-        self._wave = (np.sin(2 * math.pi * frequency * t) * amplitude * 32767).astype(np.int16)
+        self._samples = int(AUDIO_RATE * AUDIO_PTIME)
+        self._chunks = tone_chunks(frequency, amplitude)
         self._start: float | None = None
-        self._pts = 0
-        self._time_base = fractions.Fraction(1, AUDIO_RATE)
+        self._index = 0
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
@@ -50,17 +68,12 @@ class ToneTrack(MediaStreamTrack):
         if self._start is None:
             self._start = time.monotonic()
         else:
-            self._pts += self._samples
-            wait = self._start + self._pts / AUDIO_RATE - time.monotonic()
+            self._index += 1
+            wait = self._start + self._index * AUDIO_PTIME - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-        offset = self._pts % AUDIO_RATE
-        chunk = np.take(self._wave, range(offset, offset + self._samples), mode="wrap")
-        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = AUDIO_RATE
-        frame.pts = self._pts
-        frame.time_base = self._time_base
-        return frame
+        chunk = self._chunks[self._index % len(self._chunks)]
+        return _audio_frame(chunk, self._index * self._samples)
 
 
 _TONE_PACKETS: dict[float, list[bytes]] = {}
@@ -75,20 +88,13 @@ def encoded_tone(frequency: float = 440.0) -> list[bytes]:
     from aiortc.codecs.opus import OpusEncoder
 
     encoder = OpusEncoder()
-    source = ToneTrack(frequency)
+    chunks = tone_chunks(frequency)
     packets: list[bytes] = []
     samples = int(AUDIO_RATE * AUDIO_PTIME)
-    for index in range(2 * AUDIO_RATE // samples):  # 2 s: the first packets prime the encoder
-        offset = (index * samples) % AUDIO_RATE
-        chunk = np.take(source._wave, range(offset, offset + samples), mode="wrap")
-        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = AUDIO_RATE
-        frame.pts = index * samples
-        frame.time_base = fractions.Fraction(1, AUDIO_RATE)
-        payloads, _ = encoder.encode(frame)
+    for index in range(2 * len(chunks)):  # 2 s: the first packets prime the encoder
+        payloads, _ = encoder.encode(_audio_frame(chunks[index % len(chunks)], index * samples))
         packets += payloads
-    source.stop()
-    _TONE_PACKETS[frequency] = packets = packets[-(AUDIO_RATE // samples) :]
+    _TONE_PACKETS[frequency] = packets = packets[-len(chunks) :]
     return packets
 
 
@@ -122,8 +128,14 @@ class EncodedToneTrack(MediaStreamTrack):
         return packet
 
 
+@functools.cache
+def _gradient(width: int, height: int, line_size: int) -> bytes:
+    """A diagonal luma gradient with the plane's line padding (computed once per size)."""
+    return bytes((x + y) % 256 if x < width else 0 for y in range(height) for x in range(line_size))
+
+
 class PatternTrack(MediaStreamTrack):
-    """Moving gradient frames (default 320x240 at 15 fps) -- encoded to VP8 by aiortc."""
+    """A moving diagonal gradient (default 320x240 at 15 fps, yuv420p) -- encoded to VP8 by aiortc."""
 
     kind = "video"
 
@@ -133,9 +145,16 @@ class PatternTrack(MediaStreamTrack):
         self._start: float | None = None
         self._index = 0
         self._time_base = fractions.Fraction(1, VIDEO_CLOCK)
-        x = np.arange(width, dtype=np.uint16)
-        y = np.arange(height, dtype=np.uint16)
-        self._base = (x[None, :] + y[:, None]).astype(np.uint16)
+
+    def _frame(self) -> av.VideoFrame:
+        frame = av.VideoFrame(width=self.width, height=self.height, format="yuv420p")
+        luma_plane = frame.planes[0]
+        luma = _gradient(self.width, self.height, luma_plane.line_size)
+        shift = (self._index * 4) % 256
+        luma_plane.update(luma.translate(bytes((v + shift) % 256 for v in range(256))))
+        for chroma_plane in frame.planes[1:]:
+            chroma_plane.update(bytes([(128 + shift) % 256]) * chroma_plane.buffer_size)
+        return frame
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
@@ -147,10 +166,7 @@ class PatternTrack(MediaStreamTrack):
             wait = self._start + self._index / self.fps - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-        shift = (self._index * 4) % 256
-        luma = ((self._base + shift) % 256).astype(np.uint8)
-        rgb = np.stack([luma, np.full_like(luma, 128), 255 - luma], axis=-1)
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame = self._frame()
         frame.pts = int(self._index * VIDEO_CLOCK / self.fps)
         frame.time_base = self._time_base
         return frame

@@ -86,11 +86,14 @@ def test_probe_set_against_silent_servers_ends_at_the_deadline(silent_servers: t
         return result, time.monotonic() - started
 
     result, elapsed = run_bounded(run(), 20)
-    assert elapsed < 0.6 + 0.4, elapsed
+    # The set ends at its 0.6 s deadline, not after aioice's retransmissions (over 30 s for a
+    # silent STUN server); the slack only absorbs scheduling delays on a loaded CI machine.
+    slack = 2.0
+    assert elapsed < 0.6 + slack, elapsed
     failed = {r.kind for r in result.results if r.status is ProbeStatus.FAIL}
     assert {"stun-udp", "turn-udp", "turn-tcp", "turn-tls", "relay", "nat"} <= failed
     for r in result.results:
-        assert r.duration_ms < 1000
+        assert r.duration_ms < (0.6 + slack) * 1000
         assert r.error, r
 
 
