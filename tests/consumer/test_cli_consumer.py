@@ -98,7 +98,8 @@ def test_cli_listen_prints_json_lines_and_delivers_the_accept() -> None:
             finally:
                 if proc.returncode is None:
                     proc.kill()
-                    await proc.wait()
+                # Drain both pipes to EOF so their transports close before the loop does.
+                await asyncio.wait_for(proc.communicate(), 30)
 
     run_bounded(body(), 90)
 
@@ -183,7 +184,8 @@ def test_cli_listen_decline_from_a_jwt_file_closes_the_call_as_declined(tmp_path
             finally:
                 if proc.returncode is None:
                     proc.kill()
-                    await proc.wait()
+                # Drain both pipes to EOF so their transports close before the loop does.
+                await asyncio.wait_for(proc.communicate(), 30)
 
     run_bounded(body(), 90)
 
