@@ -8,10 +8,12 @@ of free text before it is logged.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from callops.errors import UsageError
 
@@ -97,4 +99,42 @@ def redact(text: str, secrets: Iterable[Secret | str | None] = ()) -> str:
     return out
 
 
-__all__ = ["REDACTED", "Secret", "load_secret", "read_secret_file", "redact"]
+#: Text that marks a logged frame or header line as carrying credentials (a JWT or a CoBrowse token).
+_CREDENTIAL_MARKERS = (
+    "InitConnection",
+    "Authentication",
+    "Authorization",
+    '"headers"',
+    '"auth"',
+    '"jwt"',
+    '"token"',
+)
+
+
+class RedactedFrameLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """websockets' frame and handshake log (``logger=`` of a connection) without credentials.
+
+    websockets shows long frames truncated to their beginning and end, so the tail of a JWT could
+    leak even though the whole token never appears; a frame or header line that carries credentials
+    (InitConnection, an ``Authorization`` header, a CoBrowse ``auth`` frame) is therefore never
+    shown, and every JWT and given secret elsewhere is replaced by ``***``.
+    """
+
+    def __init__(self, logger: logging.Logger, secrets: list[Secret | str | None] | None = None) -> None:
+        super().__init__(logger, {})
+        self._secrets: list[Secret | str | None] = list(secrets or [])
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):
+            text = str(msg)
+        if any(marker in text for marker in _CREDENTIAL_MARKERS):
+            text = text.split("'", 1)[0].split(":", 1)[0] + " (redacted: carries credentials)"
+        kwargs.pop("extra", None)
+        self.logger.log(level, "%s", redact(text, self._secrets), **kwargs)
+
+
+__all__ = ["REDACTED", "RedactedFrameLog", "Secret", "load_secret", "read_secret_file", "redact"]

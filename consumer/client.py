@@ -62,7 +62,7 @@ from callops.errors import (
     RemoteProtocolError,
     UsageError,
 )
-from callops.secret import Secret, redact
+from callops.secret import RedactedFrameLog, Secret, redact
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -77,26 +77,6 @@ _CLOSE_MEANING = {
     1011: "the server failed the session (treated as an authentication failure)",
 }
 DEFAULT_FEATURES = ("CO_BROWSE",)
-
-
-class _WireLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """websockets' frame log without JWTs: an InitConnection frame is never shown, even truncated."""
-
-    def __init__(self, logger: logging.Logger, secret: Secret) -> None:
-        super().__init__(logger, {})
-        self._secret = secret
-
-    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
-        if not self.isEnabledFor(level):
-            return
-        try:
-            text = str(msg) % args if args else str(msg)
-        except (TypeError, ValueError):
-            text = str(msg)
-        if INIT_CONNECTION in text or "ConsumerAuthentication" in text:
-            text = text.split("'", 1)[0] + "InitConnection frame (redacted)"
-        kwargs.pop("extra", None)
-        self.logger.log(level, "%s", redact(text, [self._secret]), **kwargs)
 
 
 def consumer_url(url: str, account: str) -> str:
@@ -548,7 +528,7 @@ class ConsumerClient:
                 ping_interval=None,
                 max_size=MAX_FRAME_BYTES,
                 close_timeout=5.0,
-                logger=_WireLog(logging.getLogger("callops.consumer.wire"), self._jwt),
+                logger=RedactedFrameLog(logging.getLogger("callops.consumer.wire"), [self._jwt]),
             )
         except InvalidURI as exc:
             raise UsageError(f"consumer URL {self.url!r} is invalid: {exc}") from None

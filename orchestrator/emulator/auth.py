@@ -21,11 +21,10 @@ import binascii
 import hashlib
 import hmac
 import json
-import logging
 from typing import Any
 
 from callops.errors import AuthenticationError
-from callops.secret import Secret, redact
+from callops.secret import RedactedFrameLog, Secret
 
 #: Close code for a token that is missing, malformed, badly signed or expired.
 CLOSE_TOKEN_REJECTED = 4401
@@ -122,44 +121,6 @@ def mint_jwt(
     key = secret.reveal().encode() if secret is not None else b"callops-dev"
     signature = hmac.new(key, signing_input.encode("ascii"), hashlib.sha256).digest()
     return f"{signing_input}.{_b64url_encode(signature)}"
-
-
-#: Text that marks a logged frame or header line as carrying credentials (a JWT or a CoBrowse token).
-_CREDENTIAL_MARKERS = (
-    "InitConnection",
-    "Authentication",
-    "Authorization",
-    '"headers"',
-    '"auth"',
-    '"jwt"',
-    '"token"',
-)
-
-
-class RedactedFrameLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """websockets' frame and handshake log (``logger=`` of a connection) without credentials.
-
-    websockets shows long frames truncated to their beginning and end, so the tail of a JWT could
-    leak even though the whole token never appears; a frame or header line that carries credentials
-    (InitConnection, an ``Authorization`` header, a CoBrowse ``auth`` frame) is therefore never
-    shown, and every JWT and given secret elsewhere is replaced by ``***``.
-    """
-
-    def __init__(self, logger: logging.Logger, secrets: list[Secret | str | None] | None = None) -> None:
-        super().__init__(logger, {})
-        self._secrets: list[Secret | str | None] = list(secrets or [])
-
-    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
-        if not self.isEnabledFor(level):
-            return
-        try:
-            text = str(msg) % args if args else str(msg)
-        except (TypeError, ValueError):
-            text = str(msg)
-        if any(marker in text for marker in _CREDENTIAL_MARKERS):
-            text = text.split("'", 1)[0].split(":", 1)[0] + " (redacted: carries credentials)"
-        kwargs.pop("extra", None)
-        self.logger.log(level, "%s", redact(text, self._secrets), **kwargs)
 
 
 __all__ = ["CLOSE_TOKEN_REJECTED", "Claims", "RedactedFrameLog", "mint_jwt", "verify_jwt"]
