@@ -61,6 +61,9 @@ EXPECTED_OUTCOME: dict[str, Outcome] = {
     "resume": "connected",
 }
 
+#: bound of the Allocate that explains an UNABLE_TO_CONNECT (rejected credentials, no answer, ...)
+DIAGNOSE_TIMEOUT_S = 3.0
+
 #: the consumer must raise AGENT_DISCONNECTED within this many seconds of the agent vanishing
 AGENT_DISCONNECT_BOUND_S = 10.0
 
@@ -504,12 +507,9 @@ class CallRun:
         assert self.leg is not None
         types = self.leg.consumer.local_candidate_types()
         why = ""
-        turns = [server.url for server in self.ice_servers if server.url.startswith("turn")]
+        turns = [server for server in self.ice_servers if server.url.startswith("turn")]
         if turns and "relay" not in types:
-            why = (
-                f"; no relay candidate from {turns[0]}: a 401 means the credentials were rejected "
-                "(check the shared secret and clock skew), no answer means it is unreachable"
-            )
+            why = f"; no relay candidate from {turns[0].url}: {await self._diagnose_turn(turns[0])}"
         self._session_error(
             "UNABLE_TO_CONNECT",
             f"no working candidate pair within {self.settings.ice_timeout_s:g} s "
@@ -519,6 +519,22 @@ class CallRun:
         await self._consumer_channel.hangup()
         await self._consumer_event(CallClosed, self.settings.step_timeout_s)
         self._mark("closed")
+
+    async def _diagnose_turn(self, server: IceServer) -> str:
+        """Why a TURN server gave no relay candidate: one bounded Allocate, its error in words."""
+        from callops.secret import redact
+        from callops.turn.probes import ProbeStatus, turn_allocation
+
+        credential = server.credential.reveal() if server.credential is not None else None
+        try:
+            result = await turn_allocation(server.url, server.username, credential, DIAGNOSE_TIMEOUT_S)
+        except CallopsError as exc:  # e.g. a URL the probe cannot parse
+            return redact(exc.message, [server.credential])
+        if result.status is ProbeStatus.OK:
+            return f"a fresh Allocate works ({result.detail}): the peers' gathering was cut short"
+        if result.error is None:
+            return "its Allocate was not tried (no credentials)"
+        return redact(result.error, [server.credential])
 
     async def _unanswered(
         self, consumer: Any, build_declined: Any, build_accepted: Any, ids: dict[str, str]
