@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from types import TracebackType
 
+from callops.errors import DeadlineExceeded, EnvironmentProblem
 from callops.secret import Secret
 from callops.turn.config import TurnDeployment, write_private_file, write_turnserver_conf
 from callops.turn.coturn import CoturnProcess, find_turnserver, free_port
@@ -40,6 +41,33 @@ def write_loopback_conf(workdir: Path, port: int, secret: Secret, relay_ports: t
     return write_turnserver_conf(deployment, workdir / "turnserver.conf", secret=secret)
 
 
+#: where the kernel picks ephemeral ports (and so where ``free_port()`` finds its ports)
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+#: the fewest relay ports worth a range of their own above the ephemeral range
+MIN_RELAY_PORTS = 500
+#: attempts to start the relay on a fresh port when the chosen one was taken meanwhile
+START_ATTEMPTS = 3
+
+
+def relay_port_range(listening_port: int, ephemeral: tuple[int, int] | None = None) -> tuple[int, int]:
+    """coturn's relay ports (min-port, max-port) for an embedded relay on ``listening_port``.
+
+    Above the kernel's ephemeral range when there is room: a port another program (or test) got
+    from ``free_port()`` and binds a moment later can then never be taken by one of our relay
+    allocations. Otherwise a 1000-port window picked by the listening port.
+    """
+    if ephemeral is None:
+        try:
+            low, high = (int(v) for v in EPHEMERAL_RANGE_FILE.read_text().split())
+            ephemeral = (low, high)
+        except (OSError, ValueError):
+            ephemeral = (32768, 60999)
+    if 65535 - ephemeral[1] >= MIN_RELAY_PORTS:
+        return ephemeral[1] + 1, 65535
+    low = 49152 + (listening_port * 7) % 12000
+    return low, low + 1000
+
+
 def available() -> bool:
     """Whether coturn's turnserver can be found."""
     try:
@@ -53,6 +81,7 @@ class EmbeddedTurn:
     """A coturn relay on 127.0.0.1 for the duration of a ``with`` block."""
 
     def __init__(self, *, port: int | None = None) -> None:
+        self._fixed_port = port is not None
         self.port = port or free_port()
         self.secret = Secret(secrets.token_urlsafe(32), "generated")
         self._workdir: Path | None = None
@@ -63,10 +92,22 @@ class EmbeddedTurn:
         return f"turn:127.0.0.1:{self.port}"
 
     def start(self) -> EmbeddedTurn:
+        """Start coturn; a port taken between ``free_port()`` and coturn's bind costs a retry."""
         find_turnserver()
+        attempts = 1 if self._fixed_port else START_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_once()
+            except (EnvironmentProblem, DeadlineExceeded) as exc:
+                if attempt == attempts:
+                    raise
+                log.warning("embedded coturn on port %d did not start (%s); retrying", self.port, exc.message)
+                self.port = free_port()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _start_once(self) -> EmbeddedTurn:
         self._workdir = Path(tempfile.mkdtemp(prefix="callops-turn-"))
-        relay_low = 49152 + (self.port * 7) % 12000
-        conf = write_loopback_conf(self._workdir, self.port, self.secret, (relay_low, relay_low + 1000))
+        conf = write_loopback_conf(self._workdir, self.port, self.secret, relay_port_range(self.port))
         self.process = CoturnProcess(conf, workdir=self._workdir, ready_address=("127.0.0.1", self.port))
         try:
             self.process.start()
@@ -93,4 +134,4 @@ class EmbeddedTurn:
         self.stop()
 
 
-__all__ = ["EmbeddedTurn", "available", "write_loopback_conf"]
+__all__ = ["EmbeddedTurn", "available", "relay_port_range", "write_loopback_conf"]

@@ -41,6 +41,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "One headless WebRTC call along the whole invitation path.",
     ),
     "smoke": ("callops.orchestrator.cli.call", "smoke", "N headless calls, C at a time, with a report."),
+    "call-site": (
+        "callops.orchestrator.cli.call_site",
+        "call_site",
+        "One side (agent or consumer) of a headless call between two networks.",
+    ),
     "lab": ("callops.orchestrator.cli.lab", "lab", "The NAT lab: network namespaces with real NATs."),
     "deploy": ("callops.orchestrator.cli.deploy", "deploy", "Render coturn deployment scripts."),
 }

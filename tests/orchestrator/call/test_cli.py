@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from callops.orchestrator.call.embedded import EmbeddedTurn
 from callops.orchestrator.cli import main
 from callops.turn.coturn import free_port
 
@@ -24,7 +25,7 @@ def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 
 
 def test_call_json_prints_one_report_with_the_documented_fields(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(["call", "--json", "--duration", "0.2", "--ice-timeout", "5"], capsys)
+    code, out, _ = _run(["call", "--json", "--duration", "0.2", "--ice-timeout", "20"], capsys)
     assert code == 0
     report = json.loads(out)
     for key in ("ok", "scenario", "mode", "outcome", "timeline_ms", "selected_pair", "errors", "stats"):
@@ -157,3 +158,108 @@ def test_importing_the_command_module_does_not_import_aiortc() -> None:
     probe = "import sys, callops.orchestrator.cli.call; print('aiortc' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.coturn
+def test_call_through_a_given_turn_with_a_secret_file_reports_a_relay_pair(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, local_turn: EmbeddedTurn
+) -> None:
+    secret_file = tmp_path / "turn-secret"
+    secret_file.write_text(local_turn.secret.reveal() + "\n")
+    code, out, err = _run(
+        [
+            "call",
+            "--json",
+            "--duration",
+            "0.2",
+            "--ice-timeout",
+            "20",
+            "--policy",
+            "relay",
+            "--turn",
+            local_turn.url,
+            "--secret-file",
+            str(secret_file),
+        ],
+        capsys,
+    )
+    report = json.loads(out)
+    assert code == 0, report["failure"]
+    assert report["selected_pair"]["local"]["type"] == "relay"
+    assert report["selected_pair"]["remote"]["type"] == "relay"
+    assert report["ice_servers"] == [local_turn.url]
+    assert local_turn.secret.reveal() not in out + err
+
+
+@pytest.mark.coturn
+def test_call_with_long_term_user_and_password_file_connects_and_a_wrong_password_is_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from callops.orchestrator.call.embedded import available
+    from callops.secret import Secret
+    from callops.turn.coturn import start_loopback_coturn
+
+    if not available():
+        pytest.skip("coturn's turnserver is not installed")
+    (tmp_path / "turn").mkdir()
+    password, wrong = tmp_path / "password", tmp_path / "wrong"
+    password.write_text("alice-long-term-pw\n")
+    wrong.write_text("not-her-password\n")
+    server = start_loopback_coturn(
+        tmp_path / "turn",
+        secret=Secret("unused-rest-secret", "test"),
+        users=[("alice", "alice-long-term-pw")],
+        extra=["allow-loopback-peers"],
+        rfc5780=False,
+    )
+    try:
+        base = ["call", "--json", "--duration", "0.2", "--policy", "relay", "--turn", server.turn_udp]
+        code, out, err = _run(
+            [*base, "--ice-timeout", "20", "--user", "alice", "--password-file", str(password)], capsys
+        )
+        report = json.loads(out)
+        assert code == 0, report["failure"]
+        assert report["selected_pair"]["local"]["type"] == "relay"
+        code, out, err = _run(
+            [*base, "--ice-timeout", "2", "--user", "alice", "--password-file", str(wrong)], capsys
+        )
+        report = json.loads(out)
+        assert code == 1
+        assert [e["id"] for e in report["errors"]] == ["UNABLE_TO_CONNECT"]
+        assert "credentials rejected" in report["errors"][0]["msg"]
+        assert "alice-long-term-pw" not in out + err
+        assert "Traceback" not in err
+    finally:
+        server.process.stop()
+
+
+def test_smoke_deadline_cuts_the_run_writes_the_report_and_exits_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    report_path, junit_path = tmp_path / "smoke.json", tmp_path / "smoke.xml"
+    code, _, _ = _run(
+        [
+            "smoke",
+            "--calls",
+            "3",
+            "--concurrency",
+            "1",
+            "--duration",
+            "30",
+            "--deadline",
+            "1",
+            "--report",
+            str(report_path),
+            "--junit",
+            str(junit_path),
+        ],
+        capsys,
+    )
+    assert code == 1
+    report = json.loads(report_path.read_text())
+    assert report["interrupted"] is True
+    assert report["ok"] is False
+    assert report["requested"] == 3
+    suite = ET.parse(junit_path).getroot()
+    assert suite.get("tests") == "3"
+    assert suite.get("skipped") == str(3 - report["summary"]["calls"])
