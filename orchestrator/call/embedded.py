@@ -9,6 +9,7 @@ directory, and stops it and removes the directory afterwards.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import shutil
 import tempfile
@@ -68,6 +69,33 @@ def relay_port_range(listening_port: int, ephemeral: tuple[int, int] | None = No
     return low, low + 1000
 
 
+def udp_port_owner_ok(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a UDP socket bound to 127.0.0.1:``port`` (Linux /proc).
+
+    coturn keeps retrying a listener port that is taken instead of exiting, and another relay on
+    that port would answer the readiness check in its place; this tells the two apart. True when
+    /proc cannot tell (not Linux): the readiness check alone then decides.
+    """
+    wanted = f"0100007F:{port:04X}"
+    try:
+        inodes = {
+            line.split()[9]
+            for line in Path("/proc/net/udp").read_text().splitlines()[1:]
+            if line.split()[1] == wanted
+        }
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except (OSError, IndexError):
+        return True
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
+
+
 def available() -> bool:
     """Whether coturn's turnserver can be found."""
     try:
@@ -111,6 +139,9 @@ class EmbeddedTurn:
         self.process = CoturnProcess(conf, workdir=self._workdir, ready_address=("127.0.0.1", self.port))
         try:
             self.process.start()
+            popen = self.process.process
+            if popen is not None and not udp_port_owner_ok(popen.pid, self.port):
+                raise EnvironmentProblem(f"udp 127.0.0.1:{self.port} is held by another process")
         except BaseException:
             self.stop()
             raise
@@ -134,4 +165,4 @@ class EmbeddedTurn:
         self.stop()
 
 
-__all__ = ["EmbeddedTurn", "available", "relay_port_range", "write_loopback_conf"]
+__all__ = ["EmbeddedTurn", "available", "relay_port_range", "udp_port_owner_ok", "write_loopback_conf"]

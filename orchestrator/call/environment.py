@@ -78,6 +78,12 @@ async def call_environment(request: EnvironmentRequest) -> AsyncIterator[CallEnv
         if uri.is_turn:
             raise UsageError(f"--stun {request.stun_url}: a turn: URI", hint="use --turn for TURN servers")
         servers.append(IceServer(str(uri)))
+    if request.emulator_url is not None and not request.emulator_url.startswith("http://"):
+        # checked before anything starts (no coturn started for nothing)
+        raise UsageError(
+            f"--emulator {request.emulator_url}: must be http://HOST:PORT",
+            hint="the base URL printed by `callops emulator serve`",
+        )
     async with contextlib.AsyncExitStack() as stack:
         turn_url = request.turn_url
         if turn_url is not None:
@@ -110,11 +116,6 @@ async def call_environment(request: EnvironmentRequest) -> AsyncIterator[CallEnv
         check_ice_servers(servers)
         if request.emulator_url is not None:
             base_url = request.emulator_url.rstrip("/")
-            if not base_url.startswith("http://"):
-                raise UsageError(
-                    f"--emulator {request.emulator_url}: must be http://HOST:PORT",
-                    hint="the base URL printed by `callops emulator serve`",
-                )
         else:
             from callops.orchestrator.emulator.server import Emulator, EmulatorConfig
 

@@ -282,9 +282,9 @@ class CallRun:
 
         self.policy = "relay"
         if self.env.turn_url is not None:
-            self.ice_servers = [
-                IceServer(self.env.turn_url, "0:callops", Secret("wrong-credential", "ice-fail"))
-            ]
+            # a REST user name that has not expired: the server must reject the credential itself
+            user = f"{int(time.time()) + 3600}:callops"
+            self.ice_servers = [IceServer(self.env.turn_url, user, Secret("wrong-credential", "ice-fail"))]
             self.notes.append(f"ice-fail: TURN {self.env.turn_url} with a wrong credential, policy relay")
         else:
             # TCP: the refusal is immediate (a UDP TURN that never answers costs aioice 5 s)
@@ -534,7 +534,10 @@ class CallRun:
             return f"a fresh Allocate works ({result.detail}): the peers' gathering was cut short"
         if result.error is None:
             return "its Allocate was not tried (no credentials)"
-        return redact(result.error, [server.credential])
+        why = redact(result.error, [server.credential])
+        if result.kind == "turn-tls" and "certificate" in why:
+            why += "; `callops call` trusts the system CAs only: try a private CA with `callops turn probe`"
+        return why
 
     async def _unanswered(
         self, consumer: Any, build_declined: Any, build_accepted: Any, ids: dict[str, str]

@@ -337,7 +337,7 @@ def smoke(  # noqa: PLR0917 - click passes every option
     except KeyboardInterrupt:
         # Ctrl-C: cancel the run; run_smoke returns what finished, the environment is stopped.
         main_task.cancel()
-        report = loop.run_until_complete(_interrupted(main_task))
+        report = loop.run_until_complete(_interrupted(main_task, calls, concurrency))
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
@@ -350,14 +350,20 @@ def smoke(  # noqa: PLR0917 - click passes every option
         sys.exit(1)
 
 
-async def _interrupted(task: asyncio.Task[Any]) -> Any:
+async def _interrupted(task: asyncio.Task[Any], calls: int, concurrency: int) -> Any:
+    """The report after Ctrl-C: run_smoke's own, or an empty one if no call had started yet."""
     from callops.orchestrator.call.smoke import SmokeReport, summarize
 
     try:
         return await task
     except asyncio.CancelledError:
         return SmokeReport(
-            ok=False, requested=0, concurrency=0, interrupted=True, summary=summarize([]), calls=[]
+            ok=False,
+            requested=calls,
+            concurrency=concurrency,
+            interrupted=True,
+            summary=summarize([]),
+            calls=[],
         )
 
 

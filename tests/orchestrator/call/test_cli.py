@@ -263,3 +263,78 @@ def test_smoke_deadline_cuts_the_run_writes_the_report_and_exits_1(
     suite = ET.parse(junit_path).getroot()
     assert suite.get("tests") == "3"
     assert suite.get("skipped") == str(3 - report["summary"]["calls"])
+
+
+def _child_pids(pid: int) -> set[int]:
+    """Live child processes of ``pid`` (zombies excluded)."""
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.coturn
+def test_smoke_ctrl_c_writes_the_report_exits_1_and_stops_coturn(tmp_path: Path) -> None:
+    import contextlib
+    import signal
+    import time
+
+    from callops.orchestrator.call.embedded import available
+
+    if not available():
+        pytest.skip("coturn's turnserver is not installed")
+    report_path, junit_path = tmp_path / "smoke.json", tmp_path / "smoke.xml"
+    args = [
+        "smoke",
+        "--calls",
+        "3",
+        "--duration",
+        "60",
+        "--report",
+        str(report_path),
+        "--junit",
+        str(junit_path),
+    ]
+    code = (
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "from callops.orchestrator.cli import main\n"
+        f"main({args!r})\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        # the embedded coturn is started from inside the event loop: once it exists, Ctrl-C lands there
+        deadline = time.monotonic() + 60
+        while not _child_pids(child.pid) and child.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=0.05)
+        turnservers = _child_pids(child.pid)
+        assert turnservers, "no embedded coturn was started"
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 1, err
+    assert "Traceback" not in err
+    report = json.loads(report_path.read_text())
+    assert report["interrupted"] is True
+    assert report["requested"] == 3
+    assert ET.parse(junit_path).getroot().get("tests") == "3"
+    assert all(not Path(f"/proc/{pid}").exists() or _is_zombie(pid) for pid in turnservers)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

@@ -1,0 +1,241 @@
+"""``callops call-site``: one side (agent or consumer) of a headless call between two networks.
+
+Thin command: options are parsed here, the work is in :mod:`callops.orchestrator.call.site`.
+aiortc is imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+SECRET_ENV = "CALLOPS_TURN_SECRET"
+PASSWORD_ENV = "CALLOPS_TURN_PASSWORD"
+JWT_SECRET_ENV = "CALLOPS_EMULATOR_JWT_SECRET"
+
+
+def _ice_servers(
+    stun: tuple[str, ...],
+    turn: tuple[str, ...],
+    secret_file: str | None,
+    user: str | None,
+    password_file: str | None,
+) -> list[Any]:
+    """STUN first, then TURN in the given order; TURN credentials only from files/env."""
+    from callops.errors import UsageError
+    from callops.orchestrator.call.environment import turn_server
+    from callops.orchestrator.call.peer import IceServer, check_ice_servers
+    from callops.secret import load_secret
+    from callops.turn.uri import parse_uri
+
+    servers: list[Any] = []
+    for url in stun:
+        uri = parse_uri(url)
+        if uri.is_turn:
+            raise UsageError(f"--stun {url}: a turn: URI", hint="use --turn for TURN servers")
+        servers.append(IceServer(str(uri)))
+    if turn:
+        secret = load_secret(file=secret_file, env=SECRET_ENV, what="TURN shared secret", required=False)
+        password = None
+        if secret is None:
+            password = load_secret(file=password_file, env=PASSWORD_ENV, what="TURN password", required=False)
+            if password is None or user is None:
+                raise UsageError(
+                    f"--turn {turn[0]} needs credentials",
+                    hint=f"--secret-file (or {SECRET_ENV}), "
+                    f"or --user with --password-file (or {PASSWORD_ENV})",
+                )
+        servers += [turn_server(url, secret=secret, user=user, password=password) for url in turn]
+    elif secret_file or password_file:
+        raise UsageError("--secret-file/--password-file need --turn", hint="or leave them out")
+    check_ice_servers(servers)
+    return servers
+
+
+def _announce(role: str, ready_file: Path | None) -> Any:
+    """The consumer's readiness: one JSON line on stderr and, if asked, a file written atomically."""
+
+    def ready(conversation_id: str) -> None:
+        line = json.dumps({"event": "ready", "role": role, "conversation_id": conversation_id})
+        click.echo(line, err=True)
+        sys.stderr.flush()
+        if ready_file is not None:
+            partial = ready_file.with_name(ready_file.name + ".partial")
+            partial.write_text(line + "\n")
+            os.replace(partial, ready_file)
+
+    return ready
+
+
+@click.command()
+@click.option("--role", type=click.Choice(["agent", "consumer"]), required=True, help="Which side to run.")
+@click.option(
+    "--emulator",
+    "emulator_url",
+    metavar="URL",
+    required=True,
+    help="Emulator base URL both sides reach (http://HOST:PORT, `callops emulator serve`).",
+)
+@click.option("--account", default="callops", show_default=True, help="Account id on the emulator.")
+@click.option(
+    "--conversation",
+    metavar="ID",
+    help="Agent: the consumer's conversation (default: the account's first open one without a call).",
+)
+@click.option("--stun", multiple=True, metavar="URI", help="STUN server (repeatable), e.g. stun:HOST:3478.")
+@click.option(
+    "--turn", multiple=True, metavar="URI", help="TURN server (repeatable; turn:/turns:), best first."
+)
+@click.option(
+    "--secret-file",
+    type=click.Path(dir_okay=False),
+    help=f"TURN REST shared secret file (or set {SECRET_ENV}).",
+)
+@click.option("--user", help="Long-term TURN user name (with --password-file), or REST user name.")
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False),
+    help=f"Long-term TURN password file (or set {PASSWORD_ENV}).",
+)
+@click.option(
+    "--ca-file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="PEM CA that verifies turns: servers (default: the system CAs).",
+)
+@click.option(
+    "--mode", type=click.Choice(["VOICE_CALL", "VIDEO_CALL"]), default="VOICE_CALL", show_default=True
+)
+@click.option(
+    "--policy",
+    type=click.Choice(["all", "relay"]),
+    default="all",
+    show_default=True,
+    help="iceTransportPolicy of this side's peer.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(0, 3600),
+    default=3.0,
+    show_default=True,
+    help="Seconds of media once this side decodes (the agent then hangs up).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.5, 3600),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for the other side (agent: the conversation; consumer: the invitation).",
+)
+@click.option(
+    "--ice-timeout",
+    type=click.FloatRange(0.5, 120),
+    default=10.0,
+    show_default=True,
+    help="Seconds for ICE+DTLS once the offer/answer is exchanged.",
+)
+@click.option(
+    "--loopback-only",
+    is_flag=True,
+    help="Gather host candidates on 127.0.0.1 only (default: every interface, like a browser).",
+)
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Consumer: also write the readiness line (with the conversation id) to this file.",
+)
+@click.option(
+    "--jwt-secret-file",
+    type=click.Path(dir_okay=False),
+    help=f"HS256 secret of the emulator's JWTs (or set {JWT_SECRET_ENV}); default dev mode.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the CallReport).")
+def call_site(
+    *,
+    role: str,
+    emulator_url: str,
+    account: str,
+    conversation: str | None,
+    stun: tuple[str, ...],
+    turn: tuple[str, ...],
+    secret_file: str | None,
+    user: str | None,
+    password_file: str | None,
+    ca_file: str | None,
+    mode: str,
+    policy: str,
+    duration: float,
+    timeout: float,
+    ice_timeout: float,
+    loopback_only: bool,
+    ready_file: Path | None,
+    jwt_secret_file: str | None,
+    as_json: bool,
+) -> None:
+    """One side of a headless call (scenario accept) through a shared emulator.
+
+    Start the consumer side first: it opens a conversation and prints one JSON line on stderr,
+    {"event": "ready", "conversation_id": ...}; the agent side then invites it, offers, and hangs
+    up after --duration. Exit code 0 when this side saw the call connect with media both ways.
+
+    \b
+    Examples:
+      callops call-site --role consumer --emulator http://203.0.113.20:8443 \\
+          --stun stun:203.0.113.10:3478 --turn turn:203.0.113.10:3478 --secret-file turn-secret
+      callops call-site --role agent --emulator http://127.0.0.1:8443 \\
+          --turn turn:203.0.113.10:3478 --secret-file turn-secret --duration 3 --json
+    """
+    from callops.errors import UsageError
+    from callops.orchestrator.call.site import SiteSettings, run_site
+    from callops.secret import load_secret
+
+    if not emulator_url.startswith("http://"):
+        raise UsageError(
+            f"--emulator {emulator_url}: must be http://HOST:PORT",
+            hint="the base URL printed by `callops emulator serve`",
+        )
+    if conversation is not None and role != "agent":
+        raise UsageError("--conversation is for --role agent", hint="the consumer opens its own conversation")
+    servers = _ice_servers(stun, turn, secret_file, user, password_file)
+    if policy == "relay" and not any(s.url.startswith("turn") for s in servers):
+        raise UsageError("--policy relay needs a TURN server", hint="give --turn")
+    context = None
+    if ca_file is not None:
+        from callops.turn.tls import client_context
+
+        context = client_context(ca_file)
+    jwt_secret = load_secret(
+        file=jwt_secret_file, env=JWT_SECRET_ENV, what="emulator JWT secret", required=False
+    )
+    settings = SiteSettings(
+        role=role,  # type: ignore[arg-type]
+        base_url=emulator_url.rstrip("/"),
+        account=account,
+        conversation_id=conversation,
+        mode=mode,  # type: ignore[arg-type]
+        policy=policy,  # type: ignore[arg-type]
+        ice_servers=servers,
+        ssl_context=context,
+        host_addresses=("127.0.0.1",) if loopback_only else None,
+        duration_s=duration,
+        wait_timeout_s=timeout,
+        ice_timeout_s=ice_timeout,
+        jwt_secret=jwt_secret,
+    )
+    report = asyncio.run(run_site(settings, on_ready=_announce(role, ready_file)))
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        from callops.orchestrator.cli.call import _render_call
+
+        _render_call(report)
+    if not report.ok:
+        sys.exit(1)
+
+
+__all__ = ["call_site"]
