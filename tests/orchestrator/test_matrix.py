@@ -14,21 +14,21 @@ import logging
 import select
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from callops.orchestrator.lab.lab import LabState, lab_down, lab_up
-from callops.orchestrator.lab.netns import exec_argv, lab_environment_problem
+from callops.orchestrator.lab.lab import LabState
+from callops.orchestrator.lab.netns import exec_argv
 from callops.orchestrator.lab.topology import SIGNALLING_PORT, Topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.coturn, pytest.mark.slow]
 
 log = logging.getLogger(__name__)
 
+#: lab prefix, read by the shared ``lab`` fixture (tests/orchestrator/conftest.py)
 PREFIX = "copm-"
 # Deadlines with room for a loaded 2-core CI machine (interpreter start-up counts against the
 # one-site deadline); only the paths that cannot connect wait them out.
@@ -58,20 +58,6 @@ MATRIX = [
     Row("open", "tls-only", "relay-required", ["tls"], {"relay-required"}, "relay-tls"),
 ]
 AGENT_VERDICT = {"open": "p2p-likely", "cone": "p2p-likely", "symmetric": "relay-required"}
-
-
-@pytest.fixture
-def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LabState]:
-    problem = lab_environment_problem()
-    if problem is not None:
-        pytest.skip(problem)
-    row: Row = request.param
-    root = tmp_path / "run"
-    root.mkdir()
-    try:
-        yield lab_up(row.agent, row.consumer, prefix=PREFIX, root=root)
-    finally:
-        lab_down(PREFIX, root=root)
 
 
 def callops(state: LabState, host: str, *args: str) -> list[str]:

@@ -17,21 +17,20 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from callops.orchestrator.lab.lab import LabState, lab_down, lab_up
-from callops.orchestrator.lab.netns import exec_argv, lab_environment_problem
+from callops.orchestrator.lab.lab import LabState
+from callops.orchestrator.lab.netns import exec_argv
 from callops.orchestrator.lab.topology import SIGNALLING_PORT, Topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.coturn, pytest.mark.slow]
 
 log = logging.getLogger(__name__)
 
+#: lab prefix, read by the shared ``lab`` fixture (tests/orchestrator/conftest.py)
 PREFIX = "copc-"
 #: the longest one process may take before the test fails instead of hanging
 PROCESS_TIMEOUT = 60.0
@@ -55,20 +54,6 @@ MATRIX = [
     Row("open", "udp-blocked", "tcp", "relay-tcp"),
     Row("open", "tls-only", "tls", "relay-tls"),
 ]
-
-
-@pytest.fixture
-def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LabState]:
-    problem = lab_environment_problem()
-    if problem is not None:
-        pytest.skip(problem)
-    row: Row = request.param
-    root = tmp_path / "run"
-    root.mkdir()
-    try:
-        yield lab_up(row.agent, row.consumer, prefix=PREFIX, root=root)
-    finally:
-        lab_down(PREFIX, root=root)
 
 
 def callops(state: LabState, host: str, *args: str) -> list[str]:
