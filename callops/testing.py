@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -21,4 +22,10 @@ def run_bounded(coro: Coroutine[Any, Any, T], timeout: float = DEFAULT_TIMEOUT) 
     return asyncio.run(bounded())
 
 
-__all__ = ["DEFAULT_TIMEOUT", "run_bounded"]
+def fuzz_examples(default: int) -> int:
+    """How many inputs one property-based test generates: ``CALLOPS_FUZZ_EXAMPLES`` or ``default``."""
+    raw = os.environ.get("CALLOPS_FUZZ_EXAMPLES", "")
+    return int(raw) if raw.isascii() and raw.isdigit() and int(raw) > 0 else default
+
+
+__all__ = ["DEFAULT_TIMEOUT", "fuzz_examples", "run_bounded"]
