@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import socket
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -140,6 +142,12 @@ def _reason(exc: BaseException) -> str:
         nxt = seen.__cause__ or seen.__context__
         assert nxt is not None
         seen = nxt
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, socket.gaierror) and seen.strerror:
+            return f"cannot resolve the host name: {seen.strerror}"
+        if isinstance(seen, OSError) and seen.errno and seen.errno > 0:
+            return os.strerror(seen.errno)
         if isinstance(seen, OSError) and seen.strerror:
             return seen.strerror
     return str(exc) or exc.__class__.__name__
