@@ -79,8 +79,8 @@ async def request_json(
     """One ``method`` request to ``url``; the status and JSON body of whatever answer comes back.
 
     ``what`` names the service in errors ("CSDS", "IDP"). Non-2xx answers are returned, not raised
-    (the caller knows what a 404 means for it); an answer whose body is not JSON raises
-    :class:`RemoteProtocolError`.
+    (the caller knows what a 404 means for it; their body is None when it is not JSON); a 2xx
+    answer whose body is not JSON raises :class:`RemoteProtocolError`.
     """
     import httpx
 
@@ -143,6 +143,8 @@ async def request_json(
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
+        if not 200 <= status < 300:
+            return JsonAnswer(status, None)  # an error page: the status says enough
         shown = content_type.split(";")[0] or "no content type"
         raise RemoteProtocolError(
             f"{where}: answer {status} is not JSON ({shown}, {len(raw)} bytes)",

@@ -215,3 +215,23 @@ def test_a_closed_port_is_a_network_error_saying_refused() -> None:
         assert "listening" in (info.value.hint or "")
 
     run_bounded(body(), 30)
+
+
+def test_an_html_404_is_read_as_an_unknown_account_not_as_a_protocol_error() -> None:
+    async def not_found(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        page = b"<html>Not Found</html>"
+        writer.write(
+            b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nConnection: close\r\n"
+            + f"Content-Length: {len(page)}\r\n\r\n".encode()
+            + page
+        )
+        await writer.drain()
+        writer.close()
+
+    async def body() -> None:
+        async with _http_server(not_found) as url:
+            with pytest.raises(UsageError, match="account unknown"):
+                await DomainDiscovery(url).consumer_domains(ACCOUNT)
+
+    run_bounded(body(), 30)
