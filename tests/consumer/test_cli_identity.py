@@ -77,12 +77,12 @@ def test_listen_with_only_account_and_csds_signs_up_and_sees_the_invitation() ->
     run_bounded(body(), 90)
 
 
-def test_the_account_id_is_logged_at_verbose_level_only() -> None:
+def test_the_account_id_is_logged_at_verbose_level_only_and_a_jwt_never() -> None:
     async def body() -> None:
         async with Emulator(EmulatorConfig()) as emu:
             args = ("consumer", "listen", "--account", ACCOUNT, "--duration", "0.5")
             quiet = await _run(*args, env=_env(CALLOPS_CSDS=emu.base_url))
-            verbose = await _run("-v", *args, "--csds", emu.base_url)
+            verbose = await _run("--debug", "-vv", *args, "--csds", emu.base_url)  # wire logs too
             assert quiet[0] == 0 and verbose[0] == 0, (quiet, verbose)
             assert ACCOUNT not in quiet[2]
             assert f"account {ACCOUNT}" in verbose[2] and "eyJ" not in verbose[2]
