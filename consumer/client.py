@@ -78,6 +78,8 @@ log = logging.getLogger("callops.consumer.client")
 AUTH_CLOSE_CODES = frozenset({4401, 4407, 1011})
 #: Close codes after which an unauthenticated consumer signs up again and reconnects once.
 RENEW_CLOSE_CODES = frozenset({4401, 4407})
+#: Seconds after a renewal during which another rejection counts as a repeat (final, not renewed).
+RENEW_HOLDOFF = 5.0
 _CLOSE_MEANING = {
     4401: "the token was rejected or has expired",
     4407: "the unauthenticated identity must be renewed",
@@ -327,6 +329,7 @@ class ConsumerClient:
         self.identity = identity
         #: how many times a fresh identity replaced a rejected one
         self.renewals = 0
+        self._renewed_at: float | None = None
         self.account = account
         self._jwt = jwt
         self.request_timeout = request_timeout
@@ -677,6 +680,8 @@ class ConsumerClient:
                 return
             try:
                 if isinstance(error, TokenRejected) and renew:
+                    if self._recently_renewed():
+                        raise self._repeated(error)
                     self._ws = await self._reopen_with_fresh_identity(error)
                 else:
                     log.warning("%s: connection closed (code %s); reconnecting", self._where(), code)
@@ -714,6 +719,11 @@ class ConsumerClient:
     def _may_renew(self, error: TokenRejected) -> bool:
         return self.identity is not None and self.identity.renewable and error.code in RENEW_CLOSE_CODES
 
+    def _recently_renewed(self) -> bool:
+        """A rejection this soon after a renewal is a repeat: final (a server that accepts a fresh
+        identity and closes it at once must not make the client sign up in a loop)."""
+        return self._renewed_at is not None and time.monotonic() - self._renewed_at < RENEW_HOLDOFF
+
     async def _open_renewing(self) -> ClientConnection:
         """:meth:`_open`; a renewable identity rejected with 4401/4407 is renewed once and tried again."""
         try:
@@ -721,6 +731,8 @@ class ConsumerClient:
         except TokenRejected as exc:
             if not self._may_renew(exc):
                 raise
+            if self._recently_renewed():
+                raise self._repeated(exc) from None
             await self._renew_identity(exc)
         try:
             return await self._open()
@@ -756,6 +768,7 @@ class ConsumerClient:
         self._jwt = fresh
         self.protocol.set_jwt(fresh)
         self.renewals += 1
+        self._renewed_at = time.monotonic()
         log.info("consumer identity renewed: %s -> %s", old, self.consumer_id)
 
     def _repeated(self, error: TokenRejected) -> TokenRejected:
@@ -844,6 +857,7 @@ __all__ = [
     "AUTH_CLOSE_CODES",
     "DEFAULT_FEATURES",
     "RENEW_CLOSE_CODES",
+    "RENEW_HOLDOFF",
     "ConsumerClient",
     "ConsumerProtocol",
     "NotificationReceived",

@@ -440,3 +440,25 @@ def test_close_1011_is_not_renewed_even_for_an_unauthenticated_consumer(
             assert idp.signups == 0
 
     run_bounded(body(), 30)
+
+
+def test_a_live_close_right_after_a_renewal_is_a_repeat_and_final(
+    mini_server: MiniServerFactory, jwt_factory: JwtFactory
+) -> None:
+    """A server that accepts the fresh identity and closes it at once does not make the client
+    sign up in a loop."""
+
+    async def body() -> None:
+        async with mini_server() as server:
+            idp = _StandInIdp(jwt_factory)
+            client = ConsumerClient(server.url, "acc", Secret(jwt_factory("first")), identity=idp)
+            async with client:
+                await client.subscribe()
+                await server.close_all(4401)
+                await server.wait_for(lambda: server.subscribes == 2, 20)
+                await server.close_all(4407)
+                with pytest.raises(AuthenticationError, match="4407 again, with a fresh identity"):
+                    await client.next_event(20)
+            assert idp.signups == 1 and client.renewals == 1
+
+    run_bounded(body(), 30)
