@@ -4,8 +4,12 @@
 - :mod:`callops.consumer.tracker` -- the sans-I/O invitation tracker (CallInvited/Accepted/Closed).
 - :mod:`callops.consumer.lptag` -- lpTag payload builders and validation (cobrowseOffered ...).
 - :mod:`callops.consumer.client` -- the sans-I/O protocol and the asyncio websocket client.
+- :mod:`callops.consumer.discovery` -- the Domain API (CSDS): the account's websocket and IDP hosts.
+- :mod:`callops.consumer.identity` -- IDP signup (unauthenticated), the brand's JWT, renewal.
+- :mod:`callops.consumer.rest` -- JSON over HTTPS (``httpx``), its errors translated.
 
-The client imports ``websockets`` only when it connects, so importing this package stays light.
+The client imports ``websockets`` and ``httpx`` only when it connects, so importing this package
+stays light.
 """
 
 from __future__ import annotations

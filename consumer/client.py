@@ -10,8 +10,12 @@ and waits for code 200, keeps the connection alive with ``GetClock`` (every ``ke
 seconds, 30 by default -- the server closes connections idle for 60 s), reconnects with
 exponential back-off and jitter when the connection drops and subscribes again, drives the
 tracker's expiry timer, and hands the tracker's events out through :meth:`ConsumerClient.events`.
-Close codes 4401, 4407 and 1011 mean the token was rejected: they raise
-:class:`callops.errors.AuthenticationError` and are never retried. JWTs are never logged.
+Close codes 4401, 4407 and 1011 mean the token was rejected. An unauthenticated consumer (an
+``identity`` that is renewable, :class:`~callops.consumer.identity.SignupIdentity`) gets a fresh
+identity from the IDP on 4401 or 4407 and reconnects once, subscribing again; for an
+authenticated consumer, for 1011, and when the fresh identity is rejected too, it is a
+:class:`TokenRejected` (an :class:`callops.errors.AuthenticationError`) whose message names the
+likely cause (expired, another account, clock skew). JWTs are never logged.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from callops import __version__
+from callops.consumer.identity import IdentitySource, token_problem
 from callops.consumer.models import (
     EX_CONVERSATION_CHANGE_NOTIFICATION,
     GET_CLOCK,
@@ -69,8 +74,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("callops.consumer.client")
 
-#: Close codes after which a fresh token is needed: never retried.
+#: Close codes after which a fresh token is needed.
 AUTH_CLOSE_CODES = frozenset({4401, 4407, 1011})
+#: Close codes after which an unauthenticated consumer signs up again and reconnects once.
+RENEW_CLOSE_CODES = frozenset({4401, 4407})
+#: Seconds after a renewal during which another rejection counts as a repeat (final, not renewed).
+RENEW_HOLDOFF = 5.0
 _CLOSE_MEANING = {
     4401: "the token was rejected or has expired",
     4407: "the unauthenticated identity must be renewed",
@@ -108,6 +117,14 @@ def jwt_subject(token: str) -> str | None:
         return None
     sub = payload.get("sub") if isinstance(payload, dict) else None
     return sub if isinstance(sub, str) and sub else None
+
+
+class TokenRejected(AuthenticationError):
+    """The messaging service closed the socket with an authentication close code (``code``)."""
+
+    def __init__(self, message: str, *, code: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
 
 
 class RequestRejected(RemoteProtocolError):
@@ -187,6 +204,11 @@ class ConsumerProtocol:
         self._next_id = 0
         self._pending: dict[str, str] = {}
         self.initialized = False
+
+    def set_jwt(self, jwt: Secret) -> None:
+        """A fresh identity: the next InitConnection carries ``jwt``; the tracker learns its consumer id."""
+        self._jwt = jwt
+        self.tracker.consumer_id = jwt_subject(jwt.reveal())
 
     @property
     def features(self) -> list[str]:
@@ -300,8 +322,14 @@ class ConsumerClient:
         client_properties: ClientProperties | None = None,
         tracker: InvitationTracker | None = None,
         clock: Callable[[], float] = time.time,
+        identity: IdentitySource | None = None,
     ) -> None:
         self.url = consumer_url(url, account)
+        #: where ``jwt`` came from; a renewable one is asked for a fresh JWT on 4401/4407
+        self.identity = identity
+        #: how many times a fresh identity replaced a rejected one
+        self.renewals = 0
+        self._renewed_at: float | None = None
         self.account = account
         self._jwt = jwt
         self.request_timeout = request_timeout
@@ -363,7 +391,7 @@ class ConsumerClient:
         if self._ws is not None or self._tasks:
             raise LocalProtocolError("ConsumerClient.connect() called twice")
         self._closing = False
-        self._ws = await self._open()
+        self._ws = await self._open_renewing()
         self._tasks = [
             asyncio.create_task(self._supervise(), name="consumer-reader"),
             asyncio.create_task(self._expiry_timer(), name="consumer-expiry"),
@@ -380,7 +408,9 @@ class ConsumerClient:
                 async with asyncio.timeout(budget):
                     await self.connected.wait()
             except TimeoutError:
-                raise NetworkError(f"{self.url}: not connected", hint="the client is reconnecting") from None
+                raise NetworkError(
+                    f"{self._where()}: not connected", hint="the client is reconnecting"
+                ) from None
         ws = self._ws
         assert ws is not None
         out = self.protocol.request(request_type, body)
@@ -395,7 +425,7 @@ class ConsumerClient:
         except TimeoutError:
             self.protocol.forget(out.id)
             raise DeadlineExceeded(
-                f"{request_type} (request {out.id}) to {self.url}: no answer within {budget:g} s"
+                f"{request_type} (request {out.id}) to {self._where()}: no answer within {budget:g} s"
             ) from None
         except ConnectionClosed as exc:
             raise self._closed_error(
@@ -484,7 +514,7 @@ class ConsumerClient:
             raise DeadlineExceeded(f"no invitation event within {budget:g} s") from None
         if isinstance(item, _End):
             self._queue.put_nowait(item)
-            raise NetworkError(f"{self.url}: the client is closed")
+            raise NetworkError(f"{self._where()}: the client is closed")
         if isinstance(item, CallopsError):
             self._queue.put_nowait(_END)
             raise item
@@ -510,7 +540,7 @@ class ConsumerClient:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5.0):
                     await ws.close()
-        self._fail_waiters(NetworkError(f"{self.url}: client closed"))
+        self._fail_waiters(NetworkError(f"{self._where()}: client closed"))
         self._queue.put_nowait(_END)
 
     # --- the connection --------------------------------------------------------------------
@@ -644,12 +674,18 @@ class ConsumerClient:
                 return
             error = self._closed_error(code, "")
             self._fail_waiters(error)
-            if isinstance(error, AuthenticationError) or not self.reconnect:
+            renew = isinstance(error, TokenRejected) and self._may_renew(error)
+            if (isinstance(error, AuthenticationError) and not renew) or not (self.reconnect or renew):
                 self._fail(error)
                 return
-            log.warning("%s: connection closed (code %s); reconnecting", self._where(), code)
             try:
-                self._ws = await self._reconnect()
+                if isinstance(error, TokenRejected) and renew:
+                    if self._recently_renewed():
+                        raise self._repeated(error)
+                    self._ws = await self._reopen_with_fresh_identity(error)
+                else:
+                    log.warning("%s: connection closed (code %s); reconnecting", self._where(), code)
+                    self._ws = await self._reconnect()
             except CallopsError as exc:
                 self._fail(exc)
                 return
@@ -667,7 +703,7 @@ class ConsumerClient:
             attempts += 1
             await asyncio.sleep(delay)
             try:
-                return await self._open()
+                return await self._open_renewing()
             except AuthenticationError:
                 raise
             except CallopsError as exc:
@@ -676,6 +712,71 @@ class ConsumerClient:
         raise NetworkError(
             f"{self._where()}: gave up after {attempts} reconnect attempts"
             + (f" (last: {last.message})" if last else "")
+        )
+
+    # --- identity renewal (unauthenticated consumers) -------------------------------------------
+
+    def _may_renew(self, error: TokenRejected) -> bool:
+        return self.identity is not None and self.identity.renewable and error.code in RENEW_CLOSE_CODES
+
+    def _recently_renewed(self) -> bool:
+        """A rejection this soon after a renewal is a repeat: final (a server that accepts a fresh
+        identity and closes it at once must not make the client sign up in a loop)."""
+        return self._renewed_at is not None and time.monotonic() - self._renewed_at < RENEW_HOLDOFF
+
+    async def _open_renewing(self) -> ClientConnection:
+        """:meth:`_open`; a renewable identity rejected with 4401/4407 is renewed once and tried again."""
+        try:
+            return await self._open()
+        except TokenRejected as exc:
+            if not self._may_renew(exc):
+                raise
+            if self._recently_renewed():
+                raise self._repeated(exc) from None
+            await self._renew_identity(exc)
+        try:
+            return await self._open()
+        except TokenRejected as again:
+            raise self._repeated(again) from None
+
+    async def _reopen_with_fresh_identity(self, error: TokenRejected) -> ClientConnection:
+        """A live connection was closed with 4401/4407: a fresh identity, one immediate reconnect
+        (then the usual back-off if that attempt fails for a network reason)."""
+        await self._renew_identity(error)
+        try:
+            return await self._open()
+        except TokenRejected as again:
+            raise self._repeated(again) from None
+        except AuthenticationError:
+            raise
+        except CallopsError as exc:
+            if not self.reconnect:
+                raise
+            log.warning("%s: reconnect with the fresh identity failed: %s", self._where(), exc)
+            return await self._reconnect()
+
+    async def _renew_identity(self, error: TokenRejected) -> None:
+        assert self.identity is not None
+        old = self.consumer_id
+        log.warning(
+            "%s: closed with %d (%s); getting a fresh identity from the IDP",
+            self._where(),
+            error.code,
+            _CLOSE_MEANING[error.code],
+        )
+        fresh = await self.identity.renew()
+        self._jwt = fresh
+        self.protocol.set_jwt(fresh)
+        self.renewals += 1
+        self._renewed_at = time.monotonic()
+        log.info("consumer identity renewed: %s -> %s", old, self.consumer_id)
+
+    def _repeated(self, error: TokenRejected) -> TokenRejected:
+        return TokenRejected(
+            f"{self._where()}: closed with {error.code} again, with a fresh identity from the IDP:"
+            f" {_CLOSE_MEANING[error.code]}. {token_problem(self._jwt, self.account, now=self._clock())}",
+            code=error.code,
+            hint="not retried again: check --account (and --csds), and this machine's clock",
         )
 
     async def _resubscribe(self) -> None:
@@ -722,15 +823,21 @@ class ConsumerClient:
     # --- errors ----------------------------------------------------------------------------
 
     def _where(self) -> str:
+        # scheme://host only: the path carries the account id, which warnings and errors leave out
         parts = urlsplit(self.url)
-        return f"consumer websocket {parts.scheme}://{parts.netloc}{parts.path}"
+        return f"consumer websocket {parts.scheme}://{parts.netloc}"
 
     def _closed_error(self, code: int | None, during: str) -> CallopsError:
         suffix = f" {during}" if during else ""
         if code in AUTH_CLOSE_CODES:
-            return AuthenticationError(
-                f"{self._where()}: closed with {code}{suffix}: {_CLOSE_MEANING[code]}",
-                hint="get a fresh JWT (check its exp, its signature and the account id); not retried",
+            renewable = self.identity is not None and self.identity.renewable and code in RENEW_CLOSE_CODES
+            return TokenRejected(
+                f"{self._where()}: closed with {code}{suffix}: {_CLOSE_MEANING[code]}."
+                f" {token_problem(self._jwt, self.account, now=self._clock())}",
+                code=code,
+                hint=None
+                if renewable
+                else "get a fresh JWT (check its exp, its signature and the account id); not retried",
             )
         return NetworkError(f"{self._where()}: connection closed (code {code}){suffix}")
 
@@ -749,6 +856,8 @@ class ConsumerClient:
 __all__ = [
     "AUTH_CLOSE_CODES",
     "DEFAULT_FEATURES",
+    "RENEW_CLOSE_CODES",
+    "RENEW_HOLDOFF",
     "ConsumerClient",
     "ConsumerProtocol",
     "NotificationReceived",
@@ -756,6 +865,7 @@ __all__ = [
     "ProtocolEvent",
     "RequestRejected",
     "ResponseReceived",
+    "TokenRejected",
     "backoff_delays",
     "consumer_url",
     "jwt_subject",

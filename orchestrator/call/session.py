@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from callops.consumer.client import ConsumerClient
+from callops.consumer.client import ConsumerClient, jwt_subject
 from callops.consumer.tracker import CallAccepted, CallClosed, CallInvited
 from callops.errors import CallopsError, DeadlineExceeded, NetworkError, RemoteProtocolError, UsageError
 from callops.orchestrator.call.leg import CallLeg
@@ -353,13 +353,20 @@ class CallRun:
         )
 
     async def _run(self) -> None:
-        from callops.orchestrator.emulator.auth import mint_jwt
+        from callops.consumer.identity import prepare_consumer
 
         s = self.settings
-        jwt = Secret(mint_jwt(self.consumer_id, self.env.jwt_secret, now=time.time()), "generated JWT")
-        self.jwt = jwt
+        # the consumer starts as a web page does: CSDS (the emulator's) and an IDP signup
+        prepared = await prepare_consumer(s.account, csds=self.env.base_url, timeout=s.step_timeout_s)
+        jwt = self.jwt = prepared.jwt
+        self.consumer_id = jwt_subject(jwt.reveal()) or self.consumer_id
         client = ConsumerClient(
-            self.env.base_url, s.account, jwt, reconnect=False, request_timeout=s.step_timeout_s
+            prepared.url,
+            s.account,
+            jwt,
+            reconnect=False,
+            request_timeout=s.step_timeout_s,
+            identity=prepared.identity,
         )
         await client.connect()
         self._cleanup.append(client.close)

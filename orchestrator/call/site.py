@@ -222,17 +222,26 @@ class SiteRun:
 
     async def _consumer(self) -> None:
         from callops.consumer.client import ConsumerClient
+        from callops.consumer.identity import prepare_consumer
         from callops.consumer.lptag import build_accepted, build_offered
         from callops.consumer.tracker import CallAccepted, CallClosed, CallInvited
         from callops.orchestrator.call.session import _Inbox
         from callops.orchestrator.call.signalling import Answer, Offer, signal_data
-        from callops.orchestrator.emulator.auth import mint_jwt
         from callops.orchestrator.emulator.channel import CoBrowseChannel
 
         s = self.settings
-        consumer_id = f"callops-{uuid.uuid4().hex[:12]}"
-        jwt = Secret(mint_jwt(consumer_id, s.jwt_secret, now=time.time()), "generated JWT")
-        client = ConsumerClient(s.base_url, s.account, jwt, reconnect=False, request_timeout=s.step_timeout_s)
+        # as a web page starts: the emulator's CSDS gives the websocket domain and the IDP, the IDP
+        # an unauthenticated identity (renewed once on 4401/4407)
+        prepared = await prepare_consumer(s.account, csds=s.base_url, timeout=s.step_timeout_s)
+        jwt = prepared.jwt
+        client = ConsumerClient(
+            prepared.url,
+            s.account,
+            jwt,
+            reconnect=False,
+            request_timeout=s.step_timeout_s,
+            identity=prepared.identity,
+        )
         await client.connect()
         self._cleanup.append(client.close)
         self.conversation_id = await client.request_conversation()

@@ -1,21 +1,26 @@
 """``callops consumer``: the consumer side of the Messaging Window API, headless.
 
-``callops consumer listen URL --account A`` connects as a consumer (JWT from ``--jwt-file`` or the
-environment variable ``CALLOPS_JWT``), requests a conversation, subscribes to its conversations and
-prints one line per invitation event and per lpTag payload the page would publish (one JSON object
-per line with ``--json``). Heavy imports (websockets) happen inside the command.
+``callops consumer listen --account A`` starts the way a LivePerson consumer does: it finds the
+account's websocket domain and IDP through the Domain API (CSDS, ``--csds`` or ``CALLOPS_CSDS``
+override LivePerson's), signs up for an unauthenticated identity unless a JWT is given
+(``--jwt-file`` or ``CALLOPS_JWT``: an authenticated consumer), requests a conversation,
+subscribes to its conversations and prints one line per invitation event and per lpTag payload
+the page would publish (one JSON object per line with ``--json``). A URL argument skips the
+websocket discovery. Heavy imports (websockets, httpx) happen inside the command.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import click
 from pydantic import BaseModel, ConfigDict
 
+from callops.consumer.discovery import CSDS_ENV, DEFAULT_CSDS
+from callops.errors import UsageError
 from callops.secret import load_secret
 
 if TYPE_CHECKING:
@@ -42,6 +47,9 @@ class ListenRecord(BaseModel):
     conversationId: str | None = None
     #: ``ready`` only: the conversation subscription
     subscriptionId: str | None = None
+    #: ``ready`` only: the consumer id (the JWT's ``sub``) and whether it came from a signup
+    consumerId: str | None = None
+    identity: Literal["unauthenticated", "authenticated"] | None = None
     dialogId: str | None = None
     serviceId: str | None = None
     mode: str | None = None
@@ -60,7 +68,10 @@ class ListenRecord(BaseModel):
 def render_line(record: ListenRecord) -> str:
     if record.kind == "ready":
         conversation = record.conversationId or "-"
-        return f"ready    conversation={conversation} subscriptionId={record.subscriptionId}"
+        line = f"ready    conversation={conversation} subscriptionId={record.subscriptionId}"
+        if record.identity:
+            line += f" identity={record.identity}"
+        return line
     if record.kind == "lptag":
         import json
 
@@ -85,12 +96,17 @@ def consumer() -> None:
 
 
 @consumer.command()
-@click.argument("url")
+@click.argument("url", required=False)
 @click.option("--account", required=True, help="LivePerson account id (site id).")
+@click.option(
+    "--csds",
+    envvar=CSDS_ENV,
+    help=f"Domain API base URL (or {CSDS_ENV}); default LivePerson's {DEFAULT_CSDS}.",
+)
 @click.option(
     "--jwt-file",
     type=click.Path(dir_okay=False),
-    help=f"File holding the consumer JWT (else the environment variable {JWT_ENV}).",
+    help=f"File holding an authenticated consumer's JWT (else {JWT_ENV}; neither: a signup at the IDP).",
 )
 @click.option(
     "--auto",
@@ -122,8 +138,9 @@ def consumer() -> None:
 )
 def listen(
     *,
-    url: str,
+    url: str | None,
     account: str,
+    csds: str | None,
     jwt_file: str | None,
     auto: str | None,
     as_json: bool,
@@ -136,19 +153,30 @@ def listen(
     duration: float | None,
     keepalive: float,
 ) -> None:
-    """Listen for call invitations on the consumer endpoint URL and print them.
+    """Listen for call invitations of ACCOUNT's consumer and print them.
 
-    URL is the consumer endpoint (wss://.../ws_api/account/A/messaging/consumer?v=3) or a base URL
-    such as ws://127.0.0.1:8080 (the emulator). Prints one line per invitation event (invited,
-    accepted, closed with a reason) and per lpTag payload the page would publish.
+    With no URL the consumer websocket is found through the Domain API (CSDS); with no JWT the
+    consumer signs up at the account's IDP (unauthenticated) and renews its identity once if the
+    service closes with 4401/4407. URL, when given, is the consumer endpoint
+    (wss://.../ws_api/account/A/messaging/consumer?v=3) or a base URL such as ws://127.0.0.1:8080.
+    Prints one line per invitation event (invited, accepted, closed with a reason) and per lpTag
+    payload the page would publish.
     """
     import asyncio
 
-    from callops.consumer.client import ConsumerClient
+    from callops.consumer.discovery import csds_base
     from callops.consumer.lptag import AutoAnswer, Visitor
 
-    jwt = load_secret(file=jwt_file, env=JWT_ENV, what="consumer JWT")
-    assert jwt is not None
+    jwt = load_secret(file=jwt_file, env=JWT_ENV, what="consumer JWT", required=False)
+    if url is not None and jwt is None and csds is None:
+        # a URL names a server; its IDP is not guessed (nor LivePerson's CSDS asked behind its back)
+        raise UsageError(
+            "no consumer JWT given for that URL",
+            hint=f"pass --jwt-file or set {JWT_ENV} (authenticated), or --csds URL to sign up at that"
+            " Domain API's IDP, or drop the URL to discover everything from LivePerson's CSDS",
+        )
+    if url is None or jwt is None:
+        csds = csds_base(csds)  # a bad --csds is a usage error before any network traffic
     visitor = Visitor(
         visitorName=visitor_name,
         ssid=ssid or f"callops-ssid-{uuid.uuid4().hex[:12]}",
@@ -158,11 +186,19 @@ def listen(
     def emit(record: ListenRecord) -> None:
         click.echo(record.model_dump_json(exclude_none=True) if as_json else render_line(record))
 
-    client = ConsumerClient(url, account, jwt, keepalive_interval=keepalive)
+    async def start() -> ConsumerClient:
+        from callops.consumer.client import ConsumerClient
+        from callops.consumer.identity import prepare_consumer
+
+        prepared = await prepare_consumer(account, url=url, jwt=jwt, csds=csds)
+        return ConsumerClient(
+            prepared.url, account, prepared.jwt, keepalive_interval=keepalive, identity=prepared.identity
+        )
+
     answer = AutoAnswer(auto) if auto else None
     asyncio.run(
         _listen(
-            client,
+            start,
             visitor=visitor,
             auto=answer,
             emit=emit,
@@ -175,7 +211,7 @@ def listen(
 
 
 async def _listen(
-    client: ConsumerClient,
+    start: Callable[[], Awaitable[ConsumerClient]],
     *,
     visitor: Visitor,
     auto: AutoAnswer | None,
@@ -194,8 +230,11 @@ async def _listen(
     seen = 0
     channels: dict[str, CoBrowseChannel] = {}
 
+    client: ConsumerClient | None = None
+
     async def run() -> None:
-        nonlocal seen
+        nonlocal seen, client
+        client = await start()
         async with client:
             conversation_id = await client.request_conversation() if request_conversation else None
             subscription_id = await client.subscribe()
@@ -206,6 +245,10 @@ async def _listen(
                     at=time.time(),
                     conversationId=conversation_id,
                     subscriptionId=subscription_id,
+                    consumerId=client.consumer_id,
+                    identity="unauthenticated"
+                    if client.identity is not None and client.identity.renewable
+                    else "authenticated",
                 )
             )
             async for event in client.events():

@@ -44,16 +44,35 @@ def emulator() -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds a consumer websocket has to send InitConnection before it is closed.",
 )
+@click.option(
+    "--signup-expiry",
+    default=3600.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds an IDP signup JWT is valid (short: exercise the consumer's renewal on 4401).",
+)
 def serve(
-    host: str, port: int, jwt_secret_file: Path | None, invite_expiry: float, init_timeout: float
+    *,
+    host: str,
+    port: int,
+    jwt_secret_file: Path | None,
+    invite_expiry: float,
+    init_timeout: float,
+    signup_expiry: float,
 ) -> None:
     """Serve the emulator (consumer websocket, control API, CoBrowse) until interrupted (Ctrl-C)."""
     from callops.orchestrator.emulator import Emulator, EmulatorConfig
+    from callops.orchestrator.emulator.identity import IdentityConfig
     from callops.secret import load_secret
 
     secret = load_secret(file=jwt_secret_file, env=JWT_SECRET_ENV, what="JWT secret", required=False)
     config = EmulatorConfig(
-        host=host, port=port, jwt_secret=secret, invite_expiry=invite_expiry, init_timeout=init_timeout
+        host=host,
+        port=port,
+        jwt_secret=secret,
+        invite_expiry=invite_expiry,
+        init_timeout=init_timeout,
+        identity=IdentityConfig(signup_lifetime=signup_expiry),
     )
 
     async def run() -> None:
@@ -68,6 +87,7 @@ def serve(
         click.echo(f"  consumer: {emu.consumer_url('ACCOUNT')}")
         click.echo(f"  cobrowse: {emu.cobrowse_url('ACCOUNT')}")
         click.echo(f"  control:  {emu.base_url}/control/accounts/ACCOUNT/conversations")
+        click.echo(f"  csds:     {emu.base_url}  (callops consumer listen --account ACCOUNT --csds URL)")
         serving = asyncio.create_task(emu.serve_forever())
         waiting = asyncio.create_task(terminated.wait())
         try:

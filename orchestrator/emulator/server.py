@@ -42,6 +42,7 @@ from callops.orchestrator.emulator.http11 import (
     parse_head,
     render_response,
 )
+from callops.orchestrator.emulator.identity import IdentityConfig, authority, handle_identity
 from callops.orchestrator.emulator.model import DEFAULT_AGENT_USER_ID, Delivery, EmulatorModel
 from callops.orchestrator.emulator.session import Close, ConsumerSession
 from callops.secret import Secret
@@ -77,6 +78,8 @@ class EmulatorConfig(BaseModel):
     #: a socket whose unsent data passes this is dropped (a client that does not read)
     max_send_buffer: int = Field(default=4 * 1024 * 1024, gt=0)
     agent_user_id: str = DEFAULT_AGENT_USER_ID
+    #: the Domain API (CSDS) and signup IDP on the same port (:mod:`.identity`)
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
 
 
 class _Socket:
@@ -281,6 +284,20 @@ class Emulator:
             return
         except TimeoutError:
             writer.write(render_response(408, error_body(408, "request body not received in time")))
+            return
+        served = handle_identity(
+            request.method,
+            request.path,
+            request.query,
+            host=authority(request.headers.get("host"), self.base_url.removeprefix("http://")),
+            config=self.config.identity,
+            secret=self.config.jwt_secret,
+            now=time.time(),
+        )
+        if served is not None:  # CSDS and IDP (docs/emulator.md)
+            writer.write(render_response(served.status, served.body))
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
             return
         answer = handle_control(self.model, request, time.time())
         writer.write(render_response(answer.status, answer.body))

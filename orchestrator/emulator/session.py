@@ -9,7 +9,8 @@ Rules (``shared/protocol/messaging-window-api.md``):
 
 - The consumer authenticates with ``Authorization: jwt <JWT>`` on the handshake or with an
   ``InitConnection`` request before ``init_deadline``; otherwise the socket closes with 1008.
-- A rejected token closes with 4401 (reason names the problem).
+- A rejected token closes with 4401 (reason names the problem); a token whose ``aud`` names
+  another account (``acc:OTHER``) closes with 4407, the identity is not valid here.
 - A request before authentication is answered 401 and the socket stays open until the deadline.
 - A frame that is not JSON, not an object, not a request or too large is answered 400 in the
   unified error format (``reqId`` echoed when it can be read, else ``""``); the socket stays open.
@@ -38,6 +39,7 @@ from callops.consumer.models import (
 )
 from callops.errors import AuthenticationError, RemoteProtocolError
 from callops.orchestrator.emulator.auth import CLOSE_TOKEN_REJECTED, verify_jwt
+from callops.orchestrator.emulator.identity import CLOSE_IDENTITY_INVALID, foreign_audience
 from callops.orchestrator.emulator.model import Delivery, EmulatorModel, error_response, now_ms, response
 from callops.secret import Secret
 
@@ -154,6 +156,11 @@ class ConsumerSession:
             log.info("session %d: token rejected: %s", self.session_id, exc.message)
             self.close()
             return Close(CLOSE_TOKEN_REJECTED, exc.message)
+        foreign = foreign_audience(claims.raw, self.account)
+        if foreign is not None:
+            log.info("session %d: token rejected: %s", self.session_id, foreign)
+            self.close()
+            return Close(CLOSE_IDENTITY_INVALID, foreign)
         if self.consumer_id is not None and claims.sub != self.consumer_id:
             self.close()
             return Close(

@@ -366,3 +366,99 @@ def test_4401_mid_session_ends_the_event_stream_with_an_authentication_error(
             assert server.inits == 1  # never retried
 
     run_bounded(body(), 30)
+
+
+class _StandInIdp:
+    """An unauthenticated identity source standing in for LivePerson's IDP: ``sub`` renewed-1, -2 ..."""
+
+    renewable = True
+
+    def __init__(self, jwt_factory: JwtFactory, prefix: str = "renewed") -> None:
+        self.jwt_factory = jwt_factory
+        self.prefix = prefix
+        self.signups = 0
+
+    async def token(self) -> Secret:
+        return await self.renew()
+
+    async def renew(self) -> Secret:
+        self.signups += 1
+        return Secret(self.jwt_factory(f"{self.prefix}-{self.signups}"))
+
+
+@pytest.mark.parametrize("code", [4401, 4407])
+def test_a_live_close_with_an_auth_code_renews_the_unauthenticated_identity_once_and_resubscribes(
+    mini_server: MiniServerFactory, jwt_factory: JwtFactory, code: int
+) -> None:
+    async def body() -> None:
+        async with mini_server() as server:
+            idp = _StandInIdp(jwt_factory)
+            client = ConsumerClient(
+                server.url, "acc", Secret(jwt_factory("first")), identity=idp, reconnect=False
+            )
+            async with client:
+                await client.subscribe()
+                await server.close_all(code, "token expired")
+                await server.wait_for(lambda: server.subscribes == 2, 20)
+                assert client.renewals == 1 and idp.signups == 1
+                assert client.consumer_id == "renewed-1" and client.tracker.consumer_id == "renewed-1"
+                assert await client.get_clock() == 1
+            assert server.inits == 2
+
+    run_bounded(body(), 30)
+
+
+def test_a_fresh_identity_rejected_at_init_after_a_live_close_is_final(
+    mini_server: MiniServerFactory, jwt_factory: JwtFactory
+) -> None:
+    async def body() -> None:
+        async with mini_server(close_code=4407) as server:
+            idp = _StandInIdp(jwt_factory, prefix="bad")  # the stand-in server rejects these
+            client = ConsumerClient(server.url, "acc", Secret(jwt_factory("first")), identity=idp)
+            async with client:
+                await client.subscribe()
+                await server.close_all(4401)
+                with pytest.raises(AuthenticationError, match="4407 again, with a fresh identity"):
+                    await client.next_event(20)
+            assert idp.signups == 1 and server.inits == 1
+
+    run_bounded(body(), 30)
+
+
+def test_close_1011_is_not_renewed_even_for_an_unauthenticated_consumer(
+    mini_server: MiniServerFactory, jwt_factory: JwtFactory
+) -> None:
+    async def body() -> None:
+        async with mini_server() as server:
+            idp = _StandInIdp(jwt_factory)
+            client = ConsumerClient(server.url, "acc", Secret(jwt_factory("first")), identity=idp)
+            async with client:
+                await client.subscribe()
+                await server.close_all(1011)
+                with pytest.raises(AuthenticationError, match="1011"):
+                    await client.next_event(20)
+            assert idp.signups == 0
+
+    run_bounded(body(), 30)
+
+
+def test_a_live_close_right_after_a_renewal_is_a_repeat_and_final(
+    mini_server: MiniServerFactory, jwt_factory: JwtFactory
+) -> None:
+    """A server that accepts the fresh identity and closes it at once does not make the client
+    sign up in a loop."""
+
+    async def body() -> None:
+        async with mini_server() as server:
+            idp = _StandInIdp(jwt_factory)
+            client = ConsumerClient(server.url, "acc", Secret(jwt_factory("first")), identity=idp)
+            async with client:
+                await client.subscribe()
+                await server.close_all(4401)
+                await server.wait_for(lambda: server.subscribes == 2, 20)
+                await server.close_all(4407)
+                with pytest.raises(AuthenticationError, match="4407 again, with a fresh identity"):
+                    await client.next_event(20)
+            assert idp.signups == 1 and client.renewals == 1
+
+    run_bounded(body(), 30)
