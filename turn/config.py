@@ -279,13 +279,10 @@ def parse_config(data: Any, *, source: str = "callops.yaml") -> CallopsConfig:
 
 def load_config(path: str | os.PathLike[str]) -> CallopsConfig:
     """Read ``callops.yaml``. Errors name the file, the line or the field, and the fix."""
+    from callops.files import CONFIG_CAP, read_user_text
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {p} does not exist", hint="pass --config FILE") from None
-    except OSError as exc:
-        raise ConfigError(f"config file {p} cannot be read: {exc.strerror}") from None
+    text = read_user_text(p, what="config file", cap=CONFIG_CAP, error=ConfigError)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

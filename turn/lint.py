@@ -698,14 +698,16 @@ def lint_file(
     path: str | os.PathLike[str], *, coturn_version: str | None = None, secret_file: str | None = None
 ) -> LintReport:
     """Lint a file on disk, checking the permissions of it and of its secret file."""
+    from callops.files import CONFIG_CAP, read_user_file
+
     p = Path(path)
+    # coturn reads bytes: a stray Latin-1 comment must not stop the lint, so undecodable bytes
+    # are replaced rather than refused.
+    text = read_user_file(p, what="turnserver.conf", cap=CONFIG_CAP).decode("utf-8", errors="replace")
     try:
-        text = p.read_text(encoding="utf-8", errors="replace")
         conf_mode = p.stat().st_mode
-    except FileNotFoundError:
-        raise UsageError(f"{p} does not exist", hint="pass the path of a turnserver.conf") from None
-    except OSError as exc:
-        raise UsageError(f"{p} cannot be read: {exc.strerror}") from None
+    except OSError:
+        conf_mode = None
     conf = parse_turnserver_conf(text)
     secret = secret_file or conf.meta.get("secret-file")
     secret_mode: int | None = None
