@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, Self
 
 import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from callops.errors import ConfigError, UsageError
@@ -246,19 +245,26 @@ class CallopsConfig(BaseModel):
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc)
+    # pydantic names union members in the location ("lax-or-strict[...]", "function-after[...]"):
+    # a person wants only the field and the index.
+    return ".".join(str(part) for part in loc if isinstance(part, int) or not any(c in part for c in "[("))
 
 
 def config_error_from(exc: pydantic.ValidationError, source: str, *, section: str = "") -> ConfigError:
     """A :class:`ConfigError` naming every bad field of ``source`` (under ``section``) and the fix."""
-    problems = []
+    problems: dict[str, list[str]] = {}
     for err in exc.errors():
         field = ".".join(part for part in (section, _field_path(err["loc"])) if part) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling against docs/turn-config.md)"
-        problems.append(f"{field}: {msg}")
-    return ConfigError(f"invalid {source}: " + "; ".join(problems), hint="fix the named field(s)")
+        elif err["type"] in ("ip_v4_address", "ip_v6_address", "ip_v4_network", "ip_v6_network"):
+            kind = "network" if "network" in err["type"] else "address"
+            msg = f"{str(err.get('input'))[:64]!r} is not a valid IP {kind}"
+        if msg not in problems.setdefault(field, []):
+            problems[field].append(msg)
+    text = "; ".join(f"{field}: {' or '.join(msgs)}" for field, msgs in problems.items())
+    return ConfigError(f"invalid {source}: " + text, hint="fix the named field(s)")
 
 
 def parse_config(data: Any, *, source: str = "callops.yaml") -> CallopsConfig:
@@ -280,15 +286,11 @@ def parse_config(data: Any, *, source: str = "callops.yaml") -> CallopsConfig:
 def load_config(path: str | os.PathLike[str]) -> CallopsConfig:
     """Read ``callops.yaml``. Errors name the file, the line or the field, and the fix."""
     from callops.files import CONFIG_CAP, read_user_text
+    from callops.yamlconfig import load_yaml
 
     p = Path(path)
     text = read_user_text(p, what="config file", cap=CONFIG_CAP, error=ConfigError)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{p}{where}: not valid YAML", hint="check indentation and quoting") from None
+    data = load_yaml(text, source=str(p))
     return parse_config(data, source=str(p))
 
 
