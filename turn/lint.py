@@ -427,11 +427,7 @@ def _overlaps(value: str, special: SpecialRange) -> bool:
 
 def _approved(special: SpecialRange, c: TurnserverConf) -> Finding:
     line = next(
-        (
-            d.line
-            for d in c.all("allowed-peer-ip")
-            if d.value and _overlaps(d.value, special)
-        ),
+        (d.line for d in c.all("allowed-peer-ip") if d.value and _overlaps(d.value, special)),
         None,
     )
     return Finding(
@@ -674,9 +670,8 @@ def _value_problem(d: Directive) -> tuple[str, str] | None:
     elif d.key in _PORT_KEYS:
         if not value or not _DIGITS_RE.match(value) or not 1 <= int(value) <= 65535:
             return "not a port (1-65535)", f"write a port number, e.g. {d.key}=3478"
-    elif d.key in _COUNT_KEYS:
-        if not value or not _DIGITS_RE.match(value):
-            return "not a non-negative integer", f"write a whole number, e.g. {d.key}=0 (0 means unlimited)"
+    elif d.key in _COUNT_KEYS and (not value or not _DIGITS_RE.match(value)):
+        return "not a non-negative integer", f"write a whole number, e.g. {d.key}=0 (0 means unlimited)"
     return None
 
 
