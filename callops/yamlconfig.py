@@ -48,17 +48,17 @@ class _BoundedLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise _Refused(f"alias *{event.anchor} is not allowed (write the value out)", None) from None
         if self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
             self._depth += 1
             if self._depth > MAX_DEPTH:
                 raise _Refused(f"nested deeper than {MAX_DEPTH} levels", None)
             try:
-                return super().compose_node(parent, index)  # type: ignore[no-any-return]
+                return super().compose_node(parent, index)
             finally:
                 self._depth -= 1
-        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        return super().compose_node(parent, index)
 
 
 def _check(loader: _BoundedLoader, node: Node) -> None:
@@ -121,7 +121,7 @@ def _event_line(loader: _BoundedLoader | None) -> int | None:
     if loader is None:
         return None
     try:
-        event = loader.peek_event()
+        event = loader.peek_event()  # type: ignore[no-untyped-call]
     except yaml.YAMLError:
         return None
     return None if event is None else int(event.start_mark.line) + 1
