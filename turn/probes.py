@@ -177,8 +177,13 @@ async def stun_binding(
             client = await StunUdpClient.open(remote=server)
             try:
                 sent = time.monotonic()
+                # Ends a little before the probe's deadline, so that invalid answers that came
+                # instead of a valid one are reported as such rather than as "no answer".
                 response, _ = await client.request(
-                    binding_request(), server, timeout=_remaining(deadline), label=server_uri.label
+                    binding_request(),
+                    server,
+                    timeout=max(0.001, _remaining(deadline) - 0.05),
+                    label=server_uri.label,
                 )
                 rtt_ms = (time.monotonic() - sent) * 1000
             finally:
@@ -249,8 +254,9 @@ async def nat_behaviour(uri: ServerUri | str, timeout: float) -> ProbeResult:
         if Behaviour.UNSUPPORTED in behaviours:
             return ProbeStatus.SKIPPED, "server does not support RFC 5780 (no OTHER-ADDRESS)", data
         if Behaviour.INCONCLUSIVE in behaviours:
+            verdicts = (report.mapping, report.filtering)
             reasons = "; ".join(
-                [v.reason for v in (report.mapping, report.filtering) if v.behaviour is Behaviour.INCONCLUSIVE]
+                [v.reason for v in verdicts if v.behaviour is Behaviour.INCONCLUSIVE]
                 + [f"{test}: {error}" for test, error in report.test_errors.items()]
             )
             return ProbeStatus.INCONCLUSIVE, f"{detail} ({reasons})", data
