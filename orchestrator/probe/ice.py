@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from callops.errors import NetworkError, UsageError
+from callops.errors import NetworkError, RemoteProtocolError, UsageError
 from callops.orchestrator.probe.paths import CandidateSummary, PathClass
 from callops.turn.uri import ServerUri
 
@@ -147,6 +147,8 @@ async def negotiate(
         raise NetworkError(f"{label}: ICE did not connect within {within:.1f} s") from None
     except (ConnectionError, OSError, ValueError) as exc:
         raise NetworkError(f"{label}: ICE failed: {exc or exc.__class__.__name__}") from None
+    except (IndexError, KeyError, TypeError) as exc:  # aioice's Candidate.from_sdp on a malformed line
+        raise RemoteProtocolError(f"{label}: malformed remote candidate ({exc.__class__.__name__})") from None
 
 
 def _summary(candidate: Any, protocol: str = "udp") -> CandidateSummary:
