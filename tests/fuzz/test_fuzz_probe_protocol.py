@@ -131,7 +131,7 @@ SENTINEL = json.dumps(
 
 def _replies_until_sentinel(ws: ClientConnection) -> list[dict[str, Any]]:
     ws.send(SENTINEL)
-    replies = []
+    replies: list[dict[str, Any]] = []
     while True:
         reply = json.loads(ws.recv(timeout=10))
         if reply.get("session") == "sentinel":
