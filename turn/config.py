@@ -59,10 +59,35 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
+#: fields that hold IP addresses or networks: pydantic would take the integer 1 (or ``true``) as 0.0.0.1
+_ADDRESS_FIELDS = frozenset(
+    {"listening_ips", "relay_ips", "allowed_peer_ips", "denied_peer_ips", "public", "private"}
+)
+
+
+def _plain_value(field: str, value: Any, *, address: bool) -> Any:
+    """Refuse YAML booleans (``yes``, ``on``, ``true``) in non-boolean fields and numbers as addresses.
+
+    pydantic's lax mode turns ``true`` into 1 and 1 into the address 0.0.0.1; in YAML an unquoted
+    ``on`` or ``no`` is a boolean, so such a value is almost always a quoting mistake.
+    """
+    items = value if isinstance(value, list) else [value]
+    if any(isinstance(item, bool) for item in items):
+        raise ValueError("is a yes/no value here; write the value itself (in YAML quote 'on', 'yes', 'no')")
+    if address and any(isinstance(item, int | float) for item in items):
+        raise ValueError("write the address as text, e.g. '192.0.2.10' or '10.0.0.0/8'")
+    return value
+
+
 class ExternalIp(BaseModel):
     """A 1:1 NAT mapping: coturn advertises ``public`` for relays bound to ``private``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    @field_validator("public", "private", mode="before")
+    @classmethod
+    def _addresses_as_text(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
+        return _plain_value(info.field_name or "", value, address=True)
 
     public: IPAddress
     """The address clients and peers reach the relay at."""
@@ -135,6 +160,14 @@ class TurnDeployment(BaseModel):
     """User coturn drops privileges to after binding (``proc-user``)."""
     proc_group: str | None = None
     """Group coturn drops privileges to after binding (``proc-group``)."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _values_not_booleans_or_numbers(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
+        field = info.field_name or ""
+        if cls.model_fields[field].annotation is bool:
+            return value
+        return _plain_value(field, value, address=field in _ADDRESS_FIELDS)
 
     @field_validator("realm")
     @classmethod

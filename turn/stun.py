@@ -23,7 +23,7 @@ import socket
 import ssl
 import struct
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 from aioice import stun
@@ -46,6 +46,32 @@ _EXTRA_ATTRIBUTES: list[stun.AttributeEntry] = [
 for _entry in _EXTRA_ATTRIBUTES:
     stun.ATTRIBUTES_BY_TYPE.setdefault(_entry[0], _entry)
     stun.ATTRIBUTES_BY_NAME.setdefault(_entry[1], _entry)
+
+
+def _strict(unpack: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """``unpack`` raising ``ValueError`` for a value of the wrong length, as the rest of aioice's
+    codec does. aioice's fixed-size unpackers raise ``struct.error`` instead, which its own
+    receivers (ICE, TURN) do not catch: asyncio would print the traceback of every such packet."""
+    if getattr(unpack, "callops_strict", False):
+        return unpack
+
+    def strict(data: bytes) -> Any:
+        try:
+            return unpack(data)
+        except struct.error:
+            raise ValueError("an attribute of the wrong length") from None
+
+    strict.callops_strict = True  # type: ignore[attr-defined]
+    return strict
+
+
+# The codec is table driven, so this is one pass over the table: every fixed-size unpacker (not the
+# XOR address ones, which aioice recognises by identity and which raise ValueError already).
+for _type, (_, _name, _pack, _unpack) in list(stun.ATTRIBUTES_BY_TYPE.items()):
+    if _unpack in (stun.unpack_unsigned, stun.unpack_unsigned_short, stun.unpack_unsigned_64):
+        _hardened: stun.AttributeEntry = (_type, _name, _pack, _strict(_unpack))
+        stun.ATTRIBUTES_BY_TYPE[_type] = _hardened
+        stun.ATTRIBUTES_BY_NAME[_name] = _hardened
 
 #: CHANGE-REQUEST flags (RFC 5780 section 7.2)
 CHANGE_IP = 0x04

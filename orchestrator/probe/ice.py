@@ -19,6 +19,7 @@ from typing import Any
 
 from callops.errors import NetworkError, RemoteProtocolError, UsageError
 from callops.orchestrator.probe.paths import CandidateSummary, PathClass
+from callops.turn import stun as _hardened_stun_codec  # noqa: F401 - aioice's codec raises ValueError only
 from callops.turn.uri import ServerUri
 
 _PRIVATE = [
