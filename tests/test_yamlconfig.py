@@ -44,6 +44,18 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
         b"turn:\n  realm: a\n  relay_ips: [999.1.1.1]\n",
         "turn.relay_ips.0: '999.1.1.1' is not a valid IP address",
     ),
+    "boolean-as-address": (
+        b"turn:\n  realm: a\n  allowed_peer_ips: [yes]\n",
+        "turn.allowed_peer_ips: is a yes/no value",
+    ),
+    "number-as-address": (
+        b"turn:\n  realm: a\n  relay_ips: [1]\n",
+        "turn.relay_ips: write the address as text",
+    ),
+    "boolean-as-port": (
+        b"turn:\n  realm: a\n  listening_port: on\n",
+        "turn.listening_port: is a yes/no value",
+    ),
     "not-a-mapping": (b"- 1\n- 2\n", "must be a mapping of sections"),
 }
 
