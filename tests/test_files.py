@@ -9,8 +9,10 @@ bound measures callops, not the interpreter's start-up) and once as a real proce
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -72,14 +74,35 @@ def test_hostile_paths_are_refused_at_once_naming_path_and_reason(tmp_path: Path
     assert str(path) in caught.value.message and reason in caught.value.message
 
 
-def test_a_file_that_is_not_readable_is_refused(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root reads every file")
-    path = tmp_path / "locked"
-    path.write_text("x")
-    path.chmod(0)
-    with pytest.raises(UsageError, match="is not readable"):
-        read_user_file(path, what="secret file", cap=SECRET_CAP)
+def test_a_file_that_is_not_readable_is_refused() -> None:
+    """Run as an unprivileged user (root reads every file) against a 0600 file of root's."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to act as another user")
+    with tempfile.TemporaryDirectory(prefix="callops-input-") as directory:
+        os.chmod(directory, 0o755)
+        path = Path(directory) / "secret"
+        path.write_text("s3cret-value-123456")
+        path.chmod(0o600)
+        code = (
+            "import sys\n"
+            "from callops.errors import UsageError\n"
+            "from callops.files import SECRET_CAP, read_user_file\n"
+            "try:\n"
+            f"    read_user_file({str(path)!r}, what='secret file', cap=SECRET_CAP)\n"
+            "except UsageError as exc:\n"
+            "    print(exc.message)\n"
+        )
+        root = str(Path(__file__).resolve().parents[1])
+        result = subprocess.run(
+            [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "PYTHONPATH": root},
+            cwd="/",
+        )
+    assert result.stdout.strip() == f"secret file {path} is not readable", result.stderr
 
 
 def test_the_cap_is_exact_and_a_proc_file_of_unknown_size_is_bounded(tmp_path: Path) -> None:
