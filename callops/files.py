@@ -67,6 +67,8 @@ def read_user_file(
         raise error(f"{label} does not exist", hint="check the path") from None
     except PermissionError:
         raise error(f"{label} is not readable", hint="check its permissions") from None
+    except ValueError:  # "embedded null byte": no such path can exist
+        raise error(f"{what} {name!r} contains a NUL byte", hint="check the path") from None
     except OSError as exc:
         if exc.errno == errno.ENXIO:  # a socket file, or a FIFO opened write-only
             raise error(f"{label} is not a regular file", hint="give the path of a regular file") from None

@@ -223,3 +223,15 @@ def test_a_real_process_given_a_fifo_exits_2_and_does_not_hang(tmp_path: Path) -
         )
         assert result.returncode == 2, result.stderr
         assert f"{path} is a FIFO (named pipe), not a regular file" in result.stderr
+
+
+def test_a_path_with_a_nul_byte_is_refused_not_an_internal_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(UsageError, match="contains a NUL byte"):
+        read_user_file("a\0b", what="secret file", cap=SECRET_CAP)
+    # A command line cannot carry a NUL byte, but callops.yaml can (as "\0" in a quoted string).
+    config = tmp_path / "callops.yaml"
+    config.write_text('probe:\n  secret_file: "a\\0b"\n  turn: ["turn:127.0.0.1:9"]\n')
+    code, err, _ = _run_main(["probe", "--config", str(config)], capsys)
+    assert code == 2 and "contains a NUL byte" in err, err

@@ -796,7 +796,7 @@ def lint_file(
     if secret:
         try:
             secret_mode = Path(secret).stat().st_mode
-        except OSError:
+        except (OSError, ValueError):  # missing, unreadable, or a path with a NUL byte
             secret_mode = None
     version = coturn_version or conf.meta.get("coturn-version") or "4.6.1"
     findings = lint_conf(

@@ -270,3 +270,9 @@ def test_min_port_above_max_port_points_at_min_port() -> None:
 def test_an_invalid_allowed_peer_range_is_reported_not_a_crash() -> None:
     text = with_lines("allowed-peer-ip=10.0.0.1-zzz", "allowed-peer-ip=10.0.0.5")
     assert "bad-peer-range" in ids(lint_conf(text), "error")
+
+
+def test_a_secret_file_comment_with_a_nul_byte_does_not_crash_the_lint(tmp_path: Path) -> None:
+    conf = tmp_path / "turnserver.conf"
+    conf.write_text(SECURE.replace("# callops: secret-file=", "# callops: secret-file=\0"))
+    assert lint_file(conf).errors == 0
