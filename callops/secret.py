@@ -52,16 +52,15 @@ class Secret:
 
 
 def read_secret_file(path: str | os.PathLike[str], *, what: str = "secret") -> Secret:
-    """Read a secret from a file (surrounding whitespace stripped). Errors name the file."""
+    """Read a secret from a file (surrounding whitespace stripped). Errors name the file.
+
+    A regular file of at most :data:`callops.files.SECRET_CAP` (64 KiB) in UTF-8; anything else
+    (a directory, a FIFO, ``/dev/zero``, a huge file) is a :class:`UsageError` (exit 2).
+    """
+    from callops.files import SECRET_CAP, read_user_text
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise UsageError(f"{what} file {p} does not exist", hint="check the path") from None
-    except PermissionError:
-        raise UsageError(f"{what} file {p} is not readable", hint="check its permissions") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{what} file {p} cannot be read: {exc.__class__.__name__}") from None
+    text = read_user_text(p, what=f"{what} file", cap=SECRET_CAP).strip()
     if not text:
         raise UsageError(f"{what} file {p} is empty", hint=f"write the {what} into it")
     return Secret(text, source=f"file {p}")

@@ -20,9 +20,19 @@ from typing import Any, Literal
 
 from aioice import stun, turn
 
-from callops.errors import AuthenticationError, CallopsError, ProtocolError
+from callops.errors import AuthenticationError, CallopsError, ProtocolError, RemoteProtocolError
 from callops.turn.credentials import rest_expiry
-from callops.turn.stun import FAMILY_IPV4, FAMILY_IPV6, Address, resolve, transport_error, until_failure
+from callops.turn.stun import (
+    FAMILY_IPV4,
+    FAMILY_IPV6,
+    Address,
+    MalformedStun,
+    error_code,
+    parse_stun,
+    resolve,
+    transport_error,
+    until_failure,
+)
 from callops.turn.uri import ServerUri
 
 log = logging.getLogger(__name__)
@@ -69,7 +79,7 @@ def describe_failure(
 ) -> CallopsError:
     """Translate an aioice/OSError failure of ``method`` into a callops error naming the fix."""
     if isinstance(exc, stun.TransactionFailed):
-        code, reason = exc.response.attributes.get("ERROR-CODE", (0, "error"))
+        code, reason = error_code(exc.response)
         if code == 401:
             expiry = rest_expiry(username or "")
             if expiry is not None and expiry <= now:
@@ -88,6 +98,8 @@ class _Receiving:
 
     on_data: PeerHandler | None = None
     failure: asyncio.Future[BaseException]
+    #: the server's label in errors (set by :class:`Allocation`)
+    label: str = "TURN"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.failure = asyncio.get_running_loop().create_future()
@@ -104,10 +116,16 @@ class _Receiving:
 
     def datagram_received(self, data: bytes | str, addr: Any) -> None:
         raw = bytes(data) if isinstance(data, bytes | bytearray) else data.encode()
-        if len(raw) >= 20 and raw[0] < 0x40:
+        if raw[:1] and raw[0] < 0x40:
+            # Parsed here with every failure caught: aioice's own parser lets struct.error escape,
+            # which asyncio would print as a traceback. A malformed answer to a pending request
+            # fails it at once, naming the problem; other malformed packets are dropped.
             try:
-                message = stun.parse_message(raw)
-            except ValueError:
+                message = parse_stun(raw)
+            except MalformedStun as exc:
+                if raw[8:20] in getattr(self, "transactions", {}) and not self.failure.done():
+                    self.failure.set_result(RemoteProtocolError(f"{self.label}: malformed answer: {exc}"))
+                log.debug("%s: dropped a malformed STUN packet: %s", self.label, exc)
                 return
             if (
                 message.message_method == stun.Method.DATA
@@ -198,6 +216,7 @@ class Allocation:
                 _, protocol = await loop.create_datagram_endpoint(factory_udp, remote_addr=server)
         except (OSError, TimeoutError) as exc:
             raise transport_error(uri.label, exc) from None
+        protocol.label = uri.label
         allocation = cls(uri, protocol, server, username)
         try:
             await allocation._allocate(deadline, family, lifetime)

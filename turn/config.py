@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, Self
 
 import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from callops.errors import ConfigError, UsageError
@@ -60,10 +59,35 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
+#: fields that hold IP addresses or networks: pydantic would take the integer 1 (or ``true``) as 0.0.0.1
+_ADDRESS_FIELDS = frozenset(
+    {"listening_ips", "relay_ips", "allowed_peer_ips", "denied_peer_ips", "public", "private"}
+)
+
+
+def _plain_value(field: str, value: Any, *, address: bool) -> Any:
+    """Refuse YAML booleans (``yes``, ``on``, ``true``) in non-boolean fields and numbers as addresses.
+
+    pydantic's lax mode turns ``true`` into 1 and 1 into the address 0.0.0.1; in YAML an unquoted
+    ``on`` or ``no`` is a boolean, so such a value is almost always a quoting mistake.
+    """
+    items = value if isinstance(value, list) else [value]
+    if any(isinstance(item, bool) for item in items):
+        raise ValueError("is a yes/no value here; write the value itself (in YAML quote 'on', 'yes', 'no')")
+    if address and any(isinstance(item, int | float) for item in items):
+        raise ValueError("write the address as text, e.g. '192.0.2.10' or '10.0.0.0/8'")
+    return value
+
+
 class ExternalIp(BaseModel):
     """A 1:1 NAT mapping: coturn advertises ``public`` for relays bound to ``private``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    @field_validator("public", "private", mode="before")
+    @classmethod
+    def _addresses_as_text(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
+        return _plain_value(info.field_name or "", value, address=True)
 
     public: IPAddress
     """The address clients and peers reach the relay at."""
@@ -136,6 +160,14 @@ class TurnDeployment(BaseModel):
     """User coturn drops privileges to after binding (``proc-user``)."""
     proc_group: str | None = None
     """Group coturn drops privileges to after binding (``proc-group``)."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _values_not_booleans_or_numbers(cls, value: Any, info: pydantic.ValidationInfo) -> Any:
+        field = info.field_name or ""
+        if cls.model_fields[field].annotation is bool:
+            return value
+        return _plain_value(field, value, address=field in _ADDRESS_FIELDS)
 
     @field_validator("realm")
     @classmethod
@@ -246,19 +278,26 @@ class CallopsConfig(BaseModel):
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc)
+    # pydantic names union members in the location ("lax-or-strict[...]", "function-after[...]"):
+    # a person wants only the field and the index.
+    return ".".join(str(part) for part in loc if isinstance(part, int) or not any(c in part for c in "[("))
 
 
 def config_error_from(exc: pydantic.ValidationError, source: str, *, section: str = "") -> ConfigError:
     """A :class:`ConfigError` naming every bad field of ``source`` (under ``section``) and the fix."""
-    problems = []
+    problems: dict[str, list[str]] = {}
     for err in exc.errors():
         field = ".".join(part for part in (section, _field_path(err["loc"])) if part) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling against docs/turn-config.md)"
-        problems.append(f"{field}: {msg}")
-    return ConfigError(f"invalid {source}: " + "; ".join(problems), hint="fix the named field(s)")
+        elif err["type"] in ("ip_v4_address", "ip_v6_address", "ip_v4_network", "ip_v6_network"):
+            kind = "network" if "network" in err["type"] else "address"
+            msg = f"{str(err.get('input'))[:64]!r} is not a valid IP {kind}"
+        if msg not in problems.setdefault(field, []):
+            problems[field].append(msg)
+    text = "; ".join(f"{field}: {' or '.join(msgs)}" for field, msgs in problems.items())
+    return ConfigError(f"invalid {source}: " + text, hint="fix the named field(s)")
 
 
 def parse_config(data: Any, *, source: str = "callops.yaml") -> CallopsConfig:
@@ -279,19 +318,12 @@ def parse_config(data: Any, *, source: str = "callops.yaml") -> CallopsConfig:
 
 def load_config(path: str | os.PathLike[str]) -> CallopsConfig:
     """Read ``callops.yaml``. Errors name the file, the line or the field, and the fix."""
+    from callops.files import CONFIG_CAP, read_user_text
+    from callops.yamlconfig import load_yaml
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {p} does not exist", hint="pass --config FILE") from None
-    except OSError as exc:
-        raise ConfigError(f"config file {p} cannot be read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{p}{where}: not valid YAML", hint="check indentation and quoting") from None
+    text = read_user_text(p, what="config file", cap=CONFIG_CAP, error=ConfigError)
+    data = load_yaml(text, source=str(p))
     return parse_config(data, source=str(p))
 
 

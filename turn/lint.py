@@ -418,13 +418,16 @@ def _not_denied(special: SpecialRange) -> Finding:
     )
 
 
+def _overlaps(value: str, special: SpecialRange) -> bool:
+    try:
+        return RangeSet([parse_coturn_range(value)]).overlaps(special.network)
+    except ValueError:
+        return False  # reported as bad-peer-range
+
+
 def _approved(special: SpecialRange, c: TurnserverConf) -> Finding:
     line = next(
-        (
-            d.line
-            for d in c.all("allowed-peer-ip")
-            if d.value and RangeSet([parse_coturn_range(d.value)]).overlaps(special.network)
-        ),
+        (d.line for d in c.all("allowed-peer-ip") if d.value and _overlaps(d.value, special)),
         None,
     )
     return Finding(
@@ -479,7 +482,7 @@ def _cli(ctx: LintContext) -> Iterable[Finding]:
             fix="add no-cli" if not cli_off_by_default else "remove cli",
         )
     cli_ip = c.value("cli-ip")
-    if cli_ip and not ipaddress.ip_address(cli_ip.split("%")[0]).is_loopback:
+    if cli_ip and _is_address(cli_ip) and not ipaddress.ip_address(cli_ip.split("%")[0]).is_loopback:
         yield Finding(
             id="cli-exposed",
             severity="error",
@@ -595,10 +598,89 @@ def _secret_permissions(ctx: LintContext) -> Iterable[Finding]:
 
 
 def _int(value: str | None) -> int | None:
+    """An option's integer value, or ``None`` when missing or invalid (the values rule reports it)."""
+    return int(value) if value is not None and _DIGITS_RE.match(value) else None
+
+
+#: options whose value is one IP address (coturn accepts a ``%scope`` suffix on IPv6)
+_ADDRESS_KEYS = frozenset({"listening-ip", "relay-ip", "cli-ip", "aux-server-ip"})
+#: options whose value is a port
+_PORT_KEYS = frozenset(
+    {
+        "listening-port",
+        "tls-listening-port",
+        "alt-listening-port",
+        "alt-tls-listening-port",
+        "min-port",
+        "max-port",
+        "cli-port",
+        "prometheus-port",
+    }
+)
+#: options whose value is a non-negative count, rate or duration
+_COUNT_KEYS = frozenset(
+    {
+        "user-quota",
+        "total-quota",
+        "max-bps",
+        "bps-capacity",
+        "stale-nonce",
+        "max-allocate-lifetime",
+        "channel-lifetime",
+        "permission-lifetime",
+        "relay-threads",
+        "cli-max-output-sessions",
+        "max-allocate-timeout",
+    }
+)
+_DIGITS_RE = re.compile(r"^[0-9]{1,19}$")
+
+
+def _is_address(value: str) -> bool:
     try:
-        return int(value) if value is not None else None
+        ipaddress.ip_address(value.split("%", 1)[0])
     except ValueError:
-        return None
+        return False
+    return True
+
+
+def _invalid(d: Directive, why_value: str, fix: str) -> Finding:
+    shown = d.value if d.value is None or len(d.value) <= 64 else d.value[:61] + "..."
+    return Finding(
+        id="invalid-value",
+        severity="error",
+        line=d.line,
+        message=f"{d.key}={shown}: {why_value}" if shown is not None else f"{d.key} has no value",
+        why="coturn reports 'Bad configuration format' or refuses to start, or silently uses its default"
+        " -- either way the setting you meant is not applied",
+        fix=fix,
+    )
+
+
+def _value_problem(d: Directive) -> tuple[str, str] | None:
+    """``(what is wrong, fix)`` for a directive whose value coturn cannot use, else ``None``."""
+    value = d.value
+    if d.key in _ADDRESS_KEYS:
+        if not value or not _is_address(value):
+            return "not an IP address", f"write one IPv4 or IPv6 address, e.g. {d.key}=192.0.2.10"
+    elif d.key == "external-ip":
+        public, _, private = (value or "").partition("/")
+        if not value or not _is_address(public) or (private and not _is_address(private)):
+            return "not PUBLIC or PUBLIC/PRIVATE addresses", "write e.g. external-ip=203.0.113.5/10.0.0.5"
+    elif d.key in _PORT_KEYS:
+        if not value or not _DIGITS_RE.match(value) or not 1 <= int(value) <= 65535:
+            return "not a port (1-65535)", f"write a port number, e.g. {d.key}=3478"
+    elif d.key in _COUNT_KEYS and (not value or not _DIGITS_RE.match(value)):
+        return "not a non-negative integer", f"write a whole number, e.g. {d.key}=0 (0 means unlimited)"
+    return None
+
+
+@rule
+def _values(ctx: LintContext) -> Iterable[Finding]:
+    for d in ctx.conf.directives:
+        problem = _value_problem(d)
+        if problem is not None:
+            yield _invalid(d, *problem)
 
 
 @rule
@@ -698,21 +780,23 @@ def lint_file(
     path: str | os.PathLike[str], *, coturn_version: str | None = None, secret_file: str | None = None
 ) -> LintReport:
     """Lint a file on disk, checking the permissions of it and of its secret file."""
+    from callops.files import CONFIG_CAP, read_user_file
+
     p = Path(path)
+    # coturn reads bytes: a stray Latin-1 comment must not stop the lint, so undecodable bytes
+    # are replaced rather than refused.
+    text = read_user_file(p, what="turnserver.conf", cap=CONFIG_CAP).decode("utf-8", errors="replace")
     try:
-        text = p.read_text(encoding="utf-8", errors="replace")
         conf_mode = p.stat().st_mode
-    except FileNotFoundError:
-        raise UsageError(f"{p} does not exist", hint="pass the path of a turnserver.conf") from None
-    except OSError as exc:
-        raise UsageError(f"{p} cannot be read: {exc.strerror}") from None
+    except OSError:
+        conf_mode = None
     conf = parse_turnserver_conf(text)
     secret = secret_file or conf.meta.get("secret-file")
     secret_mode: int | None = None
     if secret:
         try:
             secret_mode = Path(secret).stat().st_mode
-        except OSError:
+        except (OSError, ValueError):  # missing, unreadable, or a path with a NUL byte
             secret_mode = None
     version = coturn_version or conf.meta.get("coturn-version") or "4.6.1"
     findings = lint_conf(

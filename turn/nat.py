@@ -14,17 +14,32 @@ Documented choices (RFC 5780 leaves them open):
   the control, or with no NAT in the path, the result is ``inconclusive``.
 * A server without OTHER-ADDRESS in its Binding response does not support RFC 5780: the result says
   so, it is not a NAT type.
+* OTHER-ADDRESS is followed only to an address of the same scope as the server
+  (:func:`alternate_refusal`): a loopback or private server may name loopback or private
+  alternates, a public server only public ones; unspecified, multicast, broadcast and reserved
+  addresses, another address family and port 0 are never followed. Otherwise a hostile public
+  server could make callops send to this host's loopback or LAN. A refused alternate skips tests
+  II and III and the result says why (:attr:`Behaviour.SKIPPED`).
+* Packets are bounded: five transactions (test I, mapping II and III, filtering II and III), each
+  at most ``1 + RETRANSMISSIONS`` (5) packets -- 25 packets per discovery at most.
+* An answer that is malformed, of the wrong kind or for another transaction is reported as such
+  (``test_errors``), not read as "no answer".
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import ipaddress
 import logging
 import time
+from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel
 
+from callops.errors import DeadlineExceeded
+from callops.turn.ranges import special_range_of
 from callops.turn.stun import (
     CHANGE_IP,
     CHANGE_PORT,
@@ -47,6 +62,8 @@ class Behaviour(enum.StrEnum):
     INCONCLUSIVE = "inconclusive"
     #: the server lacks RFC 5780 support (no OTHER-ADDRESS)
     UNSUPPORTED = "unsupported"
+    #: the tests against the alternate address were not run (see the reason)
+    SKIPPED = "skipped"
 
 
 class Verdict(BaseModel):
@@ -66,6 +83,78 @@ class NatReport(BaseModel):
     nat: bool | None = None
     mapping: Verdict
     filtering: Verdict
+    #: why OTHER-ADDRESS was not followed (scope rule), if it was not
+    other_address_refused: str | None = None
+    #: tests answered wrongly (malformed, error response, wrong transaction id), by test name
+    test_errors: dict[str, str] = {}
+
+
+Scope = Literal["public", "private", "loopback", "link-local", "unusable"]
+
+#: which scopes of alternate address a server of each scope may name
+_MAY_NAME: dict[str, frozenset[str]] = {
+    "public": frozenset({"public"}),
+    "private": frozenset({"private", "loopback"}),
+    "loopback": frozenset({"loopback", "private"}),
+    "link-local": frozenset({"link-local"}),
+    "unusable": frozenset(),
+}
+
+
+def address_scope(ip: str) -> Scope:
+    """The scope of ``ip`` for the OTHER-ADDRESS rule.
+
+    Documentation and benchmarking ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, ...)
+    count as public: they stand in for public addresses in labs and network namespaces.
+    """
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return "unusable"
+    if addr.is_unspecified or addr.is_multicast:
+        return "unusable"
+    special = special_range_of(addr)
+    if special is None or special.globally_reachable:
+        return "public"
+    if special.kind == "loopback":
+        return "loopback"
+    if special.kind in ("private", "shared"):
+        return "private"
+    if special.kind == "link-local":
+        return "link-local"
+    if special.name.startswith(("Documentation", "Benchmarking")):
+        return "public"
+    return "unusable"  # reserved, broadcast, IPv4-mapped, 6to4, Teredo, ...
+
+
+def alternate_refusal(server: Address, other: Address) -> str | None:
+    """Why OTHER-ADDRESS ``other`` named by ``server`` must not be followed, or ``None`` if it may."""
+    try:
+        server_ip = ipaddress.ip_address(server[0].split("%", 1)[0])
+        other_ip = ipaddress.ip_address(other[0].split("%", 1)[0])
+    except ValueError:
+        return f"OTHER-ADDRESS {other[0]} is not an IP address"
+    shown = f"OTHER-ADDRESS {_fmt(other)}"
+    if server_ip.version != other_ip.version:
+        return f"{shown} is IPv{other_ip.version}, the server is IPv{server_ip.version}"
+    if not 0 < other[1] < 65536:
+        return f"{shown} has port {other[1]}"
+    server_scope, other_scope = address_scope(server[0]), address_scope(other[0])
+    if other_scope not in _MAY_NAME[server_scope]:
+        return (
+            f"{shown} is a {other_scope} address and the server {server[0]} a {server_scope} one: "
+            "callops follows OTHER-ADDRESS only within the server's scope"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class _Answer:
+    mapped: Address | None = None
+    other: Address | None = None
+    source: Address | None = None
+    #: a wrong answer (malformed, error response, wrong transaction id); ``None`` when fine or silent
+    error: str | None = None
 
 
 def _fmt(addr: Address | None) -> str | None:
@@ -164,16 +253,23 @@ async def _binding(
     change: int = 0,
     timeout: float,
     label: str,
-) -> tuple[Address | None, Address | None, Address | None]:
-    """``(mapped, other_address, response_origin)`` or Nones when unanswered."""
+) -> _Answer:
+    """The answer to one Binding request; silence is an empty answer, a wrong answer has ``error``."""
     try:
         response, source = await client.request(binding_request(change), server, timeout=timeout, label=label)
-    except Exception as exc:
+    except DeadlineExceeded as exc:
         log.debug("%s: %s", label, exc)
-        return None, None, None
+        return _Answer()
+    except Exception as exc:  # RemoteProtocolError, NetworkError: say what was wrong
+        log.debug("%s: %s", label, exc)
+        return _Answer(error=str(exc))
     other = response.attributes.get("OTHER-ADDRESS") or response.attributes.get("CHANGED-ADDRESS")
     other_addr = (str(other[0]), int(other[1])) if other else None
-    return mapped_address(response), other_addr, source
+    return _Answer(mapped_address(response), other_addr, source)
+
+
+def _errors(**answers: _Answer) -> dict[str, str]:
+    return {name: a.error for name, a in answers.items() if a.error is not None}
 
 
 async def discover(server: Address, *, timeout: float, label: str = "STUN") -> NatReport:
@@ -185,28 +281,35 @@ async def discover(server: Address, *, timeout: float, label: str = "STUN") -> N
     try:
         # Test I on the mapping socket; it also names the alternate address.
         remaining = deadline - time.monotonic()
-        test1, other, _ = await _binding(
-            mapping_client, server, timeout=remaining / 2, label=f"{label} test I"
-        )
+        first = await _binding(mapping_client, server, timeout=remaining / 2, label=f"{label} test I")
+        test1, other = first.mapped, first.other
         local = (_source_ip_towards(server), mapping_client.local_address[1])
         nat = None if test1 is None else test1 != local
-        if test1 is None or other is None:
-            mapping = classify_mapping(test1, other, None, None)
-            filtering = classify_filtering(
-                test1_answered=test1 is not None,
-                supported=other is not None,
-                change_ip_and_port_answered=False,
-                change_port_answered=False,
-                control_ok=False,
-                nat=nat,
-            )
+        refused = alternate_refusal(server, other) if other is not None else None
+        if test1 is None or other is None or refused is not None:
+            if refused is not None:
+                skipped = Verdict(behaviour=Behaviour.SKIPPED, reason=f"tests II and III skipped: {refused}")
+                mapping = filtering = skipped
+            else:
+                mapping = classify_mapping(test1, other, None, None)
+                filtering = classify_filtering(
+                    test1_answered=test1 is not None,
+                    supported=other is not None,
+                    change_ip_and_port_answered=False,
+                    change_port_answered=False,
+                    control_ok=False,
+                    nat=nat,
+                )
             return NatReport(
                 server=_fmt(server) or "",
                 local=_fmt(local),
                 mapped=_fmt(test1),
+                other_address=_fmt(other),
                 nat=nat,
                 mapping=mapping,
                 filtering=filtering,
+                other_address_refused=refused,
+                test_errors=_errors(test1=first),
             )
         remaining = max(0.001, deadline - time.monotonic())
         # Mapping tests II and III, and filtering tests II and III (each on a fresh port), at once.
@@ -218,13 +321,13 @@ async def discover(server: Address, *, timeout: float, label: str = "STUN") -> N
             ),
             _binding(filter_port, server, change=CHANGE_PORT, timeout=remaining, label=f"{label} F-III"),
         )
-        mapping = classify_mapping(test1, other, m2[0], m3[0])
-        control_ok = m3[2] == other
+        mapping = classify_mapping(test1, other, m2.mapped, m3.mapped)
+        control_ok = m3.source == other
         filtering = classify_filtering(
             test1_answered=True,
             supported=True,
-            change_ip_and_port_answered=f_both[0] is not None,
-            change_port_answered=f_port[0] is not None,
+            change_ip_and_port_answered=f_both.mapped is not None,
+            change_port_answered=f_port.mapped is not None,
             control_ok=control_ok,
             nat=nat,
         )
@@ -236,6 +339,7 @@ async def discover(server: Address, *, timeout: float, label: str = "STUN") -> N
             nat=nat,
             mapping=mapping,
             filtering=filtering,
+            test_errors=_errors(test1=first, test2=m2, test3=m3, filtering2=f_both, filtering3=f_port),
         )
     finally:
         for client in sockets:
@@ -251,4 +355,14 @@ def _source_ip_towards(server: Address) -> str:
         return str(probe.getsockname()[0])
 
 
-__all__ = ["Behaviour", "NatReport", "Verdict", "classify_filtering", "classify_mapping", "discover"]
+__all__ = [
+    "Behaviour",
+    "NatReport",
+    "Scope",
+    "Verdict",
+    "address_scope",
+    "alternate_refusal",
+    "classify_filtering",
+    "classify_mapping",
+    "discover",
+]

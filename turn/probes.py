@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from callops.errors import CallopsError
+from callops.errors import CallopsError, RemoteProtocolError
 from callops.turn.stun import (
     Address,
     StunUdpClient,
@@ -177,8 +177,13 @@ async def stun_binding(
             client = await StunUdpClient.open(remote=server)
             try:
                 sent = time.monotonic()
+                # Ends a little before the probe's deadline, so that invalid answers that came
+                # instead of a valid one are reported as such rather than as "no answer".
                 response, _ = await client.request(
-                    binding_request(), server, timeout=_remaining(deadline), label=server_uri.label
+                    binding_request(),
+                    server,
+                    timeout=max(0.001, _remaining(deadline) - 0.05),
+                    label=server_uri.label,
                 )
                 rtt_ms = (time.monotonic() - sent) * 1000
             finally:
@@ -197,6 +202,10 @@ async def stun_binding(
             rtt_ms = rtt_s * 1000
             data = {"rtt_ms": round(rtt_ms, 3), "connect_ms": round(connect_s * 1000, 3)}
         mapped = mapped_address(response)
+        if mapped is None:
+            raise RemoteProtocolError(
+                f"{server_uri.label}: Binding success response without XOR-MAPPED-ADDRESS or MAPPED-ADDRESS"
+            )
         data["mapped"] = _fmt(mapped)
         other = response.attributes.get("OTHER-ADDRESS")
         if other:
@@ -231,15 +240,24 @@ async def nat_behaviour(uri: ServerUri | str, timeout: float) -> ProbeResult:
             "mapping_reason": report.mapping.reason,
             "filtering_reason": report.filtering.reason,
         }
+        if report.test_errors:
+            data["test_errors"] = report.test_errors
         behaviours = {report.mapping.behaviour, report.filtering.behaviour}
         detail = f"mapping {report.mapping.behaviour.value}, filtering {report.filtering.behaviour.value}"
+        if report.mapped is None:
+            if "test1" in report.test_errors:
+                raise RemoteProtocolError(report.test_errors["test1"])
+            raise CallopsError(f"{server_uri.label}: no answer to the STUN Binding request (RFC 5780 test I)")
+        if Behaviour.SKIPPED in behaviours:
+            data["other_address_refused"] = report.other_address_refused
+            return ProbeStatus.SKIPPED, report.mapping.reason, data
         if Behaviour.UNSUPPORTED in behaviours:
             return ProbeStatus.SKIPPED, "server does not support RFC 5780 (no OTHER-ADDRESS)", data
-        if report.mapped is None:
-            raise CallopsError(f"{server_uri.label}: no answer to the STUN Binding request (RFC 5780 test I)")
         if Behaviour.INCONCLUSIVE in behaviours:
+            verdicts = (report.mapping, report.filtering)
             reasons = "; ".join(
-                v.reason for v in (report.mapping, report.filtering) if v.behaviour is Behaviour.INCONCLUSIVE
+                [v.reason for v in verdicts if v.behaviour is Behaviour.INCONCLUSIVE]
+                + [f"{test}: {error}" for test, error in report.test_errors.items()]
             )
             return ProbeStatus.INCONCLUSIVE, f"{detail} ({reasons})", data
         return ProbeStatus.OK, detail, data

@@ -14,6 +14,7 @@ never decides how long a probe waits.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import ipaddress
@@ -22,7 +23,7 @@ import socket
 import ssl
 import struct
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 from aioice import stun
@@ -46,6 +47,32 @@ for _entry in _EXTRA_ATTRIBUTES:
     stun.ATTRIBUTES_BY_TYPE.setdefault(_entry[0], _entry)
     stun.ATTRIBUTES_BY_NAME.setdefault(_entry[1], _entry)
 
+
+def _strict(unpack: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """``unpack`` raising ``ValueError`` for a value of the wrong length, as the rest of aioice's
+    codec does. aioice's fixed-size unpackers raise ``struct.error`` instead, which its own
+    receivers (ICE, TURN) do not catch: asyncio would print the traceback of every such packet."""
+    if getattr(unpack, "callops_strict", False):
+        return unpack
+
+    def strict(data: bytes) -> Any:
+        try:
+            return unpack(data)
+        except struct.error:
+            raise ValueError("an attribute of the wrong length") from None
+
+    strict.callops_strict = True  # type: ignore[attr-defined]
+    return strict
+
+
+# The codec is table driven, so this is one pass over the table: every fixed-size unpacker (not the
+# XOR address ones, which aioice recognises by identity and which raise ValueError already).
+for _type, (_, _name, _pack, _unpack) in list(stun.ATTRIBUTES_BY_TYPE.items()):
+    if _unpack in (stun.unpack_unsigned, stun.unpack_unsigned_short, stun.unpack_unsigned_64):
+        _hardened: stun.AttributeEntry = (_type, _name, _pack, _strict(_unpack))
+        stun.ATTRIBUTES_BY_TYPE[_type] = _hardened
+        stun.ATTRIBUTES_BY_NAME[_name] = _hardened
+
 #: CHANGE-REQUEST flags (RFC 5780 section 7.2)
 CHANGE_IP = 0x04
 CHANGE_PORT = 0x02
@@ -53,6 +80,64 @@ CHANGE_PORT = 0x02
 #: REQUESTED-ADDRESS-FAMILY values (RFC 6156 section 4.1.1), in the first byte
 FAMILY_IPV4 = 0x01000000
 FAMILY_IPV6 = 0x02000000
+_COOKIE = struct.pack("!I", stun.COOKIE)
+
+
+#: Retransmissions of one request (RFC 8489 section 6.2.1 allows Rc = 7 sends): at most
+#: ``1 + RETRANSMISSIONS`` packets per transaction, whatever the timeout.
+RETRANSMISSIONS = 4
+#: reasons of answers that matched no transaction, kept per socket (the rest are only counted)
+MAX_STRAYS = 16
+
+
+class MalformedStun(ValueError):
+    """Bytes that are not a STUN message aioice can decode; the text says what is wrong."""
+
+
+#: aioice's messages for address attributes, in an operator's words
+_ADDRESS_PROBLEMS = {
+    "STUN address has unknown protocol": "an address attribute with an unknown address family",
+    "STUN address has invalid length for IPv4": "an IPv4 address attribute of the wrong length",
+    "STUN address has invalid length for IPv6": "an IPv6 address attribute of the wrong length",
+    "STUN address length is less than 4 bytes": "a truncated address attribute",
+}
+
+
+def parse_stun(data: bytes) -> stun.Message:
+    """aioice's :func:`~aioice.stun.parse_message`, with every failure a :class:`MalformedStun`.
+
+    aioice raises ``ValueError`` for most malformed input but ``struct.error`` for attributes of
+    the wrong length (``LIFETIME`` of 2 bytes) and ``UnicodeDecodeError`` for bad text; all of them
+    mean the same to us: the peer sent something that is not a valid STUN message.
+    """
+    try:
+        return stun.parse_message(bytes(data))
+    except (ValueError, struct.error, IndexError, KeyError, TypeError) as exc:
+        text = str(exc)
+        if isinstance(exc, struct.error):
+            text = "an attribute of the wrong length"
+        elif isinstance(exc, UnicodeDecodeError):
+            text = "a text attribute that is not UTF-8"
+        raise MalformedStun(_ADDRESS_PROBLEMS.get(text, text)) from None
+
+
+def printable(text: object, limit: int = 120) -> str:
+    """``text`` from a peer, safe to print: control characters replaced, at most ``limit`` characters."""
+    raw = str(text)
+    clean = "".join(ch if ch.isprintable() else "?" for ch in raw[:limit])
+    return clean + ("..." if len(raw) > limit else "")
+
+
+def error_code(response: stun.Message) -> tuple[int, str]:
+    """``(code, reason)`` of an error response, the reason safe to print."""
+    value = response.attributes.get("ERROR-CODE")
+    if not isinstance(value, tuple) or len(value) != 2:
+        return 0, "(no ERROR-CODE)"
+    return int(value[0]), printable(str(value[1]).rstrip("\x00").strip(), 80)
+
+
+def _describe(message: stun.Message) -> str:
+    return f"{message.message_method.name} {message.message_class.name}"
 
 
 def binding_request(change: int = 0) -> stun.Message:
@@ -138,11 +223,19 @@ class StunUdpClient(asyncio.DatagramProtocol):
     """
 
     def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
         self.transport: asyncio.DatagramTransport | None = None
         self.transactions: dict[bytes, stun.Transaction] = {}
-        self.closed = asyncio.get_running_loop().create_future()
+        #: per transaction: set when its answer arrives malformed or of the wrong kind
+        self.problems: dict[bytes, asyncio.Future[BaseException]] = {}
+        #: methods of the pending requests, to check that an answer answers what was asked
+        self.methods: dict[bytes, stun.Method] = {}
+        #: the latest answers that matched no pending transaction: ``(number, source, what was wrong)``
+        self.strays: collections.deque[tuple[int, Address, str]] = collections.deque(maxlen=MAX_STRAYS)
+        self.stray_count = 0
+        self.closed = loop.create_future()
         #: set by an ICMP error on a connected socket (port unreachable): fails pending requests at once
-        self.failure: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+        self.failure: asyncio.Future[BaseException] = loop.create_future()
 
     @classmethod
     async def open(cls, local: Address = ("0.0.0.0", 0), remote: Address | None = None) -> StunUdpClient:
@@ -172,13 +265,36 @@ class StunUdpClient(asyncio.DatagramProtocol):
             self.closed.set_result(None)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        source = (str(addr[0]), int(addr[1]))
+        txid = bytes(data[8:20]) if len(data) >= 20 else b""
+        transaction = self.transactions.get(txid)
         try:
-            message = stun.parse_message(data)
-        except ValueError:
+            message = parse_stun(data)
+        except MalformedStun as exc:
+            if transaction is not None:
+                self._problem(txid, f"malformed answer from {format_address(source)}: {exc}")
+            else:
+                self._stray(source, f"a malformed packet ({exc})")
             return
-        transaction = self.transactions.get(message.transaction_id)
-        if transaction is not None and message.message_class in (stun.Class.RESPONSE, stun.Class.ERROR):
-            transaction.response_received(message, (str(addr[0]), int(addr[1])))
+        if message.message_class not in (stun.Class.RESPONSE, stun.Class.ERROR):
+            self._stray(source, f"a STUN {_describe(message)} instead of an answer")
+        elif transaction is None:
+            self._stray(source, "an answer with a wrong transaction id")
+        elif message.message_method != self.methods.get(txid, message.message_method):
+            kind = _describe(message)
+            self._problem(txid, f"answer of the wrong kind from {format_address(source)}: {kind}")
+        else:
+            transaction.response_received(message, source)
+
+    def _problem(self, txid: bytes, text: str) -> None:
+        problem = self.problems.get(txid)
+        if problem is not None and not problem.done():
+            problem.set_result(RemoteProtocolError(text))
+
+    def _stray(self, source: Address, text: str) -> None:
+        log.debug("STUN/UDP: ignored %s from %s", text, format_address(source))
+        self.stray_count += 1
+        self.strays.append((self.stray_count, source, text))
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable on a connected socket: the server's port is closed.
@@ -201,30 +317,61 @@ class StunUdpClient(asyncio.DatagramProtocol):
         timeout: float,
         label: str,
     ) -> tuple[stun.Message, Address]:
-        """Run one transaction; :class:`DeadlineExceeded` after ``timeout`` without an answer."""
-        transaction = stun.Transaction(message, server, self)
-        self.transactions[message.transaction_id] = transaction
+        """Run one transaction (at most ``1 + RETRANSMISSIONS`` packets).
+
+        :class:`RemoteProtocolError` for an error response, a malformed answer or an answer of the
+        wrong kind; at ``timeout`` without a valid answer, a :class:`RemoteProtocolError` naming the
+        invalid answers that came instead (wrong transaction id, malformed), else
+        :class:`DeadlineExceeded` ("no answer").
+        """
+        txid = message.transaction_id
+        transaction = stun.Transaction(message, server, self, retransmissions=RETRANSMISSIONS)
+        problem: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+        self.transactions[txid] = transaction
+        self.problems[txid] = problem
+        self.methods[txid] = message.message_method
+        strays_before = self.stray_count
         try:
-            return await until_failure(transaction.run(), self.failure, timeout)
+            return await until_failure(transaction.run(), (self.failure, problem), timeout)
         except stun.TransactionFailed as exc:
-            code, reason = exc.response.attributes.get("ERROR-CODE", (0, "error"))
+            code, reason = error_code(exc.response)
             raise RemoteProtocolError(f"{label}: STUN error {code} {reason}") from None
+        except RemoteProtocolError as exc:
+            raise RemoteProtocolError(f"{label}: {exc.message}") from None
         except (OSError, TimeoutError, stun.TransactionTimeout) as exc:
+            if isinstance(exc, TimeoutError | stun.TransactionTimeout) and self.stray_count > strays_before:
+                raise self._no_valid_answer(label, server, timeout, strays_before) from None
             raise transport_error(label, exc) from None
         finally:
-            self.transactions.pop(message.transaction_id, None)
+            self.transactions.pop(txid, None)
+            self.problems.pop(txid, None)
+            self.methods.pop(txid, None)
+
+    def _no_valid_answer(self, label: str, server: Address, timeout: float, since: int) -> CallopsError:
+        count = self.stray_count - since
+        reasons = sorted({text for number, _, text in self.strays if number > since}) or ["invalid answers"]
+        return RemoteProtocolError(
+            f"{label}: no valid answer within {timeout:.1f} s, but {count} invalid one(s): "
+            + "; ".join(reasons),
+            hint="the server (or something in the path) answers STUN wrongly",
+        )
 
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
 
 
-async def until_failure(awaitable: Awaitable[T], failure: asyncio.Future[BaseException], timeout: float) -> T:
-    """``awaitable``'s result, unless ``failure`` resolves first (its exception is raised) or
-    ``timeout`` passes (:class:`TimeoutError`). An ICMP error or a closed stream thus ends a
-    transaction at once, not at its timeout."""
+async def until_failure(
+    awaitable: Awaitable[T],
+    failure: asyncio.Future[BaseException] | tuple[asyncio.Future[BaseException], ...],
+    timeout: float,
+) -> T:
+    """``awaitable``'s result, unless a ``failure`` future resolves first (its exception is raised)
+    or ``timeout`` passes (:class:`TimeoutError`). An ICMP error, a closed stream or a malformed
+    answer thus ends a transaction at once, not at its timeout."""
+    failures = failure if isinstance(failure, tuple) else (failure,)
     task = asyncio.ensure_future(awaitable)
-    waiting: set[asyncio.Future[Any]] = {task, failure}
+    waiting: set[asyncio.Future[Any]] = {task, *failures}
     try:
         done, _ = await asyncio.wait(
             waiting, timeout=max(timeout, 0.001), return_when=asyncio.FIRST_COMPLETED
@@ -237,8 +384,9 @@ async def until_failure(awaitable: Awaitable[T], failure: asyncio.Future[BaseExc
     task.cancel()
     with contextlib.suppress(BaseException):
         await task
-    if failure.done():
-        raise failure.result()
+    for future in failures:
+        if future.done():
+            raise future.result()
     raise TimeoutError
 
 
@@ -269,6 +417,11 @@ async def stream_exchange(
         connected = time.monotonic()
         stream_writer.write(bytes(message))
         header = await asyncio.wait_for(reader.readexactly(20), max(0.001, deadline - time.monotonic()))
+        if header[0] & 0xC0 or header[4:8] != _COOKIE:
+            raise RemoteProtocolError(
+                f"{label}: not a STUN answer (no magic cookie: {printable(header[:8])})",
+                hint="is another protocol listening on that port?",
+            )
         (length,) = struct.unpack("!H", header[2:4])
         body = await asyncio.wait_for(reader.readexactly(length), max(0.001, deadline - time.monotonic()))
         answered = time.monotonic()
@@ -281,12 +434,24 @@ async def stream_exchange(
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 0.2)
     try:
-        response = stun.parse_message(header + body)
-    except ValueError as exc:
-        raise RemoteProtocolError(f"{label}: not a STUN answer ({exc})") from None
+        response = parse_stun(header + body)
+    except MalformedStun as exc:
+        raise RemoteProtocolError(f"{label}: malformed STUN answer: {exc}") from None
     if response.transaction_id != message.transaction_id:
-        raise RemoteProtocolError(f"{label}: STUN answer for another transaction")
+        raise RemoteProtocolError(f"{label}: STUN answer with a wrong transaction id")
+    if response.message_class == stun.Class.ERROR:
+        code, reason = error_code(response)
+        raise RemoteProtocolError(f"{label}: STUN error {code} {reason}")
+    if response.message_class != stun.Class.RESPONSE or response.message_method != message.message_method:
+        raise RemoteProtocolError(
+            f"{label}: a STUN {_describe(response)} instead of a {message.message_method.name} response"
+        )
     return response, connected - started, answered - connected
+
+
+def format_address(addr: Address) -> str:
+    """``1.2.3.4:5`` or ``[::1]:5``."""
+    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
 
 
 __all__ = [
@@ -294,10 +459,16 @@ __all__ = [
     "CHANGE_PORT",
     "FAMILY_IPV4",
     "FAMILY_IPV6",
+    "RETRANSMISSIONS",
     "Address",
+    "MalformedStun",
     "StunUdpClient",
     "binding_request",
+    "error_code",
+    "format_address",
     "mapped_address",
+    "parse_stun",
+    "printable",
     "resolve",
     "stream_exchange",
     "transport_error",

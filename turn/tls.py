@@ -86,9 +86,19 @@ def client_context(
     ca_file: str | os.PathLike[str] | None = None, *, insecure: bool = False
 ) -> ssl.SSLContext:
     """A client TLS context: system CAs, or ``ca_file``; ``insecure`` skips verification (documented)."""
+    cadata: str | bytes | None = None
+    if ca_file is not None:
+        from callops.files import CONFIG_CAP, read_user_file
+
+        # Bounded and non-blocking (a FIFO or /dev/zero as --ca-file): OpenSSL would read forever.
+        raw = read_user_file(ca_file, what="CA file", cap=CONFIG_CAP)
+        if not raw.strip():
+            raise UsageError(f"CA file {ca_file} is empty", hint="give a PEM certificate file")
+        # PEM text or DER; PEM text outside ASCII is refused by OpenSSL below
+        cadata = raw.decode("ascii", errors="replace") if raw.lstrip().startswith(b"-----") else raw
     try:
-        context = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
-    except (OSError, ssl.SSLError) as exc:
+        context = ssl.create_default_context(cadata=cadata)
+    except (OSError, ssl.SSLError, ValueError) as exc:
         raise UsageError(
             f"CA file {ca_file} cannot be loaded: {exc}", hint="give a PEM certificate file"
         ) from None

@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from callops.errors import NetworkError, UsageError
+from callops.errors import NetworkError, RemoteProtocolError, UsageError
 from callops.orchestrator.probe.paths import CandidateSummary, PathClass
+from callops.turn import stun as _hardened_stun_codec  # noqa: F401 - aioice's codec raises ValueError only
 from callops.turn.uri import ServerUri
 
 _PRIVATE = [
@@ -147,6 +148,8 @@ async def negotiate(
         raise NetworkError(f"{label}: ICE did not connect within {within:.1f} s") from None
     except (ConnectionError, OSError, ValueError) as exc:
         raise NetworkError(f"{label}: ICE failed: {exc or exc.__class__.__name__}") from None
+    except (IndexError, KeyError, TypeError) as exc:  # aioice's Candidate.from_sdp on a malformed line
+        raise RemoteProtocolError(f"{label}: malformed remote candidate ({exc.__class__.__name__})") from None
 
 
 def _summary(candidate: Any, protocol: str = "udp") -> CandidateSummary:

@@ -193,10 +193,16 @@ class Responder:
                         if reason == "too many sessions":
                             log.warning("probe serve: session limit %d reached", self.max_sessions)
                         continue
+                    # Admitted here, before anything awaits: a burst of peers cannot all pass the
+                    # check above before one of them counts. The slot is freed when the task ends,
+                    # even if it is cancelled before it ever runs.
+                    self.active += 1
+                    self.served += 1
                     queues[msg.session] = asyncio.Queue()
                     task = asyncio.create_task(self._session(ws, msg, queues[msg.session]))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
+                    task.add_done_callback(self._release)
                     task.add_done_callback(_forget(queues, msg.session))
                 elif isinstance(msg, CallAnswer | Bye) and msg.session in queues:
                     queues[msg.session].put_nowait(msg)
@@ -207,9 +213,10 @@ class Responder:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    def _release(self, _task: asyncio.Task[None]) -> None:
+        self.active -= 1
+
     async def _session(self, ws: Any, msg: Offer | CallRequest, queue: asyncio.Queue[Any]) -> None:
-        self.active += 1
-        self.served += 1
         log.info("probe serve: session %s (%s) started, %d active", msg.session, _kind(msg), self.active)
         try:
             async with asyncio.timeout(self.session_seconds):
@@ -225,13 +232,12 @@ class Responder:
             log.info("probe serve: session %s: %s", msg.session, exc)
             with contextlib.suppress(Exception):
                 await ws.send(ErrorMessage(session=msg.session, message=str(exc)).model_dump_json())
-        except (OSError, ConnectionError, ValueError) as exc:  # aioice/aiortc failures: end the session
+        except Exception as exc:  # aioice/aiortc failures: end this session, one line, never a traceback
             log.warning("probe serve: session %s failed: %s: %s", msg.session, exc.__class__.__name__, exc)
             with contextlib.suppress(Exception):
                 await ws.send(ErrorMessage(session=msg.session, message="session failed").model_dump_json())
         finally:
-            self.active -= 1
-            log.info("probe serve: session %s over, %d active", msg.session, self.active)
+            log.info("probe serve: session %s over, %d active", msg.session, self.active - 1)
 
     async def _ice_session(self, ws: Any, offer: Offer, queue: asyncio.Queue[Any]) -> None:
         connection = icelib.make_connection(offer.path, self.ice, controlling=False)

@@ -228,3 +228,51 @@ def test_cidr_peer_ranges_are_not_applied_by_coturn_so_the_range_counts_as_open(
     messages = [f.message for f in lint_conf(text)]
     assert any("uses CIDR" in m for m in messages)
     assert any(m.startswith("10.0.0.0/8 (Private-Use") for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("relay-ip=999.1.1.1", "relay-ip=999.1.1.1: not an IP address"),
+        ("listening-ip=::1%lo", None),
+        ("listening-ip=fe80::1%eth0", None),
+        ("listening-ip", "listening-ip has no value"),
+        ("max-port=abc", "max-port=abc: not a port (1-65535)"),
+        ("min-port=\u0663\u0663", "not a port"),  # Arabic-Indic digits: int() takes them, coturn does not
+        ("listening-port=70000", "listening-port=70000: not a port (1-65535)"),
+        ("tls-listening-port=0", "not a port"),
+        ("user-quota=-1", "user-quota=-1: not a non-negative integer"),
+        ("total-quota=" + "9" * 5000, "not a non-negative integer"),
+        ("external-ip=203.0.113.5/10.0.0.300", "not PUBLIC or PUBLIC/PRIVATE addresses"),
+        ("external-ip=203.0.113.5/10.0.0.5", None),
+        ("cli-ip=not-an-ip", "cli-ip=not-an-ip: not an IP address"),
+    ],
+)
+def test_invalid_values_are_errors_with_line_why_and_fix(line: str, message: str | None) -> None:
+    findings = lint_conf(with_lines(line))
+    invalid = [f for f in findings if f.id == "invalid-value"]
+    if message is None:
+        assert invalid == []
+        return
+    (finding,) = invalid
+    assert finding.severity == "error" and message in finding.message
+    assert finding.line == with_lines(line).splitlines().index(line) + 1
+    assert finding.why and finding.fix
+
+
+def test_min_port_above_max_port_points_at_min_port() -> None:
+    text = with_lines("min-port=60000", "max-port=50000", drop=("min-port", "max-port"))
+    (finding,) = [f for f in lint_conf(text) if f.id == "relay-port-range-too-small"]
+    assert "min-port 60000 is above max-port 50000" in finding.message
+    assert finding.line == text.splitlines().index("min-port=60000") + 1
+
+
+def test_an_invalid_allowed_peer_range_is_reported_not_a_crash() -> None:
+    text = with_lines("allowed-peer-ip=10.0.0.1-zzz", "allowed-peer-ip=10.0.0.5")
+    assert "bad-peer-range" in ids(lint_conf(text), "error")
+
+
+def test_a_secret_file_comment_with_a_nul_byte_does_not_crash_the_lint(tmp_path: Path) -> None:
+    conf = tmp_path / "turnserver.conf"
+    conf.write_text(SECURE.replace("# callops: secret-file=", "# callops: secret-file=\0"))
+    assert lint_file(conf).errors == 0

@@ -192,3 +192,48 @@ def test_a_session_that_never_connects_ends_after_session_seconds() -> None:
         assert (responder.served, responder.active) == (1, 0)
 
     run_bounded(scenario(), 30)
+
+
+def test_a_burst_of_peers_beyond_max_sessions_gets_at_most_n_sessions() -> None:
+    """N + k peers connect and offer at the same instant: exactly N sessions, k refusals."""
+    max_sessions, burst = 2, 7
+
+    async def one_peer(url: str, number: int, silent_port: int) -> str:
+        from websockets.asyncio.client import connect
+
+        async with connect(url, additional_headers={"Authorization": f"Bearer {TOKEN.reveal()}"}) as ws:
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "offer",
+                        "session": f"burst-{number}",
+                        "path": "host",
+                        "ufrag": f"ufrag{number}",
+                        "pwd": "p" * 22,
+                        # a candidate that never answers keeps the session busy until its end
+                        "candidates": [f"1 1 udp 2130706431 127.0.0.1 {silent_port} typ host"],
+                    }
+                )
+            )
+            first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            return str(first["type"] if first["type"] != "error" else first["message"])
+
+    async def scenario() -> tuple[list[str], int, int]:
+        responder = Responder(TOKEN, LOOPBACK, max_sessions=max_sessions, session_seconds=6)
+        server, url = await serving(responder)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+            silent.bind(("127.0.0.1", 0))
+            try:
+                answers = await asyncio.gather(
+                    *(one_peer(url, n, silent.getsockname()[1]) for n in range(burst))
+                )
+                peak = responder.active
+            finally:
+                server.close()  # type: ignore[attr-defined]
+                await server.wait_closed()  # type: ignore[attr-defined]
+        return list(answers), peak, responder.active
+
+    answers, peak, after = run_bounded(scenario(), 60)
+    assert sorted(answers) == ["answer"] * max_sessions + ["too many sessions"] * (burst - max_sessions)
+    assert peak == max_sessions
+    assert after == 0  # every slot is freed when the server closes
