@@ -17,14 +17,14 @@ not list CO_BROWSE), 411/413/431 (size limits).
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
+import httpx
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
-from callops.consumer.models import CallMode, describe_validation_error
+from callops.consumer.models import CallMode, decode_json, describe_validation_error
 from callops.errors import CallopsError, DeadlineExceeded, NetworkError, RemoteProtocolError, UsageError
 from callops.orchestrator.emulator.http11 import HttpError, HttpRequest, error_body
 from callops.orchestrator.emulator.model import Delivery, EmulatorModel, ModelError
@@ -159,7 +159,12 @@ class ControlError(UsageError):
 
 
 class ControlClient:
-    """Async client of the control API (stdlib only: HTTP/1.1 over asyncio streams)."""
+    """Async client of the control API, on httpx (whose HTTP/1.1 codec is h11, as the server's).
+
+    ``async with ControlClient(url) as client`` keeps one httpx client for its requests; used
+    without ``async with``, the client is made on the first request and kept for the event loop
+    that made it (:meth:`aclose` releases it). httpx's exceptions become :mod:`callops.errors`.
+    """
 
     def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
         parts = urlsplit(base_url)
@@ -168,10 +173,41 @@ class ControlClient:
                 f"control URL {base_url!r} must look like http://HOST:PORT",
                 hint="use the base URL printed by `callops emulator serve`",
             )
+        try:
+            self.port = parts.port or 80
+        except ValueError:
+            raise UsageError(
+                f"control URL {base_url!r} has a bad port", hint="e.g. http://127.0.0.1:8080"
+            ) from None
         self.base_url = base_url.rstrip("/")
         self.host = parts.hostname
-        self.port = parts.port or 80
         self.timeout = timeout
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def __aenter__(self) -> ControlClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        client, self._client, self._loop = self._client, None, None
+        if client is not None:
+            await client.aclose()
+
+    def _http(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url,
+                timeout=self.timeout,
+                # never a proxy from the environment: the emulator is addressed directly
+                trust_env=False,
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
+            )
+            self._loop = loop
+        return self._client
 
     async def invite(self, account: str, conversation_id: str, mode: CallMode | str) -> Invitation:
         """The agent invites the conversation's consumer to a call."""
@@ -181,59 +217,72 @@ class ControlClient:
             raise UsageError(f"mode {mode!r} must be VOICE_CALL or VIDEO_CALL") from None
         path = _call_path(account, conversation_id)
         data = await self.request("POST", path, body.model_dump(mode="json"))
-        return Invitation.model_validate(data)
+        return _answer_model(Invitation, data, f"emulator control {self.host}:{self.port}")
 
     async def end_call(self, account: str, conversation_id: str) -> CallInfo:
         """The agent cancels the invitation or hangs up."""
         path = _call_path(account, conversation_id)
-        return CallInfo.model_validate(await self.request("DELETE", path))
+        return _answer_model(
+            CallInfo, await self.request("DELETE", path), f"emulator control {self.host}:{self.port}"
+        )
 
     async def conversations(self, account: str) -> list[ConversationInfo]:
         path = f"/control/accounts/{quote(account, safe='')}/conversations"
-        return ConversationList.model_validate(await self.request("GET", path)).conversations
+        where = f"emulator control {self.host}:{self.port}"
+        return _answer_model(ConversationList, await self.request("GET", path), where).conversations
 
     async def request(self, method: str, path: str, body: Any = None) -> Any:
         """One request; the JSON answer of a 2xx, else :class:`ControlError`."""
         where = f"emulator control {self.host}:{self.port}"
-        payload = b"" if body is None else json.dumps(body).encode()
-        head = (
-            f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nConnection: close\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
-        ).encode("latin-1")
+        headers = {"Connection": "close"}
         try:
             async with asyncio.timeout(self.timeout):
-                reader, writer = await asyncio.open_connection(self.host, self.port)
-                try:
-                    writer.write(head + payload)
-                    await writer.drain()
-                    raw = await reader.read(-1)
-                finally:
-                    writer.close()
-        except TimeoutError:
+                answer = await self._http().request(method, path, json=body, headers=headers)
+        except (TimeoutError, httpx.TimeoutException):
             raise DeadlineExceeded(f"{where}: no answer within {self.timeout:g} s") from None
-        except ConnectionRefusedError:
-            raise NetworkError(
-                f"{where}: connection refused", hint="is `callops emulator serve` running on that port?"
-            ) from None
-        except OSError as exc:
-            raise NetworkError(f"{where}: {exc.strerror or exc.__class__.__name__}") from None
-        return _parse_answer(raw, where)
+        except httpx.ConnectError as exc:
+            cause = _os_error(exc)
+            if isinstance(cause, ConnectionRefusedError):
+                raise NetworkError(
+                    f"{where}: connection refused", hint="is `callops emulator serve` running on that port?"
+                ) from None
+            reason = cause.strerror if cause is not None and cause.strerror else str(exc)
+            raise NetworkError(f"{where}: cannot connect: {reason}") from None
+        except httpx.RemoteProtocolError as exc:
+            raise RemoteProtocolError(f"{where}: malformed HTTP answer: {exc}") from None
+        except httpx.HTTPError as exc:
+            raise NetworkError(f"{where}: {exc.__class__.__name__}: {exc}") from None
+        return _parse_answer(answer.status_code, answer.content, where)
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The socket error under httpx's ``ConnectError`` (httpx -> httpcore -> anyio -> OSError)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        seen = seen.__cause__ or seen.__context__ if seen is not None else None
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return seen
+    return None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _answer_model(model: type[M], data: Any, where: str) -> M:
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        raise RemoteProtocolError(f"{where}: unexpected answer: {describe_validation_error(exc)}") from None
 
 
 def _call_path(account: str, conversation_id: str) -> str:
     return f"/control/accounts/{quote(account, safe='')}/conversations/{quote(conversation_id, safe='')}/call"
 
 
-def _parse_answer(raw: bytes, where: str) -> Any:
-    head, sep, content = raw.partition(b"\r\n\r\n")
-    status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
-    parts = status_line.split(" ", 2)
-    if not sep or len(parts) < 2 or not parts[1].isdigit():
-        raise RemoteProtocolError(f"{where}: malformed HTTP answer {status_line[:80]!r}")
-    status = int(parts[1])
+def _parse_answer(status: int, content: bytes, where: str) -> Any:
     try:
-        data = json.loads(content) if content else None
-    except ValueError:
+        data = decode_json(content) if content else None
+    except RemoteProtocolError:
         raise RemoteProtocolError(f"{where}: answer {status} is not JSON") from None
     if 200 <= status < 300:
         return data

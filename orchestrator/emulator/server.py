@@ -1,6 +1,6 @@
 """The emulator's asyncio adapter: one TCP port, HTTP control API and websockets.
 
-Each accepted connection reads a bounded HTTP/1.1 request head. A websocket upgrade to
+Each accepted connection reads one bounded HTTP/1.1 request (h11, :mod:`.http11`). A websocket upgrade to
 ``/ws_api/account/{account}/messaging/consumer`` or ``/cobrowse/account/{account}`` is handed to
 websockets' sans-I/O :class:`~websockets.server.ServerProtocol`; anything else is a control API
 request (:func:`callops.orchestrator.emulator.control.handle_control`). The protocol logic lives in
@@ -35,13 +35,7 @@ from callops.errors import LocalProtocolError, NetworkError
 from callops.orchestrator.emulator.auth import RedactedFrameLog
 from callops.orchestrator.emulator.cobrowse import CoBrowseConnection
 from callops.orchestrator.emulator.control import handle_control
-from callops.orchestrator.emulator.http11 import (
-    MAX_HEAD_BYTES,
-    HttpError,
-    error_body,
-    parse_head,
-    render_response,
-)
+from callops.orchestrator.emulator.http11 import HttpError, HttpRequest, HttpServerConnection, error_body
 from callops.orchestrator.emulator.model import DEFAULT_AGENT_USER_ID, Delivery, EmulatorModel
 from callops.orchestrator.emulator.session import Close, ConsumerSession
 from callops.secret import Secret
@@ -145,9 +139,7 @@ class Emulator:
     async def start(self) -> None:
         host, port = self.config.host, self.config.port
         try:
-            self._server = await asyncio.start_server(
-                self._connection, host, port, limit=MAX_HEAD_BYTES, backlog=2048
-            )
+            self._server = await asyncio.start_server(self._connection, host, port, backlog=2048)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 hint = "choose another --port or stop the process that uses it"
@@ -258,68 +250,75 @@ class Emulator:
             writer.close()
 
     async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        http = HttpServerConnection()
         try:
             async with asyncio.timeout(self.config.request_timeout):
-                head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.LimitOverrunError:
-            writer.write(
-                render_response(431, error_body(431, f"request head exceeds {MAX_HEAD_BYTES} bytes"))
-            )
-            return
-        except (TimeoutError, asyncio.IncompleteReadError):
-            return
-        try:
-            request = parse_head(head)
-            if request.is_websocket_upgrade:
-                await self._websocket(head, request.path, reader, writer)
-                return
-            length = request.content_length
-            async with asyncio.timeout(self.config.request_timeout):
-                request.body = await reader.readexactly(length) if length else b""
+                while (request := http.next_request()) is None:
+                    if http.closed:
+                        return
+                    http.receive_data(await reader.read(65536))
         except HttpError as exc:
-            writer.write(render_response(exc.status, error_body(exc.status, exc.details)))
+            self._refuse(writer, http, exc.status, exc.details)
             return
         except TimeoutError:
-            writer.write(render_response(408, error_body(408, "request body not received in time")))
+            if http.started:
+                self._refuse(writer, http, 408, "request not received in time")
+            return
+        if request.is_websocket_upgrade:
+            await self._websocket(http, request, reader, writer)
             return
         answer = handle_control(self.model, request, time.time())
-        writer.write(render_response(answer.status, answer.body))
+        writer.write(http.respond(answer.status, answer.body))
         self.deliver(answer.deliveries)
         if answer.expires is not None:
             self._schedule_expiry(answer.expires)
         with contextlib.suppress(ConnectionError):
             await writer.drain()
 
+    @staticmethod
+    def _refuse(writer: asyncio.StreamWriter, http: HttpServerConnection, status: int, details: str) -> None:
+        """Answer a request that cannot be served: one log line, the documented status."""
+        peer = writer.get_extra_info("peername")
+        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "client"
+        log.info("http %s: %d %s", where, status, details)
+        writer.write(http.respond(status, error_body(status, details)))
+
     async def _websocket(
-        self, head: bytes, path: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        http: HttpServerConnection,
+        request: HttpRequest,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
     ) -> None:
+        path = request.path
+        consumer = _CONSUMER_PATH.match(path)
+        cobrowse = _COBROWSE_PATH.match(path)
+        if consumer is None and cobrowse is None:
+            details = (
+                f"no websocket endpoint at {path[:200]}; use /ws_api/account/ACCOUNT/messaging/consumer"
+                " or /cobrowse/account/ACCOUNT"
+            )
+            self._refuse(writer, http, 404, details)
+            return
         protocol = ServerProtocol(max_size=MAX_FRAME_BYTES, logger=_WIRE_LOG)
-        protocol.receive_data(head)
+        protocol.receive_data(request.raw_head)
         events = protocol.events_received()
         if not events or not isinstance(events[0], WsRequest):
-            writer.write(render_response(400, error_body(400, "malformed websocket handshake")))
+            self._refuse(writer, http, 400, "malformed websocket handshake")
             return
         ws_request = events[0]
         now = time.time()
         core: ConsumerSession | CoBrowseConnection
-        consumer = _CONSUMER_PATH.match(path)
-        cobrowse = _COBROWSE_PATH.match(path)
         secret, timeout = self.config.jwt_secret, self.config.init_timeout
         if consumer is not None:
             core = ConsumerSession(
                 self.model, consumer.group(1), jwt_secret=secret, now=now, init_timeout=timeout
             )
-        elif cobrowse is not None:
+        else:
+            assert cobrowse is not None
             core = CoBrowseConnection(
                 self.model, cobrowse.group(1), jwt_secret=secret, now=now, init_timeout=timeout
             )
-        else:
-            details = (
-                f"no websocket endpoint at {path}; use /ws_api/account/ACCOUNT/messaging/consumer"
-                " or /cobrowse/account/ACCOUNT"
-            )
-            writer.write(render_response(404, error_body(404, details)))
-            return
         response = protocol.accept(ws_request)
         protocol.send_response(response)
         sock = _Socket(protocol, writer, core, self.config.max_send_buffer)
@@ -337,7 +336,7 @@ class Emulator:
                     self._close_soon(sock)
             loop = asyncio.get_running_loop()
             sock.deadline = loop.call_later(timeout + 0.01, self._check_deadline, sock)
-            await self._read_frames(sock, reader)
+            await self._read_frames(sock, reader, http.trailing_data)
         finally:
             if sock.deadline is not None:
                 sock.deadline.cancel()
@@ -359,10 +358,10 @@ class Emulator:
         loop = asyncio.get_running_loop()
         loop.call_later(2.0, sock.writer.transport.abort)
 
-    async def _read_frames(self, sock: _Socket, reader: asyncio.StreamReader) -> None:
+    async def _read_frames(self, sock: _Socket, reader: asyncio.StreamReader, first: bytes = b"") -> None:
         protocol, core = sock.protocol, sock.core
         while True:
-            data = await reader.read(65536)
+            data, first = (first, b"") if first else (await reader.read(65536), b"")
             if not data:
                 protocol.receive_eof()
                 sock.flush()
