@@ -151,7 +151,7 @@ class HttpServerConnection:
             except h11.RemoteProtocolError as exc:
                 raise HttpError(exc.error_status_hint, f"malformed request: {_describe(exc)}") from None
             except ValueError as exc:
-                # h11 converts Content-Length with int(): more than 4300 digits raise ValueError
+                # a safety net: h11 converts numbers with int() (bounded to 20 digits in h11 0.16)
                 raise HttpError(400, f"malformed request: {str(exc)[:120]}") from None
             if event is h11.NEED_DATA:
                 return None

@@ -76,7 +76,7 @@ class EmulatorConfig(BaseModel):
 class _Socket:
     """One upgraded websocket: the sans-I/O protocol, the stream writer, the session core."""
 
-    __slots__ = ("core", "deadline", "last_seen", "limit", "message", "protocol", "writer")
+    __slots__ = ("closing", "core", "deadline", "last_seen", "limit", "message", "protocol", "writer")
 
     def __init__(
         self,
@@ -93,6 +93,8 @@ class _Socket:
         self.last_seen = time.monotonic()
         #: fragments of a message being received
         self.message: list[bytes] | None = None
+        #: a close was sent (or the transport is going): nothing more is written
+        self.closing = False
 
     def flush(self) -> None:
         for data in self.protocol.data_to_send():
@@ -114,6 +116,7 @@ class _Socket:
 
     def close(self, close: Close) -> None:
         if self.protocol.state is State.OPEN:
+            self.closing = True
             self.protocol.send_close(close.code, close.reason)
             self.flush()
 
@@ -268,6 +271,9 @@ class Emulator:
             await self._websocket(http, request, reader, writer)
             return
         answer = handle_control(self.model, request, time.time())
+        if answer.status >= 400:
+            details = answer.body.get("details", "") if isinstance(answer.body, dict) else ""
+            log.info("http %s: %d %s", _peer(writer), answer.status, str(details)[:200])
         writer.write(http.respond(answer.status, answer.body))
         self.deliver(answer.deliveries)
         if answer.expires is not None:
@@ -278,9 +284,7 @@ class Emulator:
     @staticmethod
     def _refuse(writer: asyncio.StreamWriter, http: HttpServerConnection, status: int, details: str) -> None:
         """Answer a request that cannot be served: one log line, the documented status."""
-        peer = writer.get_extra_info("peername")
-        where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "client"
-        log.info("http %s: %d %s", where, status, details)
+        log.info("http %s: %d %s", _peer(writer), status, details[:200])
         writer.write(http.respond(status, error_body(status, details)))
 
     async def _websocket(
@@ -324,6 +328,12 @@ class Emulator:
         sock = _Socket(protocol, writer, core, self.config.max_send_buffer)
         sock.flush()
         if response.status_code != 101:
+            log.info(
+                "http %s: %d websocket handshake refused: %s",
+                _peer(writer),
+                response.status_code,
+                protocol.handshake_exc,
+            )
             return
         self._sockets[core.session_id] = sock
         try:
@@ -379,6 +389,16 @@ class Emulator:
                     sock.close(outcome.close)
                     self._close_soon(sock)
             sock.flush()
+            if protocol.close_sent is not None and protocol.close_rcvd is None and not sock.closing:
+                # websockets failed the connection (1002 protocol error, 1009 too big ...): say so once
+                sock.closing = True
+                log.info(
+                    "socket %d: closing with %d %s",
+                    core.session_id,
+                    protocol.close_sent.code,
+                    protocol.close_sent.reason[:120],
+                )
+                self._close_soon(sock)
             if protocol.state is State.CLOSED:
                 return
             if protocol.close_expected() and protocol.state is State.CLOSING:
@@ -418,6 +438,11 @@ class Emulator:
                 else:
                     sock.protocol.send_ping(b"callops")
                     sock.flush()
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "client"
 
 
 __all__ = ["Emulator", "EmulatorConfig"]
