@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import json
 import logging
 import re
 import time
+from collections import deque
 from types import TracebackType
 from typing import Any
 
@@ -43,6 +43,9 @@ from callops.secret import Secret
 log = logging.getLogger("callops.emulator")
 #: websockets' frame log of every emulator socket, credentials hidden
 _WIRE_LOG = RedactedFrameLog(logging.getLogger("callops.emulator.wire"))
+
+#: Longest stretch (seconds) one fan-out writes before it lets the loop serve others.
+FANOUT_SLICE = 0.005
 
 _CONSUMER_PATH = re.compile(r"^/ws_api/account/([^/]+)/messaging/consumer/?$")
 _COBROWSE_PATH = re.compile(r"^/cobrowse/account/([^/]+)/?$")
@@ -97,21 +100,25 @@ class _Socket:
         self.closing = False
 
     def flush(self) -> None:
-        for data in self.protocol.data_to_send():
+        outgoing = self.protocol.data_to_send()
+        transport = self.writer.transport
+        if transport.is_closing():
+            return  # the peer is gone or was dropped: writing more would only log warnings
+        for data in outgoing:
             if data:
                 self.writer.write(data)
             else:  # SEND_EOF
                 self.writer.close()
                 return
-        transport = self.writer.transport
-        if not transport.is_closing() and transport.get_write_buffer_size() > self.limit:
+        if transport.get_write_buffer_size() > self.limit:
             log.warning("socket %d: client does not read, dropping it", self.core.session_id)
             transport.abort()
 
-    def send(self, frame: dict[str, Any]) -> None:
-        if self.protocol.state is not State.OPEN:
+    def send(self, data: bytes) -> None:
+        """Send one text message (UTF-8 JSON) unless the socket is closing."""
+        if self.protocol.state is not State.OPEN or self.writer.transport.is_closing():
             return
-        self.protocol.send_text(json.dumps(frame, separators=(",", ":")).encode())
+        self.protocol.send_text(data)
         self.flush()
 
     def close(self, close: Close) -> None:
@@ -136,6 +143,9 @@ class Emulator:
         self._timers: set[asyncio.TimerHandle] = set()
         self._keepalive: asyncio.Task[None] | None = None
         self._port = 0
+        #: frames of a long fan-out not yet written, per socket (see :meth:`deliver`)
+        self._backlog: dict[int, deque[Delivery]] = {}
+        self._backlog_scheduled = False
 
     # lifecycle ----------------------------------------------------------------------------------------
 
@@ -213,10 +223,46 @@ class Emulator:
     # routing ------------------------------------------------------------------------------------------
 
     def deliver(self, deliveries: list[Delivery]) -> None:
-        for delivery in deliveries:
-            sock = self._sockets.get(delivery.session_id)
-            if sock is not None:
-                sock.send(delivery.frame)
+        """Send frames to their sockets. A fan-out that takes more than :data:`FANOUT_SLICE` seconds
+        leaves the rest in per-socket backlogs, written a slice per loop iteration, round-robin;
+        a socket without a backlog is always served at once (frame order per socket is kept)."""
+        deadline = time.perf_counter() + FANOUT_SLICE
+        over = False
+        for count, delivery in enumerate(deliveries):
+            sid = delivery.session_id
+            sock = self._sockets.get(sid)
+            if sock is None:
+                continue
+            if not over and count & 63 == 63:
+                over = time.perf_counter() > deadline
+            backlog = self._backlog.get(sid)
+            if backlog is None and not over:
+                sock.send(delivery.encoded())
+            else:
+                (backlog if backlog is not None else self._backlog.setdefault(sid, deque())).append(delivery)
+        self._schedule_backlog()
+
+    def _schedule_backlog(self) -> None:
+        if self._backlog and not self._backlog_scheduled:
+            self._backlog_scheduled = True
+            asyncio.get_running_loop().call_soon(self._write_backlog)
+
+    def _write_backlog(self) -> None:
+        self._backlog_scheduled = False
+        deadline = time.perf_counter() + FANOUT_SLICE
+        first = True  # one round at least, whatever the clock says
+        while self._backlog and (first or time.perf_counter() < deadline):
+            first = False
+            for sid in list(self._backlog):
+                backlog = self._backlog[sid]
+                sock = self._sockets.get(sid)
+                for _ in range(min(16, len(backlog))):
+                    delivery = backlog.popleft()
+                    if sock is not None:
+                        sock.send(delivery.encoded())
+                if not backlog:
+                    del self._backlog[sid]
+        self._schedule_backlog()
 
     def _schedule_expiry(self, expires: float) -> None:
         loop = asyncio.get_running_loop()
@@ -351,6 +397,7 @@ class Emulator:
             if sock.deadline is not None:
                 sock.deadline.cancel()
             self._sockets.pop(core.session_id, None)
+            self._backlog.pop(core.session_id, None)
             if isinstance(core, ConsumerSession):
                 core.close()
             else:
