@@ -9,7 +9,11 @@ Routes (docs/emulator.md has examples):
 - ``GET /control/accounts/{account}/conversations`` -> 200 :class:`ConversationList`.
 - ``GET /healthz`` -> 200 ``{"status":"ok"}``.
 
-Errors: ``{"code","title","details"}`` with 400 (bad body, naming the field), 404 (unknown
+With a control token (``EmulatorConfig.control_token``), every route but ``/healthz`` needs
+``Authorization: Bearer <token>``; without it, or with another token, the answer is 401.
+
+Errors: ``{"code","title","details"}`` with 400 (bad body, naming the field), 401 (control token
+missing or wrong), 404 (unknown
 route/conversation), 405 (wrong method), 409 (a call is already live, none to end, the consumer did
 not list CO_BROWSE), 411/413/431 (size limits).
 """
@@ -17,6 +21,7 @@ not list CO_BROWSE), 411/413/431 (size limits).
 from __future__ import annotations
 
 import asyncio
+import hmac
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -25,9 +30,20 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
 from callops.consumer.models import CallMode, decode_json, describe_validation_error
-from callops.errors import CallopsError, DeadlineExceeded, NetworkError, RemoteProtocolError, UsageError
+from callops.errors import (
+    AuthenticationError,
+    CallopsError,
+    DeadlineExceeded,
+    NetworkError,
+    RemoteProtocolError,
+    UsageError,
+)
 from callops.orchestrator.emulator.http11 import HttpError, HttpRequest, error_body
 from callops.orchestrator.emulator.model import Delivery, EmulatorModel, ModelError
+from callops.secret import Secret
+
+#: Environment variable holding the control API's bearer token (instead of --control-token-file).
+CONTROL_TOKEN_ENV = "CALLOPS_CONTROL_TOKEN"
 
 
 class CallRequest(BaseModel):
@@ -79,7 +95,7 @@ class ConversationList(BaseModel):
 class ControlAnswer:
     """An HTTP status, a JSON body, and the websocket frames the request caused."""
 
-    __slots__ = ("body", "deliveries", "expires", "status")
+    __slots__ = ("body", "deliveries", "expires", "headers", "status")
 
     def __init__(
         self,
@@ -94,12 +110,34 @@ class ControlAnswer:
         self.deliveries = deliveries or []
         #: a new invitation's expiry (epoch seconds): the adapter sets a timer for it
         self.expires = expires
+        #: extra response headers
+        self.headers: dict[str, str] = {}
 
 
-def handle_control(model: EmulatorModel, request: HttpRequest, now: float) -> ControlAnswer:
-    """Route one control API request (pure: the model changes, frames are returned)."""
+#: Scheme of the control API's optional bearer token (RFC 6750).
+BEARER = "Bearer"
+
+
+def authorized(request: HttpRequest, token: Secret) -> bool:
+    """Whether ``request`` carries ``Authorization: Bearer <token>`` (compared in constant time)."""
+    scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() != BEARER.lower():
+        return False
+    return hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), token.reveal().encode())
+
+
+def handle_control(
+    model: EmulatorModel, request: HttpRequest, now: float, *, token: Secret | None = None
+) -> ControlAnswer:
+    """Route one control API request (pure: the model changes, frames are returned). With a
+    ``token``, every route but ``GET /healthz`` needs ``Authorization: Bearer <token>`` (401)."""
     parts = [p for p in request.path.split("/") if p]
     try:
+        if token is not None and parts != ["healthz"] and not authorized(request, token):
+            why = "missing" if "authorization" not in request.headers else "wrong"
+            raise HttpError(
+                401, f"{why} control token: send 'Authorization: Bearer <token>' (--control-token-file)"
+            )
         if parts == ["healthz"]:
             _allow(request, "GET")
             return ControlAnswer(200, {"status": "ok"})
@@ -135,7 +173,10 @@ def handle_control(model: EmulatorModel, request: HttpRequest, now: float) -> Co
             return ControlAnswer(200, call.view(), deliveries)
         raise HttpError(404, f"no route {request.method} {request.path}")
     except HttpError as exc:
-        return ControlAnswer(exc.status, error_body(exc.status, exc.details))
+        answer = ControlAnswer(exc.status, error_body(exc.status, exc.details))
+        if exc.status == 401:
+            answer.headers["WWW-Authenticate"] = f'{BEARER} realm="callops-emulator"'
+        return answer
     except ModelError as exc:
         return ControlAnswer(exc.code, {"code": exc.code, "title": exc.title, "details": exc.details})
 
@@ -166,7 +207,7 @@ class ControlClient:
     that made it (:meth:`aclose` releases it). httpx's exceptions become :mod:`callops.errors`.
     """
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 10.0, token: Secret | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme != "http" or not parts.hostname:
             raise UsageError(
@@ -182,6 +223,8 @@ class ControlClient:
         self.base_url = base_url.rstrip("/")
         self.host = parts.hostname
         self.timeout = timeout
+        #: the control API's bearer token, if the emulator has one
+        self.token = token
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -235,6 +278,8 @@ class ControlClient:
         """One request; the JSON answer of a 2xx, else :class:`ControlError`."""
         where = f"emulator control {self.host}:{self.port}"
         headers = {"Connection": "close"}
+        if self.token is not None:
+            headers["Authorization"] = f"{BEARER} {self.token.reveal()}"
         try:
             async with asyncio.timeout(self.timeout):
                 answer = await self._http().request(method, path, json=body, headers=headers)
@@ -290,6 +335,11 @@ def _parse_answer(status: int, content: bytes, where: str) -> Any:
     details = data.get("details", "") if isinstance(data, dict) else ""
     if status >= 500:
         raise CallopsError(f"{where}: {status} {title}: {details}")
+    if status == 401:
+        raise AuthenticationError(
+            f"{where}: {status} {title}: {details}",
+            hint=f"pass the emulator's token with --control-token-file or env {CONTROL_TOKEN_ENV}",
+        )
     hint = {
         404: "list the account's conversations with GET /control/accounts/ACCOUNT/conversations "
         "(a consumer creates one with cm.ConsumerRequestConversation)",
@@ -299,6 +349,8 @@ def _parse_answer(status: int, content: bytes, where: str) -> Any:
 
 
 __all__ = [
+    "BEARER",
+    "CONTROL_TOKEN_ENV",
     "CallInfo",
     "CallRequest",
     "ControlAnswer",
@@ -307,5 +359,6 @@ __all__ = [
     "ConversationInfo",
     "ConversationList",
     "Invitation",
+    "authorized",
     "handle_control",
 ]

@@ -74,6 +74,8 @@ class EmulatorConfig(BaseModel):
     #: a socket whose unsent data passes this is dropped (a client that does not read)
     max_send_buffer: int = Field(default=4 * 1024 * 1024, gt=0)
     agent_user_id: str = DEFAULT_AGENT_USER_ID
+    #: bearer token of the control API (None: no token needed); never logged
+    control_token: Secret | None = None
 
 
 class _Socket:
@@ -316,11 +318,11 @@ class Emulator:
         if request.is_websocket_upgrade:
             await self._websocket(http, request, reader, writer)
             return
-        answer = handle_control(self.model, request, time.time())
+        answer = handle_control(self.model, request, time.time(), token=self.config.control_token)
         if answer.status >= 400:
             details = answer.body.get("details", "") if isinstance(answer.body, dict) else ""
             log.info("http %s: %d %s", _peer(writer), answer.status, str(details)[:200])
-        writer.write(http.respond(answer.status, answer.body))
+        writer.write(http.respond(answer.status, answer.body, headers=answer.headers))
         self.deliver(answer.deliveries)
         if answer.expires is not None:
             self._schedule_expiry(answer.expires)
