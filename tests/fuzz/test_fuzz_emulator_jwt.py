@@ -51,9 +51,9 @@ def tokens(draw: st.DrawFn) -> tuple[str, bool]:
         depth = draw(st.integers(500, 3000))
         nested = draw(st.sampled_from([b"[", b'{"a":'])) * depth
         where = draw(st.booleans())
-        header = nested if where else b'{"alg":"HS256"}'
-        payload = b'{"sub":"c1"}' if where else b'{"sub":' + nested + b"}"
-        return _sign(header, payload, SECRET), False
+        deep_header = nested if where else b'{"alg":"HS256"}'
+        deep_payload = b'{"sub":"c1"}' if where else b'{"sub":' + nested + b"}"
+        return _sign(deep_header, deep_payload, SECRET), False
     header: dict[str, Any] = {"alg": draw(ALGS)}
     if draw(st.booleans()):
         header["typ"] = draw(st.sampled_from(["JWT", 7, None]))

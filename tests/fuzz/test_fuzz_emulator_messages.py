@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callops.consumer.models import (
+    CallMode,
     ExConversationChangeNotification,
     Notification,
     Request,
@@ -23,7 +24,7 @@ from callops.consumer.models import (
 from callops.errors import RemoteProtocolError
 from callops.orchestrator.emulator.auth import mint_jwt
 from callops.orchestrator.emulator.cobrowse import CoBrowseConnection
-from callops.orchestrator.emulator.model import CallMode, EmulatorModel
+from callops.orchestrator.emulator.model import EmulatorModel
 from callops.orchestrator.emulator.session import ConsumerSession, Outcome, parse_request
 from callops.testing import fuzz_examples
 
