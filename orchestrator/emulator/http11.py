@@ -215,26 +215,20 @@ class HttpServerConnection:
         response = h11.Response(
             status_code=status, headers=fields, reason=HTTPStatus(status).phrase.encode("latin-1")
         )
-        connection = self._h11
-        if connection.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
-            connection = h11.Connection(h11.SERVER)
-        try:
-            out = connection.send(response) or b""
-            if payload:
-                out += connection.send(h11.Data(data=payload)) or b""
-            out += connection.send(h11.EndOfMessage()) or b""
-        except h11.LocalProtocolError:
-            # the connection cannot answer (e.g. after a protocol error): a fresh codec can
-            connection = h11.Connection(h11.SERVER)
-            out = connection.send(response) or b""
-            out += (connection.send(h11.Data(data=payload)) or b"") if payload else b""
-            out += connection.send(h11.EndOfMessage()) or b""
-        return out
+        if self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            try:
+                return _write(self._h11, response, payload)
+            except h11.LocalProtocolError:
+                pass  # e.g. a body for a HEAD request: h11 refuses it, a fresh codec writes it
+        # the connection cannot answer any more (after a protocol error): a fresh codec can
+        return _write(h11.Connection(h11.SERVER), response, payload)
 
 
-def render_response(status: int, body: Any = None, *, headers: dict[str, str] | None = None) -> bytes:
-    """A complete HTTP/1.1 response with a JSON body, outside any request (``Connection: close``)."""
-    return HttpServerConnection().respond(status, body, headers=headers)
+def _write(connection: h11.Connection, response: h11.Response, payload: bytes) -> bytes:
+    out = connection.send(response) or b""
+    if payload:
+        out += connection.send(h11.Data(data=payload)) or b""
+    return out + (connection.send(h11.EndOfMessage()) or b"")
 
 
 def error_body(status: int, details: str) -> dict[str, Any]:
@@ -251,5 +245,4 @@ __all__ = [
     "HttpServerConnection",
     "error_body",
     "parse_target",
-    "render_response",
 ]
