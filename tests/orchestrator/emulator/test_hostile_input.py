@@ -112,6 +112,14 @@ def test_bare_lf_request_lines_are_answered() -> None:
             assert await _raw_http(emu.port, b"GET /healthz HTTP/1.1\nHost: x\n\n") == (200, {"status": "ok"})
             got, answer = await _raw_http(emu.port, b"GET /nowhere HTTP/1.1\nHost: x\n\n")
             assert got == 404 and "no route" in answer["details"]
+            reader, writer = await asyncio.open_connection("127.0.0.1", emu.port)
+            writer.write(
+                b"GET /ws_api/account/le1/messaging/consumer?v=3 HTTP/1.1\nHost: x\nUpgrade: websocket\n"
+                b"Connection: Upgrade\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\nSec-WebSocket-Version: 13\n\n"
+            )
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 101 "), head
+            writer.close()
 
     run_bounded(body(), 30)
 
