@@ -115,7 +115,8 @@ def test_bare_lf_request_lines_are_answered() -> None:
             reader, writer = await asyncio.open_connection("127.0.0.1", emu.port)
             writer.write(
                 b"GET /ws_api/account/le1/messaging/consumer?v=3 HTTP/1.1\nHost: x\nUpgrade: websocket\n"
-                b"Connection: Upgrade\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\nSec-WebSocket-Version: 13\n\n"
+                b"Connection: Upgrade\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\n"
+                b"Sec-WebSocket-Version: 13\n\n"
             )
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             assert head.startswith(b"HTTP/1.1 101 "), head
