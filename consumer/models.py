@@ -15,6 +15,8 @@ These are the boundary models shared by the consumer client and the emulator. Th
 from __future__ import annotations
 
 import json
+import math
+import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -27,6 +29,42 @@ from callops.errors import RemoteProtocolError
 MAX_FRAME_BYTES = 1024 * 1024
 #: ConsumerAuthentication.jwt is at most this many characters.
 MAX_JWT_LENGTH = 2048
+#: JSON nested deeper than this (arrays and objects) is refused: no frame needs it, and a
+#: deeper one could exhaust the recursion limit where it is decoded or encoded again.
+MAX_JSON_DEPTH = 64
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
+
+
+def json_depth(data: bytes) -> int:
+    """How deeply arrays and objects nest in ``data``, a valid JSON text (strings ignored)."""
+    brackets = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
+    depth = deepest = 0
+    for byte in brackets:
+        depth += 1 if byte in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def decode_json(data: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """``data`` as JSON; :class:`RemoteProtocolError` when it is not valid JSON (RFC 8259: no NaN,
+    no Infinity), or nests deeper than ``max_depth``. Never another exception."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    try:
+        value = json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise RemoteProtocolError(f"nested deeper than {max_depth} levels") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RemoteProtocolError(f"not valid JSON: {exc}") from None
+    # a cheap count first: most frames have fewer brackets than the limit
+    if raw.count(b"[") + raw.count(b"{") > max_depth and json_depth(raw) > max_depth:
+        raise RemoteProtocolError(f"nested deeper than {max_depth} levels")
+    return value
 
 
 def _listify(value: Any) -> Any:
@@ -118,9 +156,13 @@ class ConsumerAuthentication(WireModel):
 
 
 def _id_as_string(value: Any) -> Any:
-    # numeric ids are answered as strings
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(int(value)) if float(value).is_integer() else str(value)
+    # numeric ids are answered as strings; a huge or non-finite number stays a number (and fails)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return str(value) if abs(value) < 10**64 else value
+    if isinstance(value, float) and math.isfinite(value):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e64 else str(value)
     return value
 
 
@@ -167,9 +209,9 @@ def parse_frame(data: str | bytes) -> Request | Response | Notification:
     if len(data) > MAX_FRAME_BYTES:
         raise RemoteProtocolError(f"frame of {len(data)} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
     try:
-        raw = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RemoteProtocolError(f"frame is not valid JSON: {exc}") from None
+        raw = decode_json(data)
+    except RemoteProtocolError as exc:
+        raise RemoteProtocolError(f"frame is {exc.message}") from None
     if not isinstance(raw, dict):
         raise RemoteProtocolError(f"frame must be a JSON object, got {type(raw).__name__}")
     if raw.get("kind") not in ("req", "resp", "notification"):
@@ -425,6 +467,7 @@ __all__ = [
     "GET_CLOCK_RESPONSE",
     "INIT_CONNECTION",
     "MAX_FRAME_BYTES",
+    "MAX_JSON_DEPTH",
     "MAX_JWT_LENGTH",
     "MESSAGING_EVENT_NOTIFICATION",
     "PUBLISH_EVENT",
@@ -470,7 +513,9 @@ __all__ = [
     "UnsubscribeExConversations",
     "UpdateConversationField",
     "WireModel",
+    "decode_json",
     "describe_validation_error",
+    "json_depth",
     "parse_body",
     "parse_frame",
 ]

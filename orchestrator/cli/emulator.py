@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -13,6 +14,26 @@ from callops.errors import UsageError
 
 #: Environment variable holding the emulator's HS256 JWT secret (instead of --jwt-secret-file).
 JWT_SECRET_ENV = "CALLOPS_EMULATOR_JWT_SECRET"
+#: Environment variable holding the control API's bearer token (instead of --control-token-file);
+#: the same as callops.orchestrator.emulator.control.CONTROL_TOKEN_ENV (not imported: --help stays fast).
+CONTROL_TOKEN_ENV = "CALLOPS_CONTROL_TOKEN"
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _control_token_option(help_text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return click.option(
+        "--control-token-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=f"{help_text} (or env {CONTROL_TOKEN_ENV}).",
+    )
 
 
 @click.group()
@@ -51,6 +72,7 @@ def emulator() -> None:
     type=click.FloatRange(min=0),
     help="Seconds an IDP signup JWT is valid (short: exercise the consumer's renewal on 4401).",
 )
+@_control_token_option("Bearer token the control API requires; none: no token needed")
 def serve(
     *,
     host: str,
@@ -59,13 +81,16 @@ def serve(
     invite_expiry: float,
     init_timeout: float,
     signup_expiry: float,
+    control_token_file: Path | None,
 ) -> None:
     """Serve the emulator (consumer websocket, control API, CoBrowse) until interrupted (Ctrl-C)."""
     from callops.orchestrator.emulator import Emulator, EmulatorConfig
+    from callops.orchestrator.emulator.auth import MIN_SECRET_BYTES, weak_secret
     from callops.orchestrator.emulator.identity import IdentityConfig
     from callops.secret import load_secret
 
     secret = load_secret(file=jwt_secret_file, env=JWT_SECRET_ENV, what="JWT secret", required=False)
+    token = load_secret(file=control_token_file, env=CONTROL_TOKEN_ENV, what="control token", required=False)
     config = EmulatorConfig(
         host=host,
         port=port,
@@ -73,7 +98,22 @@ def serve(
         invite_expiry=invite_expiry,
         init_timeout=init_timeout,
         identity=IdentityConfig(signup_lifetime=signup_expiry),
+        control_token=token,
     )
+    if not _is_loopback(host):
+        open_doors = []
+        if secret is None:
+            open_doors.append(f"no JWT secret: anyone can connect as any consumer ({JWT_SECRET_ENV})")
+        if token is None:
+            open_doors.append(f"no control token: anyone can invite and end calls ({CONTROL_TOKEN_ENV})")
+        for door in open_doors:
+            click.echo(f"warning: {host} is reachable from other machines and there is {door}", err=True)
+    if secret is not None and weak_secret(secret):
+        click.echo(
+            f"warning: the JWT secret ({secret.source}) is shorter than {MIN_SECRET_BYTES} bytes, "
+            "the least RFC 7518 asks of an HS256 key",
+            err=True,
+        )
 
     async def run() -> None:
         # SIGTERM (systemd, docker, kill) stops as cleanly as Ctrl-C: sockets closed, exit 0
@@ -83,7 +123,8 @@ def serve(
         emu = Emulator(config)
         await emu.start()
         mode = f"HS256 ({secret.source})" if secret is not None else "dev mode (any well-formed JWT)"
-        click.echo(f"emulator on {emu.base_url} -- JWTs: {mode}")
+        control = f"bearer token ({token.source})" if token is not None else "no token"
+        click.echo(f"emulator on {emu.base_url} -- JWTs: {mode}; control API: {control}")
         click.echo(f"  consumer: {emu.consumer_url('ACCOUNT')}")
         click.echo(f"  cobrowse: {emu.cobrowse_url('ACCOUNT')}")
         click.echo(f"  control:  {emu.base_url}/control/accounts/ACCOUNT/conversations")
@@ -128,20 +169,31 @@ def serve(
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds to wait for the control API's answer.",
 )
+@_control_token_option("The emulator's control API bearer token, if it has one")
 def invite(
-    url: str, *, account: str, conversation: str, mode: str, cancel: bool, as_json: bool, timeout: float
+    url: str,
+    *,
+    account: str,
+    conversation: str,
+    mode: str,
+    cancel: bool,
+    as_json: bool,
+    timeout: float,
+    control_token_file: Path | None,
 ) -> None:
     """Invite the consumer of a conversation to a call, as the agent (POST .../call).
 
     URL is the emulator's base URL, e.g. http://127.0.0.1:8080.
     """
     from callops.orchestrator.emulator.control import ControlClient
+    from callops.secret import load_secret
 
+    token = load_secret(file=control_token_file, env=CONTROL_TOKEN_ENV, what="control token", required=False)
     if not url.startswith("http://"):
         raise UsageError(
             f"URL {url!r} must be the emulator's http:// base URL", hint="e.g. http://127.0.0.1:8080"
         )
-    client = ControlClient(url, timeout=timeout)
+    client = ControlClient(url, timeout=timeout, token=token)
     if cancel:
         call = asyncio.run(client.end_call(account, conversation))
         click.echo(call.model_dump_json() if as_json else f"call {call.serviceId}: {call.sessionState}")
@@ -155,4 +207,4 @@ def invite(
         click.echo(f"         expires   {invitation.expires:.3f} (epoch s)")
 
 
-__all__ = ["JWT_SECRET_ENV", "emulator"]
+__all__ = ["CONTROL_TOKEN_ENV", "JWT_SECRET_ENV", "emulator"]

@@ -24,12 +24,14 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from callops.consumer.models import decode_json
 from callops.errors import (
     AuthenticationError,
     CallopsError,
     DeadlineExceeded,
     NetworkError,
     ProtocolError,
+    RemoteProtocolError,
     ValidationError,
 )
 from callops.orchestrator.emulator.auth import RedactedFrameLog
@@ -46,10 +48,14 @@ class ChannelRefused(ProtocolError):
 
 
 def _refusal(frame: dict[str, Any]) -> CallopsError:
-    code = int(frame.get("code", 0))
+    raw_code = frame.get("code")
+    code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else 0
     title, details = str(frame.get("title", "")), str(frame.get("details", ""))
+    raw_problems = frame.get("problems")
     problems = [
-        (str(p.get("field")), str(p.get("message"))) for p in frame.get("problems", []) if isinstance(p, dict)
+        (str(p.get("field"))[:200], str(p.get("message"))[:200])
+        for p in (raw_problems if isinstance(raw_problems, list) else [])
+        if isinstance(p, dict)
     ]
     if code == 400 and problems:
         return ValidationError(f"cobrowse request ({title})", problems)
@@ -220,8 +226,8 @@ class CoBrowseChannel:
         try:
             async for raw in self._ws:
                 try:
-                    frame = json.loads(raw)
-                except ValueError:
+                    frame = decode_json(raw)
+                except RemoteProtocolError:
                     continue
                 if not isinstance(frame, dict):
                     continue

@@ -18,14 +18,14 @@ Every message may carry an ``id``; answers (``ack`` or ``error``) echo it. ``sig
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
 from callops.consumer.lptag import LpTagEventName, validate_event
-from callops.errors import AuthenticationError, ValidationError
+from callops.consumer.models import decode_json
+from callops.errors import AuthenticationError, RemoteProtocolError, ValidationError
 from callops.orchestrator.emulator.auth import CLOSE_TOKEN_REJECTED, verify_jwt
 from callops.orchestrator.emulator.model import (
     Call,
@@ -114,9 +114,9 @@ class CoBrowseConnection:
         msg_id: Any = None
         try:
             try:
-                message = json.loads(data)
-            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-                raise ChannelError(400, "Bad frame", f"frame is not valid JSON: {exc}") from None
+                message = decode_json(data)
+            except RemoteProtocolError as exc:
+                raise ChannelError(400, "Bad frame", f"frame is {exc.message}") from None
             if not isinstance(message, dict):
                 raise ChannelError(
                     400, "Bad frame", f"frame must be a JSON object, got {type(message).__name__}"
@@ -136,8 +136,11 @@ class CoBrowseConnection:
                 raise ChannelError(401, "Not authenticated", f"send 'auth' before {kind!r}")
             return handler(self, message, now)
         except ChannelError as exc:
+            if exc.code in (400, 401):
+                log.info("cobrowse %d: %d %s: %s", self.session_id, exc.code, exc.title, exc.details[:200])
             return Outcome([Delivery(self.session_id, self._error(msg_id, exc))])
         except AuthenticationError as exc:
+            log.info("cobrowse %d: token rejected: %s", self.session_id, exc.message)
             self.closed = True
             return Outcome(close=Close(CLOSE_TOKEN_REJECTED, exc.message))
 

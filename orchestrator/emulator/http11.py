@@ -1,24 +1,40 @@
-"""The small HTTP/1.1 the emulator needs (RFC 9112), pure functions: parse a request head, render a
-JSON response. Bounded sizes; every problem is an :class:`HttpError` with the status to answer.
+"""The emulator's HTTP/1.1 (RFC 9112) on h11, sans-I/O: one request per connection.
 
-No chunked bodies, no keep-alive: the control API answers one request per connection and closes.
+:class:`HttpServerConnection` wraps an ``h11.Connection`` in the server role: feed it bytes with
+:meth:`~HttpServerConnection.receive_data`, take the request with
+:meth:`~HttpServerConnection.next_request` (``None`` while more bytes are needed), render the
+answer with :meth:`~HttpServerConnection.respond`. Sizes are bounded; every problem is an
+:class:`HttpError` -- a :class:`~callops.errors.RemoteProtocolError` that carries the status to
+answer (400, 408, 411, 413, 431, 501). h11's exceptions are translated here and nowhere else.
+
+A websocket upgrade request is returned as soon as its head is complete (h11 pauses there);
+:attr:`HttpRequest.raw_head` is its head in canonical CRLF form, for websockets' sans-I/O
+handshake. Bodies may be sized by Content-Length or chunked; the connection closes after the answer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+import h11
+
+from callops.consumer.models import decode_json
+from callops.errors import RemoteProtocolError
 
 #: Largest request head (request line + headers) accepted.
 MAX_HEAD_BYTES = 16 * 1024
 #: Largest control API request body accepted.
 MAX_BODY_BYTES = 64 * 1024
 MAX_HEADERS = 100
+#: Methods whose request must say how long its body is (411 otherwise).
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-class HttpError(Exception):
+class HttpError(RemoteProtocolError):
     """A request the emulator answers with ``status`` and a JSON error body."""
 
     def __init__(self, status: int, details: str) -> None:
@@ -27,19 +43,40 @@ class HttpError(Exception):
         self.details = details
 
 
+def parse_target(target: str) -> tuple[str, dict[str, str]]:
+    """``(path, query)`` of a request target (RFC 9112 section 3.2): origin-form
+    ``/path?query``, or absolute-form ``http://host/path?query``. :class:`HttpError` 400 otherwise."""
+    if target.startswith("/"):
+        # origin-form: never urlsplit() it -- "//[" would be read as a network location
+        rest = target.partition("#")[0]
+        raw_path, _, raw_query = rest.partition("?")
+    elif target[:7].lower() == "http://" or target[:8].lower() == "https://":
+        try:
+            parts = urlsplit(target)
+        except ValueError as exc:
+            raise HttpError(400, f"request target {target[:80]!r} is not a valid URL: {exc}") from None
+        raw_path, raw_query = parts.path or "/", parts.query
+    else:
+        raise HttpError(400, f"request target {target[:80]!r} must be an absolute path such as /healthz")
+    try:
+        query = dict(parse_qsl(raw_query, max_num_fields=MAX_HEADERS))
+    except ValueError as exc:
+        raise HttpError(400, f"query of {target[:80]!r}: {exc}") from None
+    return unquote(raw_path), query
+
+
 class HttpRequest:
-    """A parsed request head (and the body, once read)."""
+    """A parsed request: method, target, headers (names lower-cased, the last value kept), body."""
 
-    __slots__ = ("body", "headers", "method", "path", "query", "target")
+    __slots__ = ("body", "headers", "method", "path", "query", "raw_head", "target")
 
-    def __init__(self, method: str, target: str, headers: dict[str, str]) -> None:
+    def __init__(self, method: str, target: str, headers: dict[str, str], raw_head: bytes = b"") -> None:
         self.method = method
         self.target = target
-        parts = urlsplit(target)
-        self.path = unquote(parts.path)
-        self.query = dict(parse_qsl(parts.query))
-        #: header names lower-cased; a repeated header keeps the last value
+        self.path, self.query = parse_target(target)
         self.headers = headers
+        #: the head in canonical CRLF form (request line, header lines, blank line)
+        self.raw_head = raw_head
         self.body = b""
 
     @property
@@ -50,72 +87,148 @@ class HttpRequest:
             and "upgrade" in self.headers.get("connection", "").lower()
         )
 
-    @property
-    def content_length(self) -> int:
-        """The body length (RFC 9112 section 6.3); :class:`HttpError` 400/411/413/501 when unusable."""
-        if "transfer-encoding" in self.headers:
-            raise HttpError(501, "Transfer-Encoding is not supported; send Content-Length")
-        raw = self.headers.get("content-length")
-        if raw is None:
-            if self.method in ("POST", "PUT", "PATCH"):
-                raise HttpError(411, "Content-Length is required")
-            return 0
-        if not raw.isdigit():
-            raise HttpError(400, f"Content-Length {raw!r} is not a number")
-        length = int(raw)
-        if length > MAX_BODY_BYTES:
-            raise HttpError(413, f"body of {length} bytes exceeds the {MAX_BODY_BYTES}-byte limit")
-        return length
-
     def json(self) -> Any:
-        """The body as JSON; :class:`HttpError` 400 if it is not."""
+        """The body as JSON; :class:`HttpError` 400 if it is not (or nests deeper than allowed)."""
+        if not self.body:
+            return None
         try:
-            return json.loads(self.body) if self.body else None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HttpError(400, f"body is not valid JSON: {exc}") from None
+            return decode_json(self.body)
+        except RemoteProtocolError as exc:
+            raise HttpError(400, f"body is {exc.message}") from None
 
 
-def parse_head(head: bytes) -> HttpRequest:
-    """Parse ``request-line CRLF *(field-line CRLF) CRLF`` (RFC 9112 sections 3 and 5)."""
-    if len(head) > MAX_HEAD_BYTES:
-        raise HttpError(431, f"request head exceeds {MAX_HEAD_BYTES} bytes")
-    try:
-        text = head.decode("latin-1")
-    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
-        raise HttpError(400, "request head is not latin-1") from None
-    lines = text.split("\r\n")
-    request_line = lines[0]
-    parts = request_line.split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-        raise HttpError(400, f"malformed request line {request_line[:80]!r}")
-    method, target, _version = parts
-    if not method.isalpha() or not method.isupper():
-        raise HttpError(400, f"malformed method {method[:20]!r}")
-    if not target.startswith("/"):
-        raise HttpError(400, f"request target {target[:80]!r} must be an absolute path")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip():
-            raise HttpError(400, f"malformed header line {line[:80]!r}")
-        headers[name.lower()] = value.strip()
-        if len(headers) > MAX_HEADERS:
+def _text(value: bytes) -> str:
+    return value.decode("latin-1")
+
+
+def _describe(exc: h11.ProtocolError) -> str:
+    # h11 names the bad part as a bytearray repr: keep the message short and readable
+    return str(exc).replace("bytearray(b", "(")[:200]
+
+
+class HttpServerConnection:
+    """One HTTP/1.1 connection in the server role (sans-I/O, h11): one request, one answer."""
+
+    def __init__(self) -> None:
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+        self._request: HttpRequest | None = None
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._received = 0
+        #: the first bytes of the stream: where the head must end
+        self._prefix = b""
+        #: the peer closed the connection before sending a byte
+        self.closed = False
+
+    @property
+    def started(self) -> bool:
+        """Whether any byte of a request arrived."""
+        return self._received > 0
+
+    def receive_data(self, data: bytes) -> None:
+        """Bytes from the peer; ``b""`` is the end of the stream."""
+        self._received += len(data)
+        if len(self._prefix) <= MAX_HEAD_BYTES:
+            self._prefix += data[: MAX_HEAD_BYTES + 4 - len(self._prefix)]
+        # RuntimeError: data after the end of the stream -- there is nothing more to parse
+        with contextlib.suppress(RuntimeError):
+            self._h11.receive_data(data)
+
+    def next_request(self) -> HttpRequest | None:
+        """The complete request, or ``None`` while more bytes are needed (or after a clean close:
+        then :attr:`closed` is set). Raises :class:`HttpError`."""
+        if (
+            self._request is None
+            and len(self._prefix) > MAX_HEAD_BYTES
+            and b"\n\r\n" not in self._prefix
+            and b"\n\n" not in self._prefix
+        ):
+            # checked before h11 parses a complete but oversized head (h11 bounds only incomplete ones)
+            raise HttpError(431, f"request head exceeds {MAX_HEAD_BYTES} bytes")
+        while True:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise HttpError(exc.error_status_hint, f"malformed request: {_describe(exc)}") from None
+            except ValueError as exc:
+                # a safety net: h11 converts numbers with int() (bounded to 20 digits in h11 0.16)
+                raise HttpError(400, f"malformed request: {str(exc)[:120]}") from None
+            if event is h11.NEED_DATA:
+                return None
+            if event is h11.PAUSED:
+                return self._request  # an upgrade request: the rest of the stream is not HTTP
+            if isinstance(event, h11.Request):
+                self._request = self._start(event)
+                if self._request.is_websocket_upgrade:
+                    return self._request
+            elif isinstance(event, h11.Data):
+                self._body_size += len(event.data)
+                if self._body_size > MAX_BODY_BYTES:
+                    raise HttpError(413, f"body exceeds the {MAX_BODY_BYTES}-byte limit")
+                self._body.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                assert self._request is not None
+                self._request.body = b"".join(self._body)
+                return self._request
+            elif isinstance(event, h11.ConnectionClosed):
+                if self._request is None and not self.started:
+                    self.closed = True
+                    return None
+                raise HttpError(400, "connection closed before the request was complete")
+
+    def _start(self, event: h11.Request) -> HttpRequest:
+        items = [(_text(name), _text(value)) for name, value in event.headers.raw_items()]
+        if len(items) > MAX_HEADERS:
             raise HttpError(431, f"more than {MAX_HEADERS} headers")
-    return HttpRequest(method, target, headers)
+        method, target = _text(event.method), _text(event.target)
+        lines = [f"{method} {target} HTTP/1.1", *(f"{name}: {value}" for name, value in items), "", ""]
+        raw_head = "\r\n".join(lines).encode("latin-1")
+        if len(raw_head) > MAX_HEAD_BYTES:
+            raise HttpError(431, f"request head exceeds {MAX_HEAD_BYTES} bytes")
+        headers = {name.lower(): value for name, value in items}
+        request = HttpRequest(method, target, headers, raw_head)
+        if request.is_websocket_upgrade:
+            return request
+        raw_length = headers.get("content-length")
+        if raw_length is not None:
+            # h11 checked that it is ASCII digits
+            if len(raw_length) > 20 or int(raw_length) > MAX_BODY_BYTES:
+                raise HttpError(
+                    413, f"body of {raw_length[:24]} bytes exceeds the {MAX_BODY_BYTES}-byte limit"
+                )
+        elif "transfer-encoding" not in headers and method in _BODY_METHODS:
+            raise HttpError(411, "Content-Length is required")
+        return request
+
+    @property
+    def trailing_data(self) -> bytes:
+        """Bytes received after an upgrade request's head (the start of the websocket stream)."""
+        return bytes(self._h11.trailing_data[0])
+
+    def respond(self, status: int, body: Any = None, *, headers: dict[str, str] | None = None) -> bytes:
+        """A complete response with a JSON body (``Connection: close``)."""
+        payload = b"" if body is None else json.dumps(body).encode()
+        fields = [("Connection", "close"), ("Content-Length", str(len(payload)))]
+        if body is not None:
+            fields.append(("Content-Type", "application/json"))
+        fields += list((headers or {}).items())
+        response = h11.Response(
+            status_code=status, headers=fields, reason=HTTPStatus(status).phrase.encode("latin-1")
+        )
+        if self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            try:
+                return _write(self._h11, response, payload)
+            except h11.LocalProtocolError:
+                pass  # e.g. a body for a HEAD request: h11 refuses it, a fresh codec writes it
+        # the connection cannot answer any more (after a protocol error): a fresh codec can
+        return _write(h11.Connection(h11.SERVER), response, payload)
 
 
-def render_response(status: int, body: Any = None, *, headers: dict[str, str] | None = None) -> bytes:
-    """A complete HTTP/1.1 response with a JSON body; the connection closes after it."""
-    payload = b"" if body is None else json.dumps(body).encode()
-    reason = HTTPStatus(status).phrase
-    lines = [f"HTTP/1.1 {status} {reason}", "Connection: close", f"Content-Length: {len(payload)}"]
-    if body is not None:
-        lines.append("Content-Type: application/json")
-    for name, value in (headers or {}).items():
-        lines.append(f"{name}: {value}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload
+def _write(connection: h11.Connection, response: h11.Response, payload: bytes) -> bytes:
+    out = connection.send(response) or b""
+    if payload:
+        out += connection.send(h11.Data(data=payload)) or b""
+    return out + (connection.send(h11.EndOfMessage()) or b"")
 
 
 def error_body(status: int, details: str) -> dict[str, Any]:
@@ -129,7 +242,7 @@ __all__ = [
     "MAX_HEAD_BYTES",
     "HttpError",
     "HttpRequest",
+    "HttpServerConnection",
     "error_body",
-    "parse_head",
-    "render_response",
+    "parse_target",
 ]

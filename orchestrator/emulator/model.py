@@ -19,6 +19,7 @@ exactly like the tutorial's example, and the CLOSED update is partial (``dialogI
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -57,6 +58,9 @@ log = logging.getLogger("callops.emulator")
 
 #: The feature a consumer's ClientProperties must list to be offered voice/video calls.
 CO_BROWSE = "CO_BROWSE"
+#: Subscriptions one connection may hold (``cqm.SubscribeExConversations`` and, separately,
+#: ``ms.SubscribeMessagingEvents``); the next one is answered 429 until one is released.
+MAX_SUBSCRIPTIONS = 100
 #: Synthetic agent user id; the agent id is ``"<account>.<agent user id>"`` ("le83624296.356285412").
 DEFAULT_AGENT_USER_ID = "356285412"
 
@@ -126,13 +130,21 @@ class ModelError(CallopsError):
 
 
 class Delivery:
-    """One frame (a JSON-ready dict) for one session."""
+    """One frame (a JSON-ready dict) for one session; ``data``: the frame already encoded, when
+    one notification goes to many subscriptions (the shared part is encoded once)."""
 
-    __slots__ = ("frame", "session_id")
+    __slots__ = ("data", "frame", "session_id")
 
-    def __init__(self, session_id: int, frame: dict[str, Any]) -> None:
+    def __init__(self, session_id: int, frame: dict[str, Any], data: bytes | None = None) -> None:
         self.session_id = session_id
         self.frame = frame
+        self.data = data
+
+    def encoded(self) -> bytes:
+        """The frame as compact JSON (UTF-8)."""
+        if self.data is None:
+            self.data = json.dumps(self.frame, separators=(",", ":")).encode()
+        return self.data
 
     def __repr__(self) -> str:
         return f"Delivery({self.session_id}, {self.frame.get('type')!r})"
@@ -513,6 +525,13 @@ class EmulatorModel:
 
     def _subscribe(self, session: Session, request: Request, now: float) -> list[Delivery]:
         body = parse_body(SubscribeExConversations, request.body, what=SUBSCRIBE_EX_CONVERSATIONS)
+        if len(session.subscriptions) >= MAX_SUBSCRIPTIONS:
+            raise ModelError(
+                429,
+                "Too many subscriptions",
+                f"a connection may hold {MAX_SUBSCRIPTIONS} subscriptions; release one with "
+                f"{UNSUBSCRIBE_EX_CONVERSATIONS} first",
+            )
         states = body.convState or body.stage
         conv_filter = frozenset(s.replace("CLOSED", "CLOSE") for s in states) if states else None
         subscription_id = self._new_id()
@@ -549,6 +568,15 @@ class EmulatorModel:
     def _subscribe_messaging(self, session: Session, request: Request, now: float) -> list[Delivery]:
         body = parse_body(SubscribeMessagingEvents, request.body, what=SUBSCRIBE_MESSAGING_EVENTS)
         self._conversation_of(session, body.conversationId, body.dialogId)
+        if (
+            body.dialogId not in session.dialog_subscriptions
+            and len(session.dialog_subscriptions) >= MAX_SUBSCRIPTIONS
+        ):
+            raise ModelError(
+                429,
+                "Too many subscriptions",
+                f"a connection may subscribe to the messaging events of {MAX_SUBSCRIPTIONS} dialogs",
+            )
         session.dialog_subscriptions.add(body.dialogId)
         return [Delivery(session.session_id, response(request.id, 200, GENERIC_SUBSCRIBE_RESPONSE))]
 
@@ -621,16 +649,17 @@ class EmulatorModel:
         """An UPSERT of ``conv`` to every subscription of its consumer."""
         acc = self.accounts[conv.account]
         result = result if result is not None else conv.result()
+        changes = [{"type": "UPSERT", "result": result}]
+        # the changes are encoded once for every subscription: only the subscriptionId differs
+        tail = b',"changes":' + json.dumps(changes, separators=(",", ":")).encode() + b"}}"
+        head = b'{"kind":"notification","type":"' + EX_CONVERSATION_CHANGE_NOTIFICATION.encode()
+        head += b'","body":{"subscriptionId":'
         out = []
         for sid in acc.sessions_by_consumer.get(conv.consumer_id, ()):
             for subscription_id in self.sessions[sid].subscriptions:
-                body = {"subscriptionId": subscription_id, "changes": [{"type": "UPSERT", "result": result}]}
-                out.append(
-                    Delivery(
-                        sid,
-                        {"kind": "notification", "type": EX_CONVERSATION_CHANGE_NOTIFICATION, "body": body},
-                    )
-                )
+                body = {"subscriptionId": subscription_id, "changes": changes}
+                frame = {"kind": "notification", "type": EX_CONVERSATION_CHANGE_NOTIFICATION, "body": body}
+                out.append(Delivery(sid, frame, head + json.dumps(subscription_id).encode() + tail))
         return out
 
     def _notify_call(self, conv: Conversation, call: Call) -> list[Delivery]:
@@ -784,6 +813,7 @@ __all__ = [
     "CALL_TRANSITIONS",
     "CO_BROWSE",
     "DEFAULT_AGENT_USER_ID",
+    "MAX_SUBSCRIPTIONS",
     "Account",
     "Call",
     "CallEvent",

@@ -1,6 +1,6 @@
 """The emulator's asyncio adapter: one TCP port, HTTP control API and websockets.
 
-Each accepted connection reads a bounded HTTP/1.1 request head. A websocket upgrade to
+Each accepted connection reads one bounded HTTP/1.1 request (h11, :mod:`.http11`). A websocket upgrade to
 ``/ws_api/account/{account}/messaging/consumer`` or ``/cobrowse/account/{account}`` is handed to
 websockets' sans-I/O :class:`~websockets.server.ServerProtocol`; anything else is a control API
 request (:func:`callops.orchestrator.emulator.control.handle_control`). The protocol logic lives in
@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import json
 import logging
 import re
 import time
+from collections import deque
 from types import TracebackType
 from typing import Any
 
@@ -35,13 +35,7 @@ from callops.errors import LocalProtocolError, NetworkError
 from callops.orchestrator.emulator.auth import RedactedFrameLog
 from callops.orchestrator.emulator.cobrowse import CoBrowseConnection
 from callops.orchestrator.emulator.control import handle_control
-from callops.orchestrator.emulator.http11 import (
-    MAX_HEAD_BYTES,
-    HttpError,
-    error_body,
-    parse_head,
-    render_response,
-)
+from callops.orchestrator.emulator.http11 import HttpError, HttpRequest, HttpServerConnection, error_body
 from callops.orchestrator.emulator.identity import IdentityConfig, authority, handle_identity
 from callops.orchestrator.emulator.model import DEFAULT_AGENT_USER_ID, Delivery, EmulatorModel
 from callops.orchestrator.emulator.session import Close, ConsumerSession
@@ -50,6 +44,9 @@ from callops.secret import Secret
 log = logging.getLogger("callops.emulator")
 #: websockets' frame log of every emulator socket, credentials hidden
 _WIRE_LOG = RedactedFrameLog(logging.getLogger("callops.emulator.wire"))
+
+#: Longest stretch (seconds) one fan-out writes before it lets the loop serve others.
+FANOUT_SLICE = 0.005
 
 _CONSUMER_PATH = re.compile(r"^/ws_api/account/([^/]+)/messaging/consumer/?$")
 _COBROWSE_PATH = re.compile(r"^/cobrowse/account/([^/]+)/?$")
@@ -80,12 +77,14 @@ class EmulatorConfig(BaseModel):
     agent_user_id: str = DEFAULT_AGENT_USER_ID
     #: the Domain API (CSDS) and signup IDP on the same port (:mod:`.identity`)
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    #: bearer token of the control API (None: no token needed); never logged
+    control_token: Secret | None = None
 
 
 class _Socket:
     """One upgraded websocket: the sans-I/O protocol, the stream writer, the session core."""
 
-    __slots__ = ("core", "deadline", "last_seen", "limit", "message", "protocol", "writer")
+    __slots__ = ("closing", "core", "deadline", "last_seen", "limit", "message", "protocol", "writer")
 
     def __init__(
         self,
@@ -102,27 +101,34 @@ class _Socket:
         self.last_seen = time.monotonic()
         #: fragments of a message being received
         self.message: list[bytes] | None = None
+        #: a close was sent (or the transport is going): nothing more is written
+        self.closing = False
 
     def flush(self) -> None:
-        for data in self.protocol.data_to_send():
+        outgoing = self.protocol.data_to_send()
+        transport = self.writer.transport
+        if transport.is_closing():
+            return  # the peer is gone or was dropped: writing more would only log warnings
+        for data in outgoing:
             if data:
                 self.writer.write(data)
             else:  # SEND_EOF
                 self.writer.close()
                 return
-        transport = self.writer.transport
-        if not transport.is_closing() and transport.get_write_buffer_size() > self.limit:
+        if transport.get_write_buffer_size() > self.limit:
             log.warning("socket %d: client does not read, dropping it", self.core.session_id)
             transport.abort()
 
-    def send(self, frame: dict[str, Any]) -> None:
-        if self.protocol.state is not State.OPEN:
+    def send(self, data: bytes) -> None:
+        """Send one text message (UTF-8 JSON) unless the socket is closing."""
+        if self.protocol.state is not State.OPEN or self.writer.transport.is_closing():
             return
-        self.protocol.send_text(json.dumps(frame, separators=(",", ":")).encode())
+        self.protocol.send_text(data)
         self.flush()
 
     def close(self, close: Close) -> None:
         if self.protocol.state is State.OPEN:
+            self.closing = True
             self.protocol.send_close(close.code, close.reason)
             self.flush()
 
@@ -142,15 +148,16 @@ class Emulator:
         self._timers: set[asyncio.TimerHandle] = set()
         self._keepalive: asyncio.Task[None] | None = None
         self._port = 0
+        #: frames of a long fan-out not yet written, per socket (see :meth:`deliver`)
+        self._backlog: dict[int, deque[Delivery]] = {}
+        self._backlog_scheduled = False
 
     # lifecycle ----------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         host, port = self.config.host, self.config.port
         try:
-            self._server = await asyncio.start_server(
-                self._connection, host, port, limit=MAX_HEAD_BYTES, backlog=2048
-            )
+            self._server = await asyncio.start_server(self._connection, host, port, backlog=2048)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 hint = "choose another --port or stop the process that uses it"
@@ -221,10 +228,46 @@ class Emulator:
     # routing ------------------------------------------------------------------------------------------
 
     def deliver(self, deliveries: list[Delivery]) -> None:
-        for delivery in deliveries:
-            sock = self._sockets.get(delivery.session_id)
-            if sock is not None:
-                sock.send(delivery.frame)
+        """Send frames to their sockets. A fan-out that takes more than :data:`FANOUT_SLICE` seconds
+        leaves the rest in per-socket backlogs, written a slice per loop iteration, round-robin;
+        a socket without a backlog is always served at once (frame order per socket is kept)."""
+        deadline = time.perf_counter() + FANOUT_SLICE
+        over = False
+        for count, delivery in enumerate(deliveries):
+            sid = delivery.session_id
+            sock = self._sockets.get(sid)
+            if sock is None:
+                continue
+            if not over and count & 63 == 63:
+                over = time.perf_counter() > deadline
+            backlog = self._backlog.get(sid)
+            if backlog is None and not over:
+                sock.send(delivery.encoded())
+            else:
+                (backlog if backlog is not None else self._backlog.setdefault(sid, deque())).append(delivery)
+        self._schedule_backlog()
+
+    def _schedule_backlog(self) -> None:
+        if self._backlog and not self._backlog_scheduled:
+            self._backlog_scheduled = True
+            asyncio.get_running_loop().call_soon(self._write_backlog)
+
+    def _write_backlog(self) -> None:
+        self._backlog_scheduled = False
+        deadline = time.perf_counter() + FANOUT_SLICE
+        first = True  # one round at least, whatever the clock says
+        while self._backlog and (first or time.perf_counter() < deadline):
+            first = False
+            for sid in list(self._backlog):
+                backlog = self._backlog[sid]
+                sock = self._sockets.get(sid)
+                for _ in range(min(16, len(backlog))):
+                    delivery = backlog.popleft()
+                    if sock is not None:
+                        sock.send(delivery.encoded())
+                if not backlog:
+                    del self._backlog[sid]
+        self._schedule_backlog()
 
     def _schedule_expiry(self, expires: float) -> None:
         loop = asyncio.get_running_loop()
@@ -261,29 +304,22 @@ class Emulator:
             writer.close()
 
     async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        http = HttpServerConnection()
         try:
             async with asyncio.timeout(self.config.request_timeout):
-                head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.LimitOverrunError:
-            writer.write(
-                render_response(431, error_body(431, f"request head exceeds {MAX_HEAD_BYTES} bytes"))
-            )
-            return
-        except (TimeoutError, asyncio.IncompleteReadError):
-            return
-        try:
-            request = parse_head(head)
-            if request.is_websocket_upgrade:
-                await self._websocket(head, request.path, reader, writer)
-                return
-            length = request.content_length
-            async with asyncio.timeout(self.config.request_timeout):
-                request.body = await reader.readexactly(length) if length else b""
+                while (request := http.next_request()) is None:
+                    if http.closed:
+                        return
+                    http.receive_data(await reader.read(65536))
         except HttpError as exc:
-            writer.write(render_response(exc.status, error_body(exc.status, exc.details)))
+            self._refuse(writer, http, exc.status, exc.details)
             return
         except TimeoutError:
-            writer.write(render_response(408, error_body(408, "request body not received in time")))
+            if http.started:
+                self._refuse(writer, http, 408, "request not received in time")
+            return
+        if request.is_websocket_upgrade:
+            await self._websocket(http, request, reader, writer)
             return
         served = handle_identity(
             request.method,
@@ -295,53 +331,74 @@ class Emulator:
             now=time.time(),
         )
         if served is not None:  # CSDS and IDP (docs/emulator.md)
-            writer.write(render_response(served.status, served.body))
+            writer.write(http.respond(served.status, served.body))
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
             return
-        answer = handle_control(self.model, request, time.time())
-        writer.write(render_response(answer.status, answer.body))
+        answer = handle_control(self.model, request, time.time(), token=self.config.control_token)
+        if answer.status >= 400:
+            details = answer.body.get("details", "") if isinstance(answer.body, dict) else ""
+            log.info("http %s: %d %s", _peer(writer), answer.status, str(details)[:200])
+        writer.write(http.respond(answer.status, answer.body, headers=answer.headers))
         self.deliver(answer.deliveries)
         if answer.expires is not None:
             self._schedule_expiry(answer.expires)
         with contextlib.suppress(ConnectionError):
             await writer.drain()
 
+    @staticmethod
+    def _refuse(writer: asyncio.StreamWriter, http: HttpServerConnection, status: int, details: str) -> None:
+        """Answer a request that cannot be served: one log line, the documented status."""
+        log.info("http %s: %d %s", _peer(writer), status, details[:200])
+        writer.write(http.respond(status, error_body(status, details)))
+
     async def _websocket(
-        self, head: bytes, path: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        http: HttpServerConnection,
+        request: HttpRequest,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
     ) -> None:
+        path = request.path
+        consumer = _CONSUMER_PATH.match(path)
+        cobrowse = _COBROWSE_PATH.match(path)
+        if consumer is None and cobrowse is None:
+            details = (
+                f"no websocket endpoint at {path[:200]}; use /ws_api/account/ACCOUNT/messaging/consumer"
+                " or /cobrowse/account/ACCOUNT"
+            )
+            self._refuse(writer, http, 404, details)
+            return
         protocol = ServerProtocol(max_size=MAX_FRAME_BYTES, logger=_WIRE_LOG)
-        protocol.receive_data(head)
+        protocol.receive_data(request.raw_head)
         events = protocol.events_received()
         if not events or not isinstance(events[0], WsRequest):
-            writer.write(render_response(400, error_body(400, "malformed websocket handshake")))
+            self._refuse(writer, http, 400, "malformed websocket handshake")
             return
         ws_request = events[0]
         now = time.time()
         core: ConsumerSession | CoBrowseConnection
-        consumer = _CONSUMER_PATH.match(path)
-        cobrowse = _COBROWSE_PATH.match(path)
         secret, timeout = self.config.jwt_secret, self.config.init_timeout
         if consumer is not None:
             core = ConsumerSession(
                 self.model, consumer.group(1), jwt_secret=secret, now=now, init_timeout=timeout
             )
-        elif cobrowse is not None:
+        else:
+            assert cobrowse is not None
             core = CoBrowseConnection(
                 self.model, cobrowse.group(1), jwt_secret=secret, now=now, init_timeout=timeout
             )
-        else:
-            details = (
-                f"no websocket endpoint at {path}; use /ws_api/account/ACCOUNT/messaging/consumer"
-                " or /cobrowse/account/ACCOUNT"
-            )
-            writer.write(render_response(404, error_body(404, details)))
-            return
         response = protocol.accept(ws_request)
         protocol.send_response(response)
         sock = _Socket(protocol, writer, core, self.config.max_send_buffer)
         sock.flush()
         if response.status_code != 101:
+            log.info(
+                "http %s: %d websocket handshake refused: %s",
+                _peer(writer),
+                response.status_code,
+                protocol.handshake_exc,
+            )
             return
         self._sockets[core.session_id] = sock
         try:
@@ -354,11 +411,12 @@ class Emulator:
                     self._close_soon(sock)
             loop = asyncio.get_running_loop()
             sock.deadline = loop.call_later(timeout + 0.01, self._check_deadline, sock)
-            await self._read_frames(sock, reader)
+            await self._read_frames(sock, reader, http.trailing_data)
         finally:
             if sock.deadline is not None:
                 sock.deadline.cancel()
             self._sockets.pop(core.session_id, None)
+            self._backlog.pop(core.session_id, None)
             if isinstance(core, ConsumerSession):
                 core.close()
             else:
@@ -376,10 +434,10 @@ class Emulator:
         loop = asyncio.get_running_loop()
         loop.call_later(2.0, sock.writer.transport.abort)
 
-    async def _read_frames(self, sock: _Socket, reader: asyncio.StreamReader) -> None:
+    async def _read_frames(self, sock: _Socket, reader: asyncio.StreamReader, first: bytes = b"") -> None:
         protocol, core = sock.protocol, sock.core
         while True:
-            data = await reader.read(65536)
+            data, first = (first, b"") if first else (await reader.read(65536), b"")
             if not data:
                 protocol.receive_eof()
                 sock.flush()
@@ -397,6 +455,16 @@ class Emulator:
                     sock.close(outcome.close)
                     self._close_soon(sock)
             sock.flush()
+            if protocol.close_sent is not None and protocol.close_rcvd is None and not sock.closing:
+                # websockets failed the connection (1002 protocol error, 1009 too big ...): say so once
+                sock.closing = True
+                log.info(
+                    "socket %d: closing with %d %s",
+                    core.session_id,
+                    protocol.close_sent.code,
+                    protocol.close_sent.reason[:120],
+                )
+                self._close_soon(sock)
             if protocol.state is State.CLOSED:
                 return
             if protocol.close_expected() and protocol.state is State.CLOSING:
@@ -436,6 +504,11 @@ class Emulator:
                 else:
                     sock.protocol.send_ping(b"callops")
                     sock.flush()
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "client"
 
 
 __all__ = ["Emulator", "EmulatorConfig"]

@@ -19,7 +19,6 @@ Rules (``shared/protocol/messaging-window-api.md``):
 
 from __future__ import annotations
 
-import json
 import logging
 from enum import StrEnum
 from typing import Any
@@ -35,6 +34,7 @@ from callops.consumer.models import (
     MAX_FRAME_BYTES,
     STRING_RESP,
     Request,
+    decode_json,
     describe_validation_error,
 )
 from callops.errors import AuthenticationError, RemoteProtocolError
@@ -91,17 +91,19 @@ def _features(client_properties: dict[str, Any] | None) -> frozenset[str]:
 
 
 def _request_id(data: str | bytes) -> str:
-    """The ``id`` of a frame that failed validation, if it can be read."""
+    """The ``id`` of a frame that failed validation, if it can be read (at most 64 characters)."""
+    if len(data) > MAX_FRAME_BYTES:
+        return ""
     try:
-        raw = json.loads(data)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        raw = decode_json(data)
+    except RemoteProtocolError:
         return ""
     if isinstance(raw, dict):
         rid = raw.get("id")
+        if isinstance(rid, int) and not isinstance(rid, bool) and abs(rid) < 10**64:
+            rid = str(rid)
         if isinstance(rid, str) and 0 < len(rid) <= 64:
             return rid
-        if isinstance(rid, int) and not isinstance(rid, bool):
-            return str(rid)
     return ""
 
 
@@ -110,9 +112,9 @@ def parse_request(data: str | bytes) -> Request:
     if len(data) > MAX_FRAME_BYTES:
         raise RemoteProtocolError(f"frame of {len(data)} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
     try:
-        raw = json.loads(data)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise RemoteProtocolError(f"frame is not valid JSON: {exc}") from None
+        raw = decode_json(data)
+    except RemoteProtocolError as exc:
+        raise RemoteProtocolError(f"frame is {exc.message}") from None
     if not isinstance(raw, dict):
         raise RemoteProtocolError(f"frame must be a JSON object, got {type(raw).__name__}")
     kind = raw.get("kind", "req")
@@ -184,8 +186,8 @@ class ConsumerSession:
         props: dict[str, Any] | None = None
         if client_properties:
             try:
-                loaded = json.loads(client_properties)
-            except ValueError:
+                loaded = decode_json(client_properties)
+            except RemoteProtocolError:
                 loaded = None
             props = loaded if isinstance(loaded, dict) else None
         return self._authenticate(token.strip(), props, now)
@@ -204,6 +206,7 @@ class ConsumerSession:
         try:
             frame = parse_request(data)
         except RemoteProtocolError as exc:
+            log.info("session %d: 400 bad frame: %s", sid, exc.message[:200])
             return Outcome([Delivery(sid, error_response(_request_id(data), 400, "Bad frame", exc.message))])
         if frame.type == INIT_CONNECTION:
             auth = frame.header(CONSUMER_AUTHENTICATION)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 
 import pytest
 
+from callops.consumer.client import jwt_subject
 from callops.errors import AuthenticationError
-from callops.orchestrator.emulator.auth import mint_jwt, verify_jwt
+from callops.orchestrator.emulator.auth import MAX_TOKEN_LENGTH, mint_jwt, verify_jwt
 from callops.secret import Secret
 
 NOW = 1_700_000_000.0
@@ -20,7 +23,7 @@ def _segment(obj: object) -> str:
 
 
 def test_dev_mode_accepts_any_well_formed_token_and_takes_sub_as_consumer_id() -> None:
-    token = f"{_segment({'alg': 'none'})}.{_segment({'sub': 'visitor-7'})}.garbage"
+    token = f"{_segment({'alg': 'none'})}.{_segment({'sub': 'visitor-7'})}.Z2FyYmFnZQ"
     assert verify_jwt(token, None, now=NOW).sub == "visitor-7"
 
 
@@ -76,3 +79,81 @@ def test_secret_never_appears_in_errors() -> None:
     with pytest.raises(AuthenticationError) as info:
         verify_jwt(mint_jwt("c1", Secret("x"), now=NOW), SECRET, now=NOW)
     assert SECRET.reveal() not in str(info.value)
+
+
+def _signed(payload: bytes, secret: Secret = SECRET, header: bytes = b'{"alg":"HS256","typ":"JWT"}') -> str:
+    """A token over raw JSON bytes, signed with HS256 (what a hostile client can send)."""
+    signing_input = f"{_raw(header)}.{_raw(payload)}"
+    digest = hmac.new(secret.reveal().encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_raw(digest)}"
+
+
+def _raw(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    ("exp", "words"),
+    [
+        (b"1" + b"0" * 400, "not a time"),
+        (b"1e400", "finite"),
+        (b"NaN", "finite"),
+        (b"Infinity", "finite"),
+        (b"-Infinity", "finite"),
+        (str(int(NOW) + 10 * 366 * 86400).encode(), "ahead"),
+        (b'"soon"', "must be a number"),
+        (b"true", "must be a number"),
+    ],
+)
+def test_secret_mode_rejects_absurd_or_non_finite_exp(exp: bytes, words: str) -> None:
+    token = _signed(b'{"sub":"c1","exp":' + exp + b"}")
+    with pytest.raises(AuthenticationError, match="4401") as info:
+        verify_jwt(token, SECRET, now=NOW)
+    assert words in info.value.message, info.value.message
+
+
+def test_dev_mode_rejects_non_finite_exp_but_not_a_late_one() -> None:
+    with pytest.raises(AuthenticationError, match="finite"):
+        verify_jwt(_signed(b'{"sub":"c1","exp":NaN}'), None, now=NOW)
+    assert verify_jwt(mint_jwt("c1", None, now=0, lifetime=10**10), None, now=NOW).sub == "c1"
+
+
+@pytest.mark.parametrize("alg", ["none", "HS384", "HS512", "RS256", "hs256"])
+def test_secret_mode_accepts_only_hs256(alg: str) -> None:
+    token = _signed(
+        b'{"sub":"c1","exp":' + str(int(NOW) + 60).encode() + b"}", header=f'{{"alg":"{alg}"}}'.encode()
+    )
+    with pytest.raises(AuthenticationError, match=f"alg '{alg}' rejected, expected 'HS256'"):
+        verify_jwt(token, SECRET, now=NOW)
+
+
+@pytest.mark.parametrize("secret", [None, SECRET], ids=["dev", "secret"])
+def test_deeply_nested_segments_are_refused_without_recursion_error(secret: Secret | None) -> None:
+    deep_header = _signed(b'{"sub":"c1"}', header=b"[" * 1100)
+    deep_payload = _signed(b'{"sub":' + b"[" * 1100 + b"}")
+    for token in (deep_header, deep_payload):
+        assert len(token) <= MAX_TOKEN_LENGTH
+        with pytest.raises(AuthenticationError, match="4401"):
+            verify_jwt(token, secret, now=NOW)
+
+
+@pytest.mark.parametrize("secret", [None, SECRET], ids=["dev", "secret"])
+def test_oversized_tokens_are_refused_before_decoding(secret: Secret | None) -> None:
+    token = _signed(b'{"sub":"c1","pad":"' + b"x" * 5000 + b'"}')
+    with pytest.raises(AuthenticationError, match=f"exceeds the {MAX_TOKEN_LENGTH}-character limit"):
+        verify_jwt(token, secret, now=NOW)
+    with pytest.raises(AuthenticationError, match="character limit"):
+        verify_jwt("[" * 30_000, secret, now=NOW)
+
+
+def test_consumer_side_jwt_subject_survives_hostile_tokens() -> None:
+    assert jwt_subject(mint_jwt("visitor-9", None, now=NOW)) == "visitor-9"
+    for token in (
+        _signed(b'{"sub":' + b"[" * 1100 + b"}"),
+        _signed(b'{"sub":"x"}', header=b"[" * 1100),
+        _signed(b'{"sub":"x","exp":1e400}', header=b'{"alg":"HS256"}') + "x" * 3000,
+        "a.b.c",
+        "not a jwt",
+        "",
+    ):
+        assert jwt_subject(token) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import select
 import signal
 import socket
@@ -166,3 +167,63 @@ def test_serve_stops_cleanly_on_sigterm() -> None:
         if proc.returncode is None:
             proc.kill()
             proc.communicate(timeout=30)
+
+
+def test_serve_warns_on_a_non_loopback_host_without_secret_and_token(tmp_path: Path) -> None:
+    # 192.0.2.1 (TEST-NET-1) is not an address of this machine: the warnings come before the
+    # listen fails, so nothing ever listens beyond loopback
+    serve = [sys.executable, "-m", "callops", "emulator", "serve", "--port", "0", "--host", "192.0.2.1"]
+    bare = subprocess.run(serve, capture_output=True, text=True, timeout=60)
+    assert bare.returncode == 5 and "Traceback" not in bare.stderr
+    assert "no JWT secret" in bare.stderr and "no control token" in bare.stderr
+    secret, token = tmp_path / "jwt.secret", tmp_path / "control.token"
+    secret.write_text("a-jwt-secret-of-32-bytes-or-more-0123\n")
+    token.write_text("control-token-from-a-file\n")
+    guarded = subprocess.run(
+        [*serve, "--jwt-secret-file", str(secret), "--control-token-file", str(token)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert guarded.returncode == 5 and "warning" not in guarded.stderr
+    assert "control-token-from-a-file" not in guarded.stderr + guarded.stdout
+
+
+@pytest.mark.slow
+def test_invite_sends_the_control_token(tmp_path: Path, raw_consumer: Any) -> None:
+    token = tmp_path / "control.token"
+    token.write_text("control-token-from-a-file\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "callops", "emulator", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CALLOPS_CONTROL_TOKEN": "control-token-from-a-file"},
+    )
+    try:
+        base_url = _wait_listening(proc)
+
+        async def open_conversation() -> str:
+            consumer = await raw_consumer.connect(
+                f"ws{base_url[4:]}/ws_api/account/le1/messaging/consumer?v=3", "c1"
+            )
+            conversation_id, _ = await consumer.open_conversation()
+            await consumer.close()
+            return str(conversation_id)
+
+        conversation_id = run_bounded(open_conversation(), 30)
+        cli = [sys.executable, "-m", "callops", "emulator", "invite", base_url, "--account", "le1"]
+        cli += ["--conversation", conversation_id]
+        env = {k: v for k, v in os.environ.items() if k != "CALLOPS_CONTROL_TOKEN"}
+        refused = subprocess.run(cli, capture_output=True, text=True, timeout=60, env=env)
+        assert (
+            refused.returncode == 6 and "401" in refused.stderr and "--control-token-file" in refused.stderr
+        )
+        done = subprocess.run(
+            [*cli, "--control-token-file", str(token)], capture_output=True, text=True, timeout=60, env=env
+        )
+        assert done.returncode == 0 and "invited" in done.stdout, done.stderr
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "control-token-from-a-file" not in err

@@ -145,7 +145,8 @@ def test_the_emulator_serves_csds_and_signup_on_its_port_pointing_at_the_host_th
             assert {e["baseURI"] for e in listing["baseURIs"]} == {"203.0.113.5:8443"}
             status, one = await _raw(
                 emu.port,
-                b"GET /api/account/le1/service/idp/baseURI.json?version=1.0 HTTP/1.1\r\n\r\n",
+                # HTTP/1.0 needs no Host header: the baseURI falls back to the listening address
+                b"GET /api/account/le1/service/idp/baseURI.json?version=1.0 HTTP/1.0\r\n\r\n",
             )
             assert (status, one) == (
                 200,
@@ -159,7 +160,7 @@ def test_the_emulator_serves_csds_and_signup_on_its_port_pointing_at_the_host_th
             assert (
                 status == 200 and verify_jwt(signed["jwt"], SECRET, now=time.time()).raw["aud"] == "acc:le1"
             )
-            status, health = await _raw(emu.port, b"GET /healthz HTTP/1.1\r\n\r\n")
+            status, health = await _raw(emu.port, b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
             assert (status, health) == (200, {"status": "ok"})  # the control API is untouched
 
     run_bounded(body(), 30)

@@ -170,17 +170,17 @@ def test_control_api_errors_are_json_with_the_right_status() -> None:
         async with Emulator() as emu:
             call = "/control/accounts/a/conversations/c/call"
             cases = [
-                (f"POST {call} HTTP/1.1\r\nContent-Length: 2\r\n\r\n{{}}", 400, "mode"),
-                (f"POST {call} HTTP/1.1\r\nContent-Length: 5\r\n\r\nnope!", 400, "JSON"),
-                (f"POST {call} HTTP/1.1\r\n\r\n", 411, "Content-Length"),
-                (f"POST {call} HTTP/1.1\r\nContent-Length: 999999\r\n\r\n", 413, "limit"),
-                (f"PUT {call} HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 405, "POST or DELETE"),
+                (f"POST {call} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{{}}", 400, "mode"),
+                (f"POST {call} HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nnope!", 400, "JSON"),
+                (f"POST {call} HTTP/1.1\r\nHost: x\r\n\r\n", 411, "Content-Length"),
+                (f"POST {call} HTTP/1.1\r\nHost: x\r\nContent-Length: 999999\r\n\r\n", 413, "limit"),
+                (f"PUT {call} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 405, "POST or DELETE"),
                 (
-                    f'POST {call} HTTP/1.1\r\nContent-Length: 22\r\n\r\n{{"mode":"VIDEO_CALL"}}\n',
+                    f'POST {call} HTTP/1.1\r\nHost: x\r\nContent-Length: 22\r\n\r\n{{"mode":"VIDEO_CALL"}}\n',
                     404,
                     "conversation",
                 ),
-                ("GET /nowhere HTTP/1.1\r\n\r\n", 404, "no route"),
+                ("GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n", 404, "no route"),
                 ("garbage\r\n\r\n", 400, "request line"),
                 ("GET / HTTP/1.1\r\nbad header\r\n\r\n", 400, "header"),
             ]
@@ -190,7 +190,7 @@ def test_control_api_errors_are_json_with_the_right_status() -> None:
                 assert word in answer["details"], (request, answer)
             got, answer = await _raw_http(emu, b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n")
             assert got == 431
-            got, answer = await _raw_http(emu, b"GET /healthz HTTP/1.1\r\n\r\n")
+            got, answer = await _raw_http(emu, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             assert (got, answer) == (200, {"status": "ok"})
 
     run_bounded(body(), 30)
