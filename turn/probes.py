@@ -1,4 +1,10 @@
-"""STUN/TURN probes: each returns a :class:`ProbeResult`, never raises, and ends within its timeout.
+"""STUN/TURN probes: each returns a typed result, never raises, and ends within its timeout.
+
+:data:`ProbeResult` is a discriminated union on ``kind``: :class:`StunResult`, :class:`NatResult`,
+:class:`AllocationResult`, :class:`RelayTestResult` (and, from :mod:`callops.turn.tls` and
+:mod:`callops.turn.bandwidth`, TLS and bandwidth results). Each carries its findings as a typed
+``data`` model, so the verdict reads attributes; ``data`` serialises without its unset (``None``)
+fields, which keeps the JSON of ``callops turn probe --json`` as it was.
 
 * :func:`stun_binding` -- Binding over UDP, TCP or TLS: mapped address and round-trip time.
 * :func:`nat_behaviour` -- RFC 5780 mapping and filtering (see :mod:`callops.turn.nat`).
@@ -14,17 +20,31 @@ Errors are sentences a network engineer understands ("TURN/TLS 127.0.0.1:5349: c
 from __future__ import annotations
 
 import asyncio
-import enum
+import contextlib
 import logging
 import os
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from callops.errors import CallopsError
+from callops.turn.results import (
+    AllocationData,
+    AllocationResult,
+    NatData,
+    NatResult,
+    ProbeData,
+    ProbeResult,
+    ProbeStatus,
+    RelayData,
+    RelayTestResult,
+    RelayTransport,
+    StunData,
+    StunResult,
+)
 from callops.turn.stun import (
     Address,
     StunUdpClient,
@@ -44,34 +64,6 @@ log = logging.getLogger(__name__)
 DEFAULT_RELAY_PACKETS = 10
 
 
-class ProbeStatus(enum.StrEnum):
-    OK = "ok"
-    FAIL = "fail"
-    #: the probe ran but its answers prove nothing either way
-    INCONCLUSIVE = "inconclusive"
-    #: the probe could not run (no credentials, server lacks the feature)
-    SKIPPED = "skipped"
-
-
-class ProbeResult(BaseModel):
-    """The outcome of one probe."""
-
-    #: e.g. ``stun-udp stun:127.0.0.1:3478``
-    name: str
-    #: ``stun-udp``, ``stun-tcp``, ``stun-tls``, ``nat``, ``turn-udp``, ``turn-tcp``, ``turn-tls``, ``relay``
-    kind: str
-    #: the server URI probed
-    target: str
-    status: ProbeStatus
-    duration_ms: float
-    #: what was found, in one line
-    detail: str = ""
-    #: why it failed, in a sentence with the fix
-    error: str | None = None
-    #: machine-readable findings (mapped, relayed, rtt_ms, allocate_ms, loss, mapping, filtering, ...)
-    data: dict[str, Any] = Field(default_factory=dict)
-
-
 class ProbeSet(BaseModel):
     """The results of :func:`run_probe_set`."""
 
@@ -84,7 +76,9 @@ class ProbeSet(BaseModel):
         return [r for r in self.results if r.status is ProbeStatus.FAIL]
 
 
-Outcome = tuple[ProbeStatus, str, dict[str, Any]]
+R = TypeVar("R", StunResult, NatResult, AllocationResult, RelayTestResult)
+#: what a probe body finds: status, one-line detail, typed data
+Outcome = tuple[ProbeStatus, str, ProbeData]
 
 
 def _fmt(addr: Address | None) -> str | None:
@@ -98,43 +92,56 @@ def _as_uri(uri: ServerUri | str) -> ServerUri:
 
 
 async def _probe(
+    result: type[R],
     kind: str,
     uri: ServerUri,
     timeout: float,
     body: Callable[[float], Awaitable[Outcome]],
-) -> ProbeResult:
-    """Run ``body(deadline)`` under ``timeout``; every failure becomes a ``fail`` result."""
+    *,
+    base: ProbeData,
+) -> R:
+    """Run ``body(deadline)`` under ``timeout``; every failure becomes a ``fail`` result.
+
+    ``base`` is the data a failed result carries (what was known before the probe ran).
+    """
     started = time.monotonic()
     name = f"{kind} {uri}"
     error: str | None = None
     try:
         status, detail, data = await asyncio.wait_for(body(started + timeout), max(0.001, timeout))
     except CallopsError as exc:
-        status, detail, data, error = ProbeStatus.FAIL, "", _error_data(exc), str(exc)
+        status, detail, data, error = ProbeStatus.FAIL, "", _error_data(base, exc), str(exc)
     except TimeoutError:
-        status, detail, data = ProbeStatus.FAIL, "", {}
+        status, detail, data = ProbeStatus.FAIL, "", base
         error = f"{uri.label}: no answer within {timeout:.1f} s (is the server up, and is the port open?)"
     except Exception as exc:  # a bug or an unexpected library error: report, do not crash the set
         log.debug("probe %s crashed", name, exc_info=True)
-        status, detail, data = ProbeStatus.FAIL, "", {}
+        status, detail, data = ProbeStatus.FAIL, "", base
         error = f"{uri.label}: unexpected {exc.__class__.__name__}: {exc}"
     duration_ms = round((time.monotonic() - started) * 1000, 3)
     log.info("probe %s: %s in %.1f ms %s", name, status.value, duration_ms, error or detail)
-    return ProbeResult(
-        name=name,
-        kind=kind,
-        target=str(uri),
-        status=status,
-        duration_ms=duration_ms,
-        detail=detail,
-        error=error,
-        data=data,
+    return result.model_validate(
+        {
+            "name": name,
+            "kind": kind,
+            "target": str(uri),
+            "status": status,
+            "duration_ms": duration_ms,
+            "detail": detail,
+            "error": error,
+            "data": data,
+        }
     )
 
 
-def _error_data(exc: CallopsError) -> dict[str, Any]:
+def _error_data(base: ProbeData, exc: CallopsError) -> ProbeData:
     code = getattr(exc, "code", None)
-    return {"error_code": code} if isinstance(code, int) else {}
+    return base.model_copy(update={"error_code": code}) if isinstance(code, int) else base
+
+
+def relay_transport(uri: ServerUri) -> RelayTransport:
+    """How a client reaches a TURN server: ``turns:`` is ``tls``, else the URI's transport."""
+    return "tls" if uri.secure else uri.transport
 
 
 def _remaining(deadline: float) -> float:
@@ -161,7 +168,7 @@ async def stun_binding(
     ca_file: str | os.PathLike[str] | None = None,
     insecure: bool = False,
     ssl_context: ssl.SSLContext | None = None,
-) -> ProbeResult:
+) -> StunResult:
     """A STUN Binding request over the URI's transport (or ``transport``): mapped address and RTT."""
     server_uri = _as_uri(uri)
     use = transport or server_uri.transport
@@ -183,7 +190,7 @@ async def stun_binding(
                 rtt_ms = (time.monotonic() - sent) * 1000
             finally:
                 client.close()
-            data: dict[str, Any] = {"rtt_ms": round(rtt_ms, 3)}
+            data = StunData(rtt_ms=round(rtt_ms, 3))
         else:
             context = _ssl_context(server_uri, ssl_context, ca_file, insecure)
             response, connect_s, rtt_s = await stream_exchange(
@@ -195,18 +202,17 @@ async def stun_binding(
                 server_hostname=server_uri.host,
             )
             rtt_ms = rtt_s * 1000
-            data = {"rtt_ms": round(rtt_ms, 3), "connect_ms": round(connect_s * 1000, 3)}
-        mapped = mapped_address(response)
-        data["mapped"] = _fmt(mapped)
+            data = StunData(rtt_ms=round(rtt_ms, 3), connect_ms=round(connect_s * 1000, 3))
+        data.mapped = _fmt(mapped_address(response))
         other = response.attributes.get("OTHER-ADDRESS")
         if other:
-            data["other_address"] = _fmt((str(other[0]), int(other[1])))
-        return ProbeStatus.OK, f"mapped {data['mapped']}, rtt {rtt_ms:.1f} ms", data
+            data.other_address = _fmt((str(other[0]), int(other[1])))
+        return ProbeStatus.OK, f"mapped {data.mapped}, rtt {rtt_ms:.1f} ms", data
 
-    return await _probe(kind, server_uri, timeout, body)
+    return await _probe(StunResult, kind, server_uri, timeout, body, base=StunData())
 
 
-async def nat_behaviour(uri: ServerUri | str, timeout: float) -> ProbeResult:
+async def nat_behaviour(uri: ServerUri | str, timeout: float) -> NatResult:
     """RFC 5780 mapping and filtering behaviour through the NAT between here and ``uri`` (UDP)."""
     from callops.turn.nat import Behaviour, discover
 
@@ -214,7 +220,7 @@ async def nat_behaviour(uri: ServerUri | str, timeout: float) -> ProbeResult:
 
     async def body(deadline: float) -> Outcome:
         if server_uri.transport != "udp":
-            return ProbeStatus.SKIPPED, "RFC 5780 discovery runs over UDP only", {}
+            return ProbeStatus.SKIPPED, "RFC 5780 discovery runs over UDP only", NatData()
         server = await resolve(
             server_uri.host, server_uri.port, timeout=_remaining(deadline), label=server_uri.label
         )
@@ -222,15 +228,15 @@ async def nat_behaviour(uri: ServerUri | str, timeout: float) -> ProbeResult:
         report = await discover(
             server, timeout=max(0.001, _remaining(deadline) - 0.02), label=server_uri.label
         )
-        data: dict[str, Any] = {
-            "mapping": report.mapping.behaviour.value,
-            "filtering": report.filtering.behaviour.value,
-            "nat": report.nat,
-            "mapped": report.mapped,
-            "other_address": report.other_address,
-            "mapping_reason": report.mapping.reason,
-            "filtering_reason": report.filtering.reason,
-        }
+        data = NatData(
+            mapping=report.mapping.behaviour,
+            filtering=report.filtering.behaviour,
+            nat=report.nat,
+            mapped=report.mapped,
+            other_address=report.other_address,
+            mapping_reason=report.mapping.reason,
+            filtering_reason=report.filtering.reason,
+        )
         behaviours = {report.mapping.behaviour, report.filtering.behaviour}
         detail = f"mapping {report.mapping.behaviour.value}, filtering {report.filtering.behaviour.value}"
         if Behaviour.UNSUPPORTED in behaviours:
@@ -244,7 +250,7 @@ async def nat_behaviour(uri: ServerUri | str, timeout: float) -> ProbeResult:
             return ProbeStatus.INCONCLUSIVE, f"{detail} ({reasons})", data
         return ProbeStatus.OK, detail, data
 
-    return await _probe("nat", server_uri, timeout, body)
+    return await _probe(NatResult, "nat", server_uri, timeout, body, base=NatData())
 
 
 async def turn_allocation(
@@ -256,38 +262,41 @@ async def turn_allocation(
     ca_file: str | os.PathLike[str] | None = None,
     insecure: bool = False,
     ssl_context: ssl.SSLContext | None = None,
-) -> ProbeResult:
+) -> AllocationResult:
     """Allocate a UDP relay over the URI's transport; time to allocate includes the 401 round."""
     from callops.turn.allocation import Allocation
 
     server_uri = _as_uri(uri)
-    kind = "turn-tls" if server_uri.secure else f"turn-{server_uri.transport}"
+    transport = relay_transport(server_uri)
+    kind = f"turn-{transport}"
 
     async def body(deadline: float) -> Outcome:
         if username is None or password is None:
-            return ProbeStatus.SKIPPED, "no TURN credentials given", {}
+            return ProbeStatus.SKIPPED, "no TURN credentials given", AllocationData(transport=transport)
         context = _ssl_context(server_uri, ssl_context, ca_file, insecure)
         allocation = await Allocation.open(
             server_uri, username, password, timeout=_remaining(deadline), ssl_context=context
         )
         try:
-            data = {
-                "relayed": _fmt(allocation.relayed),
-                "mapped": _fmt(allocation.mapped),
-                "allocate_ms": round(allocation.allocate_ms or 0.0, 3),
-                "lifetime": allocation.lifetime,
-                "transport": "tls" if server_uri.secure else server_uri.transport,
-            }
+            data = AllocationData(
+                relayed=_fmt(allocation.relayed),
+                mapped=_fmt(allocation.mapped),
+                allocate_ms=round(allocation.allocate_ms or 0.0, 3),
+                lifetime=allocation.lifetime,
+                transport=transport,
+            )
             await allocation.release(timeout=min(0.5, _remaining(deadline)))
         finally:
             allocation.close()
         return (
             ProbeStatus.OK,
-            f"relayed {data['relayed']}, mapped {data['mapped']}, {data['allocate_ms']:.1f} ms",
+            f"relayed {data.relayed}, mapped {data.mapped}, {data.allocate_ms:.1f} ms",
             data,
         )
 
-    return await _probe(kind, server_uri, timeout, body)
+    return await _probe(
+        AllocationResult, kind, server_uri, timeout, body, base=AllocationData(transport=transport)
+    )
 
 
 async def _permit(allocation: Allocation, peer_ip: str, deadline: float, what: str) -> None:
@@ -313,6 +322,55 @@ async def _permit(allocation: Allocation, peer_ip: str, deadline: float, what: s
         ) from exc
 
 
+@contextlib.asynccontextmanager
+async def relay_pair(
+    uri: ServerUri,
+    username: str,
+    password: str,
+    deadline: float,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    peer: Address | None = None,
+) -> AsyncIterator[tuple[Allocation, Address, Allocation | None]]:
+    """``(sender, target, echo)``: an allocation on ``uri`` permitted to send to ``target``.
+
+    Without ``peer`` a second allocation on the same server is the target (``echo``, permitted
+    back), so a test needs nothing but the server. Both are released (bounded by ``deadline``)
+    and closed on exit.
+    """
+    from callops.turn.allocation import Allocation
+
+    async def allocate() -> Allocation:
+        return await Allocation.open(
+            uri, username, password, timeout=_remaining(deadline), ssl_context=ssl_context
+        )
+
+    allocations: list[Allocation] = []
+    try:
+        if peer is None:
+            opened = await asyncio.gather(allocate(), allocate(), return_exceptions=True)
+            allocations = [a for a in opened if isinstance(a, Allocation)]
+            for item in opened:
+                if isinstance(item, BaseException):
+                    raise item
+            sender, echo = allocations
+            assert sender.relayed is not None and echo.relayed is not None
+            await asyncio.gather(
+                _permit(sender, echo.relayed[0], deadline, "the second allocation's relayed address"),
+                _permit(echo, sender.relayed[0], deadline, "the first allocation's relayed address"),
+            )
+            yield sender, echo.relayed, echo
+        else:
+            sender = await allocate()
+            allocations = [sender]
+            await _permit(sender, peer[0], deadline, "the --peer address")
+            yield sender, peer, None
+        await asyncio.gather(*(a.release(timeout=min(0.2, _remaining(deadline))) for a in allocations))
+    finally:
+        for allocation in allocations:
+            allocation.close()
+
+
 async def relay_data_test(
     uri: ServerUri | str,
     username: str | None,
@@ -324,67 +382,42 @@ async def relay_data_test(
     ca_file: str | os.PathLike[str] | None = None,
     insecure: bool = False,
     ssl_context: ssl.SSLContext | None = None,
-) -> ProbeResult:
+) -> RelayTestResult:
     """``count`` packets through an allocation on ``uri`` to an echoing peer and back: loss and RTT.
 
     ``peer`` is a UDP echo server's address; without it a second allocation on the same server
     echoes (so the test needs nothing but the server; the server must allow relay-to-relay traffic).
     """
-    from callops.turn.allocation import Allocation
     from callops.turn.relay import echo_through, round_trips
 
     server_uri = _as_uri(uri)
+    transport = relay_transport(server_uri)
 
     async def body(deadline: float) -> Outcome:
         if username is None or password is None:
-            return ProbeStatus.SKIPPED, "no TURN credentials given", {}
+            return ProbeStatus.SKIPPED, "no TURN credentials given", RelayData(transport=transport)
         context = _ssl_context(server_uri, ssl_context, ca_file, insecure)
-
-        async def allocate() -> Allocation:
-            return await Allocation.open(
-                server_uri, username, password, timeout=_remaining(deadline), ssl_context=context
-            )
-
-        allocations: list[Allocation] = []
-        try:
-            if peer is None:
-                opened = await asyncio.gather(allocate(), allocate(), return_exceptions=True)
-                allocations = [a for a in opened if isinstance(a, Allocation)]
-                for item in opened:
-                    if isinstance(item, BaseException):
-                        raise item
-                sender, echo = allocations
-                assert sender.relayed is not None and echo.relayed is not None
-                await asyncio.gather(
-                    _permit(sender, echo.relayed[0], deadline, "the second allocation's relayed address"),
-                    _permit(echo, sender.relayed[0], deadline, "the first allocation's relayed address"),
-                )
+        async with relay_pair(server_uri, username, password, deadline, ssl_context=context, peer=peer) as (
+            sender,
+            target,
+            echo,
+        ):
+            if echo is not None:
                 echo_through(echo)
-                target: Address = echo.relayed
-                peer_kind = "allocation"
-            else:
-                sender = await allocate()
-                allocations = [sender]
-                await _permit(sender, peer[0], deadline, "the --peer address")
-                target = peer
-                peer_kind = "address"
             # Leave time to release the allocations before the deadline.
             result = await round_trips(
                 sender, target, count=count, timeout=max(0.001, _remaining(deadline) - 0.05)
             )
-            await asyncio.gather(*(a.release(timeout=min(0.2, _remaining(deadline))) for a in allocations))
-        finally:
-            for allocation in allocations:
-                allocation.close()
-        data = {
-            "sent": result.sent,
-            "received": result.received,
-            "loss": result.loss,
-            "rtt_ms": result.rtt_ms_p50,
-            "rtt_ms_max": result.rtt_ms_max,
-            "peer": peer_kind,
-            "peer_address": _fmt(target),
-        }
+        data = RelayData(
+            sent=result.sent,
+            received=result.received,
+            loss=result.loss,
+            rtt_ms=result.rtt_ms_p50,
+            rtt_ms_max=result.rtt_ms_max,
+            peer="allocation" if echo is not None else "address",
+            peer_address=_fmt(target),
+            transport=transport,
+        )
         if result.received == 0:
             raise CallopsError(
                 f"{server_uri.label}: no packet came back through the relay from {_fmt(target)} "
@@ -396,7 +429,9 @@ async def relay_data_test(
         )
         return ProbeStatus.OK, detail, data
 
-    return await _probe("relay", server_uri, timeout, body)
+    return await _probe(
+        RelayTestResult, "relay", server_uri, timeout, body, base=RelayData(transport=transport)
+    )
 
 
 async def run_probe_set(
@@ -461,11 +496,17 @@ async def run_probe_set(
 
 __all__ = [
     "DEFAULT_RELAY_PACKETS",
+    "AllocationResult",
+    "NatResult",
     "ProbeResult",
     "ProbeSet",
     "ProbeStatus",
+    "RelayTestResult",
+    "StunResult",
     "nat_behaviour",
     "relay_data_test",
+    "relay_pair",
+    "relay_transport",
     "run_probe_set",
     "stun_binding",
     "turn_allocation",

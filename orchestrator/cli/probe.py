@@ -51,10 +51,16 @@ def render_report(report: ProbeReport) -> None:
         f"NAT: mapping {report.nat.mapping}, filtering {report.nat.filtering}"
         + (f", mapped {report.nat.mapped}" if report.nat.mapped else "")
     )
+    if report.peers:
+        paths = {"p2p": "green", "relay": "yellow", "blocked": "red", "inconclusive": "dim"}
+        console.print(f"This site: {report.site_class}. With a peer that is:")
+        for peer, path in report.peers.items():
+            via = f" via TURN/{path.transport}" if path.transport else ""
+            console.print(f"  {peer:<19} [{paths[path.path]}]{path.path}[/]{via}")
     table = Table(show_header=True, header_style="bold")
     for column in ("check", "status", "ms", "detail / error"):
         table.add_column(column)
-    styles = {"ok": "green", "fail": "red", "inconclusive": "yellow", "skipped": "dim"}
+    styles = {"ok": "green", "fail": "red", "inconclusive": "yellow", "skipped": "dim", "warn": "yellow"}
     for check in report.checks:
         style = styles.get(check.status, "")
         table.add_row(

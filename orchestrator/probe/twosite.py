@@ -46,10 +46,10 @@ from callops.orchestrator.probe.paths import (
     PathClass,
     PathResult,
     TwoSiteReport,
-    decide_two_site,
     parse_message,
 )
 from callops.orchestrator.probe.settings import ProbeSettings, load_credentials
+from callops.orchestrator.probe.verdict import decide_two_site
 from callops.secret import Secret
 
 log = logging.getLogger(__name__)
@@ -497,14 +497,14 @@ async def run_peer(
         results = list(await asyncio.gather(*(_run_path(sig, path, ice, deadline) for path in paths)))
         call_result = await call_job if call_job is not None else None
         sig.reader.cancel()
-    verdict, transports, code = decide_two_site(results)
+    decision = decide_two_site(results)
     return TwoSiteReport(
-        verdict=verdict,
-        relay_transports=transports,
+        verdict=decision.verdict,
+        relay_transports=list(decision.relay_transports),
         paths=results,
         call=call_result,
         server=url,
-        exit_code=code,
+        exit_code=decision.exit_code,
         duration_ms=round((time.monotonic() - started) * 1000, 3),
     )
 

@@ -10,7 +10,7 @@ import pytest
 
 from callops.errors import AuthenticationError, NetworkError
 from callops.orchestrator.probe.ice import IceSettings
-from callops.orchestrator.probe.paths import PathResult, decide_two_site, parse_message
+from callops.orchestrator.probe.paths import parse_message
 from callops.orchestrator.probe.twosite import CallServers, Responder, run_peer
 from callops.secret import Secret
 from callops.testing import run_bounded
@@ -18,28 +18,6 @@ from callops.turn.coturn import free_port
 
 LOOPBACK = IceSettings(host_addresses=["127.0.0.1"])
 TOKEN = Secret("two-site-token-123456")
-
-
-def result(path: str, connected: bool) -> PathResult:
-    return PathResult(path=path, connected=connected, duration_ms=1.0)  # type: ignore[arg-type]
-
-
-def test_two_site_verdict_is_p2p_when_a_direct_path_connects() -> None:
-    assert decide_two_site([result("host", False), result("srflx", True), result("relay-udp", True)]) == (
-        "p2p",
-        ["udp"],
-        0,
-    )
-
-
-def test_two_site_verdict_is_relay_required_with_transports_and_degraded_without_udp() -> None:
-    paths = [result("host", False), result("relay-tcp", True), result("relay-tls", True)]
-    assert decide_two_site(paths) == ("relay-required", ["tcp", "tls"], 1)
-    assert decide_two_site([result("relay-udp", True)]) == ("relay-required", ["udp"], 0)
-
-
-def test_two_site_verdict_is_blocked_when_nothing_connects() -> None:
-    assert decide_two_site([result("host", False), result("relay-udp", False)]) == ("blocked", [], 3)
 
 
 def test_signalling_messages_are_validated() -> None:
