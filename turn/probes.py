@@ -34,6 +34,7 @@ from callops.errors import CallopsError
 from callops.turn.results import (
     AllocationData,
     AllocationResult,
+    BandwidthResult,
     NatData,
     NatResult,
     ProbeData,
@@ -44,6 +45,7 @@ from callops.turn.results import (
     RelayTransport,
     StunData,
     StunResult,
+    TlsResult,
 )
 from callops.turn.stun import (
     Address,
@@ -76,8 +78,8 @@ class ProbeSet(BaseModel):
         return [r for r in self.results if r.status is ProbeStatus.FAIL]
 
 
-R = TypeVar("R", StunResult, NatResult, AllocationResult, RelayTestResult)
-#: what a probe body finds: status, one-line detail, typed data
+R = TypeVar("R", StunResult, NatResult, AllocationResult, RelayTestResult, TlsResult, BandwidthResult)
+#: what a probe body finds: status, one-line detail (with ``fail``: the error sentence), typed data
 Outcome = tuple[ProbeStatus, str, ProbeData]
 
 
@@ -109,6 +111,8 @@ async def _probe(
     error: str | None = None
     try:
         status, detail, data = await asyncio.wait_for(body(started + timeout), max(0.001, timeout))
+        if status is ProbeStatus.FAIL:
+            detail, error = "", detail
     except CallopsError as exc:
         status, detail, data, error = ProbeStatus.FAIL, "", _error_data(base, exc), str(exc)
     except TimeoutError:
@@ -132,6 +136,10 @@ async def _probe(
             "data": data,
         }
     )
+
+
+#: for the probes of :mod:`callops.turn.tls` and :mod:`callops.turn.bandwidth`
+run_probe = _probe
 
 
 def _error_data(base: ProbeData, exc: CallopsError) -> ProbeData:
@@ -507,6 +515,7 @@ __all__ = [
     "relay_data_test",
     "relay_pair",
     "relay_transport",
+    "run_probe",
     "run_probe_set",
     "stun_binding",
     "turn_allocation",

@@ -22,7 +22,7 @@ from callops.orchestrator.probe.verdict import (
     decide,
 )
 from callops.turn.nat import PeerClass
-from callops.turn.results import NatResult, ProbeResult, StunResult
+from callops.turn.results import NatResult, ProbeResult, StunResult, TlsResult
 
 
 class Check(BaseModel):
@@ -103,7 +103,14 @@ def build_report(
             ),
             None,
         )
-    warnings = []
+    warnings = [
+        f"{r.target}: {r.error}"
+        for r in results
+        if isinstance(r, TlsResult) and r.data.browser_accepts is False
+    ]
+    warnings += [
+        f"{r.target}: {r.detail}" for r in results if isinstance(r, TlsResult) and r.status == "warn"
+    ]
     if insecure:
         warnings.append(
             "TLS certificates were NOT verified (--insecure): the TLS result proves reachability only"

@@ -3,8 +3,9 @@
 The asyncio adapter around :mod:`callops.turn.probes`: a UDP STUN Binding per STUN server, RFC 5780
 NAT discovery against the first one (bounded by ``nat_wait``: a filtering NAT never answers the
 CHANGE-REQUEST tests, so waiting longer proves nothing more), and per TURN URI a relay data test
-(two allocations over that transport, packets through the relay and back). Every probe ends by the
-deadline, answered or not.
+(two allocations over that transport, packets through the relay and back), and per TLS server the
+certificate as a browser sees it (:func:`callops.turn.tls.certificate_check`). Every probe ends by
+the deadline, answered or not.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Awaitable, Mapping
 from callops.orchestrator.probe.report import ProbeReport, build_report
 from callops.orchestrator.probe.settings import ProbeSettings, load_credentials
 from callops.turn.probes import ProbeResult, nat_behaviour, relay_data_test, stun_binding
+from callops.turn.uri import ServerUri
 
 #: Packets per relay data test: enough to prove the path, few enough to be quick.
 RELAY_PACKETS = 3
@@ -58,6 +60,7 @@ async def probe_site(settings: ProbeSettings, env: Mapping[str, str], *, spent: 
         relay_data_test(u, credentials.username, password, budget, count=RELAY_PACKETS, ssl_context=context)
         for u in turn_uris
     ]
+    jobs += [tls_check(u, budget, settings) for u in tls_servers([*stun_uris, *turn_uris])]
     results = list(await asyncio.gather(*jobs))
     shown = password if credentials.kind == "rest" else None
     return build_report(
@@ -70,4 +73,19 @@ async def probe_site(settings: ProbeSettings, env: Mapping[str, str], *, spent: 
     )
 
 
-__all__ = ["RELAY_PACKETS", "probe_site", "process_age"]
+def tls_servers(uris: list[ServerUri]) -> list[ServerUri]:
+    """One URI per TLS server (host and port), in the order given."""
+    seen: dict[tuple[str, int], ServerUri] = {}
+    for uri in uris:
+        if uri.secure:
+            seen.setdefault((uri.host, uri.port), uri)
+    return list(seen.values())
+
+
+async def tls_check(uri: ServerUri, budget: float, settings: ProbeSettings) -> ProbeResult:
+    from callops.turn.tls import certificate_check
+
+    return await certificate_check(uri, budget, ca_file=settings.ca_file)
+
+
+__all__ = ["RELAY_PACKETS", "probe_site", "process_age", "tls_servers"]
