@@ -177,7 +177,7 @@ class TlsData(ProbeData):
 
 
 class DirectionStats(BaseModel):
-    """One direction of a bandwidth test (``up``: this site to the relay peer; ``down``: back)."""
+    """One flow of a bandwidth test, as its receiver measured it."""
 
     sent: int
     received: int
@@ -199,13 +199,15 @@ class BandwidthData(ProbeData):
     floor_kbps: float | None = None
     duration_s: float | None = None
     packet_bytes: int | None = None
-    up: DirectionStats | None = None
-    down: DirectionStats | None = None
+    #: the media flow: this site -> relay -> this site's second allocation (loads the link up *and* down)
+    flow: DirectionStats | None = None
+    #: the small return flow (one packet per 20 ms) that carries echoed timestamps for the RTT
+    feedback: DirectionStats | None = None
     rtt_ms_p50: float | None = None
     rtt_ms_p95: float | None = None
     rtt_ms_max: float | None = None
     transport: RelayTransport | None = None
-    #: both directions reached the floor with loss under the limit
+    #: the target got through with loss under the limit
     passed: bool | None = None
 
 
