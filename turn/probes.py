@@ -59,6 +59,7 @@ from callops.turn.uri import ServerUri, parse_uri
 
 if TYPE_CHECKING:
     from callops.turn.allocation import Allocation
+    from callops.turn.relay import RelayStats
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +102,15 @@ async def _probe(
     body: Callable[[float], Awaitable[Outcome]],
     *,
     base: ProbeData,
+    name: str | None = None,
 ) -> R:
     """Run ``body(deadline)`` under ``timeout``; every failure becomes a ``fail`` result.
 
-    ``base`` is the data a failed result carries (what was known before the probe ran).
+    ``base`` is the data a failed result carries (what was known before the probe ran); ``name``
+    replaces ``kind`` at the start of the result's name.
     """
     started = time.monotonic()
-    name = f"{kind} {uri}"
+    name = f"{name or kind} {uri}"
     error: str | None = None
     try:
         status, detail, data = await asyncio.wait_for(body(started + timeout), max(0.001, timeout))
@@ -442,6 +445,96 @@ async def relay_data_test(
     )
 
 
+class _HostSocket(asyncio.DatagramProtocol):
+    """This site's own UDP socket for :func:`relay_reach_test`: records the numbered echoes."""
+
+    def __init__(self, stats: RelayStats, done: asyncio.Event, count: int) -> None:
+        self.stats, self.done, self.count = stats, done, count
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        from callops.turn.relay import packet_seq
+
+        seq = packet_seq(data)
+        if seq is not None:
+            self.stats.received(seq, time.monotonic())
+            if len(self.stats.received_at) == self.count:
+                self.done.set()
+
+
+async def relay_reach_test(
+    uri: ServerUri | str,
+    username: str | None,
+    password: str | None,
+    timeout: float,
+    *,
+    count: int = 5,
+    ssl_context: ssl.SSLContext | None = None,
+) -> RelayTestResult:
+    """Can this site send UDP to a relayed address (the relay's media port range) and get it back?
+
+    What a peer does when the *other* side relays: it sends from its host candidate straight to the
+    other side's relayed address, a port in the server's relay range. One allocation on ``uri``
+    permits this site's public address and echoes; a plain UDP socket here sends ``count`` packets to
+    the relayed address. Named ``relay-range``; its ``peer`` is ``host``.
+    """
+    from callops.turn.allocation import Allocation
+    from callops.turn.relay import RelayStats, echo_through, relay_packet
+
+    server_uri = _as_uri(uri)
+    transport = relay_transport(server_uri)
+    base = RelayData(transport=transport, peer="host")
+
+    async def body(deadline: float) -> Outcome:
+        if username is None or password is None:
+            return ProbeStatus.SKIPPED, "no TURN credentials given", base
+        context = _ssl_context(server_uri, ssl_context, None, False)
+        allocation = await Allocation.open(
+            server_uri, username, password, timeout=_remaining(deadline), ssl_context=context
+        )
+        stats, done = RelayStats(), asyncio.Event()
+        transport_: asyncio.DatagramTransport | None = None
+        try:
+            assert allocation.relayed is not None and allocation.mapped is not None
+            relayed = allocation.relayed
+            await _permit(allocation, allocation.mapped[0], deadline, "this site's public address")
+            echo_through(allocation)
+            loop = asyncio.get_running_loop()
+            transport_, _ = await loop.create_datagram_endpoint(
+                lambda: _HostSocket(stats, done, count), remote_addr=relayed
+            )
+            for seq in range(count):
+                stats.sent(seq, time.monotonic())
+                transport_.sendto(relay_packet(seq))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), max(0.001, _remaining(deadline) - 0.25))
+            await allocation.release(timeout=min(0.2, _remaining(deadline)))
+        finally:
+            if transport_ is not None:
+                transport_.close()
+            allocation.close()
+        result = stats.result()
+        data = base.model_copy(
+            update={
+                "sent": result.sent,
+                "received": result.received,
+                "loss": result.loss,
+                "rtt_ms": result.rtt_ms_p50,
+                "rtt_ms_max": result.rtt_ms_max,
+                "peer_address": _fmt(relayed),
+            }
+        )
+        if result.received == 0:
+            raise CallopsError(
+                f"{server_uri.label}: UDP from this site to the relayed address {_fmt(relayed)} did not come "
+                f"back ({result.sent} sent)",
+                hint="allow outbound UDP to the relay servers' media port range",
+            )
+        back = f"{result.received}/{result.sent} back"
+        return ProbeStatus.OK, f"{_fmt(relayed)} reached from this site, {back}", data
+
+    return await _probe(RelayTestResult, "relay", server_uri, timeout, body, base=base, name="relay-range")
+
+
 async def run_probe_set(
     uris: Sequence[ServerUri | str],
     *,
@@ -514,6 +607,7 @@ __all__ = [
     "nat_behaviour",
     "relay_data_test",
     "relay_pair",
+    "relay_reach_test",
     "relay_transport",
     "run_probe",
     "run_probe_set",

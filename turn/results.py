@@ -93,8 +93,9 @@ class RelayData(ProbeData):
     loss: float | None = None
     rtt_ms: float | None = None
     rtt_ms_max: float | None = None
-    #: ``allocation`` (a second allocation echoes) or ``address`` (``--peer``)
-    peer: Literal["allocation", "address"] | None = None
+    #: ``allocation`` (a second allocation echoes), ``address`` (``--peer``), or ``host``: this site's
+    #: own UDP socket sent to the relayed address and the allocation echoed (:func:`relay_reach_test`)
+    peer: Literal["allocation", "address", "host"] | None = None
     peer_address: str | None = None
     #: how the client reached the TURN server (``turns:`` is ``tls``) -- set also on failure
     transport: RelayTransport | None = None

@@ -123,7 +123,7 @@ class ProbeFacts:
         relays = tuple(
             (r.data.transport, r.target)
             for r in results
-            if isinstance(r, RelayTestResult) and r.ok and r.data.transport is not None
+            if isinstance(r, RelayTestResult) and r.ok and r.data.transport and r.data.peer != "host"
         )
         if nat is None or nat.status is ProbeStatus.FAIL:
             return cls(stun_answered=stun_ok, relays_working=relays)
