@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,6 +33,7 @@ from callops.turn.stun import Address
 from callops.turn.traffic import (
     DEFAULT_MTU_PAYLOAD,
     HEADER_SIZE,
+    MAGIC,
     Direction,
     MediaProfile,
     PacketSchedule,
@@ -298,6 +299,63 @@ async def bandwidth_test(
     return await run_probe(BandwidthResult, "bandwidth", server_uri, timeout, body, base=base)
 
 
+def is_flow_packet(data: bytes) -> bool:
+    """A packet of a flow (the traffic codec's magic): what an echoing peer sends straight back."""
+    return data[:2] == MAGIC
+
+
+async def echo_flow(
+    spec: FlowSpec,
+    send: Callable[[bytes], Awaitable[None]],
+    recv: Callable[[], Awaitable[bytes]],
+    *,
+    within: float,
+) -> tuple[ProbeStatus, str, BandwidthData]:
+    """A flow of ``spec`` over a connection whose far end sends every flow packet back (two sites).
+
+    Peer to peer there is no relay to loop through: the other site echoes, so each site sends R and
+    receives R, as in a call; what comes back went both ways (loss compounds, the rate is the
+    slower direction's). RTT is the time from sending to getting a packet back (one clock).
+    """
+    spec.check()
+    start = time.monotonic()
+    meter = FlowMeter(flow_profile(spec.media, spec.target_kbps), start)
+
+    async def receive() -> None:
+        while True:
+            data = await recv()
+            if is_flow_packet(data):
+                meter.on_packet(data, time.monotonic())
+
+    reader = asyncio.create_task(receive())
+    try:
+        stop_at = start + min(spec.duration_s, max(0.2, within - DRAIN_S))
+        while (now := time.monotonic()) < stop_at:
+            for packet in meter.due(now):
+                await send(packet)
+            await asyncio.sleep(max(0.0, min(meter.schedule.next_due, stop_at) - time.monotonic()))
+        sent_for = max(0.001, time.monotonic() - start)
+        await asyncio.sleep(DRAIN_S)  # pacing the end: stragglers still in flight
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+    flow, _ = meter.stats(sent_for)
+    data = BandwidthData(
+        media=spec.media,
+        target_kbps=spec.target_kbps,
+        floor_kbps=spec.floor_kbps,
+        duration_s=round(sent_for, 3),
+        packet_bytes=meter.schedule.profile.max_packet,
+        flow=flow,
+        rtt_ms_p50=_ms(meter.flow.delay.percentile(50)),
+        rtt_ms_p95=_ms(meter.flow.delay.percentile(95)),
+        rtt_ms_max=_ms(meter.flow.delay.max) if meter.flow.delay.count else None,
+    )
+    status, detail = judge(spec, flow)
+    data.passed = status is ProbeStatus.OK
+    return status, detail, data
+
+
 __all__ = [
     "DEFAULT_DURATION_S",
     "MAX_DURATION_S",
@@ -306,6 +364,8 @@ __all__ = [
     "FlowSpec",
     "Media",
     "bandwidth_test",
+    "echo_flow",
     "flow_profile",
+    "is_flow_packet",
     "judge",
 ]

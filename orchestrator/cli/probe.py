@@ -292,10 +292,21 @@ def serve(listen: str, max_sessions: int, session_seconds: float, **kwargs: Any)
     help="Path classes to test (default: all).",
 )
 @click.option("--call", "with_call", is_flag=True, help="Also make a real headless call (aiortc, media).")
+@click.option(
+    "--bandwidth",
+    type=click.Choice(["voice", "video"]),
+    help="Also send a call-shaped flow peer to peer (srflx path; voice 600, video 2600 kbit/s), echoed.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @_server_options
-def peer(
-    url: str, timeout: float, paths: tuple[str, ...], with_call: bool, as_json: bool, **kwargs: Any
+def peer(  # noqa: PLR0917 -- click passes every option as an argument
+    url: str,
+    timeout: float,
+    paths: tuple[str, ...],
+    with_call: bool,
+    bandwidth: str | None,
+    as_json: bool,
+    **kwargs: Any,
 ) -> None:
     """Site A: one ICE negotiation per path class against 'callops probe serve' at URL.
 
@@ -308,8 +319,15 @@ def peer(
 
     token, ice, call = _site(kwargs)
     chosen = [p for p in PATH_CLASSES if p in paths] if paths else list(PATH_CLASSES)
+    flow = None
+    if bandwidth is not None:
+        from callops.turn.bandwidth import FlowSpec
+
+        flow = FlowSpec("voice", 600, 600) if bandwidth == "voice" else FlowSpec("video", 2600, 1100)
     report = asyncio.run(
-        run_peer(url, token, ice, timeout=timeout, paths=chosen, call=call if with_call else None)
+        run_peer(
+            url, token, ice, timeout=timeout, paths=chosen, call=call if with_call else None, bandwidth=flow
+        )
     )
     if as_json:
         click.echo(report.model_dump_json(indent=2))
@@ -330,6 +348,9 @@ def peer(
             rtt = f"{r.rtt_ms:.1f}" if r.rtt_ms is not None else ""
             table.add_row(r.path, "yes" if r.connected else "no", pair, rtt, r.error or "")
         console.print(table)
+        for r in report.paths:
+            if r.bandwidth_detail:
+                console.print(f"bandwidth over {r.path}: {r.bandwidth_status} -- {r.bandwidth_detail}")
         if report.call is not None:
             c = report.call
             via = f" via TURN/{c.relay_protocol}" if c.relay_protocol else ""

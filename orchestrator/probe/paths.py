@@ -22,6 +22,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, TypeAdapter
 
 from callops.orchestrator.probe.verdict import TwoSiteVerdict
+from callops.turn.results import BandwidthData
 
 PathClass = Literal["host", "srflx", "relay-udp", "relay-tcp", "relay-tls"]
 PATH_CLASSES: tuple[PathClass, ...] = ("host", "srflx", "relay-udp", "relay-tcp", "relay-tls")
@@ -127,6 +128,11 @@ class PathResult(BaseModel):
     local_candidates: int = 0
     remote_candidates: int = 0
     error: str | None = None
+    #: ``--bandwidth``: a flow over this path (``srflx``, else ``host``), echoed by site B
+    bandwidth: BandwidthData | None = None
+    #: the flow's verdict and numbers in one sentence (``ok``/``warn``/``fail``)
+    bandwidth_status: str | None = None
+    bandwidth_detail: str | None = None
 
 
 class CallResult(BaseModel):

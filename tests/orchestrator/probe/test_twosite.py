@@ -10,10 +10,11 @@ import pytest
 
 from callops.errors import AuthenticationError, NetworkError
 from callops.orchestrator.probe.ice import IceSettings
-from callops.orchestrator.probe.paths import parse_message
+from callops.orchestrator.probe.paths import TwoSiteReport, parse_message
 from callops.orchestrator.probe.twosite import CallServers, Responder, run_peer
 from callops.secret import Secret
 from callops.testing import run_bounded
+from callops.turn.bandwidth import FlowSpec
 from callops.turn.coturn import free_port
 
 LOOPBACK = IceSettings(host_addresses=["127.0.0.1"])
@@ -170,3 +171,24 @@ def test_a_session_that_never_connects_ends_after_session_seconds() -> None:
         assert (responder.served, responder.active) == (1, 0)
 
     run_bounded(scenario(), 30)
+
+
+def test_a_bandwidth_flow_over_the_direct_path_is_echoed_and_measured() -> None:
+    flow = FlowSpec("video", 2600, 1100, duration_s=1.0)
+
+    async def scenario() -> TwoSiteReport:
+        responder = Responder(TOKEN, LOOPBACK)
+        server, url = await serving(responder)
+        try:
+            return await run_peer(url, TOKEN, LOOPBACK, timeout=15, paths=["host"], bandwidth=flow)
+        finally:
+            server.close()  # type: ignore[attr-defined]
+            await server.wait_closed()  # type: ignore[attr-defined]
+
+    report = run_bounded(scenario(), 30)
+    (host,) = report.paths
+    assert host.connected and host.bandwidth is not None, host
+    assert host.bandwidth_status == "ok", host.bandwidth_detail
+    got = host.bandwidth.flow
+    assert got is not None and got.achieved_kbps >= 0.9 * 2600 and got.loss <= 0.05
+    assert host.bandwidth.rtt_ms_p50 is not None
