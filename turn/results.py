@@ -45,7 +45,8 @@ RelayTransport = Literal["udp", "tcp", "tls"]
 class ProbeData(BaseModel):
     """Machine-readable findings of one probe; unset fields are left out of the JSON."""
 
-    model_config = ConfigDict(extra="forbid")
+    # defer_build: the schema of a data model is built when first used (a one-site probe uses four)
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     #: the STUN/TURN error code of a failed request (e.g. 401, 403)
     error_code: int | None = None
@@ -103,6 +104,8 @@ class RelayData(ProbeData):
 
 class _Result(BaseModel):
     """What every probe result has."""
+
+    model_config = ConfigDict(defer_build=True)
 
     #: e.g. ``stun-udp stun:127.0.0.1:3478``
     name: str
@@ -226,7 +229,8 @@ ProbeResult = Annotated[
     StunResult | NatResult | AllocationResult | RelayTestResult | TlsResult | BandwidthResult,
     Field(discriminator="kind"),
 ]
-PROBE_RESULT: TypeAdapter[ProbeResult] = TypeAdapter(ProbeResult)
+#: reads any probe result (JSON or Python data) into its class; built on first use
+PROBE_RESULT: TypeAdapter[ProbeResult] = TypeAdapter(ProbeResult, config=ConfigDict(defer_build=True))
 
 
 __all__ = [
