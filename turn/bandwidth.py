@@ -55,7 +55,8 @@ DEFAULT_DURATION_S = 2.5
 DRAIN_S = 0.4
 #: loss above this fails a flow whatever its rate
 DEFAULT_MAX_LOSS = 0.05
-#: achieved / target at or above which the target counts as met (pacing and edges cost a little)
+#: achieved / target at or above which the target counts as met (pacing and edges cost a little);
+#: the floor gets no such allowance
 MET = 0.9
 #: feedback packets (receiver -> sender, for RTT): one per 20 ms, small
 FEEDBACK_INTERVAL_S = 0.02
@@ -205,12 +206,13 @@ def judge(spec: FlowSpec, flow: DirectionStats) -> tuple[ProbeStatus, str]:
     lossy = flow.loss > spec.max_loss
     if flow.achieved_kbps >= MET * spec.target_kbps and not lossy:
         return ProbeStatus.OK, f"{spec.media}: {got}, jitter {flow.jitter_ms:.1f} ms"
-    if flow.achieved_kbps >= MET * spec.floor_kbps and spec.floor_kbps < spec.target_kbps:
+    # The floor is a hard minimum (no pacing allowance): a link at the floor's rate is degraded at best.
+    if flow.achieved_kbps >= spec.floor_kbps and spec.floor_kbps < spec.target_kbps:
         return ProbeStatus.WARN, (
             f"{spec.media}: degraded -- {got}; {spec.target_kbps:.0f} kbit/s is asked, "
             f"{spec.floor_kbps:.0f} kbit/s is the working minimum"
         )
-    why = "too much loss" if lossy and flow.achieved_kbps >= MET * spec.floor_kbps else "too little bandwidth"
+    why = "too much loss" if lossy and flow.achieved_kbps >= spec.floor_kbps else "too little bandwidth"
     return ProbeStatus.FAIL, (
         f"{spec.media}: {why} -- {got}; it needs {spec.floor_kbps:.0f} kbit/s each way through the relay "
         "(check the site's uplink/downlink capacity and any shaping or QoS limits on UDP)"

@@ -61,6 +61,8 @@ def test_judge_passes_the_target_warns_when_degraded_and_fails_below_the_floor()
     status, detail = judge(VIDEO, stats(950, 0.6))
     assert status is ProbeStatus.FAIL and "too little bandwidth" in detail and "950 of 2600" in detail
     assert judge(VOICE, stats(600, 0.2))[0] is ProbeStatus.FAIL
+    # A 1 Mbit/s link lets a little over 1000 kbit/s through (its bucket and queue): still below the floor.
+    assert judge(VIDEO, stats(1009, 0.62))[0] is ProbeStatus.FAIL
 
 
 def test_specs_are_bounded_in_rate_and_time() -> None:
