@@ -4,13 +4,18 @@ In the NAT lab (consumer behind a ``cone`` NAT, the agent ``open``), each run is
 start to exit: ``callops probe`` (STUN, RFC 5780 NAT discovery, relay data over UDP, TCP and TLS,
 all concurrently) against ``turnutils_natdiscovery -m -f``, ``turnutils_stunclient`` and
 ``turnutils_uclient`` over UDP, TCP and TLS run one after the other. Then the deadline case:
-``callops probe --timeout T`` against servers that never answer.
+``callops probe --timeout T`` against servers that never answer; ``callops probe --profile
+liveperson`` (the one-site probes, the relay-range test and both bandwidth flows, 2.5 s each) as a
+whole process; and the bandwidth test's own CPU cost: one 2.6 Mbit/s video flow through coturn on
+loopback, the process CPU time of this (the client) process over the flow's wall time -- coturn's
+CPU is not counted.
 
 Needs root (network namespaces) and coturn. Run as ``python -m bench.probe_verdict [runs]``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import tempfile
@@ -21,7 +26,7 @@ from bench._common import median, percentile, write_result
 from callops.orchestrator.lab.lab import LabState, lab_down, lab_up
 from callops.orchestrator.lab.netns import exec_argv, require_lab_environment
 
-PREFIX = "copb-"
+PREFIX = "probe"
 SILENT = "203.0.113.99"  # on the lab's internet segment, but nobody has it: no answer, no ICMP
 DEADLINE = 2.0
 
@@ -118,6 +123,21 @@ def main(runs: int = 7) -> None:
                 ],
             )
             deadline_times = [timed(silent, ok_codes=(3,)) for _ in range(max(3, runs // 2))]
+            profile = exec_argv(
+                state.namespace("consumer"),
+                [
+                    sys.executable,
+                    "-m",
+                    "callops",
+                    "probe",
+                    "--config",
+                    state.config_file,
+                    "--profile",
+                    "liveperson",
+                ],
+            )
+            # exit 1: the lab's self-signed certificate fails the tls-certificate item
+            profile_times = [timed(profile, ok_codes=(0, 1)) for _ in range(max(3, runs // 2))]
         finally:
             lab_down(PREFIX, root=root)
     medians = {name: round(median(values), 3) for name, values in times.items()}
@@ -137,8 +157,51 @@ def main(runs: int = 7) -> None:
             "max_s": round(max(deadline_times), 3),
             "overrun_median_s": round(median(deadline_times) - DEADLINE, 3),
         },
+        "profile_liveperson": {
+            "median_s": round(median(profile_times), 3),
+            "max_s": round(max(profile_times), 3),
+            "target_s": 10.0,
+        },
+        "bandwidth_cpu": bandwidth_cpu(runs=max(3, runs // 2)),
     }
     write_result("probe_verdict", result)
+
+
+def bandwidth_cpu(runs: int, seconds: float = 4.0) -> dict[str, float]:
+    """CPU share of one core that the bandwidth test's client uses for a 2.6 Mbit/s video flow."""
+    from callops.secret import Secret
+    from callops.turn.bandwidth import FlowSpec, bandwidth_test
+    from callops.turn.coturn import start_loopback_coturn
+    from callops.turn.credentials import rest_credentials
+
+    shares, achieved = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_loopback_coturn(
+            Path(tmp), secret=Secret("bench-bandwidth-secret", "bench"), extra=["allow-loopback-peers"]
+        )
+        try:
+            creds = rest_credentials(server.secret, "bench", ttl=600)
+            spec = FlowSpec("video", 2600, 1100, duration_s=seconds)
+            for _ in range(runs):
+                cpu, wall = time.process_time(), time.perf_counter()
+                result = asyncio.run(
+                    bandwidth_test(server.turn_udp, creds.username, creds.credential, seconds + 3, spec)
+                )
+                cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+                if result.data.flow is None:
+                    raise SystemExit(f"bandwidth test failed: {result.error}")
+                shares.append(cpu / wall)
+                achieved.append(result.data.flow.achieved_kbps)
+        finally:
+            server.process.stop()
+    return {
+        "runs": runs,
+        "flow_s": seconds,
+        "target_kbps": 2600,
+        "achieved_kbps_median": round(median(achieved), 1),
+        "cpu_share_of_one_core_median": round(median(shares), 3),
+        "cpu_share_of_one_core_max": round(max(shares), 3),
+    }
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import ipaddress
 import logging
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel
 
@@ -66,7 +66,9 @@ class Behaviour(enum.StrEnum):
     SKIPPED = "skipped"
 
 
-class Verdict(BaseModel):
+class Finding(BaseModel):
+    """What one side of RFC 5780 discovery (mapping or filtering) proved, and why."""
+
     behaviour: Behaviour
     #: why: which tests answered
     reason: str
@@ -81,8 +83,8 @@ class NatReport(BaseModel):
     other_address: str | None = None
     #: the mapped address differs from the local one
     nat: bool | None = None
-    mapping: Verdict
-    filtering: Verdict
+    mapping: Finding
+    filtering: Finding
     #: why OTHER-ADDRESS was not followed (scope rule), if it was not
     other_address_refused: str | None = None
     #: tests answered wrongly (malformed, error response, wrong transaction id), by test name
@@ -165,33 +167,33 @@ def _fmt(addr: Address | None) -> str | None:
 
 def classify_mapping(
     test1: Address | None, other_address: Address | None, test2: Address | None, test3: Address | None
-) -> Verdict:
+) -> Finding:
     """RFC 5780 section 4.3 from the mapped addresses of tests I, II and III (None: no answer)."""
     if test1 is None:
-        return Verdict(behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test I (primary address)")
+        return Finding(behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test I (primary address)")
     if other_address is None:
-        return Verdict(
+        return Finding(
             behaviour=Behaviour.UNSUPPORTED, reason="server does not support RFC 5780 (no OTHER-ADDRESS)"
         )
     if test2 is None:
-        return Verdict(
+        return Finding(
             behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test II (alternate IP, primary port)"
         )
     if test2 == test1:
-        return Verdict(
+        return Finding(
             behaviour=Behaviour.ENDPOINT_INDEPENDENT,
             reason="same mapping towards the primary and the alternate IP",
         )
     if test3 is None:
-        return Verdict(
+        return Finding(
             behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test III (alternate IP and port)"
         )
     if test3 == test2:
-        return Verdict(
+        return Finding(
             behaviour=Behaviour.ADDRESS_DEPENDENT,
             reason="mapping changes with the destination IP but not with its port",
         )
-    return Verdict(
+    return Finding(
         behaviour=Behaviour.ADDRESS_AND_PORT_DEPENDENT,
         reason="mapping changes with the destination IP and with its port",
     )
@@ -205,42 +207,42 @@ def classify_filtering(
     change_port_answered: bool,
     control_ok: bool,
     nat: bool | None,
-) -> Verdict:
+) -> Finding:
     """RFC 5780 section 4.4 from which CHANGE-REQUEST tests were answered.
 
     ``control_ok``: the server was seen answering from its alternate address and port, so a missing
     answer can be blamed on the path. ``nat``: whether test I showed a translation.
     """
     if not test1_answered:
-        return Verdict(behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test I (primary address)")
+        return Finding(behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test I (primary address)")
     if not supported:
-        return Verdict(
+        return Finding(
             behaviour=Behaviour.UNSUPPORTED, reason="server does not support RFC 5780 (no OTHER-ADDRESS)"
         )
     if change_ip_and_port_answered:
-        return Verdict(
+        return Finding(
             behaviour=Behaviour.ENDPOINT_INDEPENDENT,
             reason="answer from the alternate IP and port came through (test II)",
         )
     if not control_ok:
-        return Verdict(
+        return Finding(
             behaviour=Behaviour.INCONCLUSIVE,
             reason="no CHANGE-REQUEST answer, and the server never answered from its alternate address, "
             "so the missing answers prove nothing",
         )
     if change_port_answered:
-        return Verdict(
+        return Finding(
             behaviour=Behaviour.ADDRESS_DEPENDENT,
             reason="answer from the alternate port came through (test III), "
             "not from the alternate IP (test II)",
         )
     if nat is False:
-        return Verdict(
+        return Finding(
             behaviour=Behaviour.INCONCLUSIVE,
             reason="no NAT in the path but CHANGE-REQUEST answers did not arrive: a local firewall, "
             "or a server that ignores CHANGE-REQUEST",
         )
-    return Verdict(
+    return Finding(
         behaviour=Behaviour.ADDRESS_AND_PORT_DEPENDENT,
         reason="only answers from the address and port contacted came through (tests II and III unanswered)",
     )
@@ -288,7 +290,7 @@ async def discover(server: Address, *, timeout: float, label: str = "STUN") -> N
         refused = alternate_refusal(server, other) if other is not None else None
         if test1 is None or other is None or refused is not None:
             if refused is not None:
-                skipped = Verdict(behaviour=Behaviour.SKIPPED, reason=f"tests II and III skipped: {refused}")
+                skipped = Finding(behaviour=Behaviour.SKIPPED, reason=f"tests II and III skipped: {refused}")
                 mapping = filtering = skipped
             else:
                 mapping = classify_mapping(test1, other, None, None)
@@ -355,14 +357,97 @@ def _source_ip_towards(server: Address) -> str:
         return str(probe.getsockname()[0])
 
 
+# -- RFC 4787: which pairs of NATs can hole-punch -------------------------------------------------
+
+#: The behaviours a NAT can be proven to have (the other two values say discovery proved nothing).
+PROVEN = (
+    Behaviour.ENDPOINT_INDEPENDENT,
+    Behaviour.ADDRESS_DEPENDENT,
+    Behaviour.ADDRESS_AND_PORT_DEPENDENT,
+)
+
+PeerClass = Literal["open", "address-restricted", "port-restricted", "symmetric", "relay-only"]
+PEER_CLASSES: tuple[PeerClass, ...] = get_args(PeerClass)
+
+
+@dataclass(frozen=True)
+class NatType:
+    """A NAT (or its absence) as RFC 4787 describes it: mapping (section 4.1) and filtering (section 5)."""
+
+    mapping: Behaviour
+    filtering: Behaviour
+
+
+EI, AD, APD = PROVEN
+#: The representative NAT of each class of peer that has UDP (``relay-only`` has none): ``open`` is no
+#: NAT or a full cone, the ``-restricted`` classes are cones (endpoint-independent mapping) with that
+#: filtering, ``symmetric`` maps and filters per destination address and port.
+CLASS_TYPES: dict[PeerClass, NatType] = {
+    "open": NatType(EI, EI),
+    "address-restricted": NatType(EI, AD),
+    "port-restricted": NatType(EI, APD),
+    "symmetric": NatType(APD, APD),
+}
+
+
+def admits(sender: NatType, receiver: NatType) -> bool:
+    """Does ``receiver``'s NAT let in a check that ``sender`` sends to its server-reflexive address?
+
+    Both sides send checks to each other's server-reflexive address at the same time (ICE, RFC 8445).
+    The receiver's mapping was made towards its STUN server; it has also sent *from that mapping*
+    towards the sender's reflexive address only when its mapping is endpoint-independent (RFC 4787
+    section 4.1). The sender's check leaves from its reflexive address only when its own mapping is
+    endpoint-independent; otherwise from a new port on the same IP ("paired" pooling, REQ-2).
+    Then the receiver's filter (section 5) decides: endpoint-independent lets everything in,
+    address-dependent what comes from an IP it sent to, address-and-port-dependent what comes from
+    the exact address and port it sent to. Once one check is let in, its answer and the triggered
+    check in the other direction travel the same binding, so the pair works.
+    """
+    if receiver.filtering is EI:
+        return True
+    if receiver.mapping is not EI:
+        return False
+    if receiver.filtering is AD:
+        return True
+    return sender.mapping is EI
+
+
+def hole_punch(a: NatType, b: NatType) -> bool:
+    """Can two peers behind ``a`` and ``b`` connect directly over UDP (either direction's check)?"""
+    return admits(a, b) or admits(b, a)
+
+
+def possible_types(nat: bool | None, mapping: Behaviour | None, filtering: Behaviour | None) -> list[NatType]:
+    """Every NAT type consistent with what discovery proved (no NAT means mapping endpoint-independent)."""
+    mappings = [EI] if nat is False else [mapping] if mapping in PROVEN else list(PROVEN)
+    filterings = [filtering] if filtering in PROVEN else list(PROVEN)
+    return [NatType(m, f) for m in mappings for f in filterings]
+
+
+def class_of(nat_type: NatType) -> PeerClass:
+    """The peer class of a NAT type: a dependent mapping is ``symmetric`` whatever its filtering."""
+    if nat_type.mapping is not EI:
+        return "symmetric"
+    return {EI: "open", AD: "address-restricted", APD: "port-restricted"}[nat_type.filtering]  # type: ignore[return-value]
+
+
 __all__ = [
+    "CLASS_TYPES",
+    "PEER_CLASSES",
+    "PROVEN",
     "Behaviour",
+    "Finding",
     "NatReport",
+    "NatType",
+    "PeerClass",
     "Scope",
-    "Verdict",
     "address_scope",
+    "admits",
     "alternate_refusal",
+    "class_of",
     "classify_filtering",
     "classify_mapping",
     "discover",
+    "hole_punch",
+    "possible_types",
 ]

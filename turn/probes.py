@@ -1,4 +1,10 @@
-"""STUN/TURN probes: each returns a :class:`ProbeResult`, never raises, and ends within its timeout.
+"""STUN/TURN probes: each returns a typed result, never raises, and ends within its timeout.
+
+:data:`ProbeResult` is a discriminated union on ``kind``: :class:`StunResult`, :class:`NatResult`,
+:class:`AllocationResult`, :class:`RelayTestResult` (and, from :mod:`callops.turn.tls` and
+:mod:`callops.turn.bandwidth`, TLS and bandwidth results). Each carries its findings as a typed
+``data`` model, so the verdict reads attributes; ``data`` serialises without its unset (``None``)
+fields, which keeps the JSON of ``callops turn probe --json`` as it was.
 
 * :func:`stun_binding` -- Binding over UDP, TCP or TLS: mapped address and round-trip time.
 * :func:`nat_behaviour` -- RFC 5780 mapping and filtering (see :mod:`callops.turn.nat`).
@@ -14,17 +20,33 @@ Errors are sentences a network engineer understands ("TURN/TLS 127.0.0.1:5349: c
 from __future__ import annotations
 
 import asyncio
-import enum
+import contextlib
 import logging
 import os
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from callops.errors import CallopsError, RemoteProtocolError
+from callops.turn.results import (
+    AllocationData,
+    AllocationResult,
+    BandwidthResult,
+    NatData,
+    NatResult,
+    ProbeData,
+    ProbeResult,
+    ProbeStatus,
+    RelayData,
+    RelayTestResult,
+    RelayTransport,
+    StunData,
+    StunResult,
+    TlsResult,
+)
 from callops.turn.stun import (
     Address,
     StunUdpClient,
@@ -37,39 +59,12 @@ from callops.turn.uri import ServerUri, parse_uri
 
 if TYPE_CHECKING:
     from callops.turn.allocation import Allocation
+    from callops.turn.relay import RelayStats
 
 log = logging.getLogger(__name__)
 
 #: Packets sent by the relay data test unless told otherwise.
 DEFAULT_RELAY_PACKETS = 10
-
-
-class ProbeStatus(enum.StrEnum):
-    OK = "ok"
-    FAIL = "fail"
-    #: the probe ran but its answers prove nothing either way
-    INCONCLUSIVE = "inconclusive"
-    #: the probe could not run (no credentials, server lacks the feature)
-    SKIPPED = "skipped"
-
-
-class ProbeResult(BaseModel):
-    """The outcome of one probe."""
-
-    #: e.g. ``stun-udp stun:127.0.0.1:3478``
-    name: str
-    #: ``stun-udp``, ``stun-tcp``, ``stun-tls``, ``nat``, ``turn-udp``, ``turn-tcp``, ``turn-tls``, ``relay``
-    kind: str
-    #: the server URI probed
-    target: str
-    status: ProbeStatus
-    duration_ms: float
-    #: what was found, in one line
-    detail: str = ""
-    #: why it failed, in a sentence with the fix
-    error: str | None = None
-    #: machine-readable findings (mapped, relayed, rtt_ms, allocate_ms, loss, mapping, filtering, ...)
-    data: dict[str, Any] = Field(default_factory=dict)
 
 
 class ProbeSet(BaseModel):
@@ -84,7 +79,9 @@ class ProbeSet(BaseModel):
         return [r for r in self.results if r.status is ProbeStatus.FAIL]
 
 
-Outcome = tuple[ProbeStatus, str, dict[str, Any]]
+R = TypeVar("R", StunResult, NatResult, AllocationResult, RelayTestResult, TlsResult, BandwidthResult)
+#: what a probe body finds: status, one-line detail (with ``fail``: the error sentence), typed data
+Outcome = tuple[ProbeStatus, str, ProbeData]
 
 
 def _fmt(addr: Address | None) -> str | None:
@@ -98,43 +95,64 @@ def _as_uri(uri: ServerUri | str) -> ServerUri:
 
 
 async def _probe(
+    result: type[R],
     kind: str,
     uri: ServerUri,
     timeout: float,
     body: Callable[[float], Awaitable[Outcome]],
-) -> ProbeResult:
-    """Run ``body(deadline)`` under ``timeout``; every failure becomes a ``fail`` result."""
+    *,
+    base: ProbeData,
+    name: str | None = None,
+) -> R:
+    """Run ``body(deadline)`` under ``timeout``; every failure becomes a ``fail`` result.
+
+    ``base`` is the data a failed result carries (what was known before the probe ran); ``name``
+    replaces ``kind`` at the start of the result's name.
+    """
     started = time.monotonic()
-    name = f"{kind} {uri}"
+    name = f"{name or kind} {uri}"
     error: str | None = None
     try:
         status, detail, data = await asyncio.wait_for(body(started + timeout), max(0.001, timeout))
+        if status is ProbeStatus.FAIL:
+            detail, error = "", detail
     except CallopsError as exc:
-        status, detail, data, error = ProbeStatus.FAIL, "", _error_data(exc), str(exc)
+        status, detail, data, error = ProbeStatus.FAIL, "", _error_data(base, exc), str(exc)
     except TimeoutError:
-        status, detail, data = ProbeStatus.FAIL, "", {}
+        status, detail, data = ProbeStatus.FAIL, "", base
         error = f"{uri.label}: no answer within {timeout:.1f} s (is the server up, and is the port open?)"
     except Exception as exc:  # a bug or an unexpected library error: report, do not crash the set
         log.debug("probe %s crashed", name, exc_info=True)
-        status, detail, data = ProbeStatus.FAIL, "", {}
+        status, detail, data = ProbeStatus.FAIL, "", base
         error = f"{uri.label}: unexpected {exc.__class__.__name__}: {exc}"
     duration_ms = round((time.monotonic() - started) * 1000, 3)
     log.info("probe %s: %s in %.1f ms %s", name, status.value, duration_ms, error or detail)
-    return ProbeResult(
-        name=name,
-        kind=kind,
-        target=str(uri),
-        status=status,
-        duration_ms=duration_ms,
-        detail=detail,
-        error=error,
-        data=data,
+    return result.model_validate(
+        {
+            "name": name,
+            "kind": kind,
+            "target": str(uri),
+            "status": status,
+            "duration_ms": duration_ms,
+            "detail": detail,
+            "error": error,
+            "data": data,
+        }
     )
 
 
-def _error_data(exc: CallopsError) -> dict[str, Any]:
+#: for the probes of :mod:`callops.turn.tls` and :mod:`callops.turn.bandwidth`
+run_probe = _probe
+
+
+def _error_data(base: ProbeData, exc: CallopsError) -> ProbeData:
     code = getattr(exc, "code", None)
-    return {"error_code": code} if isinstance(code, int) else {}
+    return base.model_copy(update={"error_code": code}) if isinstance(code, int) else base
+
+
+def relay_transport(uri: ServerUri) -> RelayTransport:
+    """How a client reaches a TURN server: ``turns:`` is ``tls``, else the URI's transport."""
+    return "tls" if uri.secure else uri.transport
 
 
 def _remaining(deadline: float) -> float:
@@ -161,7 +179,7 @@ async def stun_binding(
     ca_file: str | os.PathLike[str] | None = None,
     insecure: bool = False,
     ssl_context: ssl.SSLContext | None = None,
-) -> ProbeResult:
+) -> StunResult:
     """A STUN Binding request over the URI's transport (or ``transport``): mapped address and RTT."""
     server_uri = _as_uri(uri)
     use = transport or server_uri.transport
@@ -188,7 +206,7 @@ async def stun_binding(
                 rtt_ms = (time.monotonic() - sent) * 1000
             finally:
                 client.close()
-            data: dict[str, Any] = {"rtt_ms": round(rtt_ms, 3)}
+            data = StunData(rtt_ms=round(rtt_ms, 3))
         else:
             context = _ssl_context(server_uri, ssl_context, ca_file, insecure)
             response, connect_s, rtt_s = await stream_exchange(
@@ -200,22 +218,22 @@ async def stun_binding(
                 server_hostname=server_uri.host,
             )
             rtt_ms = rtt_s * 1000
-            data = {"rtt_ms": round(rtt_ms, 3), "connect_ms": round(connect_s * 1000, 3)}
+            data = StunData(rtt_ms=round(rtt_ms, 3), connect_ms=round(connect_s * 1000, 3))
         mapped = mapped_address(response)
         if mapped is None:
             raise RemoteProtocolError(
                 f"{server_uri.label}: Binding success response without XOR-MAPPED-ADDRESS or MAPPED-ADDRESS"
             )
-        data["mapped"] = _fmt(mapped)
+        data.mapped = _fmt(mapped)
         other = response.attributes.get("OTHER-ADDRESS")
         if other:
-            data["other_address"] = _fmt((str(other[0]), int(other[1])))
-        return ProbeStatus.OK, f"mapped {data['mapped']}, rtt {rtt_ms:.1f} ms", data
+            data.other_address = _fmt((str(other[0]), int(other[1])))
+        return ProbeStatus.OK, f"mapped {data.mapped}, rtt {rtt_ms:.1f} ms", data
 
-    return await _probe(kind, server_uri, timeout, body)
+    return await _probe(StunResult, kind, server_uri, timeout, body, base=StunData())
 
 
-async def nat_behaviour(uri: ServerUri | str, timeout: float) -> ProbeResult:
+async def nat_behaviour(uri: ServerUri | str, timeout: float) -> NatResult:
     """RFC 5780 mapping and filtering behaviour through the NAT between here and ``uri`` (UDP)."""
     from callops.turn.nat import Behaviour, discover
 
@@ -223,7 +241,7 @@ async def nat_behaviour(uri: ServerUri | str, timeout: float) -> ProbeResult:
 
     async def body(deadline: float) -> Outcome:
         if server_uri.transport != "udp":
-            return ProbeStatus.SKIPPED, "RFC 5780 discovery runs over UDP only", {}
+            return ProbeStatus.SKIPPED, "RFC 5780 discovery runs over UDP only", NatData()
         server = await resolve(
             server_uri.host, server_uri.port, timeout=_remaining(deadline), label=server_uri.label
         )
@@ -231,17 +249,16 @@ async def nat_behaviour(uri: ServerUri | str, timeout: float) -> ProbeResult:
         report = await discover(
             server, timeout=max(0.001, _remaining(deadline) - 0.02), label=server_uri.label
         )
-        data: dict[str, Any] = {
-            "mapping": report.mapping.behaviour.value,
-            "filtering": report.filtering.behaviour.value,
-            "nat": report.nat,
-            "mapped": report.mapped,
-            "other_address": report.other_address,
-            "mapping_reason": report.mapping.reason,
-            "filtering_reason": report.filtering.reason,
-        }
-        if report.test_errors:
-            data["test_errors"] = report.test_errors
+        data = NatData(
+            mapping=report.mapping.behaviour,
+            filtering=report.filtering.behaviour,
+            nat=report.nat,
+            mapped=report.mapped,
+            other_address=report.other_address,
+            mapping_reason=report.mapping.reason,
+            filtering_reason=report.filtering.reason,
+            test_errors=report.test_errors or None,
+        )
         behaviours = {report.mapping.behaviour, report.filtering.behaviour}
         detail = f"mapping {report.mapping.behaviour.value}, filtering {report.filtering.behaviour.value}"
         if report.mapped is None:
@@ -249,7 +266,7 @@ async def nat_behaviour(uri: ServerUri | str, timeout: float) -> ProbeResult:
                 raise RemoteProtocolError(report.test_errors["test1"])
             raise CallopsError(f"{server_uri.label}: no answer to the STUN Binding request (RFC 5780 test I)")
         if Behaviour.SKIPPED in behaviours:
-            data["other_address_refused"] = report.other_address_refused
+            data.other_address_refused = report.other_address_refused
             return ProbeStatus.SKIPPED, report.mapping.reason, data
         if Behaviour.UNSUPPORTED in behaviours:
             return ProbeStatus.SKIPPED, "server does not support RFC 5780 (no OTHER-ADDRESS)", data
@@ -262,7 +279,7 @@ async def nat_behaviour(uri: ServerUri | str, timeout: float) -> ProbeResult:
             return ProbeStatus.INCONCLUSIVE, f"{detail} ({reasons})", data
         return ProbeStatus.OK, detail, data
 
-    return await _probe("nat", server_uri, timeout, body)
+    return await _probe(NatResult, "nat", server_uri, timeout, body, base=NatData())
 
 
 async def turn_allocation(
@@ -274,38 +291,41 @@ async def turn_allocation(
     ca_file: str | os.PathLike[str] | None = None,
     insecure: bool = False,
     ssl_context: ssl.SSLContext | None = None,
-) -> ProbeResult:
+) -> AllocationResult:
     """Allocate a UDP relay over the URI's transport; time to allocate includes the 401 round."""
     from callops.turn.allocation import Allocation
 
     server_uri = _as_uri(uri)
-    kind = "turn-tls" if server_uri.secure else f"turn-{server_uri.transport}"
+    transport = relay_transport(server_uri)
+    kind = f"turn-{transport}"
 
     async def body(deadline: float) -> Outcome:
         if username is None or password is None:
-            return ProbeStatus.SKIPPED, "no TURN credentials given", {}
+            return ProbeStatus.SKIPPED, "no TURN credentials given", AllocationData(transport=transport)
         context = _ssl_context(server_uri, ssl_context, ca_file, insecure)
         allocation = await Allocation.open(
             server_uri, username, password, timeout=_remaining(deadline), ssl_context=context
         )
         try:
-            data = {
-                "relayed": _fmt(allocation.relayed),
-                "mapped": _fmt(allocation.mapped),
-                "allocate_ms": round(allocation.allocate_ms or 0.0, 3),
-                "lifetime": allocation.lifetime,
-                "transport": "tls" if server_uri.secure else server_uri.transport,
-            }
+            data = AllocationData(
+                relayed=_fmt(allocation.relayed),
+                mapped=_fmt(allocation.mapped),
+                allocate_ms=round(allocation.allocate_ms or 0.0, 3),
+                lifetime=allocation.lifetime,
+                transport=transport,
+            )
             await allocation.release(timeout=min(0.5, _remaining(deadline)))
         finally:
             allocation.close()
         return (
             ProbeStatus.OK,
-            f"relayed {data['relayed']}, mapped {data['mapped']}, {data['allocate_ms']:.1f} ms",
+            f"relayed {data.relayed}, mapped {data.mapped}, {data.allocate_ms:.1f} ms",
             data,
         )
 
-    return await _probe(kind, server_uri, timeout, body)
+    return await _probe(
+        AllocationResult, kind, server_uri, timeout, body, base=AllocationData(transport=transport)
+    )
 
 
 async def _permit(allocation: Allocation, peer_ip: str, deadline: float, what: str) -> None:
@@ -331,6 +351,55 @@ async def _permit(allocation: Allocation, peer_ip: str, deadline: float, what: s
         ) from exc
 
 
+@contextlib.asynccontextmanager
+async def relay_pair(
+    uri: ServerUri,
+    username: str,
+    password: str,
+    deadline: float,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    peer: Address | None = None,
+) -> AsyncIterator[tuple[Allocation, Address, Allocation | None]]:
+    """``(sender, target, echo)``: an allocation on ``uri`` permitted to send to ``target``.
+
+    Without ``peer`` a second allocation on the same server is the target (``echo``, permitted
+    back), so a test needs nothing but the server. Both are released (bounded by ``deadline``)
+    and closed on exit.
+    """
+    from callops.turn.allocation import Allocation
+
+    async def allocate() -> Allocation:
+        return await Allocation.open(
+            uri, username, password, timeout=_remaining(deadline), ssl_context=ssl_context
+        )
+
+    allocations: list[Allocation] = []
+    try:
+        if peer is None:
+            opened = await asyncio.gather(allocate(), allocate(), return_exceptions=True)
+            allocations = [a for a in opened if isinstance(a, Allocation)]
+            for item in opened:
+                if isinstance(item, BaseException):
+                    raise item
+            sender, echo = allocations
+            assert sender.relayed is not None and echo.relayed is not None
+            await asyncio.gather(
+                _permit(sender, echo.relayed[0], deadline, "the second allocation's relayed address"),
+                _permit(echo, sender.relayed[0], deadline, "the first allocation's relayed address"),
+            )
+            yield sender, echo.relayed, echo
+        else:
+            sender = await allocate()
+            allocations = [sender]
+            await _permit(sender, peer[0], deadline, "the --peer address")
+            yield sender, peer, None
+        await asyncio.gather(*(a.release(timeout=min(0.2, _remaining(deadline))) for a in allocations))
+    finally:
+        for allocation in allocations:
+            allocation.close()
+
+
 async def relay_data_test(
     uri: ServerUri | str,
     username: str | None,
@@ -342,67 +411,42 @@ async def relay_data_test(
     ca_file: str | os.PathLike[str] | None = None,
     insecure: bool = False,
     ssl_context: ssl.SSLContext | None = None,
-) -> ProbeResult:
+) -> RelayTestResult:
     """``count`` packets through an allocation on ``uri`` to an echoing peer and back: loss and RTT.
 
     ``peer`` is a UDP echo server's address; without it a second allocation on the same server
     echoes (so the test needs nothing but the server; the server must allow relay-to-relay traffic).
     """
-    from callops.turn.allocation import Allocation
     from callops.turn.relay import echo_through, round_trips
 
     server_uri = _as_uri(uri)
+    transport = relay_transport(server_uri)
 
     async def body(deadline: float) -> Outcome:
         if username is None or password is None:
-            return ProbeStatus.SKIPPED, "no TURN credentials given", {}
+            return ProbeStatus.SKIPPED, "no TURN credentials given", RelayData(transport=transport)
         context = _ssl_context(server_uri, ssl_context, ca_file, insecure)
-
-        async def allocate() -> Allocation:
-            return await Allocation.open(
-                server_uri, username, password, timeout=_remaining(deadline), ssl_context=context
-            )
-
-        allocations: list[Allocation] = []
-        try:
-            if peer is None:
-                opened = await asyncio.gather(allocate(), allocate(), return_exceptions=True)
-                allocations = [a for a in opened if isinstance(a, Allocation)]
-                for item in opened:
-                    if isinstance(item, BaseException):
-                        raise item
-                sender, echo = allocations
-                assert sender.relayed is not None and echo.relayed is not None
-                await asyncio.gather(
-                    _permit(sender, echo.relayed[0], deadline, "the second allocation's relayed address"),
-                    _permit(echo, sender.relayed[0], deadline, "the first allocation's relayed address"),
-                )
+        async with relay_pair(server_uri, username, password, deadline, ssl_context=context, peer=peer) as (
+            sender,
+            target,
+            echo,
+        ):
+            if echo is not None:
                 echo_through(echo)
-                target: Address = echo.relayed
-                peer_kind = "allocation"
-            else:
-                sender = await allocate()
-                allocations = [sender]
-                await _permit(sender, peer[0], deadline, "the --peer address")
-                target = peer
-                peer_kind = "address"
             # Leave time to release the allocations before the deadline.
             result = await round_trips(
                 sender, target, count=count, timeout=max(0.001, _remaining(deadline) - 0.05)
             )
-            await asyncio.gather(*(a.release(timeout=min(0.2, _remaining(deadline))) for a in allocations))
-        finally:
-            for allocation in allocations:
-                allocation.close()
-        data = {
-            "sent": result.sent,
-            "received": result.received,
-            "loss": result.loss,
-            "rtt_ms": result.rtt_ms_p50,
-            "rtt_ms_max": result.rtt_ms_max,
-            "peer": peer_kind,
-            "peer_address": _fmt(target),
-        }
+        data = RelayData(
+            sent=result.sent,
+            received=result.received,
+            loss=result.loss,
+            rtt_ms=result.rtt_ms_p50,
+            rtt_ms_max=result.rtt_ms_max,
+            peer="allocation" if echo is not None else "address",
+            peer_address=_fmt(target),
+            transport=transport,
+        )
         if result.received == 0:
             raise CallopsError(
                 f"{server_uri.label}: no packet came back through the relay from {_fmt(target)} "
@@ -414,7 +458,99 @@ async def relay_data_test(
         )
         return ProbeStatus.OK, detail, data
 
-    return await _probe("relay", server_uri, timeout, body)
+    return await _probe(
+        RelayTestResult, "relay", server_uri, timeout, body, base=RelayData(transport=transport)
+    )
+
+
+class _HostSocket(asyncio.DatagramProtocol):
+    """This site's own UDP socket for :func:`relay_reach_test`: records the numbered echoes."""
+
+    def __init__(self, stats: RelayStats, done: asyncio.Event, count: int) -> None:
+        self.stats, self.done, self.count = stats, done, count
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        from callops.turn.relay import packet_seq
+
+        seq = packet_seq(data)
+        if seq is not None:
+            self.stats.received(seq, time.monotonic())
+            if len(self.stats.received_at) == self.count:
+                self.done.set()
+
+
+async def relay_reach_test(
+    uri: ServerUri | str,
+    username: str | None,
+    password: str | None,
+    timeout: float,
+    *,
+    count: int = 5,
+    ssl_context: ssl.SSLContext | None = None,
+) -> RelayTestResult:
+    """Can this site send UDP to a relayed address (the relay's media port range) and get it back?
+
+    What a peer does when the *other* side relays: it sends from its host candidate straight to the
+    other side's relayed address, a port in the server's relay range. One allocation on ``uri``
+    permits this site's public address and echoes; a plain UDP socket here sends ``count`` packets to
+    the relayed address. Named ``relay-range``; its ``peer`` is ``host``.
+    """
+    from callops.turn.allocation import Allocation
+    from callops.turn.relay import RelayStats, echo_through, relay_packet
+
+    server_uri = _as_uri(uri)
+    transport = relay_transport(server_uri)
+    base = RelayData(transport=transport, peer="host")
+
+    async def body(deadline: float) -> Outcome:
+        if username is None or password is None:
+            return ProbeStatus.SKIPPED, "no TURN credentials given", base
+        context = _ssl_context(server_uri, ssl_context, None, False)
+        allocation = await Allocation.open(
+            server_uri, username, password, timeout=_remaining(deadline), ssl_context=context
+        )
+        stats, done = RelayStats(), asyncio.Event()
+        transport_: asyncio.DatagramTransport | None = None
+        try:
+            assert allocation.relayed is not None and allocation.mapped is not None
+            relayed = allocation.relayed
+            await _permit(allocation, allocation.mapped[0], deadline, "this site's public address")
+            echo_through(allocation)
+            loop = asyncio.get_running_loop()
+            transport_, _ = await loop.create_datagram_endpoint(
+                lambda: _HostSocket(stats, done, count), remote_addr=relayed
+            )
+            for seq in range(count):
+                stats.sent(seq, time.monotonic())
+                transport_.sendto(relay_packet(seq))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), max(0.001, _remaining(deadline) - 0.25))
+            await allocation.release(timeout=min(0.2, _remaining(deadline)))
+        finally:
+            if transport_ is not None:
+                transport_.close()
+            allocation.close()
+        result = stats.result()
+        data = base.model_copy(
+            update={
+                "sent": result.sent,
+                "received": result.received,
+                "loss": result.loss,
+                "rtt_ms": result.rtt_ms_p50,
+                "rtt_ms_max": result.rtt_ms_max,
+                "peer_address": _fmt(relayed),
+            }
+        )
+        if result.received == 0:
+            raise CallopsError(
+                f"{server_uri.label}: UDP from this site to the relayed address {_fmt(relayed)} did not come "
+                f"back ({result.sent} sent)",
+                hint="allow outbound UDP to the relay servers' media port range",
+            )
+        back = f"{result.received}/{result.sent} back"
+        return ProbeStatus.OK, f"{_fmt(relayed)} reached from this site, {back}", data
+
+    return await _probe(RelayTestResult, "relay", server_uri, timeout, body, base=base, name="relay-range")
 
 
 async def run_probe_set(
@@ -479,11 +615,19 @@ async def run_probe_set(
 
 __all__ = [
     "DEFAULT_RELAY_PACKETS",
+    "AllocationResult",
+    "NatResult",
     "ProbeResult",
     "ProbeSet",
     "ProbeStatus",
+    "RelayTestResult",
+    "StunResult",
     "nat_behaviour",
     "relay_data_test",
+    "relay_pair",
+    "relay_reach_test",
+    "relay_transport",
+    "run_probe",
     "run_probe_set",
     "stun_binding",
     "turn_allocation",

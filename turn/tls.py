@@ -1,20 +1,46 @@
-"""Self-signed TLS certificates for ``turns:`` on loopback and in the NAT lab.
+"""TLS for ``turns:``: test certificates, the client context, and the certificate as browsers see it.
 
 :func:`make_self_signed` writes a certificate that is its own CA (so the same file serves as the
-server's ``cert`` and the client's CA file) with the given hosts as subject alternative names, and
+server's ``cert`` and the client's CA file) with the given hosts as subject alternative names;
+:func:`make_ca` and :func:`make_certificate` write a private CA and a server certificate it signs
+(any validity window, any names -- the tests' expired and wrong-name certificates).
 :func:`client_context` builds the client-side :class:`ssl.SSLContext` for probes.
+
+:func:`certificate_check` is the probe: Chromium checks a ``turns:`` certificate like an HTTPS one
+(chain to a trusted root, name, validity) and drops the server with ICE error 701 otherwise, so
+a TLS relay that "works" with ``--insecure`` or a private CA may still be useless to visitors.
+It fetches the chain the server sends (one handshake without verification), asks OpenSSL whether it
+chains to a trusted CA (a second handshake, expiry ignored so that trust and time are reported
+separately), and :func:`assess` -- pure -- decides: a self-signed leaf, an untrusted chain, a name
+that does not match, an expired or not-yet-valid certificate fail with the fix; under
+:data:`WARN_DAYS` days left is a warning.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import os
 import ssl
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from callops.errors import UsageError
+from callops.turn.results import CertificateInfo, ProbeData, ProbeStatus, TlsData, TlsResult
+from callops.turn.uri import ServerUri, parse_uri
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+#: A certificate with fewer days left than this is a warning (issue 12: "warn under 14 days").
+WARN_DAYS = 14
+#: OpenSSL's X509_V_FLAG_NO_CHECK_TIME: verify the chain, leave the validity window to :func:`assess`.
+_NO_CHECK_TIME = 0x200000
+#: ``_ssl.ENCODING_DER`` (the private chain API of Python < 3.13 returns ``_ssl.Certificate`` objects)
+_ENCODING_DER = 2
 
 
 def make_self_signed(
@@ -108,4 +134,331 @@ def client_context(
     return context
 
 
-__all__ = ["client_context", "make_self_signed"]
+def _write_key_and_cert(out: Path, name: str, key: object, cert: x509.Certificate) -> tuple[Path, Path]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    out.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = out / f"{name}.crt", out / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+def _alt_names(hosts: Sequence[str]) -> list[x509.GeneralName]:
+    from cryptography import x509
+
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    return names
+
+
+def make_ca(directory: str | os.PathLike[str], *, name: str = "ca", days: int = 30) -> tuple[Path, Path]:
+    """A private CA (``<name>.crt``, ``<name>.key``) for :func:`make_certificate`."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"callops {name}")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return _write_key_and_cert(Path(directory), name, key, cert)
+
+
+def make_certificate(
+    directory: str | os.PathLike[str],
+    ca: tuple[Path, Path],
+    hosts: Sequence[str],
+    *,
+    name: str = "server",
+    not_before: datetime.datetime | None = None,
+    not_after: datetime.datetime | None = None,
+) -> tuple[Path, Path]:
+    """A server certificate for ``hosts`` signed by ``ca`` (default: valid from yesterday for 30 days)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    if not hosts:
+        raise UsageError("a certificate needs at least one host name or IP address")
+    ca_cert = x509.load_pem_x509_certificate(ca[0].read_bytes())
+    ca_key = serialization.load_pem_private_key(ca[1].read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - datetime.timedelta(days=1))
+        .not_valid_after(not_after or now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(_alt_names(hosts)), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return _write_key_and_cert(Path(directory), name, key, cert)
+
+
+# -- the certificate as a browser sees it ----------------------------------------------------------
+
+
+def _names(cert: x509.Certificate) -> list[str]:
+    from cryptography import x509
+
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    out = [str(n) for n in san.get_values_for_type(x509.DNSName)]
+    out += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    return out
+
+
+def name_matches(server_name: str, names: Sequence[str]) -> bool:
+    """RFC 6125 as browsers apply it: subjectAltName only, one left-most ``*`` label, IPs exactly."""
+    try:
+        ip = ipaddress.ip_address(server_name.strip("[]"))
+    except ValueError:
+        ip = None
+    for name in names:
+        if ip is not None:
+            try:
+                if ipaddress.ip_address(name) == ip:
+                    return True
+            except ValueError:
+                continue
+            continue
+        host, pattern = server_name.lower().rstrip("."), name.lower().rstrip(".")
+        if pattern == host:
+            return True
+        if pattern.startswith("*.") and "." in host and host.split(".", 1)[1] == pattern[2:]:
+            return True
+    return False
+
+
+def _self_signed(cert: x509.Certificate) -> bool:
+    if cert.issuer != cert.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, Exception):  # InvalidSignature and unsupported key types
+        return False
+    return True
+
+
+def assess(
+    chain: Sequence[x509.Certificate],
+    server_name: str,
+    *,
+    trusted: bool,
+    now: datetime.datetime,
+    warn_days: int = WARN_DAYS,
+) -> tuple[ProbeStatus, str, TlsData]:
+    """``(status, detail, data)`` for the chain a server sent (leaf first); with ``fail`` the detail is
+    the error sentence with the fix. Pure.
+
+    ``trusted``: OpenSSL verified the chain to a CA of the trust store (time not checked).
+    """
+    leaf = chain[0]
+    names = _names(leaf)
+    days_left = (leaf.not_valid_after_utc - now).total_seconds() / 86400
+    problems: list[str] = []
+    fixes: list[str] = []
+    if _self_signed(leaf):
+        problems.append("self-signed")
+        fixes.append(
+            "use a certificate from a public CA (e.g. Let's Encrypt): "
+            "visitors' browsers never trust a self-signed one"
+        )
+    elif not trusted:
+        problems.append("untrusted")
+        fixes.append("serve the full chain (leaf + intermediates) from a CA browsers trust")
+    matches = name_matches(server_name, names)
+    if not matches:
+        problems.append("name-mismatch")
+        fixes.append(
+            f"the certificate names {', '.join(names) or 'nothing'}: get one for {server_name}, "
+            "or point the turns: URI at a name it covers"
+        )
+    if now < leaf.not_valid_before_utc:
+        problems.append("not-yet-valid")
+        fixes.append("check the server's clock and the certificate's start date")
+    if days_left < 0:
+        problems.append("expired")
+        fixes.append("renew the certificate and reload coturn (SIGUSR2)")
+    elif days_left < warn_days:
+        problems.append("expires-soon")
+    accepts = not (set(problems) - {"expires-soon"})
+    data = TlsData(
+        chain=[
+            CertificateInfo(
+                subject=c.subject.rfc4514_string(),
+                issuer=c.issuer.rfc4514_string(),
+                not_before=c.not_valid_before_utc.isoformat(),
+                not_after=c.not_valid_after_utc.isoformat(),
+                self_signed=_self_signed(c),
+            )
+            for c in chain
+        ],
+        names=names,
+        server_name=server_name,
+        not_after=leaf.not_valid_after_utc.isoformat(),
+        days_left=round(days_left, 2),
+        trusted=trusted and "self-signed" not in problems,
+        name_matches=matches,
+        browser_accepts=accepts,
+        problems=problems,
+    )
+    summary = f"{leaf.subject.rfc4514_string()} by {leaf.issuer.rfc4514_string()}, {days_left:.0f} days left"
+    if not accepts:
+        why = f"browsers would reject it ({', '.join(problems)}): {'; '.join(fixes)}"
+        return ProbeStatus.FAIL, f"{server_name}: {why}", data
+    if problems:
+        return ProbeStatus.WARN, f"{summary}: renew it soon (under {warn_days} days left)", data
+    return ProbeStatus.OK, f"{summary}; browsers accept it", data
+
+
+async def _handshake(uri: ServerUri, context: ssl.SSLContext, timeout: float) -> ssl.SSLObject:
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(uri.host, uri.port, ssl=context, server_hostname=uri.host), timeout
+    )
+    try:
+        ssl_object = writer.get_extra_info("ssl_object")
+        assert isinstance(ssl_object, ssl.SSLObject)
+        return ssl_object
+    finally:
+        writer.close()
+        del reader
+
+
+def _peer_chain(ssl_object: ssl.SSLObject) -> list[bytes]:
+    """The chain as sent, DER, leaf first (Python 3.13 ``get_unverified_chain``; the leaf before)."""
+    getter = getattr(ssl_object, "get_unverified_chain", None) or getattr(
+        getattr(ssl_object, "_sslobj", None), "get_unverified_chain", None
+    )
+    if getter is not None:
+        chain = getter() or []
+        return [c if isinstance(c, bytes) else c.public_bytes(_ENCODING_DER) for c in chain]
+    leaf = ssl_object.getpeercert(binary_form=True)
+    return [leaf] if leaf else []
+
+
+async def certificate_check(
+    uri: ServerUri | str,
+    timeout: float,
+    *,
+    ca_file: str | os.PathLike[str] | None = None,
+    warn_days: int = WARN_DAYS,
+) -> TlsResult:
+    """The ``turns:`` server's certificate as a browser sees it (chain, names, expiry, trust)."""
+    from cryptography import x509
+
+    from callops.turn.probes import run_probe
+
+    server_uri = uri if isinstance(uri, ServerUri) else parse_uri(uri)
+
+    async def body(deadline: float) -> tuple[ProbeStatus, str, ProbeData]:
+        fetch = ssl.create_default_context()
+        fetch.check_hostname = False
+        fetch.verify_mode = ssl.CERT_NONE
+        started = time.monotonic()
+        try:
+            sent = await _handshake(server_uri, fetch, max(0.001, deadline - time.monotonic()))
+        except (OSError, ssl.SSLError) as exc:
+            raise_network(server_uri, exc)
+        connect_ms = (time.monotonic() - started) * 1000
+        version = sent.version()
+        chain = [x509.load_der_x509_certificate(der) for der in _peer_chain(sent)]
+        if not chain:
+            from callops.errors import NetworkError
+
+            raise NetworkError(f"{server_uri.label}: the server sent no certificate")
+        verify = client_context(ca_file)
+        verify.check_hostname = False
+        verify.verify_flags |= _NO_CHECK_TIME
+        try:
+            await _handshake(server_uri, verify, max(0.001, deadline - time.monotonic()))
+            trusted = True
+        except ssl.SSLCertVerificationError:
+            trusted = False
+        except (OSError, ssl.SSLError) as exc:
+            raise_network(server_uri, exc)
+        status, detail, data = assess(
+            chain,
+            server_uri.host,
+            trusted=trusted,
+            now=datetime.datetime.now(datetime.UTC),
+            warn_days=warn_days,
+        )
+        data.tls_version = version
+        data.connect_ms = round(connect_ms, 3)
+        return status, detail, data
+
+    return await run_probe(
+        TlsResult, "tls", server_uri, timeout, body, base=TlsData(server_name=server_uri.host)
+    )
+
+
+def raise_network(uri: ServerUri, exc: BaseException) -> None:
+    from callops.errors import NetworkError
+
+    reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+    raise NetworkError(
+        f"{uri.label}: TLS connection failed: {reason}", hint="is the TLS port open?"
+    ) from None
+
+
+__all__ = [
+    "WARN_DAYS",
+    "assess",
+    "certificate_check",
+    "client_context",
+    "make_ca",
+    "make_certificate",
+    "make_self_signed",
+    "name_matches",
+]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    from callops.orchestrator.probe.profile import Checklist
     from callops.orchestrator.probe.report import ProbeReport
 
 DEFAULT_CONFIG = "callops.yaml"
@@ -51,10 +52,16 @@ def render_report(report: ProbeReport) -> None:
         f"NAT: mapping {report.nat.mapping}, filtering {report.nat.filtering}"
         + (f", mapped {report.nat.mapped}" if report.nat.mapped else "")
     )
+    if report.peers:
+        paths = {"p2p": "green", "relay": "yellow", "blocked": "red", "inconclusive": "dim"}
+        console.print(f"This site: {report.site_class}. With a peer that is:")
+        for peer, path in report.peers.items():
+            via = f" via TURN/{path.transport}" if path.transport else ""
+            console.print(f"  {peer:<19} [{paths[path.path]}]{path.path}[/]{via}")
     table = Table(show_header=True, header_style="bold")
     for column in ("check", "status", "ms", "detail / error"):
         table.add_column(column)
-    styles = {"ok": "green", "fail": "red", "inconclusive": "yellow", "skipped": "dim"}
+    styles = {"ok": "green", "fail": "red", "inconclusive": "yellow", "skipped": "dim", "warn": "yellow"}
     for check in report.checks:
         style = styles.get(check.status, "")
         table.add_row(
@@ -69,6 +76,27 @@ def render_report(report: ProbeReport) -> None:
         console.print(f"[bold red]warning:[/] {warning}")
 
 
+def render_checklist(checklist: Checklist) -> None:
+    from rich.console import Console
+
+    console = Console()
+    render_report(checklist.probe)
+    console.print(f"\n[bold]{checklist.title}[/] ({checklist.source})")
+    styles = {"pass": "green", "fail": "red", "warn": "yellow", "skipped": "dim"}
+    for item in checklist.items:
+        optional = "" if item.required else " (optional)"
+        status = f"[{styles[item.status]}]{item.status:<7}[/]"
+        console.print(f"{status} [bold]{item.id}[/]{optional}: {item.requirement}", highlight=False)
+        console.print(f"        measured: {item.measured}", highlight=False, soft_wrap=True)
+        if item.fix:
+            console.print(f"        fix: {item.fix}", highlight=False, soft_wrap=True)
+    failed = [i.id for i in checklist.items if i.required and i.status == "fail"]
+    if failed:
+        console.print(f"[bold red]not ready:[/] {', '.join(failed)}")
+    else:
+        console.print("[bold green]ready[/]: every required item passed")
+
+
 @click.group(invoke_without_command=True)
 @click.option("--stun", multiple=True, metavar="URI", help="STUN server URI (repeatable).")
 @click.option("--turn", multiple=True, metavar="URI", help="TURN server URI, one per transport (repeatable).")
@@ -80,6 +108,11 @@ def render_report(report: ProbeReport) -> None:
 @click.option("--config", type=click.Path(dir_okay=False), help="callops.yaml with a 'probe:' section.")
 @click.option("--timeout", type=float, help="The one deadline of all probes, in seconds [default: 10].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.option(
+    "--profile",
+    metavar="NAME|FILE",
+    help="Check a brand's published requirements (built in: liveperson) and print a checklist.",
+)
 @click.pass_context
 def probe(  # noqa: PLR0917 -- click passes every option as an argument
     ctx: click.Context,
@@ -93,10 +126,13 @@ def probe(  # noqa: PLR0917 -- click passes every option as an argument
     config: str | None,
     timeout: float | None,
     as_json: bool,
+    profile: str | None,
 ) -> None:
     """Verdict for this network: p2p-likely, relay-required (with transports) or blocked.
 
     Exit codes: 0 p2p-likely or relay over UDP; 1 relay only over TCP/TLS; 3 blocked; 2 usage.
+    With --profile: a checklist (relay per port, TLS certificate, relay range, bandwidth through the
+    relay); exit 1 when a required item fails, else 0.
     Environment: CALLOPS_PROBE_STUN, CALLOPS_PROBE_TURN, CALLOPS_PROBE_TIMEOUT, CALLOPS_PROBE_CA_FILE,
     CALLOPS_PROBE_SECRET_FILE, CALLOPS_PROBE_USER, CALLOPS_PROBE_PASSWORD_FILE, CALLOPS_TURN_SECRET,
     CALLOPS_TURN_PASSWORD.
@@ -128,6 +164,24 @@ def probe(  # noqa: PLR0917 -- click passes every option as an argument
         from callops.errors import UsageError
 
         raise UsageError("no servers to probe", hint="pass --stun URI and/or --turn URI, or --config FILE")
+
+    if profile is not None:
+        from callops.orchestrator.probe.profile import load_profile
+        from callops.orchestrator.probe.site import BANDWIDTH_SETUP_S, probe_profile
+
+        brand = load_profile(profile)
+        # The one-site deadline, then each bandwidth flow alone; the guard only catches a bug.
+        bound = settings.timeout + sum(i.duration_s + BANDWIDTH_SETUP_S for i in brand.items) + 2.0
+        try:
+            run = probe_profile(settings, os.environ, brand, spent=spent)
+            checklist = asyncio.run(asyncio.wait_for(run, bound))
+        except TimeoutError:
+            raise DeadlineExceeded(f"the {brand.name} profile overran its {bound:.1f} s bound") from None
+        if as_json:
+            click.echo(checklist.model_dump_json(indent=2))
+        else:
+            render_checklist(checklist)
+        sys.exit(checklist.exit_code)
 
     async def bounded() -> ProbeReport:
         # The probes end by the deadline themselves; this guard only catches a bug.
@@ -238,10 +292,21 @@ def serve(listen: str, max_sessions: int, session_seconds: float, **kwargs: Any)
     help="Path classes to test (default: all).",
 )
 @click.option("--call", "with_call", is_flag=True, help="Also make a real headless call (aiortc, media).")
+@click.option(
+    "--bandwidth",
+    type=click.Choice(["voice", "video"]),
+    help="Also send a call-shaped flow peer to peer (srflx path; voice 600, video 2600 kbit/s), echoed.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @_server_options
-def peer(
-    url: str, timeout: float, paths: tuple[str, ...], with_call: bool, as_json: bool, **kwargs: Any
+def peer(  # noqa: PLR0917 -- click passes every option as an argument
+    url: str,
+    timeout: float,
+    paths: tuple[str, ...],
+    with_call: bool,
+    bandwidth: str | None,
+    as_json: bool,
+    **kwargs: Any,
 ) -> None:
     """Site A: one ICE negotiation per path class against 'callops probe serve' at URL.
 
@@ -254,8 +319,15 @@ def peer(
 
     token, ice, call = _site(kwargs)
     chosen = [p for p in PATH_CLASSES if p in paths] if paths else list(PATH_CLASSES)
+    flow = None
+    if bandwidth is not None:
+        from callops.turn.bandwidth import FlowSpec
+
+        flow = FlowSpec("voice", 600, 600) if bandwidth == "voice" else FlowSpec("video", 2600, 1100)
     report = asyncio.run(
-        run_peer(url, token, ice, timeout=timeout, paths=chosen, call=call if with_call else None)
+        run_peer(
+            url, token, ice, timeout=timeout, paths=chosen, call=call if with_call else None, bandwidth=flow
+        )
     )
     if as_json:
         click.echo(report.model_dump_json(indent=2))
@@ -276,6 +348,9 @@ def peer(
             rtt = f"{r.rtt_ms:.1f}" if r.rtt_ms is not None else ""
             table.add_row(r.path, "yes" if r.connected else "no", pair, rtt, r.error or "")
         console.print(table)
+        for r in report.paths:
+            if r.bandwidth_detail:
+                console.print(f"bandwidth over {r.path}: {r.bandwidth_status} -- {r.bandwidth_detail}")
         if report.call is not None:
             c = report.call
             via = f" via TURN/{c.relay_protocol}" if c.relay_protocol else ""
@@ -289,4 +364,4 @@ def peer(
     sys.exit(report.exit_code)
 
 
-__all__ = ["peer", "probe", "render_report", "serve"]
+__all__ = ["peer", "probe", "render_checklist", "render_report", "serve"]

@@ -191,13 +191,16 @@ async def measure_rtt(connection: Any, *, count: int, within: float) -> float | 
 
 
 async def echo(connection: Any) -> None:
-    """Echo every ping back until the connection closes (the responder's side of :func:`measure_rtt`)."""
+    """Echo every ping and every bandwidth flow packet back until the connection closes (the
+    responder's side of :func:`measure_rtt` and of :func:`callops.turn.bandwidth.echo_flow`)."""
+    from callops.turn.bandwidth import is_flow_packet
+
     while True:
         try:
             data = await connection.recv()
         except ConnectionError:
             return
-        if data.startswith(PING):
+        if data.startswith(PING) or is_flow_packet(data):
             await connection.send(data)
 
 

@@ -12,8 +12,7 @@ Path classes (what site A gathers and signals; site B answers as noted):
   TURN server over that transport; site B answers with everything it has (host, reflexive and
   a relay over its own first TURN URI), as a browser would. The selected pair says what was used.
 
-Verdict: ``p2p`` when ``host`` or ``srflx`` connected; else ``relay-required`` with the relay
-transports that connected; else ``blocked``.
+The verdict is decided in :func:`callops.orchestrator.probe.verdict.decide_two_site`.
 """
 
 from __future__ import annotations
@@ -22,9 +21,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from callops.orchestrator.probe.verdict import TwoSiteVerdict
+from callops.turn.results import BandwidthData
+
 PathClass = Literal["host", "srflx", "relay-udp", "relay-tcp", "relay-tls"]
 PATH_CLASSES: tuple[PathClass, ...] = ("host", "srflx", "relay-udp", "relay-tcp", "relay-tls")
-TwoSiteVerdict = Literal["p2p", "relay-required", "blocked"]
 
 #: Close codes of the signalling websocket.
 CLOSE_UNAUTHORIZED = 4401
@@ -127,6 +128,11 @@ class PathResult(BaseModel):
     local_candidates: int = 0
     remote_candidates: int = 0
     error: str | None = None
+    #: ``--bandwidth``: a flow over this path (``srflx``, else ``host``), echoed by site B
+    bandwidth: BandwidthData | None = None
+    #: the flow's verdict and numbers in one sentence (``ok``/``warn``/``fail``)
+    bandwidth_status: str | None = None
+    bandwidth_detail: str | None = None
 
 
 class CallResult(BaseModel):
@@ -159,17 +165,6 @@ class TwoSiteReport(BaseModel):
     duration_ms: float
 
 
-def decide_two_site(paths: list[PathResult]) -> tuple[TwoSiteVerdict, list[str], int]:
-    """``(verdict, relay transports, exit code)``: exit codes as for the one-site verdict."""
-    connected = {p.path for p in paths if p.connected}
-    transports = [t for t in ("udp", "tcp", "tls") if f"relay-{t}" in connected]
-    if connected & {"host", "srflx"}:
-        return "p2p", transports, 0
-    if transports:
-        return "relay-required", transports, 0 if "udp" in transports else 1
-    return "blocked", [], 3
-
-
 __all__ = [
     "CLOSE_TOO_MANY_SESSIONS",
     "CLOSE_UNAUTHORIZED",
@@ -190,6 +185,5 @@ __all__ = [
     "PathResult",
     "TwoSiteReport",
     "TwoSiteVerdict",
-    "decide_two_site",
     "parse_message",
 ]

@@ -1,8 +1,9 @@
-"""The ``callops probe`` report: from probe results to facts, verdict and the JSON document.
+"""The ``callops probe`` report: from typed probe results to the verdict and the JSON document.
 
-Pure: :func:`facts_from_results` reads :class:`~callops.turn.probes.ProbeResult` s into
-:class:`~callops.orchestrator.probe.verdict.ProbeFacts`; :func:`build_report` adds the verdict and
-the ``RTCIceServer`` list. The ``--json`` output is :class:`ProbeReport` as one JSON document.
+Pure: :func:`build_report` reads the typed results (:data:`~callops.turn.results.ProbeResult`)
+into :class:`~callops.orchestrator.probe.verdict.ProbeFacts`, lets
+:func:`~callops.orchestrator.probe.verdict.decide` decide, and adds the ``RTCIceServer`` list.
+The ``--json`` output is :class:`ProbeReport` as one JSON document.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from pydantic import BaseModel, Field
 
 from callops.orchestrator.probe.verdict import (
     Decision,
+    PeerPath,
     ProbeFacts,
     RelayTransport,
+    SiteClass,
     VerdictName,
     decide,
 )
-from callops.turn.probes import ProbeResult, ProbeStatus
-from callops.turn.uri import parse_uri
+from callops.turn.nat import PeerClass
+from callops.turn.results import NatResult, ProbeResult, StunResult, TlsResult
 
 
 class Check(BaseModel):
@@ -54,6 +57,10 @@ class ProbeReport(BaseModel):
     verdict: VerdictName
     relay_transports: list[RelayTransport]
     nat: NatSummary
+    #: the path a call with each class of remote peer would take (RFC 4787 rules)
+    peers: dict[PeerClass, PeerPath] = Field(default_factory=dict)
+    #: this site's own class in the same vocabulary (``inconclusive`` where discovery could not tell)
+    site_class: SiteClass = "inconclusive"
     checks: list[Check]
     ice_servers: list[RtcIceServer]
     reason: str
@@ -65,42 +72,12 @@ class ProbeReport(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
 
-def relay_transport(target: str) -> RelayTransport:
-    uri = parse_uri(target)
-    if uri.secure:
-        return "tls"
-    return uri.transport
-
-
-def facts_from_results(results: Sequence[ProbeResult]) -> ProbeFacts:
-    """What the probes prove: answered STUN, NAT behaviour, working relays (allocation + data)."""
-    stun_ok = tuple(r.target for r in results if r.kind == "stun-udp" and r.status is ProbeStatus.OK)
-    nat_result = next((r for r in results if r.kind == "nat"), None)
-    nat: bool | None = None
-    mapping = filtering = "unknown"
-    if nat_result is not None and nat_result.status is not ProbeStatus.FAIL:
-        data = nat_result.data
-        nat = data.get("nat") if isinstance(data.get("nat"), bool) else None
-        mapping = str(data.get("mapping") or "unknown")
-        filtering = str(data.get("filtering") or "unknown")
-    relays = tuple(
-        (relay_transport(r.target), r.target)
-        for r in results
-        if r.kind == "relay" and r.status is ProbeStatus.OK
-    )
-    return ProbeFacts(
-        stun_answered=stun_ok, nat=nat, mapping=mapping, filtering=filtering, relays_working=relays
-    )
-
-
 def ice_servers(decision: Decision, username: str | None, credential: str | None) -> list[RtcIceServer]:
     """One ``RTCIceServer`` per working URI, best first; TURN entries carry the credentials given."""
-    servers = []
-    for uri in decision.ice_server_uris:
-        if parse_uri(uri).is_turn:
-            servers.append(RtcIceServer(urls=[uri], username=username, credential=credential))
-        else:
-            servers.append(RtcIceServer(urls=[uri]))
+    servers = [RtcIceServer(urls=[uri]) for uri in decision.stun_uris]
+    servers += [
+        RtcIceServer(urls=[uri], username=username, credential=credential) for uri in decision.turn_uris
+    ]
     return servers
 
 
@@ -113,17 +90,27 @@ def build_report(
     credential: str | None = None,
     insecure: bool = False,
 ) -> ProbeReport:
-    facts = facts_from_results(results)
+    facts = ProbeFacts.from_results(results)
     decision = decide(facts)
-    nat_result = next((r for r in results if r.kind == "nat"), None)
-    mapped = None
-    if nat_result is not None:
-        mapped = nat_result.data.get("mapped")
+    nat_result = next((r for r in results if isinstance(r, NatResult)), None)
+    mapped = nat_result.data.mapped if nat_result is not None else None
     if mapped is None:
         mapped = next(
-            (r.data.get("mapped") for r in results if r.kind == "stun-udp" and r.data.get("mapped")), None
+            (
+                r.data.mapped
+                for r in results
+                if isinstance(r, StunResult) and r.kind == "stun-udp" and r.data.mapped
+            ),
+            None,
         )
-    warnings = []
+    warnings = [
+        f"{r.target}: {r.error}"
+        for r in results
+        if isinstance(r, TlsResult) and r.data.browser_accepts is False
+    ]
+    warnings += [
+        f"{r.target}: {r.detail}" for r in results if isinstance(r, TlsResult) and r.status == "warn"
+    ]
     if insecure:
         warnings.append(
             "TLS certificates were NOT verified (--insecure): the TLS result proves reachability only"
@@ -131,7 +118,14 @@ def build_report(
     return ProbeReport(
         verdict=decision.verdict,
         relay_transports=decision.relay_transports,
-        nat=NatSummary(mapping=facts.mapping, filtering=facts.filtering, present=facts.nat, mapped=mapped),
+        nat=NatSummary(
+            mapping=facts.mapping or "unknown",
+            filtering=facts.filtering or "unknown",
+            present=facts.nat,
+            mapped=mapped,
+        ),
+        peers=decision.peers,
+        site_class=decision.site_class,
         checks=[
             Check(
                 name=r.name, status=r.status.value, duration_ms=r.duration_ms, detail=r.detail, error=r.error
@@ -154,7 +148,5 @@ __all__ = [
     "ProbeReport",
     "RtcIceServer",
     "build_report",
-    "facts_from_results",
     "ice_servers",
-    "relay_transport",
 ]

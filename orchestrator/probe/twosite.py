@@ -23,7 +23,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 
@@ -46,14 +46,20 @@ from callops.orchestrator.probe.paths import (
     PathClass,
     PathResult,
     TwoSiteReport,
-    decide_two_site,
     parse_message,
 )
 from callops.orchestrator.probe.settings import ProbeSettings, load_credentials
+from callops.orchestrator.probe.verdict import decide_two_site
 from callops.secret import Secret
+
+if TYPE_CHECKING:
+    from callops.turn.bandwidth import FlowSpec
 
 log = logging.getLogger(__name__)
 
+#: the path classes a ``--bandwidth`` flow runs over, first one tested: peer to peer (the relay's
+#: bandwidth is the one-site test's); one flow only, two would share the link
+BANDWIDTH_PATHS: tuple[PathClass, ...] = ("srflx", "host")
 DEFAULT_MAX_SESSIONS = 32
 DEFAULT_SESSION_SECONDS = 30.0
 RTT_PINGS = 3
@@ -368,7 +374,11 @@ class _Signalling:
 
 
 async def _run_path(
-    sig: _Signalling, path: PathClass, ice: icelib.IceSettings, deadline: float
+    sig: _Signalling,
+    path: PathClass,
+    ice: icelib.IceSettings,
+    deadline: float,
+    bandwidth: FlowSpec | None = None,
 ) -> PathResult:
     started = time.monotonic()
     session = f"{path}-{secrets.token_hex(4)}"
@@ -403,6 +413,13 @@ async def _run_path(
         result.rtt_ms = await icelib.measure_rtt(
             connection, count=RTT_PINGS, within=max(0.001, min(2.0, deadline - time.monotonic()))
         )
+        if bandwidth is not None:
+            from callops.turn.bandwidth import echo_flow
+
+            status, detail, result.bandwidth = await echo_flow(
+                bandwidth, connection.send, connection.recv, within=deadline - time.monotonic() - 0.5
+            )
+            result.bandwidth_status, result.bandwidth_detail = status.value, detail
     except TimeoutError:
         result.error = f"{path}: no result by the deadline"
     except CallopsError as exc:
@@ -469,6 +486,7 @@ async def run_peer(
     timeout: float = 20.0,
     paths: Sequence[PathClass] = PATH_CLASSES,
     call: CallServers | None = None,
+    bandwidth: FlowSpec | None = None,
 ) -> TwoSiteReport:
     """Every path class against the responder at ``url``, concurrently, within ``timeout`` seconds."""
     from websockets.asyncio.client import connect
@@ -500,17 +518,19 @@ async def run_peer(
     async with ws:
         sig = _Signalling(ws)
         call_job = asyncio.create_task(_run_call(sig, call, deadline)) if call is not None else None
-        results = list(await asyncio.gather(*(_run_path(sig, path, ice, deadline) for path in paths)))
+        flow_path = next((p for p in BANDWIDTH_PATHS if p in paths), None)
+        jobs = [_run_path(sig, p, ice, deadline, bandwidth if p == flow_path else None) for p in paths]
+        results = list(await asyncio.gather(*jobs))
         call_result = await call_job if call_job is not None else None
         sig.reader.cancel()
-    verdict, transports, code = decide_two_site(results)
+    decision = decide_two_site(results)
     return TwoSiteReport(
-        verdict=verdict,
-        relay_transports=transports,
+        verdict=decision.verdict,
+        relay_transports=list(decision.relay_transports),
         paths=results,
         call=call_result,
         server=url,
-        exit_code=code,
+        exit_code=decision.exit_code,
         duration_ms=round((time.monotonic() - started) * 1000, 3),
     )
 

@@ -3,8 +3,16 @@
 Each pair gets its own lab (network namespaces, real NATs, coturn on 203.0.113.10/.11). From each
 site ``callops probe`` runs as a process; then ``callops probe serve`` runs on the agent site and
 ``callops probe peer --call`` on the consumer site: one ICE negotiation per path class plus a real
-headless aiortc call (media, ``iceTransportPolicy=all``) whose ICE servers are the consumer's
+headless aiortc call (media, ``iceTransportPolicy=all``) whose ICE servers are each site's
 one-site ``ice_servers``, best first -- the list a web page on that network should use.
+
+Every pair of topologies the lab builds (14 unordered pairs) also checks the one-site prediction
+against the two-site truth: the consumer's ``peers`` entry for the agent's class equals the two-site
+outcome (path, and the relay transport the consumer uses), and the agent's entry for the
+consumer's class has the same path. :data:`MATRIX` rows add the real call; the other pairs run the
+two-site ICE test alone. Not ``tls-only`` with ``tls-only``: the responder runs on the agent, and a
+``tls-only`` router forwards only the *inbound* signalling port and drops the responder's replies
+(lab topology, see ``router_rules``); with one ``tls-only`` site it is the consumer.
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ import pytest
 
 from callops.orchestrator.lab.lab import LabState
 from callops.orchestrator.lab.netns import exec_argv
-from callops.orchestrator.lab.topology import SIGNALLING_PORT, Topology
+from callops.orchestrator.lab.topology import SIGNALLING_PORT, TOPOLOGIES, Topology
+from callops.orchestrator.probe.verdict import two_site_path
 
 pytestmark = [pytest.mark.netns, pytest.mark.coturn, pytest.mark.slow]
 
@@ -34,6 +43,8 @@ PREFIX = "copm-"
 # one-site deadline); only the paths that cannot connect wait them out.
 ONE_SITE_TIMEOUT = 5.0
 TWO_SITE_TIMEOUT = 15.0
+#: without the call: only the path classes that cannot connect wait this out
+PEERS_TWO_SITE_TIMEOUT = 10.0
 #: the longest a process of the matrix may take before the test fails instead of hanging
 PROCESS_TIMEOUT = 60.0
 
@@ -58,6 +69,29 @@ MATRIX = [
     Row("open", "tls-only", "relay-required", ["tls"], {"relay-required"}, "relay-tls"),
 ]
 AGENT_VERDICT = {"open": "p2p-likely", "cone": "p2p-likely", "symmetric": "relay-required"}
+#: the peer class of each lab topology (the lab's cone is MASQUERADE: port-restricted)
+SITE_CLASS = {
+    "open": "open",
+    "cone": "port-restricted",
+    "symmetric": "symmetric",
+    "udp-blocked": "relay-only",
+    "tls-only": "relay-only",
+}
+
+
+@dataclass(frozen=True)
+class Pair:
+    agent: Topology
+    consumer: Topology
+
+
+#: every unordered pair of lab topologies that MATRIX does not already run (with its call)
+PAIRS = [
+    Pair(a, c)  # type: ignore[arg-type]
+    for i, a in enumerate(TOPOLOGIES)
+    for c in TOPOLOGIES[i:]
+    if not any({r.agent, r.consumer} == {a, c} for r in MATRIX) and a != "tls-only"
+]
 
 
 def callops(state: LabState, host: str, *args: str) -> list[str]:
@@ -93,12 +127,25 @@ def one_site(state: LabState) -> dict[str, dict[str, Any]]:
     return out
 
 
-def two_site(state: LabState, ice_servers: list[dict[str, Any]], token: Path) -> dict[str, Any]:
-    """``probe serve`` on the agent, ``probe peer --call`` on the consumer with its own ICE servers."""
+def server_flags(ice_servers: list[dict[str, Any]]) -> list[str]:
     servers: list[str] = []
     for server in ice_servers:
         url = server["urls"][0]
         servers += ["--stun" if url.startswith("stun") else "--turn", url]
+    return servers
+
+
+def two_site(
+    state: LabState,
+    ice_servers: dict[str, list[dict[str, Any]]],
+    token: Path,
+    *,
+    call: bool = True,
+    timeout: float = TWO_SITE_TIMEOUT,
+) -> dict[str, Any]:
+    """``probe serve`` on the agent, ``probe peer [--call]`` on the consumer, each with its ICE servers."""
+    # Exactly each site's ice_servers (no --config: its STUN and first TURN URI would be used).
+    site_files = ["--secret-file", state.secret_file, "--ca-file", state.ca_file]
     serve = subprocess.Popen(
         callops(
             state,
@@ -109,8 +156,8 @@ def two_site(state: LabState, ice_servers: list[dict[str, Any]], token: Path) ->
             f"0.0.0.0:{SIGNALLING_PORT}",
             "--token-file",
             str(token),
-            "--config",
-            state.config_file,
+            *server_flags(ice_servers["agent"]),
+            *site_files,
         ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -132,20 +179,16 @@ def two_site(state: LabState, ice_servers: list[dict[str, Any]], token: Path) ->
                 state.signalling_url("agent"),
                 "--token-file",
                 str(token),
-                # Exactly the consumer's ice_servers (no --config: its STUN would be added).
-                *servers,
-                "--secret-file",
-                state.secret_file,
-                "--ca-file",
-                state.ca_file,
-                "--call",
+                *server_flags(ice_servers["consumer"]),
+                *site_files,
+                *(["--call"] if call else []),
                 "--timeout",
-                str(TWO_SITE_TIMEOUT),
+                str(timeout),
                 "--json",
             ),
             capture_output=True,
             text=True,
-            timeout=PROCESS_TIMEOUT + TWO_SITE_TIMEOUT,
+            timeout=PROCESS_TIMEOUT + timeout,
         )
     finally:
         serve.terminate()
@@ -194,7 +237,8 @@ def test_matrix_verdicts_and_call(lab: LabState, tmp_path: Path) -> None:
 
     token = tmp_path / "token"
     token.write_text("matrix-token-0123456789\n")
-    report = two_site(lab, consumer["ice_servers"], token)
+    servers = {site: v["ice_servers"] for site, v in verdicts.items()}
+    report = two_site(lab, servers, token)
     summary = {p["path"]: (p["connected"], p["local"], p["remote"], p["rtt_ms"]) for p in report["paths"]}
     log.warning(
         "matrix %s-%s: two-site %s %s; call %s",
@@ -209,3 +253,34 @@ def test_matrix_verdicts_and_call(lab: LabState, tmp_path: Path) -> None:
         assert set(report["relay_transports"]) <= set(row.consumer_transports)
         assert report["relay_transports"], report
     check_call(row, report["call"])
+    check_peers(lab, verdicts, report)
+
+
+def check_peers(lab: LabState, verdicts: dict[str, dict[str, Any]], report: dict[str, Any]) -> None:
+    """The one-site ``peers`` prediction for the other site's class equals the two-site outcome."""
+    consumer, agent = verdicts["consumer"], verdicts["agent"]
+    assert consumer["site_class"] == SITE_CLASS[lab.consumer], consumer
+    assert agent["site_class"] == SITE_CLASS[lab.agent], agent
+    truth = two_site_path(report["verdict"], report["relay_transports"]).model_dump(mode="json")
+    predicted = consumer["peers"][SITE_CLASS[lab.agent]]
+    assert predicted == truth, (predicted, report)
+    # Seen from the agent: the same path (its relay transport is not what the consumer measured).
+    assert agent["peers"][SITE_CLASS[lab.consumer]]["path"] == truth["path"], (agent["peers"], report)
+
+
+@pytest.mark.parametrize("lab", PAIRS, ids=[f"{p.agent}-{p.consumer}" for p in PAIRS], indirect=True)
+def test_one_site_peers_prediction_equals_the_two_site_outcome(lab: LabState, tmp_path: Path) -> None:
+    verdicts = one_site(lab)
+    token = tmp_path / "token"
+    token.write_text("matrix-token-0123456789\n")
+    servers = {site: v["ice_servers"] for site, v in verdicts.items()}
+    report = two_site(lab, servers, token, call=False, timeout=PEERS_TWO_SITE_TIMEOUT)
+    log.warning(
+        "peers %s-%s: two-site %s %s; consumer predicts %s",
+        lab.agent,
+        lab.consumer,
+        report["verdict"],
+        report["relay_transports"],
+        verdicts["consumer"]["peers"][SITE_CLASS[lab.agent]],
+    )
+    check_peers(lab, verdicts, report)

@@ -258,7 +258,7 @@ def test_rendered_config_boots_coturn_and_allocates(secure_coturn: TurnDeploymen
     uri = f"turn:127.0.0.1:{secure_coturn.listening_port}?transport=udp"
     result = run_bounded(turn_allocation(uri, creds.username, creds.credential, 15.0), 30)
     assert result.status is ProbeStatus.OK, result.error
-    relayed = str(result.data["relayed"])
+    relayed = str(result.data.relayed)
     assert relayed.startswith("127.0.0.1:")
     assert secure_coturn.min_port <= int(relayed.rsplit(":", 1)[1]) <= secure_coturn.max_port
 
@@ -307,7 +307,7 @@ def test_loopback_preset_relays_between_two_allocations(tmp_path: Path, secret: 
     with start(tmp_path, deployment, secret):
         result = run_bounded(relay_data_test(uri, creds.username, creds.credential, 15.0, count=5), 30)
     assert result.status is ProbeStatus.OK, result.error
-    assert result.data["received"] == 5
+    assert result.data.received == 5
 
 
 @pytest.mark.coturn

@@ -25,6 +25,7 @@ from aioice import stun
 from callops.testing import run_bounded
 from callops.turn.nat import address_scope, alternate_refusal, discover
 from callops.turn.probes import ProbeResult, ProbeStatus, nat_behaviour, stun_binding, turn_allocation
+from callops.turn.results import NatData
 from callops.turn.stun import RETRANSMISSIONS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -327,7 +328,7 @@ def test_a_server_naming_an_unusable_alternate_gets_no_packet_there_and_the_prob
     result, packets = run_bounded(scenario(), 20)
     assert result.status is ProbeStatus.SKIPPED, result
     assert "tests II and III skipped" in result.detail and "0.0.0.0:9" in result.detail
-    assert result.data["other_address_refused"]
+    assert isinstance(result.data, NatData) and result.data.other_address_refused
     assert packets == 1  # test I only: nothing was sent on the alternate's account
 
 

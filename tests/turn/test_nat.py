@@ -104,8 +104,8 @@ def test_discovery_on_loopback_finds_no_nat_and_endpoint_independent_behaviour(
 def test_nat_probe_reports_mapping_and_filtering(coturn: LoopbackCoturn) -> None:
     result = run_bounded(nat_behaviour(coturn.stun_uri, 10), 30)
     assert result.status is ProbeStatus.OK, result.error
-    assert result.data["mapping"] == "endpoint-independent"
-    assert result.data["filtering"] == "endpoint-independent"
+    assert result.data.mapping == "endpoint-independent"
+    assert result.data.filtering == "endpoint-independent"
 
 
 @pytest.mark.coturn
@@ -114,4 +114,4 @@ def test_nat_probe_says_when_the_server_does_not_support_rfc5780(start_coturn: S
     result = run_bounded(nat_behaviour(server.stun_uri, 10), 30)
     assert result.status is ProbeStatus.SKIPPED
     assert result.detail == "server does not support RFC 5780 (no OTHER-ADDRESS)"
-    assert result.data["mapping"] == "unsupported"
+    assert result.data.mapping == "unsupported"

@@ -14,9 +14,11 @@ from callops.testing import run_bounded
 from callops.turn.coturn import LoopbackCoturn
 from callops.turn.credentials import rest_credentials
 from callops.turn.probes import (
+    AllocationResult,
     ProbeResult,
     ProbeSet,
     ProbeStatus,
+    RelayTestResult,
     relay_data_test,
     run_probe_set,
     turn_allocation,
@@ -41,9 +43,12 @@ def test_probe_set_against_coturn_passes_every_probe(coturn: LoopbackCoturn) -> 
     assert kinds == ["stun-udp", "stun-tcp", "turn-udp", "turn-tcp", "turn-tls", "relay", "nat"]
     assert all(r.status is ProbeStatus.OK for r in result.results), [r.error for r in result.results]
     by_kind = {r.kind: r for r in result.results}
-    assert by_kind["turn-tls"].data["transport"] == "tls"
-    assert by_kind["turn-udp"].data["relayed"].startswith("127.0.0.1:")
-    assert by_kind["relay"].data["loss"] == 0
+    tls, udp, relay = by_kind["turn-tls"], by_kind["turn-udp"], by_kind["relay"]
+    assert isinstance(tls, AllocationResult) and isinstance(udp, AllocationResult)
+    assert isinstance(relay, RelayTestResult)
+    assert tls.data.transport == "tls"
+    assert str(udp.data.relayed).startswith("127.0.0.1:")
+    assert relay.data.loss == 0 and relay.data.transport == "udp"
     assert not result.failed
     # The JSON document round-trips through the model.
     assert ProbeSet.model_validate(json.loads(result.model_dump_json())) == result

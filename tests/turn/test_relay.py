@@ -10,7 +10,7 @@ import pytest
 from callops.testing import run_bounded
 from callops.turn.coturn import LoopbackCoturn
 from callops.turn.credentials import rest_credentials
-from callops.turn.probes import ProbeResult, ProbeStatus, relay_data_test
+from callops.turn.probes import ProbeResult, ProbeStatus, RelayTestResult, relay_data_test
 from callops.turn.relay import EchoPeer, RelayStats, packet_seq, relay_packet
 
 StartCoturn = Callable[..., LoopbackCoturn]
@@ -52,17 +52,17 @@ def test_relay_data_test_through_a_second_allocation_loses_nothing(
         30,
     )
     assert result.status is ProbeStatus.OK, result.error
-    assert result.data["sent"] == result.data["received"] == 20
-    assert result.data["loss"] == 0
-    assert result.data["peer"] == "allocation"
-    assert 0 < result.data["rtt_ms"] < 5000
+    assert result.data.sent == result.data.received == 20
+    assert result.data.loss == 0
+    assert result.data.peer == "allocation"
+    assert result.data.rtt_ms is not None and 0 < result.data.rtt_ms < 5000
 
 
 @pytest.mark.coturn
 def test_relay_data_test_to_a_local_udp_echo_peer(coturn: LoopbackCoturn) -> None:
     creds = rest_credentials(coturn.secret, "alice", ttl=300)
 
-    async def run() -> tuple[ProbeResult, int]:
+    async def run() -> tuple[RelayTestResult, int]:
         peer = await EchoPeer.start("127.0.0.1")
         try:
             result = await relay_data_test(
@@ -74,7 +74,7 @@ def test_relay_data_test_to_a_local_udp_echo_peer(coturn: LoopbackCoturn) -> Non
 
     result, echoed = run_bounded(run(), 30)
     assert result.status is ProbeStatus.OK, result.error
-    assert result.data["received"] == 5
+    assert result.data.received == 5
     assert echoed == 5
 
 
@@ -97,7 +97,7 @@ def test_relay_data_test_fails_with_a_sentence_when_the_server_refuses_the_peer(
     result = run_bounded(run(), 30)
     assert result.status is ProbeStatus.FAIL
     assert result.error is not None and "403: forbidden" in result.error
-    assert result.data.get("error_code") == 403
+    assert result.data.error_code == 403
 
 
 def test_relay_data_test_without_credentials_is_skipped() -> None:

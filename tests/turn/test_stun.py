@@ -12,7 +12,7 @@ import pytest
 from callops.errors import DeadlineExceeded, NetworkError
 from callops.testing import run_bounded
 from callops.turn.coturn import LoopbackCoturn, free_port
-from callops.turn.probes import ProbeResult, ProbeStatus, stun_binding
+from callops.turn.probes import ProbeResult, ProbeStatus, StunResult, stun_binding
 from callops.turn.stun import StunUdpClient, binding_request, mapped_address, transport_error
 
 StartCoturn = Callable[..., LoopbackCoturn]
@@ -47,7 +47,7 @@ def test_udp_request_to_a_silent_server_ends_at_its_timeout_not_aioices() -> Non
 
 @pytest.mark.coturn
 def test_stun_binding_over_udp_tcp_and_tls_reports_mapped_address_and_rtt(coturn: LoopbackCoturn) -> None:
-    async def probe() -> list[ProbeResult]:
+    async def probe() -> list[StunResult]:
         return list(
             await asyncio.gather(
                 stun_binding(coturn.stun_uri, 10),
@@ -60,17 +60,17 @@ def test_stun_binding_over_udp_tcp_and_tls_reports_mapped_address_and_rtt(coturn
     assert [r.kind for r in (udp, tcp, tls)] == ["stun-udp", "stun-tcp", "stun-tls"]
     for result in (udp, tcp, tls):
         assert result.status is ProbeStatus.OK, result.error
-        assert result.data["mapped"].startswith("127.0.0.1:")
-        assert 0 <= result.data["rtt_ms"] < 10_000
+        assert str(result.data.mapped).startswith("127.0.0.1:")
+        assert result.data.rtt_ms is not None and 0 <= result.data.rtt_ms < 10_000
     # coturn with two listening addresses advertises its RFC 5780 alternate address.
-    assert udp.data["other_address"] == f"127.0.0.2:{coturn.other_port}"
+    assert udp.data.other_address == f"127.0.0.2:{coturn.other_port}"
 
 
 @pytest.mark.coturn
 def test_stun_binding_resolves_host_names(coturn: LoopbackCoturn) -> None:
     result = run_bounded(stun_binding(f"stun:localhost:{coturn.port}", 10, transport="tcp"), 30)
     assert result.status is ProbeStatus.OK, result.error
-    assert result.data["mapped"].startswith("127.0.0.1:")
+    assert str(result.data.mapped).startswith("127.0.0.1:")
 
 
 @pytest.mark.coturn

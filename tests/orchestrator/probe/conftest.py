@@ -1,4 +1,4 @@
-"""A real coturn on loopback (UDP/TCP and TLS with a self-signed certificate) for the probe tests."""
+"""A real coturn on loopback (UDP/TCP and TLS with a certificate from a test CA) for the probe tests."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from callops.secret import Secret
 from callops.turn.config import TurnDeployment, write_turnserver_conf
 from callops.turn.coturn import CoturnProcess, free_port
-from callops.turn.tls import make_self_signed
+from callops.turn.tls import make_ca, make_certificate
 
 
 @pytest.fixture
@@ -20,7 +20,8 @@ def loopback_turn(tmp_path: Path) -> Iterator[dict[str, str]]:
     relay = free_port()
     secret_file = tmp_path / "secret"
     secret_file.write_text("probe-test-secret\n")
-    cert, key = make_self_signed(tmp_path, ["127.0.0.1"])
+    ca = make_ca(tmp_path / "ca")
+    cert, key = make_certificate(tmp_path / "server", ca, ["127.0.0.1"])
     deployment = TurnDeployment.loopback(
         port=port,
         min_port=relay,
@@ -39,5 +40,5 @@ def loopback_turn(tmp_path: Path) -> Iterator[dict[str, str]]:
             "turn_tcp": f"turn:127.0.0.1:{port}?transport=tcp",
             "turns": f"turns:127.0.0.1:{tls_port}?transport=tcp",
             "secret_file": str(secret_file),
-            "ca_file": str(cert),
+            "ca_file": str(ca[0]),
         }

@@ -55,6 +55,18 @@ def test_loopback_without_nat_is_p2p_likely_with_every_relay_transport(loopback_
     ]
     assert all(c["status"] in ("ok", "skipped") for c in doc["checks"]), doc["checks"]
     assert doc["insecure"] is False
+    tls = next(c for c in doc["checks"] if c["name"].startswith("tls "))
+    assert "browsers accept it" in tls["detail"]
+    # No NAT, but this coturn has no RFC 5780 alternate address: the filtering is unproven, so only
+    # the peers whose path depends on it are inconclusive.
+    assert doc["site_class"] == "inconclusive"
+    assert doc["peers"] == {
+        "open": {"path": "p2p"},
+        "address-restricted": {"path": "p2p"},
+        "port-restricted": {"path": "p2p"},
+        "symmetric": {"path": "inconclusive"},
+        "relay-only": {"path": "relay", "transport": "udp"},
+    }
 
 
 def test_tls_verifies_the_certificate_unless_told_otherwise(loopback_turn: dict[str, str]) -> None:
@@ -67,6 +79,10 @@ def test_tls_verifies_the_certificate_unless_told_otherwise(loopback_turn: dict[
     assert doc is not None and code == 0
     assert "tls" in doc["relay_transports"]
     assert doc["insecure"] is True and doc["warnings"]
+    # The certificate check still says what a browser would decide (untrusted without the CA).
+    tls = next(c for c in doc["checks"] if c["name"].startswith("tls "))
+    assert tls["status"] == "fail" and "untrusted" in tls["error"]
+    assert any("browsers would reject it" in w for w in doc["warnings"])
 
 
 def test_config_file_is_read_and_flags_override_it(loopback_turn: dict[str, str], tmp_path: Path) -> None:

@@ -1,50 +1,89 @@
-"""From probe results to the report document: facts, NAT summary, ICE servers."""
+"""From typed probe results to the report document: facts, NAT summary, peers, ICE servers."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
 
-from callops.orchestrator.probe.report import build_report, facts_from_results
-from callops.turn.probes import ProbeResult, ProbeStatus
+from callops.orchestrator.probe.report import build_report
+from callops.orchestrator.probe.verdict import ProbeFacts
+from callops.turn.nat import Behaviour
+from callops.turn.results import (
+    PROBE_RESULT,
+    NatData,
+    NatResult,
+    ProbeResult,
+    ProbeStatus,
+    RelayData,
+    RelayTestResult,
+    StunData,
+    StunResult,
+)
 
-
-def result(kind: str, target: str, status: ProbeStatus, **data: Any) -> ProbeResult:
-    return ProbeResult(
-        name=f"{kind} {target}", kind=kind, target=target, status=status, duration_ms=1.0, data=data
-    )
-
-
-RESULTS = [
-    result("stun-udp", "stun:203.0.113.10:3478", ProbeStatus.OK, mapped="203.0.113.30:1000"),
-    result(
-        "nat",
-        "stun:203.0.113.10:3478",
-        ProbeStatus.OK,
-        nat=True,
-        mapping="address-and-port-dependent",
-        filtering="address-and-port-dependent",
-        mapped="203.0.113.30:1000",
+APD = Behaviour.ADDRESS_AND_PORT_DEPENDENT
+RESULTS: list[ProbeResult] = [
+    StunResult(
+        name="stun-udp stun:203.0.113.10:3478",
+        kind="stun-udp",
+        target="stun:203.0.113.10:3478",
+        status=ProbeStatus.OK,
+        duration_ms=1.0,
+        data=StunData(mapped="203.0.113.30:1000", rtt_ms=0.5),
     ),
-    result("relay", "turn:203.0.113.10:3478?transport=udp", ProbeStatus.FAIL),
-    result("relay", "turns:203.0.113.10:443?transport=tcp", ProbeStatus.OK),
+    NatResult(
+        name="nat stun:203.0.113.10:3478",
+        target="stun:203.0.113.10:3478",
+        status=ProbeStatus.OK,
+        duration_ms=1.0,
+        data=NatData(nat=True, mapping=APD, filtering=APD, mapped="203.0.113.30:1000"),
+    ),
+    RelayTestResult(
+        name="relay turn:203.0.113.10:3478?transport=udp",
+        target="turn:203.0.113.10:3478?transport=udp",
+        status=ProbeStatus.FAIL,
+        duration_ms=1.0,
+        data=RelayData(transport="udp"),
+    ),
+    RelayTestResult(
+        name="relay turns:203.0.113.10:443?transport=tcp",
+        target="turns:203.0.113.10:443?transport=tcp",
+        status=ProbeStatus.OK,
+        duration_ms=1.0,
+        data=RelayData(sent=3, received=3, loss=0.0, transport="tls"),
+    ),
 ]
 
 
-def test_facts_take_tls_relays_from_turns_uris_and_skip_failed_ones() -> None:
-    facts = facts_from_results(RESULTS)
+def test_facts_take_the_relay_transport_from_the_typed_result_and_skip_failed_ones() -> None:
+    facts = ProbeFacts.from_results(RESULTS)
     assert facts.relays_working == (("tls", "turns:203.0.113.10:443?transport=tcp"),)
-    assert facts.mapping == "address-and-port-dependent" and facts.nat is True
+    assert facts.mapping is APD and facts.nat is True
+    assert facts.stun_answered == ("stun:203.0.113.10:3478",)
 
 
 def test_a_failed_nat_probe_leaves_the_behaviour_unknown() -> None:
-    facts = facts_from_results([result("nat", "stun:203.0.113.10", ProbeStatus.FAIL, mapping="x")])
-    assert (facts.mapping, facts.nat) == ("unknown", None)
+    failed = NatResult(
+        name="nat x", target="stun:203.0.113.10", status=ProbeStatus.FAIL, duration_ms=1.0, data=NatData()
+    )
+    facts = ProbeFacts.from_results([failed])
+    assert (facts.mapping, facts.nat) == (None, None)
+
+
+def test_results_round_trip_through_json_with_their_types() -> None:
+    for result in RESULTS:
+        again = PROBE_RESULT.validate_json(result.model_dump_json())
+        assert type(again) is type(result) and again == result
+
+
+def test_unset_data_fields_stay_out_of_the_json() -> None:
+    doc = json.loads(RESULTS[2].model_dump_json())
+    assert doc["data"] == {"transport": "udp"}
+    assert list(doc)[:3] == ["name", "kind", "target"]
 
 
 def test_report_document_has_the_documented_fields_and_rest_credentials_on_turn_only() -> None:
     report = build_report(RESULTS, timeout_s=5, duration_ms=10, username="1:u", credential="c", insecure=True)
     doc = report.model_dump(mode="json")
-    assert {"verdict", "relay_transports", "nat", "checks", "ice_servers"} <= set(doc)
+    assert {"verdict", "relay_transports", "nat", "checks", "ice_servers", "peers", "site_class"} <= set(doc)
     assert doc["verdict"] == "relay-required" and doc["relay_transports"] == ["tls"]
     assert doc["exit_code"] == 1
     assert doc["nat"]["mapping"] == "address-and-port-dependent"
@@ -54,3 +93,15 @@ def test_report_document_has_the_documented_fields_and_rest_credentials_on_turn_
         {"urls": ["turns:203.0.113.10:443?transport=tcp"], "username": "1:u", "credential": "c"},
     ]
     assert doc["insecure"] is True and "NOT verified" in doc["warnings"][0]
+
+
+def test_report_peers_have_the_documented_shape() -> None:
+    doc = json.loads(build_report(RESULTS, timeout_s=5, duration_ms=10).model_dump_json())
+    assert doc["site_class"] == "symmetric"
+    assert doc["peers"] == {
+        "open": {"path": "p2p"},
+        "address-restricted": {"path": "p2p"},
+        "port-restricted": {"path": "relay", "transport": "tls"},
+        "symmetric": {"path": "relay", "transport": "tls"},
+        "relay-only": {"path": "relay", "transport": "tls"},
+    }

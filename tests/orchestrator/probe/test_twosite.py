@@ -10,36 +10,15 @@ import pytest
 
 from callops.errors import AuthenticationError, NetworkError
 from callops.orchestrator.probe.ice import IceSettings
-from callops.orchestrator.probe.paths import PathResult, decide_two_site, parse_message
+from callops.orchestrator.probe.paths import TwoSiteReport, parse_message
 from callops.orchestrator.probe.twosite import CallServers, Responder, run_peer
 from callops.secret import Secret
 from callops.testing import run_bounded
+from callops.turn.bandwidth import FlowSpec
 from callops.turn.coturn import free_port
 
 LOOPBACK = IceSettings(host_addresses=["127.0.0.1"])
 TOKEN = Secret("two-site-token-123456")
-
-
-def result(path: str, connected: bool) -> PathResult:
-    return PathResult(path=path, connected=connected, duration_ms=1.0)  # type: ignore[arg-type]
-
-
-def test_two_site_verdict_is_p2p_when_a_direct_path_connects() -> None:
-    assert decide_two_site([result("host", False), result("srflx", True), result("relay-udp", True)]) == (
-        "p2p",
-        ["udp"],
-        0,
-    )
-
-
-def test_two_site_verdict_is_relay_required_with_transports_and_degraded_without_udp() -> None:
-    paths = [result("host", False), result("relay-tcp", True), result("relay-tls", True)]
-    assert decide_two_site(paths) == ("relay-required", ["tcp", "tls"], 1)
-    assert decide_two_site([result("relay-udp", True)]) == ("relay-required", ["udp"], 0)
-
-
-def test_two_site_verdict_is_blocked_when_nothing_connects() -> None:
-    assert decide_two_site([result("host", False), result("relay-udp", False)]) == ("blocked", [], 3)
 
 
 def test_signalling_messages_are_validated() -> None:
@@ -237,3 +216,24 @@ def test_a_burst_of_peers_beyond_max_sessions_gets_at_most_n_sessions() -> None:
     assert sorted(answers) == ["answer"] * max_sessions + ["too many sessions"] * (burst - max_sessions)
     assert peak == max_sessions
     assert after == 0  # every slot is freed when the server closes
+
+
+def test_a_bandwidth_flow_over_the_direct_path_is_echoed_and_measured() -> None:
+    flow = FlowSpec("video", 2600, 1100, duration_s=1.0)
+
+    async def scenario() -> TwoSiteReport:
+        responder = Responder(TOKEN, LOOPBACK)
+        server, url = await serving(responder)
+        try:
+            return await run_peer(url, TOKEN, LOOPBACK, timeout=15, paths=["host"], bandwidth=flow)
+        finally:
+            server.close()  # type: ignore[attr-defined]
+            await server.wait_closed()  # type: ignore[attr-defined]
+
+    report = run_bounded(scenario(), 30)
+    (host,) = report.paths
+    assert host.connected and host.bandwidth is not None, host
+    assert host.bandwidth_status == "ok", host.bandwidth_detail
+    got = host.bandwidth.flow
+    assert got is not None and got.achieved_kbps >= 0.9 * 2600 and got.loss <= 0.05
+    assert host.bandwidth.rtt_ms_p50 is not None

@@ -1,0 +1,1 @@
+"""Built-in readiness profiles (YAML, shipped as package data): ``callops probe --profile NAME``."""
