@@ -246,6 +246,8 @@ class ExporterSettings(BaseModel):
 
     listen: str = DEFAULT_LISTEN
     """``HOST:PORT`` to serve on."""
+    site: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]{1,63}$")
+    """The ``site`` label ``callops deploy render`` gives this exporter's scrape jobs (office or region)."""
     timeout_margin: float = Field(default=DEFAULT_TIMEOUT_MARGIN, ge=0, le=10)
     """Seconds taken off ``X-Prometheus-Scrape-Timeout-Seconds``."""
     max_pending: int = Field(default=256, ge=1, le=10_000)
