@@ -170,13 +170,19 @@ def kubernetes_exporter_objects(
                                     "--listen",
                                     f"0.0.0.0:{EXPORTER_PORT}",
                                 ],
-                                "ports": [{"name": "http", "containerPort": EXPORTER_PORT, "protocol": "TCP"}],
+                                "ports": [
+                                    {"name": "http", "containerPort": EXPORTER_PORT, "protocol": "TCP"}
+                                ],
                                 "resources": {
                                     "requests": {"cpu": "50m", "memory": "64Mi"},
                                     "limits": {"cpu": "500m", "memory": "256Mi"},
                                 },
                                 "readinessProbe": {**http_probe, "periodSeconds": 10},
-                                "livenessProbe": {**http_probe, "initialDelaySeconds": 10, "periodSeconds": 20},
+                                "livenessProbe": {
+                                    **http_probe,
+                                    "initialDelaySeconds": 10,
+                                    "periodSeconds": 20,
+                                },
                                 "securityContext": container_security,
                                 "volumeMounts": [
                                     {"name": "config", "mountPath": _K8S_CONFIG_DIR, "readOnly": True},
@@ -186,7 +192,10 @@ def kubernetes_exporter_objects(
                         ],
                         "volumes": [
                             {"name": "config", "configMap": {"name": f"{exporter}-config"}},
-                            {"name": "secret", "secret": {"secretName": f"{exporter}-secret", "defaultMode": 0o440}},
+                            {
+                                "name": "secret",
+                                "secret": {"secretName": f"{exporter}-secret", "defaultMode": 0o440},
+                            },
                         ],
                     },
                 },
@@ -204,7 +213,9 @@ def kubernetes_exporter_objects(
     ]
 
 
-def render_kubernetes_exporter(objects: list[dict[str, Any]], *, name: str, namespace: str, filled: bool) -> str:
+def render_kubernetes_exporter(
+    objects: list[dict[str, Any]], *, name: str, namespace: str, filled: bool
+) -> str:
     docs = []
     for obj in objects:
         text = _yaml(obj)
@@ -212,12 +223,14 @@ def render_kubernetes_exporter(objects: list[dict[str, Any]], *, name: str, name
             text = (
                 "# Fill in the TURN shared secret without putting it in this file:\n"
                 f"#   kubectl -n {namespace} create secret generic {name}-exporter-secret \\\n"
-                f"#     --from-file={_SECRET_KEY}=/path/to/turn-secret --dry-run=client -o yaml | kubectl apply -f -\n"
+                f"#     --from-file={_SECRET_KEY}=/path/to/turn-secret --dry-run=client -o yaml"
+                " | kubectl apply -f -\n"
             ) + text
         docs.append(text)
     header = (
         "# callops exporter for Kubernetes: STUN/TURN probes of the relay for Prometheus,\n"
-        "# rendered by `callops deploy render --target kubernetes`. Scrape jobs: prometheus-callops-exporter.yaml.\n"
+        "# rendered by `callops deploy render --target kubernetes`.\n"
+        "# Scrape jobs for the site's Prometheus: prometheus-callops-exporter.yaml.\n"
     )
     return header + "---\n".join(docs)
 
@@ -296,8 +309,11 @@ def exporter_files(
         listen = f"127.0.0.1:{EXPORTER_PORT}"
         config = exporter_config(deployment, exporter, _SYSTEMD_SECRET, listen)
         return {
-            "callops-exporter.service": render_systemd_unit(secret_source=str(deployment.secret_file), listen=listen),
-            "callops-exporter.yaml": "# callops exporter config, rendered by callops deploy render.\n" + _yaml(config),
+            "callops-exporter.service": render_systemd_unit(
+                secret_source=str(deployment.secret_file), listen=listen
+            ),
+            "callops-exporter.yaml": "# callops exporter config, rendered by callops deploy render.\n"
+            + _yaml(config),
             "prometheus-callops-exporter.yaml": scrape_jobs(
                 deployment, config, f"127.0.0.1:{EXPORTER_PORT}", relay_host, site
             ),

@@ -44,7 +44,9 @@ def exporter(listen: str | None, config_path: Path | None, check: bool) -> None:
         if credentials is not None:
             credentials(os.environ, time.time())  # a missing secret file is an error now, not per scrape
     if check:
-        click.echo(f"{source}: {len(settings.all_modules())} modules: {', '.join(sorted(settings.all_modules()))}")
+        click.echo(
+            f"{source}: {len(settings.all_modules())} modules: {', '.join(sorted(settings.all_modules()))}"
+        )
         return
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(Exporter(settings), host, port))

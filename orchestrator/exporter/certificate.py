@@ -38,11 +38,12 @@ async def _handshake(
     started = time.monotonic()
     writer: asyncio.StreamWriter | None = None
     try:
-        _, writer = await asyncio.wait_for(
+        _, stream = await asyncio.wait_for(
             asyncio.open_connection(host, port, ssl=context, server_hostname=server_name), timeout
         )
+        writer = stream
         elapsed = time.monotonic() - started
-        ssl_object = writer.get_extra_info("ssl_object")
+        ssl_object = stream.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         if not der:
             raise NetworkError(f"TLS {host}:{port}: the server sent no certificate")

@@ -89,7 +89,9 @@ class _Credentials(BaseModel):
         if secret and password:
             raise ValueError("give a shared secret (secret_file/secret_env) or a password, not both")
         if not secret and not password:
-            raise ValueError("TURN credentials missing: set secret_file or secret_env (or user + password_file)")
+            raise ValueError(
+                "TURN credentials missing: set secret_file or secret_env (or user + password_file)"
+            )
         if password and not self.user:
             raise ValueError("a long-term password needs 'user'")
         return self
@@ -284,7 +286,9 @@ def exporter_settings(section: Any, *, source: str = "callops.yaml") -> Exporter
             if err["type"] == "extra_forbidden":
                 msg = "unknown field (see docs/exporter.md for the fields of each prober)"
             problems.append(f"{loc}: {msg}")
-        raise ConfigError(f"invalid {source}: " + "; ".join(problems), hint="fix the named field(s)") from None
+        raise ConfigError(
+            f"invalid {source}: " + "; ".join(problems), hint="fix the named field(s)"
+        ) from None
 
 
 def load_exporter_settings(path: str | os.PathLike[str] | None) -> tuple[ExporterSettings, str]:

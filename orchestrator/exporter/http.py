@@ -103,7 +103,9 @@ class HttpServer:
                     if isinstance(more, h11.Data):
                         body += len(more.data)
                         if body > MAX_BODY_BYTES:
-                            await self._send(conn, writer, Reply(413, "text/plain", b"body too large\n"), None)
+                            await self._send(
+                                conn, writer, Reply(413, "text/plain", b"body too large\n"), None
+                            )
                             return
                     elif isinstance(more, h11.EndOfMessage):
                         break
@@ -149,7 +151,11 @@ async def serve(exporter: Exporter, host: str, port: int, *, ready: asyncio.Even
     """Serve until cancelled."""
     server = HttpServer(exporter)
     bound = await server.start(host, port)
-    log.warning("callops exporter listening on http://%s:%d/", bound[0] if ":" not in bound[0] else f"[{bound[0]}]", bound[1])
+    log.warning(
+        "callops exporter listening on http://%s:%d/",
+        bound[0] if ":" not in bound[0] else f"[{bound[0]}]",
+        bound[1],
+    )
     if ready is not None:
         ready.set()
     try:

@@ -32,7 +32,7 @@ from callops.orchestrator.exporter.config import (
     TurnModule,
 )
 from callops.orchestrator.exporter.outcome import Labels, ProbeOutcome, Value
-from callops.turn.uri import DEFAULT_PORT, DEFAULT_SECURE_PORT, ServerUri, parse_uri
+from callops.turn.uri import DEFAULT_PORT, DEFAULT_SECURE_PORT, Scheme, ServerUri, parse_uri
 
 M = TypeVar("M")
 T = TypeVar("T")
@@ -73,7 +73,7 @@ def server_uri(text: str, *, turn: bool, transport: Transport) -> ServerUri:
     """The URI a STUN/TURN module probes: the target's host and port, the module's transport."""
     secure = transport == "tls"
     host, port = _hostport(text, DEFAULT_SECURE_PORT if secure else DEFAULT_PORT)
-    scheme = ("turns" if secure else "turn") if turn else ("stuns" if secure else "stun")
+    scheme: Scheme = ("turns" if secure else "turn") if turn else ("stuns" if secure else "stun")
     return ServerUri(
         scheme=scheme,
         host=host,
@@ -136,7 +136,9 @@ def _from_probe_result(result: Any) -> ProbeOutcome:
     return ProbeOutcome.failed(result.error or result.detail or f"probe {result.status.value}")
 
 
-async def run_stun(module: StunModule, uri: ServerUri, timeout: float, env: Mapping[str, str]) -> ProbeOutcome:
+async def run_stun(
+    module: StunModule, uri: ServerUri, timeout: float, env: Mapping[str, str]
+) -> ProbeOutcome:
     from callops.turn.probes import stun_binding
 
     result = await stun_binding(uri, timeout, ca_file=module.ca_file, insecure=module.insecure)
@@ -168,7 +170,9 @@ async def run_nat(module: NatModule, uri: ServerUri, timeout: float, env: Mappin
     return outcome
 
 
-async def run_tls(module: TlsModule, target: HostPort, timeout: float, env: Mapping[str, str]) -> ProbeOutcome:
+async def run_tls(
+    module: TlsModule, target: HostPort, timeout: float, env: Mapping[str, str]
+) -> ProbeOutcome:
     from callops.orchestrator.exporter.certificate import check_certificate
 
     check = await check_certificate(
@@ -188,7 +192,9 @@ async def run_tls(module: TlsModule, target: HostPort, timeout: float, env: Mapp
     return outcome
 
 
-async def run_turn(module: TurnModule, uri: ServerUri, timeout: float, env: Mapping[str, str]) -> ProbeOutcome:
+async def run_turn(
+    module: TurnModule, uri: ServerUri, timeout: float, env: Mapping[str, str]
+) -> ProbeOutcome:
     from callops.turn.probes import turn_allocation
 
     username, password = module.credentials(env, time.time())
@@ -206,7 +212,9 @@ async def run_turn(module: TurnModule, uri: ServerUri, timeout: float, env: Mapp
     return outcome
 
 
-async def run_relay(module: RelayModule, uri: ServerUri, timeout: float, env: Mapping[str, str]) -> ProbeOutcome:
+async def run_relay(
+    module: RelayModule, uri: ServerUri, timeout: float, env: Mapping[str, str]
+) -> ProbeOutcome:
     from callops.turn.probes import relay_data_test
 
     peer = None
@@ -289,7 +297,9 @@ async def run_liveperson(
     outcome = ProbeOutcome(success=not failed, reason=f"failed: {', '.join(failed)}" if failed else None)
     for item in report.items:
         if item.status != "skipped":
-            value = Value("probe_liveperson_item_success", 0 if item.status == "fail" else 1, (("item", item.id),))
+            value = Value(
+                "probe_liveperson_item_success", 0 if item.status == "fail" else 1, (("item", item.id),)
+            )
             outcome.values.append(value)
     return outcome
 
@@ -324,7 +334,10 @@ async def run_ice_two_site(
         reason=None if report.verdict != "blocked" else "no path class connected (blocked)",
     )
     outcome.infos.append(
-        Labels("probe_ice_two_site", (("verdict", report.verdict), ("relay_transports", ",".join(report.relay_transports))))
+        Labels(
+            "probe_ice_two_site",
+            (("verdict", report.verdict), ("relay_transports", ",".join(report.relay_transports))),
+        )
     )
     for path in report.paths:
         key = (("path", path.path),)
@@ -370,7 +383,9 @@ PROBERS: dict[str, Prober[Any, Any]] = {
     "relay": Prober(_turn_target, run_relay),
     "ice_two_site": Prober(_ws_target, run_ice_two_site),
     "bandwidth": Prober(_turn_target, run_bandwidth, "callops.turn.bandwidth", _NEEDS_BANDWIDTH),
-    "liveperson": Prober(_turn_target, run_liveperson, "callops.orchestrator.probe.profile", _NEEDS_BANDWIDTH),
+    "liveperson": Prober(
+        _turn_target, run_liveperson, "callops.orchestrator.probe.profile", _NEEDS_BANDWIDTH
+    ),
 }
 
 

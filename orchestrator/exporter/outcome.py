@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Gauge, Info
 METRICS: dict[str, str] = {
     "probe_success": "1 if the probe succeeded, else 0.",
     "probe_duration_seconds": "How long the probe took, in seconds.",
-    "probe_timeout_seconds": "The time budget the probe had (scrape timeout minus margin, capped by the module).",
+    "probe_timeout_seconds": "The probe's time budget (scrape timeout minus margin, capped by the module).",
     "probe_failure_info": "Why the probe failed (one sentence with the fix).",
     "probe_stun_rtt_seconds": "STUN Binding round-trip time.",
     "probe_stun_connect_seconds": "TCP/TLS connect time before the STUN Binding.",

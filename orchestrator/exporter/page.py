@@ -45,14 +45,14 @@ def index_page(exporter: Exporter) -> str:
             )
         )
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>callops exporter</title></head><body>\n"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>callops exporter</title></head><body>\n'
         "<h1>callops exporter</h1>\n"
         "<p>STUN/TURN/ICE probes for Prometheus: "
-        "<a href=\"/probe?module=stun&amp;target=127.0.0.1:3478\">/probe?module=stun&amp;target=HOST:PORT</a>"
-        " &middot; <a href=\"/metrics\">/metrics</a> (the exporter's own)</p>\n"
-        "<h2>Modules</h2>\n<table border=\"1\"><tr><th>module</th><th>prober</th><th>settings</th>"
+        '<a href="/probe?module=stun&amp;target=127.0.0.1:3478">/probe?module=stun&amp;target=HOST:PORT</a>'
+        ' &middot; <a href="/metrics">/metrics</a> (the exporter\'s own)</p>\n'
+        '<h2>Modules</h2>\n<table border="1"><tr><th>module</th><th>prober</th><th>settings</th>'
         "<th>state</th></tr>\n" + "\n".join(modules) + "\n</table>\n"
-        "<h2>Recent probes (UTC)</h2>\n<table border=\"1\"><tr><th>time</th><th>module</th><th>target</th>"
+        '<h2>Recent probes (UTC)</h2>\n<table border="1"><tr><th>time</th><th>module</th><th>target</th>'
         "<th>result</th><th>seconds</th><th>reason</th></tr>\n" + "\n".join(recent) + "\n</table>\n"
         "</body></html>\n"
     )

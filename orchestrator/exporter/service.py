@@ -90,7 +90,10 @@ class ExporterMetrics:
             "callops_exporter_probes_in_flight", "Probes running now, by module.", ["module"], registry=r
         )
         self.waiting = Gauge(
-            "callops_exporter_probes_waiting", "Probes waiting for a slot of their module.", ["module"], registry=r
+            "callops_exporter_probes_waiting",
+            "Probes waiting for a slot of their module.",
+            ["module"],
+            registry=r,
         )
         self.rejected = Counter(
             "callops_exporter_requests_rejected",
@@ -109,6 +112,7 @@ class Exporter:
         self.env: Mapping[str, str] = os.environ if env is None else env
         self.slots = {name: asyncio.Semaphore(module.concurrency) for name, module in self.modules.items()}
         self.pending = 0
+        self._admitted: asyncio.Condition | None = None
         self.history: collections.deque[ProbeRecord] = collections.deque(maxlen=settings.history)
         self.metrics = ExporterMetrics()
         for name in self.modules:
@@ -131,6 +135,13 @@ class Exporter:
             return Reply(200, HTML, index_page(self).encode())
         return Reply(404, TEXT, b"not found: the exporter serves /, /probe and /metrics\n")
 
+    async def admitted(self, count: int) -> None:
+        """Return once ``count`` probe requests are pending (admitted, running or waiting for a slot)."""
+        if self._admitted is None:
+            self._admitted = asyncio.Condition()
+        async with self._admitted:
+            await self._admitted.wait_for(lambda: self.pending >= count)
+
     def budget(self, module: Module, headers: Mapping[str, str]) -> float:
         """The probe's seconds: the scrape timeout minus the margin, capped by the module (blackbox)."""
         raw = headers.get(TIMEOUT_HEADER)
@@ -148,7 +159,8 @@ class Exporter:
 
     async def probe(self, params: Mapping[str, list[str]], headers: Mapping[str, str]) -> Reply:
         name = (params.get("module") or [""])[0]
-        text = (params.get("target") or [None])[0]
+        targets = params.get("target")
+        text = targets[0] if targets else None
         module = self.modules.get(name)
         if not name or module is None:
             self.metrics.rejected.labels("bad_request").inc()
@@ -172,6 +184,9 @@ class Exporter:
             self.metrics.rejected.labels("busy").inc()
             return Reply(503, TEXT, f"busy: {self.pending} probes pending (max_pending)\n".encode())
         self.pending += 1
+        if self._admitted is not None:
+            async with self._admitted:
+                self._admitted.notify_all()
         try:
             started = time.monotonic()
             outcome = await self._run(name, module, parsed, timeout, started + timeout)
@@ -185,7 +200,9 @@ class Exporter:
         encoder, content_type = choose_encoder(headers.get("accept", ""))
         return Reply(200, content_type, encoder(registry))
 
-    async def _run(self, name: str, module: Module, target: object, timeout: float, deadline: float) -> ProbeOutcome:
+    async def _run(
+        self, name: str, module: Module, target: object, timeout: float, deadline: float
+    ) -> ProbeOutcome:
         slot = self.slots[name]
         waiting = self.metrics.waiting.labels(name)
         waiting.inc()
@@ -225,7 +242,9 @@ class Exporter:
         self.metrics.duration.labels(name).observe(duration)
         self.history.append(ProbeRecord(time.time(), name, target, outcome.success, duration, outcome.reason))
         if not outcome.success:
-            log.warning("probe module=%s target=%s failed in %.3f s: %s", name, target, duration, outcome.reason)
+            log.warning(
+                "probe module=%s target=%s failed in %.3f s: %s", name, target, duration, outcome.reason
+            )
 
 
 __all__ = ["TIMEOUT_HEADER", "Exporter", "ExporterMetrics", "ProbeRecord", "Reply"]

@@ -20,7 +20,12 @@ RULES = DEPLOY / "callops-exporter-rules.yaml"
 DASHBOARD = DEPLOY / "callops-exporter-dashboard.json"
 SCRAPE = DEPLOY / "callops-exporter-scrape.yaml"
 
-RELAY = {"job": "callops-turn-udp", "instance": "turn.example.com:3478", "module": "turn_udp", "site": "paris"}
+RELAY = {
+    "job": "callops-turn-udp",
+    "instance": "turn.example.com:3478",
+    "module": "turn_udp",
+    "site": "paris",
+}
 
 
 def series(metric: str, labels: dict[str, str], values: str) -> dict[str, str]:
@@ -31,7 +36,10 @@ def series(metric: str, labels: dict[str, str], values: str) -> dict[str, str]:
 def alert(name: str, labels: dict[str, str], severity: str, value: str) -> dict[str, Any]:
     """The expected alert: labels, and the annotations rendered as Prometheus renders them."""
     (rule,) = [
-        r for group in yaml.safe_load(RULES.read_text())["groups"] for r in group["rules"] if r["alert"] == name
+        r
+        for group in yaml.safe_load(RULES.read_text())["groups"]
+        for r in group["rules"]
+        if r["alert"] == name
     ]
 
     def render(template: str) -> str:
@@ -55,7 +63,11 @@ def promtool_tests() -> dict[str, Any]:
                 "input_series": [series("probe_success", RELAY, "1x5 0x8")],
                 "alert_rule_test": [
                     {"eval_time": "4m", "alertname": "CallopsRelayDown", "exp_alerts": []},
-                    {"eval_time": "5m", "alertname": "CallopsRelayDown", "exp_alerts": [alert("CallopsRelayDown", RELAY, "critical", "0")]},
+                    {
+                        "eval_time": "5m",
+                        "alertname": "CallopsRelayDown",
+                        "exp_alerts": [alert("CallopsRelayDown", RELAY, "critical", "0")],
+                    },
                 ],
             },
             {
@@ -84,7 +96,11 @@ def promtool_tests() -> dict[str, Any]:
                 "alert_rule_test": [
                     {"eval_time": "5m", "alertname": "CallopsRelayLoss", "exp_alerts": []},
                     {"eval_time": "8m", "alertname": "CallopsRelayLoss", "exp_alerts": []},
-                    {"eval_time": "11m", "alertname": "CallopsRelayLoss", "exp_alerts": [alert("CallopsRelayLoss", relay, "warning", "5%")]},
+                    {
+                        "eval_time": "11m",
+                        "alertname": "CallopsRelayLoss",
+                        "exp_alerts": [alert("CallopsRelayLoss", relay, "warning", "5%")],
+                    },
                 ],
             },
         ],
@@ -100,11 +116,15 @@ def promtool() -> str:
 
 
 def test_alert_rules_pass_promtool_unit_tests(promtool: str, tmp_path: Path) -> None:
-    check = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
+    check = subprocess.run(
+        [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     tests = tmp_path / "rules_test.yaml"
     tests.write_text(yaml.safe_dump(promtool_tests()))
-    result = subprocess.run([promtool, "test", "rules", str(tests)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [promtool, "test", "rules", str(tests)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -115,7 +135,9 @@ def test_promtool_unit_tests_catch_a_broken_rule(promtool: str, tmp_path: Path) 
     spec["rule_files"] = [str(broken)]
     tests = tmp_path / "rules_test.yaml"
     tests.write_text(yaml.safe_dump(spec))
-    result = subprocess.run([promtool, "test", "rules", str(tests)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [promtool, "test", "rules", str(tests)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0
 
 
@@ -175,5 +197,7 @@ def test_scrape_config_follows_the_multi_target_pattern(promtool: str, tmp_path:
         assert job["params"]["module"][0] in ("turn_udp", "turn_tcp", "turn_tls", "relay", "tls", "stun")
     path = tmp_path / "prometheus.yml"
     path.write_text(SCRAPE.read_text())
-    check = subprocess.run([promtool, "check", "config", str(path)], capture_output=True, text=True, timeout=60)
+    check = subprocess.run(
+        [promtool, "check", "config", str(path)], capture_output=True, text=True, timeout=60
+    )
     assert check.returncode == 0, check.stdout + check.stderr

@@ -18,7 +18,9 @@ def probe_url(base: str, module: str, target: str) -> str:
     return f"{base}/probe?module={module}&target={target}"
 
 
-def test_stun_module_needs_no_config_and_reports_rtt_and_mapped_address(coturn: LoopbackCoturn, kit: Any) -> None:
+def test_stun_module_needs_no_config_and_reports_rtt_and_mapped_address(
+    coturn: LoopbackCoturn, kit: Any
+) -> None:
     async def body() -> str:
         async with kit.running_exporter(kit.settings_for({})) as (base, _):
             status, text = await kit.get(probe_url(base, "stun", f"{coturn.host}:{coturn.port}"))
@@ -31,7 +33,7 @@ def test_stun_module_needs_no_config_and_reports_rtt_and_mapped_address(coturn: 
     text = run_bounded(body(), 30)
     assert kit.value(text, "probe_success") == 1
     assert 0 < kit.value(text, "probe_stun_rtt_seconds") < 1
-    (labels, _), = kit.samples(text)["probe_stun_mapped_address_info"]
+    ((labels, _),) = kit.samples(text)["probe_stun_mapped_address_info"]
     assert labels["address"].startswith("127.0.0.1:")
 
 
@@ -43,7 +45,11 @@ def test_turn_over_udp_tcp_and_tls_allocates_and_times_the_401_round(
     async def body() -> dict[str, str]:
         out = {}
         async with kit.running_exporter(settings) as (base, _):
-            for module, port in (("turn_udp", coturn.port), ("turn_tcp", coturn.port), ("turn_tls", coturn.tls_port)):
+            for module, port in (
+                ("turn_udp", coturn.port),
+                ("turn_tcp", coturn.port),
+                ("turn_tls", coturn.tls_port),
+            ):
                 status, text = await kit.get(probe_url(base, module, f"127.0.0.1:{port}"))
                 assert status == 200, text
                 out[module] = text
@@ -52,7 +58,7 @@ def test_turn_over_udp_tcp_and_tls_allocates_and_times_the_401_round(
     for module, text in run_bounded(body(), 40).items():
         assert kit.value(text, "probe_success") == 1, (module, text)
         assert 0 < kit.value(text, "probe_turn_allocate_seconds") < 2
-        (labels, _), = kit.samples(text)["probe_turn_relayed_address_info"]
+        ((labels, _),) = kit.samples(text)["probe_turn_relayed_address_info"]
         assert labels["transport"] == module.removeprefix("turn_")
         assert labels["address"].startswith("127.0.0.1:")
 
@@ -90,7 +96,7 @@ def test_wrong_secret_fails_with_the_reason_and_never_shows_the_secret(
     caplog.set_level("DEBUG")
     probe, page, own = run_bounded(body(), 30)
     assert kit.value(probe, "probe_success") == 0
-    (labels, _), = kit.samples(probe)["probe_failure_info"]
+    ((labels, _),) = kit.samples(probe)["probe_failure_info"]
     assert "401" in labels["reason"] or "rejected" in labels["reason"], labels
     for text in (probe, page, own, caplog.text):
         assert wrong not in text
@@ -114,7 +120,7 @@ def test_tls_module_reports_expiry_and_whether_the_chain_verified(coturn: Loopba
     assert kit.value(untrusted, "probe_success") == 0
     assert kit.value(untrusted, "probe_tls_cert_verified") == 0
     assert 29 < kit.value(untrusted, "probe_tls_cert_days_left") <= 30
-    (labels, _), = kit.samples(untrusted)["probe_failure_info"]
+    ((labels, _),) = kit.samples(untrusted)["probe_failure_info"]
     assert "certificate" in labels["reason"]
 
 
@@ -125,7 +131,7 @@ def test_nat_module_reports_mapping_and_filtering_as_labels(coturn: LoopbackCotu
 
     text = run_bounded(body(), 30)
     assert kit.value(text, "probe_success") == 1, text
-    (labels, _), = kit.samples(text)["probe_nat_info"]
+    ((labels, _),) = kit.samples(text)["probe_nat_info"]
     assert labels["mapping"] == "endpoint-independent"
     assert labels["filtering"] == "endpoint-independent"
 
@@ -133,7 +139,9 @@ def test_nat_module_reports_mapping_and_filtering_as_labels(coturn: LoopbackCotu
 def test_a_dead_relay_is_probe_success_0_within_the_scrape_timeout(kit: Any, tmp_path: Path) -> None:
     secret = tmp_path / "s"
     secret.write_text("x" * 20)
-    settings = kit.settings_for({"turn_udp": {"prober": "turn", "transport": "udp", "secret_file": str(secret)}})
+    settings = kit.settings_for(
+        {"turn_udp": {"prober": "turn", "transport": "udp", "secret_file": str(secret)}}
+    )
     # a UDP port that swallows everything: no answer, no ICMP
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as hole:
         hole.bind(("127.0.0.1", 0))
@@ -148,5 +156,5 @@ def test_a_dead_relay_is_probe_success_0_within_the_scrape_timeout(kit: Any, tmp
     assert kit.value(text, "probe_success") == 0
     assert kit.value(text, "probe_timeout_seconds") == 1.0  # 1.5 s minus the 0.5 s margin
     assert kit.value(text, "probe_duration_seconds") < 1.3
-    (labels, _), = kit.samples(text)["probe_failure_info"]
+    ((labels, _),) = kit.samples(text)["probe_failure_info"]
     assert "no answer" in labels["reason"]

@@ -25,7 +25,6 @@ import pytest
 import yaml
 
 from callops.turn.coturn import LoopbackCoturn, free_port, start_loopback_coturn
-from callops.secret import Secret
 
 pytestmark = [pytest.mark.coturn, pytest.mark.slow]
 
@@ -34,7 +33,7 @@ SCRAPE_FILE = Path(__file__).parents[3] / "deploy" / "callops-exporter-scrape.ya
 
 
 def http_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 (loopback)
+    with urllib.request.urlopen(url, timeout=5) as answer:
         return json.loads(answer.read())
 
 
@@ -52,7 +51,9 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
 
 
 @contextlib.contextmanager
-def process(args: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    args: list[str], log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
@@ -70,8 +71,8 @@ def scrape_config(exporter: str, targets: dict[str, list[str]]) -> dict[str, Any
     """The documented scrape jobs, pointed at this exporter and these targets, scraped every 1 s."""
     documented = yaml.safe_load(SCRAPE_FILE.read_text())
     jobs = []
-    for job in documented["scrape_configs"]:
-        job = json.loads(json.dumps(job))  # un-share the YAML anchor's objects
+    for shared in documented["scrape_configs"]:
+        job = json.loads(json.dumps(shared))  # un-share the YAML anchor's objects
         job["scrape_interval"] = job["scrape_timeout"] = "1s"
         if job.get("metrics_path") == "/probe":
             module = job["params"]["module"][0]
@@ -99,14 +100,21 @@ def test_prometheus_sees_working_relays_over_each_transport_and_a_dead_one(
         config = tmp_path / "callops.yaml"
         config.write_text(
             yaml.safe_dump(
-                {"exporter": {"timeout_margin": 0.2, "modules": kit.turn_modules(secret_file, coturn.ca_file)}}
+                {
+                    "exporter": {
+                        "timeout_margin": 0.2,
+                        "modules": kit.turn_modules(secret_file, coturn.ca_file),
+                    }
+                }
             )
         )
         exporter = f"127.0.0.1:{exporter_port}"
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])}
         command = [sys.executable, "-m", "callops", "exporter", "--config", str(config), "--listen", exporter]
         with process(command, tmp_path / "exporter.log", env):
-            wait_for("the exporter", lambda: urllib.request.urlopen(f"http://{exporter}/metrics", timeout=2), 20)
+            wait_for(
+                "the exporter", lambda: urllib.request.urlopen(f"http://{exporter}/metrics", timeout=2), 20
+            )
             prom_port = free_port()
             prom_config = tmp_path / "prometheus.yml"
             targets = {
@@ -116,7 +124,9 @@ def test_prometheus_sees_working_relays_over_each_transport_and_a_dead_one(
                 "relay": [f"127.0.0.1:{coturn.port}"],
             }
             prom_config.write_text(yaml.safe_dump(scrape_config(exporter, targets)))
-            check = subprocess.run(["promtool", "check", "config", str(prom_config)], capture_output=True, text=True)
+            check = subprocess.run(
+                ["promtool", "check", "config", str(prom_config)], capture_output=True, text=True
+            )
             assert check.returncode == 0, check.stdout + check.stderr
             api = f"http://127.0.0.1:{prom_port}/api/v1"
             prometheus = [
@@ -131,7 +141,10 @@ def test_prometheus_sees_working_relays_over_each_transport_and_a_dead_one(
                 def query(expr: str) -> dict[tuple[str, str], float]:
                     url = f"{api}/query?" + urllib.parse.urlencode({"query": expr})
                     rows = http_json(url)["data"]["result"]
-                    return {(r["metric"].get("module", ""), r["metric"]["instance"]): float(r["value"][1]) for r in rows}
+                    return {
+                        (r["metric"].get("module", ""), r["metric"]["instance"]): float(r["value"][1])
+                        for r in rows
+                    }
 
                 expected = {
                     ("turn_udp", f"127.0.0.1:{coturn.port}"): 1.0,

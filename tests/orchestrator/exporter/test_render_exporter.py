@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from callops.deploy.render import DeployOptions, render_bundle
 from callops.errors import ConfigError
 from callops.orchestrator.cli import cli
-from callops.orchestrator.exporter.config import exporter_settings
+from callops.orchestrator.exporter.config import TurnModule, exporter_settings
 from callops.secret import Secret
 from callops.turn.config import TurnDeployment
 
@@ -68,8 +68,8 @@ def test_kubernetes_exporter_is_non_root_read_only_limited_and_probed(deployment
     assert {"turn_udp", "turn_tcp", "turn_tls", "relay"} <= set(settings.modules)
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     for module in settings.modules.values():
-        secret_file = getattr(module, "secret_file", None)
-        assert secret_file is not None and str(secret_file.parent) in mounts
+        assert isinstance(module, TurnModule) and module.secret_file is not None
+        assert str(module.secret_file.parent) in mounts
 
 
 def test_kubernetes_exporter_secret_is_filled_only_on_request(deployment: TurnDeployment) -> None:
@@ -111,7 +111,9 @@ def test_systemd_unit_takes_the_secret_as_a_credential(deployment: TurnDeploymen
     config = yaml.safe_load(bundle["callops-exporter.yaml"])
     settings = exporter_settings(config["exporter"])
     assert settings.listen == "127.0.0.1:9478"
-    assert str(settings.modules["turn_udp"].secret_file).startswith("/run/credentials/callops-exporter.service/")  # type: ignore[union-attr]
+    module = settings.modules["turn_udp"]
+    assert isinstance(module, TurnModule)
+    assert str(module.secret_file).startswith("/run/credentials/callops-exporter.service/")
 
 
 def test_cli_render_uses_the_exporter_section_and_names_its_bad_fields(tmp_path: Path) -> None:
@@ -124,13 +126,17 @@ def test_cli_render_uses_the_exporter_section_and_names_its_bad_fields(tmp_path:
     )
     out = tmp_path / "k8s"
     runner = CliRunner()
-    result = runner.invoke(cli, ["deploy", "render", "--target", "kubernetes", "--config", str(config), "-o", str(out)])
+    result = runner.invoke(
+        cli, ["deploy", "render", "--target", "kubernetes", "--config", str(config), "-o", str(out)]
+    )
     assert result.exit_code == 0, result.output
     jobs = yaml.safe_load((out / "prometheus-callops-exporter.yaml").read_text())["scrape_configs"]
     assert [j["params"]["module"] for j in jobs if "params" in j] == [["stun_only"]]
     assert jobs[0]["static_configs"][0]["labels"] == {"site": "paris"}
 
     config.write_text(config.read_text().replace("prober: stun", "prober: stun\n      colour: red"))
-    result = runner.invoke(cli, ["deploy", "render", "--target", "kubernetes", "--config", str(config), "-o", str(out)])
+    result = runner.invoke(
+        cli, ["deploy", "render", "--target", "kubernetes", "--config", str(config), "-o", str(out)]
+    )
     assert isinstance(result.exception, ConfigError)
     assert "exporter.modules.stun_only.stun.colour: unknown field" in str(result.exception)

@@ -26,7 +26,11 @@ def udp_hole() -> Iterator[int]:
 @pytest.mark.parametrize(
     ("query", "headers", "reason"),
     [
-        ("module=nope&target=127.0.0.1:3478", {}, "unknown module 'nope'; this exporter has: bandwidth, nat, stun, tls"),
+        (
+            "module=nope&target=127.0.0.1:3478",
+            {},
+            "unknown module 'nope'; this exporter has: bandwidth, nat, stun, tls",
+        ),
         ("target=127.0.0.1:3478", {}, "parameter 'module' is missing"),
         ("module=stun", {}, "parameter 'target' is missing"),
         ("module=stun&target=", {}, "target is empty"),
@@ -39,10 +43,16 @@ def udp_hole() -> Iterator[int]:
             {"X-Prometheus-Scrape-Timeout-Seconds": "soon"},
             "X-Prometheus-Scrape-Timeout-Seconds: 'soon' is not a number",
         ),
-        ("module=bandwidth&target=127.0.0.1", {}, "module needs callops' bandwidth probe (not built in this version)"),
+        (
+            "module=bandwidth&target=127.0.0.1",
+            {},
+            "module needs callops' bandwidth probe (not built in this version)",
+        ),
     ],
 )
-def test_bad_requests_get_400_with_the_reason(query: str, headers: dict[str, str], reason: str, kit: Any) -> None:
+def test_bad_requests_get_400_with_the_reason(
+    query: str, headers: dict[str, str], reason: str, kit: Any
+) -> None:
     modules = {"bandwidth": {"prober": "bandwidth", "secret_env": "CALLOPS_TURN_SECRET"}}
 
     async def body() -> tuple[int, str]:
@@ -91,7 +101,11 @@ def test_keep_alive_serves_several_requests_on_one_connection(kit: Any) -> None:
             for _ in range(3):
                 writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = int(next(l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")).split(b":")[1])
+                length = int(
+                    next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")).split(
+                        b":"
+                    )[1]
+                )
                 await reader.readexactly(length)
                 heads.append(head.split(b"\r\n")[0])
             writer.close()
@@ -100,7 +114,9 @@ def test_keep_alive_serves_several_requests_on_one_connection(kit: Any) -> None:
     assert run_bounded(body(), 20) == [b"HTTP/1.1 200 OK"] * 3
 
 
-def test_a_slow_module_never_delays_another_modules_answer(coturn: LoopbackCoturn, udp_hole: int, kit: Any) -> None:
+def test_a_slow_module_never_delays_another_modules_answer(
+    coturn: LoopbackCoturn, udp_hole: int, kit: Any
+) -> None:
     """Slow targets fill their module's slots; a STUN probe of another module still answers at once."""
     settings = kit.settings_for({"slow": {"prober": "stun", "timeout": 3, "concurrency": 2}})
 
@@ -110,8 +126,7 @@ def test_a_slow_module_never_delays_another_modules_answer(coturn: LoopbackCotur
                 asyncio.create_task(kit.get(f"{base}/probe?module=slow&target=127.0.0.1:{udp_hole}"))
                 for _ in range(4)
             ]
-            while exporter.pending < 4:  # all four admitted: two running, two waiting for a slot
-                await asyncio.sleep(0.01)
+            await exporter.admitted(4)  # all four admitted: two running, two waiting for a slot
             started = time.monotonic()
             _, fast = await kit.get(f"{base}/probe?module=stun&target=127.0.0.1:{coturn.port}")
             elapsed = time.monotonic() - started
@@ -139,8 +154,7 @@ def test_requests_beyond_max_pending_get_503(udp_hole: int, kit: Any) -> None:
                 asyncio.create_task(kit.get(f"{base}/probe?module=slow&target=127.0.0.1:{udp_hole}"))
                 for _ in range(2)
             ]
-            while exporter.pending < 2:
-                await asyncio.sleep(0.01)
+            await exporter.admitted(2)
             status, _ = await kit.get(f"{base}/probe?module=stun&target=127.0.0.1:{udp_hole}")
             await asyncio.gather(*held)
             return int(status)
@@ -148,7 +162,9 @@ def test_requests_beyond_max_pending_get_503(udp_hole: int, kit: Any) -> None:
     assert run_bounded(body(), 20) == 503
 
 
-def test_own_metrics_count_probes_by_module_and_result(coturn: LoopbackCoturn, udp_hole: int, kit: Any) -> None:
+def test_own_metrics_count_probes_by_module_and_result(
+    coturn: LoopbackCoturn, udp_hole: int, kit: Any
+) -> None:
     async def body() -> tuple[str, str]:
         async with kit.running_exporter(kit.settings_for({})) as (base, _):
             await kit.get(f"{base}/probe?module=stun&target=127.0.0.1:{coturn.port}")
@@ -176,7 +192,13 @@ def test_openmetrics_is_answered_when_prometheus_asks_for_it(coturn: LoopbackCot
 
     async def body() -> str:
         async with kit.running_exporter(kit.settings_for({})) as (base, _):
-            return str((await kit.get(f"{base}/probe?module=stun&target=127.0.0.1:{coturn.port}", {"Accept": accept}))[1])
+            return str(
+                (
+                    await kit.get(
+                        f"{base}/probe?module=stun&target=127.0.0.1:{coturn.port}", {"Accept": accept}
+                    )
+                )[1]
+            )
 
     assert run_bounded(body(), 20).rstrip().endswith("# EOF")
 
