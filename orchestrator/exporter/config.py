@@ -206,6 +206,12 @@ class IceTwoSiteModule(_Module):
     ca_file: Path | None = None
     insecure: bool = False
     timeout: float = Field(default=15.0, gt=0, le=120)
+    host_addresses: list[str] | None = None
+    """Local addresses ICE may use for host candidates (default: every interface)."""
+    paths: list[Literal["host", "srflx", "relay-udp", "relay-tcp", "relay-tls"]] = Field(
+        default_factory=lambda: ["host", "srflx", "relay-udp", "relay-tcp", "relay-tls"]
+    )
+    """Path classes to negotiate (each a full ICE negotiation)."""
 
     @model_validator(mode="after")
     def _token(self) -> IceTwoSiteModule:

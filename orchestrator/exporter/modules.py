@@ -321,14 +321,14 @@ async def run_ice_two_site(
         insecure=module.insecure,
         timeout=timeout,
     )
-    ice, _ = site_servers(settings, env)
+    ice, _ = site_servers(settings, env, host_addresses=module.host_addresses)
     if module.token_file is not None:
         token = load_secret(file=module.token_file, env="", what="probe serve token")
     else:
         assert module.token_env is not None
         token = load_secret(file=None, env=module.token_env, what="probe serve token")
     assert token is not None
-    report = await run_peer(url, token, ice, timeout=timeout)
+    report = await run_peer(url, token, ice, timeout=timeout, paths=module.paths)
     outcome = ProbeOutcome(
         success=report.verdict != "blocked",
         reason=None if report.verdict != "blocked" else "no path class connected (blocked)",
