@@ -36,6 +36,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from callops.errors import ConfigError, UsageError
+from callops.orchestrator.probe.paths import PATH_CLASSES, PathClass
 from callops.secret import Secret, read_secret_file
 
 #: blackbox_exporter listens on 9115; 9478 is free in Prometheus' port allocation list at writing.
@@ -208,9 +209,7 @@ class IceTwoSiteModule(_Module):
     timeout: float = Field(default=15.0, gt=0, le=120)
     host_addresses: list[str] | None = None
     """Local addresses ICE may use for host candidates (default: every interface)."""
-    paths: list[Literal["host", "srflx", "relay-udp", "relay-tcp", "relay-tls"]] = Field(
-        default_factory=lambda: ["host", "srflx", "relay-udp", "relay-tcp", "relay-tls"]
-    )
+    paths: list[PathClass] = Field(default_factory=lambda: list(PATH_CLASSES))
     """Path classes to negotiate (each a full ICE negotiation)."""
 
     @model_validator(mode="after")
