@@ -16,6 +16,7 @@ import logging
 
 import h11
 
+from callops.errors import NetworkError
 from callops.orchestrator.exporter.service import Exporter, Reply
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,13 @@ class HttpServer:
         self.connections: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
-        self.server = await asyncio.start_server(self._accept, host, port, reuse_address=True)
+        try:
+            self.server = await asyncio.start_server(self._accept, host, port, reuse_address=True)
+        except OSError as exc:
+            raise NetworkError(
+                f"exporter: cannot listen on {host}:{port}: {exc.strerror or exc}",
+                hint="choose a free port with --listen HOST:PORT",
+            ) from None
         sockname = self.server.sockets[0].getsockname()
         return str(sockname[0]), int(sockname[1])
 
