@@ -202,7 +202,7 @@ async def latency(port: int, module_targets: dict[str, str], runs: int) -> dict[
 
 async def open_loop(
     port: int, module: str, targets: list[str], rate: float, seconds: float
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """``rate`` scrapes/s for ``seconds``, round-robin over ``targets``; p99 and failures."""
     count = int(rate * seconds)
     started = time.monotonic()
