@@ -155,18 +155,23 @@ class HttpServer:
 
 
 async def serve(exporter: Exporter, host: str, port: int, *, ready: asyncio.Event | None = None) -> None:
-    """Serve until cancelled."""
+    """Serve until cancelled or sent SIGTERM/SIGINT (then close connections and return)."""
+    import signal
+
     server = HttpServer(exporter)
     bound = await server.start(host, port)
-    log.warning(
-        "callops exporter listening on http://%s:%d/",
-        bound[0] if ":" not in bound[0] else f"[{bound[0]}]",
-        bound[1],
-    )
+    shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+    log.warning("callops exporter listening on http://%s:%d/", shown, bound[1])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
     if ready is not None:
         ready.set()
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
+        log.warning("callops exporter stopping")
     finally:
         await server.close()
 

@@ -67,3 +67,36 @@ def test_a_busy_port_is_a_clear_error() -> None:
         result = run("--listen", f"127.0.0.1:{busy.getsockname()[1]}")
     assert result.returncode == 5
     assert "cannot listen on 127.0.0.1:" in result.stderr
+
+
+def test_sigterm_stops_the_exporter_cleanly() -> None:
+    import signal
+    import time
+    import urllib.request
+
+    from callops.turn.coturn import free_port
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "callops", "exporter", "--listen", f"127.0.0.1:{port}"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as page:
+                    assert b"callops exporter" in page.read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the exporter did not come up"
+                time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    assert "stopping" in err
