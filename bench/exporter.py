@@ -43,7 +43,7 @@ from callops.turn.coturn import LoopbackCoturn, free_port, start_loopback_coturn
 
 BLACKBOX = "/usr/bin/prometheus-blackbox-exporter"
 STEP_S = 4.0
-MAX_RATE = 640
+MAX_RATE = 1280
 STEADY_S = 60.0
 STEADY_TARGETS = 50
 STEADY_INTERVAL = 15.0
