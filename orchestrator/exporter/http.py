@@ -104,6 +104,13 @@ class HttpServer:
                     return
                 if not isinstance(event, h11.Request):
                     return
+                # h11 bounds heads that arrive in pieces; one that arrived whole is measured here
+                head = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
+                if head > MAX_HEAD_BYTES:
+                    await self._send(
+                        conn, writer, Reply(431, "text/plain", b"request head too large\n"), None
+                    )
+                    return
                 body = 0
                 while True:
                     more = await self._next_event(conn, reader)

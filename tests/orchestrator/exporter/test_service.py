@@ -215,3 +215,15 @@ def test_config_names_each_bad_field(kit: Any, tmp_path: Path) -> None:
         kit.settings_for({"t": {"prober": "turn"}})
     with pytest.raises(ConfigError, match="module name"):
         kit.settings_for({"a b": {"prober": "stun"}})
+
+
+def test_an_oversized_request_head_gets_431(kit: Any) -> None:
+    async def body() -> bytes:
+        async with kit.running_exporter(kit.settings_for({})) as (base, _):
+            reader, writer = await asyncio.open_connection("127.0.0.1", int(base.rsplit(":", 1)[1]))
+            writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n")
+            answer = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            return answer
+
+    assert run_bounded(body(), 20).startswith(b"HTTP/1.1 431 ")
