@@ -219,7 +219,8 @@ async def open_loop(
             if status != 200 or not succeeded(body):
                 failed += 1
                 reasons.append(f"{status} " + body.decode(errors="replace").partition("reason=")[2][:160])
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, h11.ProtocolError) as exc:
+            # the exporter closes connections beyond its MAX_CONNECTIONS without an answer
             failed += 1
             reasons.append(repr(exc))
         times.append(time.monotonic() - t0)
