@@ -76,6 +76,7 @@ class HttpServer:
         task = asyncio.current_task()
         assert task is not None
         if len(self.connections) >= MAX_CONNECTIONS:
+            self.exporter.metrics.rejected.labels("connections").inc()
             writer.transport.abort()
             return
         self.connections.add(task)

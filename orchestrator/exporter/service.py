@@ -97,7 +97,7 @@ class ExporterMetrics:
         )
         self.rejected = Counter(
             "callops_exporter_requests_rejected",
-            "Probe requests refused before probing (bad_request, busy).",
+            "Requests refused before probing (bad_request, busy, connections).",
             ["reason"],
             registry=r,
         )
