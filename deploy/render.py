@@ -26,7 +26,9 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from callops.deploy.exporter import exporter_files
 from callops.errors import UsageError
+from callops.orchestrator.exporter.config import ExporterSettings
 from callops.secret import Secret
 from callops.turn.config import CallopsConfig, TurnDeployment, config_error_from, render_turnserver_conf
 
@@ -434,14 +436,29 @@ def render_bundle(
     options: DeployOptions | None = None,
     *,
     secret: Secret | None = None,
+    exporter: ExporterSettings | None = None,
 ) -> dict[str, str]:
-    """The files of ``target``: relative path -> text. ``secret`` only fills the Kubernetes Secret."""
+    """The files of ``target``: relative path -> text. ``secret`` only fills the Kubernetes Secrets.
+
+    ``systemd`` and ``kubernetes`` also get ``callops exporter`` (:mod:`callops.deploy.exporter`)
+    with ``exporter``'s modules, else modules derived from the relay.
+    """
     o = options or DeployOptions()
     conf = render_turnserver_conf(deployment)
+    extra = exporter_files(
+        deployment,
+        target,
+        name=o.name,
+        namespace=o.namespace,
+        image=o.callops_image,
+        relay_host=o.probe_target(deployment),
+        exporter=exporter,
+        secret=secret,
+    )
     if target == "systemd":
-        return {"install-coturn.sh": render_install_script(deployment, o), "turnserver.conf": conf}
+        return {"install-coturn.sh": render_install_script(deployment, o), "turnserver.conf": conf, **extra}
     if target == "kubernetes":
-        return {"coturn.yaml": render_kubernetes(deployment, o, secret=secret)}
+        return {"coturn.yaml": render_kubernetes(deployment, o, secret=secret), **extra}
     if target == "compose":
         return {"compose.yaml": render_compose(deployment, o), "turnserver.conf": conf}
     raise UsageError(f"unknown target {target!r}", hint=f"use one of {', '.join(TARGETS)}")

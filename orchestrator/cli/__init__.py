@@ -48,6 +48,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "lab": ("callops.orchestrator.cli.lab", "lab", "The NAT lab: network namespaces with real NATs."),
     "deploy": ("callops.orchestrator.cli.deploy", "deploy", "Render coturn deployment scripts."),
+    "exporter": (
+        "callops.orchestrator.cli.exporter",
+        "exporter",
+        "Serve STUN/TURN/ICE probes to Prometheus.",
+    ),
 }
 
 log = logging.getLogger("callops")

@@ -62,8 +62,12 @@ def render(target: str, config_path: Path, out_dir: Path, with_secret: bool) -> 
                 hint="the install script and compose read the secret file at start-up",
             )
         secret = read_secret_file(deployment.secret_file, what="TURN shared secret")
-    files = render_bundle(deployment, cast("Target", target), options, secret=secret)
-    private = frozenset({"coturn.yaml"}) if secret is not None else frozenset()
+    from callops.orchestrator.exporter.config import exporter_settings
+
+    section = config.section("exporter")
+    exporter = exporter_settings(section, source=str(config_path)) if section is not None else None
+    files = render_bundle(deployment, cast("Target", target), options, secret=secret, exporter=exporter)
+    private = frozenset({"coturn.yaml", "callops-exporter.yaml"}) if secret is not None else frozenset()
     for path in write_bundle(files, out_dir, private=private):
         click.echo(str(path))
 

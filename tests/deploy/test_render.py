@@ -49,8 +49,9 @@ def k8s_docs(text: str) -> list[dict[str, Any]]:
 
 def test_every_target_renders_from_one_model(deployment: TurnDeployment) -> None:
     bundles = {target: render_bundle(deployment, target) for target in TARGETS}
-    assert set(bundles["systemd"]) == {"install-coturn.sh", "turnserver.conf"}
-    assert set(bundles["kubernetes"]) == {"coturn.yaml"}
+    exporter = {"callops-exporter.service", "callops-exporter.yaml", "prometheus-callops-exporter.yaml"}
+    assert set(bundles["systemd"]) == {"install-coturn.sh", "turnserver.conf"} | exporter
+    assert set(bundles["kubernetes"]) == {"coturn.yaml"} | (exporter - {"callops-exporter.service"})
     assert set(bundles["compose"]) == {"compose.yaml", "turnserver.conf"}
     assert bundles["systemd"]["turnserver.conf"] == bundles["compose"]["turnserver.conf"]
     configmap = next(d for d in k8s_docs(bundles["kubernetes"]["coturn.yaml"]) if d["kind"] == "ConfigMap")

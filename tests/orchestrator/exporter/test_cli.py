@@ -1,0 +1,102 @@
+"""``callops exporter``: config errors name the field and exit 2; --check validates secrets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).parents[3]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "callops", "exporter", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+def test_check_lists_default_and_configured_modules(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("cli-check-secret-0123456789")
+    config = tmp_path / "callops.yaml"
+    config.write_text(
+        f"exporter:\n  modules:\n    turn_udp:\n      prober: turn\n      secret_file: {secret}\n"
+    )
+    result = run("--config", str(config), "--check")
+    assert result.returncode == 0, result.stderr
+    assert "4 modules: nat, stun, tls, turn_udp" in result.stdout
+    assert "cli-check-secret" not in result.stdout + result.stderr
+
+
+def test_a_missing_secret_file_is_a_usage_error_at_start(tmp_path: Path) -> None:
+    config = tmp_path / "callops.yaml"
+    config.write_text(
+        "exporter:\n  modules:\n    t:\n      prober: turn\n      secret_file: /nonexistent/secret\n"
+    )
+    result = run("--config", str(config), "--check")
+    assert result.returncode == 2
+    assert "callops: error: TURN shared secret file /nonexistent/secret does not exist" in result.stderr
+
+
+def test_bad_fields_and_listen_addresses_exit_2_with_the_field(tmp_path: Path) -> None:
+    config = tmp_path / "callops.yaml"
+    config.write_text(
+        "exporter:\n  timeout_margin: -1\n  modules:\n    s:\n      prober: stun\n      timeout: 0\n"
+    )
+    result = run("--config", str(config))
+    assert result.returncode == 2
+    assert "exporter.timeout_margin" in result.stderr and "exporter.modules.s.stun.timeout" in result.stderr
+    result = run("--listen", "nowhere")
+    assert result.returncode == 2
+    assert "listen address 'nowhere' is not HOST:PORT" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_busy_port_is_a_clear_error() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = run("--listen", f"127.0.0.1:{busy.getsockname()[1]}")
+    assert result.returncode == 5
+    assert "cannot listen on 127.0.0.1:" in result.stderr
+
+
+def test_sigterm_stops_the_exporter_cleanly() -> None:
+    import signal
+    import time
+    import urllib.request
+
+    from callops.turn.coturn import free_port
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "callops", "exporter", "--listen", f"127.0.0.1:{port}"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as page:
+                    assert b"callops exporter" in page.read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the exporter did not come up"
+                time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    assert "stopping" in err
