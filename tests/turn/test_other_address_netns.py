@@ -58,7 +58,8 @@ async def main():
     for name, local, answer in endpoints:
         await loop.create_datagram_endpoint(lambda n=name, a=answer: Counter(n, a), local_addr=local)
     result = await nat_behaviour("stun:203.0.113.10:3478", 3.0)
-    print(json.dumps({"status": result.status.value, "detail": result.detail, "data": result.data,
+    data = result.data.model_dump(mode="json", exclude_none=True)
+    print(json.dumps({"status": result.status.value, "detail": result.detail, "data": data,
                       "counts": counts}))
 
 asyncio.run(main())
