@@ -200,6 +200,7 @@ def aggregate_step(
     relay_cpu_percent: float | None = None,
     machine_cpu_percent: float | None = None,
     partial: bool = False,
+    expected_calls: int | None = None,
 ) -> StepReport:
     """One :class:`StepReport` from per-call results and histograms (of any number of workers/shards)."""
     jitter = _hist(h.jitter_us for h in histograms)
@@ -226,13 +227,14 @@ def aggregate_step(
     if bad_jitter:
         worst = max(bad_jitter, key=lambda r: r.jitter_p99_ms)
         problems.append(
-            f"{len(bad_jitter)} call(s) had p99 jitter >= {max_jitter_p99_ms:g} ms (worst: call {worst.call}, "
-            f"{worst.jitter_p99_ms:g} ms)"
+            f"{len(bad_jitter)} call(s) had p99 jitter >= {max_jitter_p99_ms:g} ms "
+            f"(worst: call {worst.call}, {worst.jitter_p99_ms:g} ms)"
         )
     if not partial and not_up:
         problems.append(f"{len(not_up)} call(s) were still being set up at the end of the step")
-    if not partial and len(results) < planned_calls:
-        problems.append(f"only {len(results)} of {planned_calls} calls reported")
+    expected = planned_calls if expected_calls is None else expected_calls
+    if not partial and len(results) < expected:
+        problems.append(f"only {len(results)} of {expected} calls reported")
     return StepReport(
         index=index,
         calls=planned_calls,
@@ -272,7 +274,8 @@ def bottleneck(step: StepReport, *, generator_cores: float, relay_cores: float |
     if step.skipped_frames or step.send_drops or step.generator_cpu_percent >= 90 * generator_cores:
         return (
             f"load generator (CPU {step.generator_cpu_percent:g} % of {generator_cores:g} core(s), "
-            f"{step.skipped_frames} frames skipped, {step.send_drops} sends dropped) -- add workers or machines"
+            f"{step.skipped_frames} frames skipped, {step.send_drops} sends dropped) "
+            "-- add workers or machines"
         )
     if step.relay_cpu_percent is not None and (
         step.relay_cpu_percent >= 85 * (relay_cores or 1) or step.relay_cpu_percent >= 90
@@ -358,6 +361,9 @@ def merge_reports(reports: Sequence[LoadReport]) -> LoadReport:
             generator_cpu_percent=cpu,
             relay_cpu_percent=max(relays) if relays else None,
             partial=any(s.partial for s in parts),
+            expected_calls=planned
+            if len(shards) == first.shard_count
+            else sum(len(s.call_results) for s in parts),
         )
         if len(parts) < len(reports):
             step = step.model_copy(update={"partial": True})

@@ -23,8 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callops.errors import CallopsError, NetworkError
-from callops.orchestrator.load.cpu import busy_percent, cpu_count, find_listener_pid, load_average, machine_cpu
-from callops.orchestrator.load.cpu import process_cpu_s
+from callops.orchestrator.load.cpu import (
+    busy_percent,
+    cpu_count,
+    find_listener_pid,
+    load_average,
+    machine_cpu,
+    process_cpu_s,
+)
 from callops.orchestrator.load.plan import LoadPlan
 from callops.orchestrator.load.report import (
     LoadReport,
@@ -70,13 +76,15 @@ def resolve_relay(plan: LoadPlan) -> tuple[str, int]:
     try:
         infos = socket.getaddrinfo(uri.host, uri.port, type=socket.SOCK_DGRAM)
     except OSError as exc:
-        raise NetworkError(f"{uri.label}: cannot resolve {uri.host}: {exc}", hint="check the relay's name") from None
-    family, _, _, _, address = infos[0]
+        raise NetworkError(
+            f"{uri.label}: cannot resolve {uri.host}: {exc}", hint="check the relay's name"
+        ) from None
+    address = infos[0][4]
     return str(address[0]), int(address[1])
 
 
 async def _sample_calls(
-    plan: LoadPlan, auth: SampleCallAuth, count: int, step: int, calls_running: int, duration_s: float
+    plan: LoadPlan, auth: SampleCallAuth, count: int, *, step: int, calls_running: int, duration_s: float
 ) -> list[SampleCall]:
     """``count`` real aiortc calls through the relay (``--policy relay``), with their MOS."""
     from callops.orchestrator.call.environment import EnvironmentRequest, call_environment
@@ -98,11 +106,15 @@ async def _sample_calls(
     )
     samples: list[SampleCall] = []
     async with call_environment(request) as env:
-        reports = await asyncio.gather(*(run_call(settings, env) for _ in range(count)), return_exceptions=True)
+        reports = await asyncio.gather(
+            *(run_call(settings, env) for _ in range(count)), return_exceptions=True
+        )
     for item in reports:
         if isinstance(item, BaseException):
             samples.append(
-                SampleCall(step=step, calls_running=calls_running, ok=False, outcome="error", failure=str(item))
+                SampleCall(
+                    step=step, calls_running=calls_running, ok=False, outcome="error", failure=str(item)
+                )
             )
             continue
         quality = item.stats.audio_quality
@@ -198,6 +210,7 @@ class _Parent:
             relay_cpu_percent=relay,
             machine_cpu_percent=machine,
             partial=any(p.partial for p in parts),
+            expected_calls=sum(len(self.plan.call_ids(plan_step.calls, w)) for w in range(self.plan.workers)),
         )
         self.reports.append(report)
         if self.run.progress is not None:
@@ -215,7 +228,9 @@ class _Parent:
                 await asyncio.sleep(delay)
             self._cpu_mark(step.index)
             if self.run.sample_calls and not self.stop.is_set():
-                self.sample_tasks.append(loop.create_task(self._sample(step.index, step.calls, step.duration_s)))
+                self.sample_tasks.append(
+                    loop.create_task(self._sample(step.index, step.calls, step.duration_s))
+                )
         last = self.steps[-1]
         delay = self.t0 + last.start_s + last.duration_s - time.monotonic()
         if delay > 0:
@@ -227,10 +242,19 @@ class _Parent:
         duration = max(1.0, min(10.0, step_s - 6.0))
         try:
             self.samples.extend(
-                await _sample_calls(self.plan, self.run.sample_auth, self.run.sample_calls, index, calls, duration)
+                await _sample_calls(
+                    self.plan,
+                    self.run.sample_auth,
+                    self.run.sample_calls,
+                    step=index,
+                    calls_running=calls,
+                    duration_s=duration,
+                )
             )
         except CallopsError as exc:
-            self.samples.append(SampleCall(step=index, calls_running=calls, ok=False, outcome="error", failure=str(exc)))
+            self.samples.append(
+                SampleCall(step=index, calls_running=calls, ok=False, outcome="error", failure=str(exc))
+            )
 
     # -- the run ----------------------------------------------------------------------------------
 

@@ -315,7 +315,7 @@ class Worker:
                 except (BlockingIOError, InterruptedError):
                     call.send_drops += 1
                 except OSError:
-                    call.send_drops += 1  # ICMP unreachable from an earlier packet: the relay is gone
+                    seq += 1  # refused (ICMP unreachable): the relay is gone, the packet is lost on the way
         call.seq[direction] = seq
         if peer.stream:
             self._flush_stream(peer)
@@ -375,7 +375,9 @@ class Worker:
         if pos:
             del buf[:pos]
 
-    def _frame(self, peer: _Peer, view: memoryview, pos: int, n: int, now: float, now_us: int) -> None:
+    def _frame(  # noqa: PLR0917 -- per packet: positional
+        self, peer: _Peer, view: memoryview, pos: int, n: int, now: float, now_us: int
+    ) -> None:
         first = view[pos]
         if 0x40 <= first <= 0x4F:
             if n < 36:
@@ -418,9 +420,12 @@ class Worker:
                         assert other.client.relayed is not None
                         me.client.bind(other.client.relayed, FIRST_CHANNEL, now)
                         self._flush_control(me)
-            elif event.kind == "bound" and call.state == "setup":
-                if all(p.client.state == "ready" for p in call.peers):
-                    self._activate(call, now)
+            elif (
+                event.kind == "bound"
+                and call.state == "setup"
+                and all(p.client.state == "ready" for p in call.peers)
+            ):
+                self._activate(call, now)
 
     def _activate(self, call: _Call, now: float) -> None:
         call.state = "active"
@@ -651,7 +656,7 @@ def raise_fd_limit(wanted: int) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(wanted, soft)), hard))
 
 
-def worker_main(
+def worker_main(  # noqa: PLR0917 -- a multiprocessing target takes positional args
     plan_json: str, index: int, server: tuple[str, int], username: str, password: str, conn: Any, stop: Any
 ) -> None:
     """Entry point of a worker process: wait for the start time, run, report over ``conn``."""
