@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
 from callops.orchestrator.load.output import junit_xml, step_row, summary_lines, write_chart
 from callops.orchestrator.load.report import (
