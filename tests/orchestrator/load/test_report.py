@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 from callops.orchestrator.load.output import junit_xml, step_row, summary_lines, write_chart
 from callops.orchestrator.load.report import (
@@ -45,7 +46,7 @@ def _hist(values: list[int]) -> StepHistograms:
 
 
 def _step(
-    index: int, calls: list[CallResult], hist: list[int], planned: int | None = None, **kwargs: float
+    index: int, calls: list[CallResult], hist: list[int], planned: int | None = None, **kwargs: Any
 ) -> StepReport:
     return aggregate_step(
         index,
