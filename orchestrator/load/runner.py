@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 #: how long the parent waits for workers to report after a stop
 STOP_GRACE_S = 0.7
+#: how long sampled calls still running at the end of the load may take to finish
+SAMPLE_GRACE_S = 20.0
 
 
 @dataclass
@@ -333,6 +335,11 @@ class _Parent:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.finished.wait(), STOP_GRACE_S)
             waiter.cancel()
+            pending = [t for t in self.sample_tasks if not t.done()]
+            if pending and self.stopped_by != "signal":  # let running sampled calls finish (bounded)
+                samples = loop.create_task(asyncio.wait(pending, timeout=SAMPLE_GRACE_S))
+                await asyncio.wait([samples, stopper], return_when=asyncio.FIRST_COMPLETED)
+                samples.cancel()
             stopper.cancel()
         finally:
             if marks is not None:
@@ -340,7 +347,7 @@ class _Parent:
             for task in self.sample_tasks:
                 task.cancel()
             if self.sample_tasks:
-                await asyncio.wait(self.sample_tasks, timeout=0.2 if self.stopped_by == "signal" else 15)
+                await asyncio.wait(self.sample_tasks, timeout=0.2)
             for conn in conns:
                 with contextlib.suppress(ValueError, OSError):
                     loop.remove_reader(conn.fileno())

@@ -258,3 +258,18 @@ def test_raised_cap_allows_the_plan(relay: LoopbackCoturn) -> None:
     ):
         assert key in report
     assert report["calls"] == 3 and report["completed"] == 3 and report["capacity"] == 3
+
+
+def test_a_sampled_real_call_through_the_loaded_relay_reports_mos(
+    make_plan: PlanFactory, load_run: RunFactory, relay: LoopbackCoturn
+) -> None:
+    from callops.orchestrator.load.runner import SampleCallAuth
+
+    plan = make_plan("udp", calls=4, duration_s=8.0)
+    report = run_bounded(
+        run_load(plan, load_run(sample_calls=1, sample_auth=SampleCallAuth(secret=relay.secret))), 60
+    )
+    (sample,) = report.sample_calls
+    assert sample.ok, sample.failure
+    assert sample.mos is not None and sample.mos > 4.0 and sample.calls_running == 4
+    assert report.ok and report.steps[0].loss_percent == 0.0
