@@ -48,7 +48,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "lab": ("callops.orchestrator.cli.lab", "lab", "The NAT lab: network namespaces with real NATs."),
     "deploy": ("callops.orchestrator.cli.deploy", "deploy", "Render coturn deployment scripts."),
-    "load": ("callops.orchestrator.cli.load", "load", "Call-shaped load on a relay you operate: capacity, MOS."),
+    "load": ("callops.orchestrator.cli.load", "load", "Call-shaped relay load: capacity, MOS."),
 }
 
 log = logging.getLogger("callops")

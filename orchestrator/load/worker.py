@@ -446,6 +446,7 @@ class Worker:
     def _activate(self, call: _Call, now: float) -> None:
         call.state = "active"
         call.setup_ms = (now - call.started) * 1000
+        log.debug("call %d active after %.1f ms", call.cid, call.setup_ms)
         interval = self.profile.frame_interval_s
         for direction in (0, 1):
             phase = ((call.cid * 7919 + direction * 104729) % 1000) / 1000 * interval
