@@ -124,7 +124,15 @@ def write_chart(report: LoadReport, path: Path) -> None:
         alpha=0.5,
         label="loss % (worst call)",
     )
-    top.axhline(report.max_loss_percent, color="tab:red", linestyle=":", linewidth=1)
+    top.axhline(
+        report.max_loss_percent,
+        color="tab:red",
+        linestyle=":",
+        linewidth=1,
+        label=f"loss limit {report.max_loss_percent:g} %",
+    )
+    worst_loss = max([s.call_loss_percent_max for s in steps] + [s.loss_percent for s in steps] + [0.0])
+    top.set_ylim(0, max(worst_loss, report.max_loss_percent) * 1.25)
     top.set_ylabel("loss %", color="tab:red")
     right = top.twinx()
     right.plot(calls, [s.jitter_ms.p99 or 0.0 for s in steps], "s-", color="tab:blue", label="jitter p99 ms")
@@ -136,7 +144,15 @@ def write_chart(report: LoadReport, path: Path) -> None:
         alpha=0.5,
         label="jitter p99 ms (worst call)",
     )
-    right.axhline(report.max_jitter_p99_ms, color="tab:blue", linestyle=":", linewidth=1)
+    right.axhline(
+        report.max_jitter_p99_ms,
+        color="tab:blue",
+        linestyle="-.",
+        linewidth=1,
+        label=f"jitter limit {report.max_jitter_p99_ms:g} ms",
+    )
+    worst_jitter = max([s.call_jitter_p99_ms_max for s in steps] + [0.0])
+    right.set_ylim(0, max(worst_jitter, report.max_jitter_p99_ms) * 1.4)
     right.set_ylabel("jitter p99 ms", color="tab:blue")
     lines = top.get_legend_handles_labels()
     more = right.get_legend_handles_labels()
@@ -149,12 +165,13 @@ def write_chart(report: LoadReport, path: Path) -> None:
             calls, [s.relay_cpu_percent or 0.0 for s in steps], "s-", color="tab:purple", label="relay CPU %"
         )
     if any(s.machine_cpu_percent is not None for s in steps):
+        cores = report.machine.get("cpus", 1.0)
         bottom.plot(
             calls,
-            [s.machine_cpu_percent or 0.0 for s in steps],
+            [(s.machine_cpu_percent or 0.0) * cores for s in steps],
             ":",
             color="grey",
-            label="machine busy % (all cores)",
+            label=f"whole machine ({cores:g} cores, all processes)",
         )
     bottom.set_ylabel("CPU % of one core")
     bottom.set_xlabel(f"concurrent {report.profile} calls ({report.transport.upper()})")
