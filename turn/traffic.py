@@ -31,7 +31,8 @@ from typing import Literal
 MAGIC = b"CL"
 VERSION = 1
 #: magic, version, direction, call id, sequence, send time (us), echoed send time (us), echo delay (us)
-_HEADER = struct.Struct("!2sBBIIQQI")
+HEADER_FORMAT = "!2sBBIIQQI"
+_HEADER = struct.Struct(HEADER_FORMAT)
 HEADER_SIZE = _HEADER.size
 #: Largest payload :func:`pack_packet` makes (fits a ChannelData message in one UDP datagram).
 MAX_PACKET = 65000
@@ -642,6 +643,7 @@ def iter_frames(schedule: PacketSchedule, until: float) -> Iterator[tuple[float,
 
 __all__ = [
     "DEFAULT_MTU_PAYLOAD",
+    "HEADER_FORMAT",
     "HEADER_SIZE",
     "MAGIC",
     "MAX_PACKET",

@@ -38,7 +38,15 @@ from aioice import stun
 from callops.orchestrator.load.plan import LoadPlan, Step
 from callops.orchestrator.load.report import CallResult, DirectionResult, StepHistograms, StepPart
 from callops.orchestrator.load.turnclient import FIRST_CHANNEL, TurnClient
-from callops.turn.traffic import Histogram, PacketSchedule, ReceiverStats, pack_into, unpack_fields
+from callops.turn.traffic import (
+    HEADER_FORMAT,
+    MAGIC,
+    VERSION,
+    Histogram,
+    PacketSchedule,
+    ReceiverStats,
+    unpack_fields,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +62,9 @@ SEND_EARLY_S = 0.002
 #: a call not up within this many seconds fails
 SETUP_TIMEOUT_S = 10.0
 
-_CHANNEL_HEADER = struct.Struct("!HH")
+#: a ChannelData header followed by the load packet header (callops.turn.traffic)
+_CHANNEL_PACKET = struct.Struct("!HH" + HEADER_FORMAT[1:])
+_LOAD_HEADER = struct.Struct(HEADER_FORMAT)
 _EPOLLIN = select.EPOLLIN
 _EPOLLOUT = select.EPOLLOUT
 
@@ -184,6 +194,7 @@ class Worker:
         self.pending_setup: list[_Peer] = []
         self.ssl_context: ssl.SSLContext | None = None
         self._buf = bytearray(65536)
+        self._bufview = memoryview(self._buf)
         self._rbuf = bytearray(65536)
         self._rview = memoryview(self._rbuf)
         self.stopped_early = False
@@ -300,20 +311,23 @@ class Worker:
         echo_us, echo_delay = call.cur[1 - direction].echo(now_us)
         cid = call.cid
         seq = call.seq[direction]
+        view = self._bufview
         for size in sizes:
-            _CHANNEL_HEADER.pack_into(buf, 0, channel, size)
-            pack_into(buf, 4, cid, direction, seq, now_us, echo_us, echo_delay)
+            # ChannelData header and load header in one go (RFC 8656 section 12.4)
+            _CHANNEL_PACKET.pack_into(
+                buf, 0, channel, size, MAGIC, VERSION, direction, cid, seq, now_us, echo_us, echo_delay
+            )
             total = 4 + size
             if peer.stream:
                 total = (total + 3) & ~3  # RFC 8656 section 12.5: pad to 4 over TCP
                 if len(peer.outbuf) + total > MAX_STREAM_BUFFER:
                     call.send_drops += 1
                     continue
-                peer.outbuf += memoryview(buf)[:total]
+                peer.outbuf += view[:total]
                 seq += 1
             else:
                 try:
-                    peer.sock.send(memoryview(buf)[:total])
+                    peer.sock.send(view[:total])
                     seq += 1
                 except (BlockingIOError, InterruptedError):
                     call.send_drops += 1
@@ -336,9 +350,10 @@ class Worker:
             except OSError:  # would block, or an ICMP error from the relay
                 return
             if n >= 36 and 0x40 <= rbuf[0] <= 0x4F:  # ChannelData: the common case, inline
-                try:
-                    cid, direction, seq, sent_us, echo_us, delay = unpack_fields(rbuf, 4)
-                except ValueError:
+                magic, version, direction, cid, seq, sent_us, echo_us, delay = _LOAD_HEADER.unpack_from(
+                    rbuf, 4
+                )
+                if magic != MAGIC or version != VERSION or direction > 1:
                     return
                 call = peer.call
                 if cid != call.cid or direction == peer.side:
