@@ -116,33 +116,39 @@ def _received(report: dict[str, Any]) -> int:
 
 
 def generator_vs_uclient(
-    relay: LoopbackCoturn, secret_file: Path, calls: int, seconds: float, runs: int
+    relay: LoopbackCoturn, secret_file: Path, clients: int, messages: int, runs: int
 ) -> dict[str, Any]:
+    """uclient first (its achieved rate decides ours: uclient does not keep its nominal -z 20),
+    then callops load with as many voice calls (100 packets/s each) and as long as gives the same
+    packet rate and count."""
     ours_steady, ours_total, theirs, rates = [], [], [], []
     for _ in range(runs):
-        packets_ours = int(calls * 2 * 50 * seconds)
+        got, cpu, wall = _uclient(relay, clients, messages)
+        theirs.append(1_000_000 * cpu / got)  # CPU ms per 1000 packets
+        pps = got / wall
+        calls = max(1, round(pps / 100))
+        seconds = round(got / (calls * 100), 1)
         report, total_cpu = _load(
             relay, secret_file, "--calls", str(calls), "--duration", f"{seconds:g}", "--workers", "1"
         )
         received = _received(report)
-        ours_steady.append(1000 * _worker_cpu_s(report) / received)
-        ours_total.append(1000 * total_cpu / received)
-        got, cpu, wall = _uclient(relay, 2 * calls, packets_ours // (2 * calls))
-        theirs.append(1000 * cpu / got)
+        ours_steady.append(1_000_000 * _worker_cpu_s(report) / received)
+        ours_total.append(1_000_000 * total_cpu / received)
         rates.append(
             {
-                "callops_pps": received / seconds,
-                "uclient_pps": got / wall,
+                "uclient_pps": round(pps),
                 "uclient_packets": got,
+                "callops_calls": calls,
+                "callops_seconds": seconds,
+                "callops_pps": round(received / seconds),
                 "callops_packets": received,
             }
         )
     result = {
-        "calls": calls,
-        "seconds": seconds,
-        "callops_worker_cpu_ms_per_1000_packets": round(median(ours_steady), 2),
-        "callops_process_tree_cpu_ms_per_1000_packets": round(median(ours_total), 2),
-        "uclient_cpu_ms_per_1000_packets": round(median(theirs), 2),
+        "uclient": f"turnutils_uclient -y -c -m {clients} -n {messages} -l 120 -z 20",
+        "callops_worker_cpu_ms_per_1000_packets": round(median(ours_steady), 1),
+        "callops_process_tree_cpu_ms_per_1000_packets": round(median(ours_total), 1),
+        "uclient_cpu_ms_per_1000_packets": round(median(theirs), 1),
         "rates": rates,
     }
     result["ratio_worker_vs_uclient"] = round(median(ours_steady) / median(theirs), 2)
@@ -191,9 +197,9 @@ def main() -> None:
         try:
             if "ratio" in parts:
                 out["machine_before_ratio"] = _machine_state()
-                calls, seconds = (5, 4.0) if args.quick else (20, 10.0)
+                clients, messages = (10, 200) if args.quick else (40, 500)
                 out["generator_vs_uclient"] = generator_vs_uclient(
-                    relay, secret_file, calls, seconds, 1 if args.quick else args.runs
+                    relay, secret_file, clients, messages, 1 if args.quick else args.runs
                 )
             if "500" in parts:
                 out["machine_before_500"] = _machine_state()

@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 #: RFC 8656 section 12: channel numbers 0x4000-0x4FFF
 FIRST_CHANNEL = 0x4000
 #: UDP retransmission: first RTO and the number of sends (RFC 8489 section 6.2.1, shortened)
-RTO_S = 0.25
-MAX_SENDS = 6
+RTO_S = 0.5
+MAX_SENDS = 5
 #: a request over TCP/TLS is given up after this long (no retransmissions on streams)
 STREAM_TIMEOUT_S = 5.0
 
@@ -94,6 +94,8 @@ class TurnClient:
         self.allocate_ms: float | None = None
         self.refreshes = 0
         self.rebinds = 0
+        #: allocations whose success answer was lost and that were deleted and made again
+        self.recoveries = 0
         self._pending: dict[bytes, _Pending] = {}
         self._outbox: list[bytes] = []
         self._events: list[TurnEvent] = []
@@ -139,11 +141,14 @@ class TurnClient:
 
     def allocate(self, now: float) -> None:
         """Start the Allocate (RFC 8656 section 7.1); the 401 round follows by itself."""
+        self._started = now
+        self._set_state("allocating")
+        self._allocate_request(now)
+
+    def _allocate_request(self, now: float) -> None:
         request = stun.Message(message_method=stun.Method.ALLOCATE, message_class=stun.Class.REQUEST)
         request.attributes["LIFETIME"] = self.lifetime
         request.attributes["REQUESTED-TRANSPORT"] = _UDP_TRANSPORT
-        self._started = now
-        self._set_state("allocating")
         self._send(request, "allocate", now)
 
     def bind(self, peer: tuple[str, int], channel: int, now: float) -> None:
@@ -160,10 +165,10 @@ class TurnClient:
         request.attributes["XOR-PEER-ADDRESS"] = self.peer
         self._send(request, "bind", now)
 
-    def _refresh(self, now: float, lifetime: int) -> None:
+    def _refresh(self, now: float, lifetime: int, kind: str | None = None) -> None:
         request = stun.Message(message_method=stun.Method.REFRESH, message_class=stun.Class.REQUEST)
         request.attributes["LIFETIME"] = lifetime
-        self._send(request, "refresh" if lifetime else "release", now)
+        self._send(request, kind or ("refresh" if lifetime else "release"), now)
 
     def release(self, now: float) -> None:
         """Refresh with LIFETIME 0 (RFC 8656 section 7.2); nobody waits for the answer."""
@@ -190,6 +195,16 @@ class TurnClient:
             if code == 438 and "NONCE" in message.attributes:
                 self.nonce = message.attributes["NONCE"]
                 self._resend(pending, now)
+                return
+            if code == 437 and pending.kind == "allocate" and pending.sends > 1 and not self.recoveries:
+                # a retransmitted Allocate whose first copy created the allocation, but whose answer
+                # was lost (or overtaken): delete that allocation, then allocate again
+                self.recoveries += 1
+                self._set_state("allocating", "437 after a retransmission: deleting the orphan")
+                self._refresh(now, 0, kind="reset")
+                return
+            if pending.kind == "reset":  # the orphan is gone either way: allocate again
+                self._allocate_request(now)
                 return
             meaning = ERROR_MEANINGS.get(int(code), str(reason).strip() or "error")
             self._fail(f"{self.label}: {pending.kind} failed: {code}: {meaning}", int(code))
@@ -219,6 +234,8 @@ class TurnClient:
         elif pending.kind == "refresh":
             self.refreshes += 1
             self._events.append(TurnEvent("refreshed", "allocation"))
+        elif pending.kind == "reset":
+            self._allocate_request(now)
 
     def poll(self, now: float) -> None:
         """Retransmit (UDP), give up on unanswered requests, and send due refreshes."""

@@ -107,3 +107,30 @@ def test_stale_nonce_is_retried_with_the_new_nonce() -> None:
     )
     (again,) = client.data_to_send()
     assert stun.parse_message(again).attributes["NONCE"] == b"n2" and client.state == "binding"
+
+
+def test_an_allocation_whose_answer_was_lost_is_deleted_and_made_again() -> None:
+    client = TurnClient("u", "p", stream=False)
+    client.allocate(0.0)
+    (first,) = client.data_to_send()
+    client.receive(
+        _answer(
+            first, stun.Class.ERROR, **{"ERROR-CODE": (401, "Unauthorized"), "REALM": "r", "NONCE": b"n"}
+        ),
+        0.0,
+    )
+    (allocate,) = client.data_to_send()
+    client.poll(0.6)  # no answer yet: retransmitted; the server made the allocation from the first copy
+    assert client.data_to_send() == [allocate]
+    client.receive(_answer(allocate, stun.Class.ERROR, **{"ERROR-CODE": (437, "Allocation Mismatch")}), 0.7)
+    (reset,) = client.data_to_send()
+    request = stun.parse_message(reset)
+    assert request.message_method == stun.Method.REFRESH and request.attributes["LIFETIME"] == 0
+    client.receive(_answer(reset, stun.Class.RESPONSE), 0.8)
+    (again,) = client.data_to_send()
+    assert stun.parse_message(again).message_method == stun.Method.ALLOCATE
+    client.receive(
+        _answer(again, stun.Class.RESPONSE, **{"XOR-RELAYED-ADDRESS": ("127.0.0.1", 50002), "LIFETIME": 600}),
+        0.9,
+    )
+    assert client.state == "allocated" and client.recoveries == 1 and client.events()[0].kind == "allocated"
