@@ -273,3 +273,26 @@ def test_a_sampled_real_call_through_the_loaded_relay_reports_mos(
     assert sample.ok, sample.failure
     assert sample.mos is not None and sample.mos > 4.0 and sample.calls_running == 4
     assert report.ok and report.steps[0].loss_percent == 0.0
+
+
+def test_an_allocation_quota_is_named_as_the_bottleneck(tmp_path: Path) -> None:
+    import secrets as _secrets
+
+    from callops.secret import Secret
+    from callops.turn.coturn import start_loopback_coturn
+    from callops.turn.credentials import rest_credentials
+
+    secret = Secret(_secrets.token_hex(16), source="test")
+    quota = start_loopback_coturn(
+        tmp_path / "quota", secret=secret, extra=["allow-loopback-peers", "user-quota=3"], rfc5780=False
+    )
+    try:
+        creds = rest_credentials(secret, "load-test")
+        plan = LoadPlan(turn=quota.turn_udp, calls=2, duration_s=1.0, workers=1)
+        report = run_bounded(run_load(plan, LoadRun(creds.username, Secret(creds.credential, "test"))), 30)
+    finally:
+        quota.process.stop()
+    (step,) = report.steps
+    assert (step.active, step.failed) == (1, 1) and step.allocation_failures == {"486": 1}
+    assert report.capacity is None and report.bottleneck is not None
+    assert report.bottleneck.startswith("relay allocation limit (1x 486")
