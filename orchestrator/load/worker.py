@@ -58,7 +58,9 @@ CONTROL_PERIOD_S = 0.1
 SETUPS_PER_TURN = 16
 #: packets due within this many seconds go out now: one wake-up sends a batch (the send
 #: timestamp is the real one, so this moves no measured figure)
-SEND_EARLY_S = 0.002
+SEND_EARLY_S = 0.005
+#: new ports tried for one call whose allocations meet 437 (a stale allocation on the 5-tuple)
+MAX_REPLACEMENTS = 3
 #: a call not up within this many seconds fails
 SETUP_TIMEOUT_S = 10.0
 
@@ -123,6 +125,7 @@ class _Call:
         "peers",
         "prev",
         "prev_sent",
+        "replacements",
         "schedules",
         "send_drops",
         "seq",
@@ -146,6 +149,7 @@ class _Call:
         self.prev_sent = [0, 0]
         self.schedules: list[PacketSchedule] = []
         self.send_drops = 0
+        self.replacements = 0
 
 
 class _Ending:
@@ -209,25 +213,38 @@ class Worker:
         call = _Call(cid, now)
         self.calls[cid] = call
         for side in (0, 1):
-            stream = self.transport != "udp"
-            sock = socket.socket(
-                socket.AF_INET6 if ":" in self.server[0] else socket.AF_INET,
-                socket.SOCK_STREAM if stream else socket.SOCK_DGRAM,
-            )
-            sock.setblocking(False)
-            client = TurnClient(
-                self.credentials.username,
-                self.credentials.password,
-                stream=stream,
-                lifetime=self.plan.lifetime_s,
-                refresh_s=self.plan.refresh_s,
-                rebind_s=self.plan.rebind_s,
-                label=f"call {cid}{'ab'[side]}",
-            )
-            peer = _Peer(call, side, sock, client, stream)
-            call.peers.append(peer)
-            self.by_fd[peer.fd] = peer
-            self.pending_setup.append(peer)
+            call.peers.append(self._new_peer(call, side))
+
+    def _new_peer(self, call: _Call, side: int) -> _Peer:
+        """A socket and a TURN client for one side of ``call``, queued for setup."""
+        stream = self.transport != "udp"
+        sock = socket.socket(
+            socket.AF_INET6 if ":" in self.server[0] else socket.AF_INET,
+            socket.SOCK_STREAM if stream else socket.SOCK_DGRAM,
+        )
+        sock.setblocking(False)
+        client = TurnClient(
+            self.credentials.username,
+            self.credentials.password,
+            stream=stream,
+            lifetime=self.plan.lifetime_s,
+            refresh_s=self.plan.refresh_s,
+            rebind_s=self.plan.rebind_s,
+            label=f"call {call.cid}{'ab'[side]}",
+        )
+        peer = _Peer(call, side, sock, client, stream)
+        self.by_fd[peer.fd] = peer
+        self.pending_setup.append(peer)
+        return peer
+
+    def _replace_peer(self, peer: _Peer) -> None:
+        """437 on our 5-tuple: an allocation of an earlier run still holds this local port on the
+        relay. Start this side again from another port (at most :data:`MAX_REPLACEMENTS` times)."""
+        call = peer.call
+        call.replacements += 1
+        log.debug("call %d: 437 on %s, again from a new port", call.cid, peer.client.label)
+        self._close_peer(peer)
+        call.peers[peer.side] = self._new_peer(call, peer.side)
 
     def _start_peer(self, peer: _Peer, now: float) -> None:
         try:
@@ -344,31 +361,35 @@ class Worker:
         if not peer.stream:
             # one datagram per readiness event: epoll is level-triggered, so a socket with more
             # queued comes back in the next poll -- cheaper than reading until EAGAIN raises
-            rbuf = self._rbuf
             try:
-                n = peer.sock.recv_into(rbuf)
+                n = peer.sock.recv_into(self._rbuf)
             except OSError:  # would block, or an ICMP error from the relay
                 return
-            if n >= 36 and 0x40 <= rbuf[0] <= 0x4F:  # ChannelData: the common case, inline
-                magic, version, direction, cid, seq, sent_us, echo_us, delay = _LOAD_HEADER.unpack_from(
-                    rbuf, 4
-                )
-                if magic != MAGIC or version != VERSION or direction > 1:
-                    return
-                call = peer.call
-                if cid != call.cid or direction == peer.side:
-                    return
-                if seq >= call.base[direction]:
-                    call.cur[direction].on_packet(seq, sent_us, (rbuf[2] << 8) | rbuf[3], now_us)
-                elif call.prev is not None:
-                    call.prev[direction].on_packet(seq, sent_us, (rbuf[2] << 8) | rbuf[3], now_us)
-                call.cur[1 - direction].on_echo(echo_us, delay, now_us)
-                return
-            self._frame(peer, self._rview, 0, n, now, now_us)
+            self._datagram(peer, self._rbuf, n, now, now_us)
             return
         if not peer.connected:
             self._stream_writable(peer, now)
             return
+        self._read_stream(peer, now, now_us)
+
+    def _datagram(self, peer: _Peer, rbuf: bytearray, n: int, now: float, now_us: int) -> None:
+        """One datagram from the relay: ChannelData (parsed in place) or a STUN message."""
+        if n >= 36 and 0x40 <= rbuf[0] <= 0x4F:  # ChannelData: the common case, inline
+            magic, version, direction, cid, seq, sent_us, echo_us, delay = _LOAD_HEADER.unpack_from(rbuf, 4)
+            if magic != MAGIC or version != VERSION or direction > 1:
+                return
+            call = peer.call
+            if cid != call.cid or direction == peer.side:
+                return
+            if seq >= call.base[direction]:
+                call.cur[direction].on_packet(seq, sent_us, (rbuf[2] << 8) | rbuf[3], now_us)
+            elif call.prev is not None:
+                call.prev[direction].on_packet(seq, sent_us, (rbuf[2] << 8) | rbuf[3], now_us)
+            call.cur[1 - direction].on_echo(echo_us, delay, now_us)
+            return
+        self._frame(peer, self._rview, 0, n, now, now_us)
+
+    def _read_stream(self, peer: _Peer, now: float, now_us: int) -> None:
         chunks = 0
         while chunks < 64:
             try:
@@ -442,6 +463,9 @@ class Worker:
         call = peer.call
         for event in peer.client.events():
             if event.kind == "failed":
+                if event.code == 437 and call.state == "setup" and call.replacements < MAX_REPLACEMENTS:
+                    self._replace_peer(peer)
+                    return
                 self._fail_call(call, event.detail, event.code)
                 return
             if event.kind == "allocated" and call.state == "setup":
@@ -637,7 +661,7 @@ class Worker:
             if now >= next_control:
                 next_control = now + CONTROL_PERIOD_S
                 self._control(now)
-            # wait for sockets
+            # wait for sockets (arrival times are taken when a datagram is read)
             timeout = 0.01
             if heap:
                 timeout = min(timeout, max(0.0, heap[0][0] - SEND_EARLY_S - self.clock()))
