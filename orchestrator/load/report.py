@@ -271,6 +271,8 @@ def bottleneck(step: StepReport, *, generator_cores: float, relay_cores: float |
     if quota:
         codes = ", ".join(f"{v}x {k}" for k, v in sorted(quota.items()))
         return f"relay allocation limit ({codes}: quota or relay ports exhausted)"
+    if step.failed:
+        return f"call failures ({step.problems[0] if step.problems else 'see the step'})"
     if step.skipped_frames or step.send_drops or step.generator_cpu_percent >= 90 * generator_cores:
         return (
             f"load generator (CPU {step.generator_cpu_percent:g} % of {generator_cores:g} core(s), "
@@ -283,8 +285,8 @@ def bottleneck(step: StepReport, *, generator_cores: float, relay_cores: float |
         return f"relay CPU ({step.relay_cpu_percent:g} % of one core)"
     if step.machine_cpu_percent is not None and step.machine_cpu_percent >= 90:
         return f"this machine's CPU ({step.machine_cpu_percent:g} % busy; relay and generator share it)"
-    if step.failed:
-        return f"call setup failures ({step.problems[0] if step.problems else 'see the step'})"
+    if step.active < len(step.call_results):
+        return "call setup: calls were not up by the end of the step (the relay answers slowly or not at all)"
     return "not visible to callops (loss or jitter without a CPU or allocation limit: check the network)"
 
 

@@ -363,7 +363,11 @@ class Worker:
             # queued comes back in the next poll -- cheaper than reading until EAGAIN raises
             try:
                 n = peer.sock.recv_into(self._rbuf)
-            except OSError:  # would block, or an ICMP error from the relay
+            except BlockingIOError:
+                return
+            except OSError as exc:  # an ICMP error: nothing listens there (any more)
+                if peer.call.state == "setup":
+                    self._fail_call(peer.call, f"{self.plan.uri.label}: {exc.strerror or exc}", 0)
                 return
             self._datagram(peer, self._rbuf, n, now, now_us)
             return

@@ -296,3 +296,18 @@ def test_an_allocation_quota_is_named_as_the_bottleneck(tmp_path: Path) -> None:
     assert (step.active, step.failed) == (1, 1) and step.allocation_failures == {"486": 1}
     assert report.capacity is None and report.bottleneck is not None
     assert report.bottleneck.startswith("relay allocation limit (1x 486")
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_a_relay_that_does_not_listen_fails_the_calls_with_the_reason(transport: str) -> None:
+    from callops.secret import Secret
+    from callops.turn.coturn import free_port
+
+    plan = LoadPlan(
+        turn=f"turn:127.0.0.1:{free_port()}?transport={transport}", calls=1, duration_s=1.0, workers=1
+    )
+    report = run_bounded(run_load(plan, LoadRun("1:nobody", Secret("x", "test"))), 30)
+    (step,) = report.steps
+    assert step.failed == 1 and "Connection refused" in step.problems[0]
+    assert report.capacity is None and report.bottleneck is not None
+    assert report.bottleneck.startswith("call failures")
