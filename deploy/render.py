@@ -32,13 +32,36 @@ from callops.orchestrator.exporter.config import ExporterSettings
 from callops.secret import Secret
 from callops.turn.config import CallopsConfig, TurnDeployment, config_error_from, render_turnserver_conf
 
-Target = Literal["systemd", "kubernetes", "compose"]
+Target = Literal["systemd", "kubernetes", "compose", "kubernetes-load"]
 TARGETS: tuple[Target, ...] = ("systemd", "kubernetes", "compose")
+#: ``callops load`` shards as a Kubernetes Indexed Job (not a relay deployment: not in TARGETS)
+LOAD_TARGET: Target = "kubernetes-load"
 
 #: where Debian's coturn package and the official image read their config
 CONF_PATH = "/etc/turnserver.conf"
 _K8S_SECRET_KEY = "turn-secret"
 _IMAGE_CONF_DIR = "/etc/coturn"
+
+
+class LoadJobOptions(BaseModel):
+    """``deploy: load:`` -- the ``callops load`` run the ``kubernetes-load`` target renders."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    shards: int = Field(default=2, ge=1, le=100)
+    """Load pods (Indexed Job completions and parallelism); each runs ``--shard i/N``."""
+    profile: Literal["voice", "video"] = "voice"
+    transport: Literal["udp", "tcp", "tls"] = "udp"
+    calls: int = Field(default=100, ge=1)
+    """Concurrent calls of the whole plan (spread over the shards); with ``ramp``, the ramp's maximum."""
+    ramp: bool = False
+    step_s: float = Field(default=30.0, ge=2)
+    duration_s: float = Field(default=120.0, gt=0)
+    workers: int = Field(default=2, ge=1, le=64)
+    """Generator processes per pod (one per requested core)."""
+    results_storage: str = "1Gi"
+    """Size of the ReadWriteMany volume the shard reports are written to (merge reads them there)."""
+    storage_class: str | None = None
 
 
 class DeployOptions(BaseModel):
@@ -71,6 +94,8 @@ class DeployOptions(BaseModel):
     """Install nftables rules for the listening and relay ports by default (systemd target)."""
     turn_user: str = "turnserver"
     """The user Debian's coturn package runs as."""
+    load: LoadJobOptions = Field(default_factory=LoadJobOptions)
+    """The load test the ``kubernetes-load`` target renders (only against relays you operate)."""
 
     def coturn_image(self, deployment: TurnDeployment) -> str:
         return self.image or f"coturn/coturn:{deployment.coturn_version}"
@@ -382,6 +407,192 @@ def render_kubernetes(
     return header + "---\n".join(docs)
 
 
+#: the pod annotation an Indexed Job sets to the pod's completion index
+_COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+
+
+def load_job_objects(deployment: TurnDeployment, options: DeployOptions) -> list[dict[str, Any]]:
+    """PVC, Indexed Job (N shards of ``callops load``) and the merge Job, as dicts."""
+    d, o, lo = deployment, options, options.load
+    labels = {**_labels(o), "app.kubernetes.io/component": "load"}
+    meta = {"namespace": o.namespace, "labels": labels}
+    secret_dir = "/etc/callops-secret"
+    results = "/results"
+    if lo.transport == "tls":
+        if not d.tls_enabled:
+            raise UsageError(
+                "deploy.load.transport tls needs TLS on the relay", hint="set turn.tls_cert_file"
+            )
+        relay = f"turns:{o.probe_target(d)}:{d.tls_listening_port}"
+    else:
+        relay = f"turn:{o.probe_target(d)}:{d.listening_port}?transport={lo.transport}"
+    plan = ["--profile", lo.profile, "--workers", str(lo.workers)]
+    if lo.ramp:
+        plan += ["--ramp", "--ramp-max", str(lo.calls), "--step-duration", f"{lo.step_s:g}"]
+        total = lo.step_s * 50
+    else:
+        plan += ["--calls", str(lo.calls), "--duration", f"{lo.duration_s:g}"]
+        total = lo.duration_s
+    plan += ["--max-calls", str(max(600, lo.calls)), "--max-duration", f"{max(900.0, total):g}"]
+    security: dict[str, Any] = {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    pod_security = {"runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534, "fsGroup": 65534}
+    volumes: list[dict[str, Any]] = [
+        {"name": "secret", "secret": {"secretName": f"{o.name}-secret", "defaultMode": 0o440}},
+        {"name": "results", "persistentVolumeClaim": {"claimName": f"{o.name}-load-results"}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+    ]
+    mounts = [
+        {"name": "secret", "mountPath": secret_dir, "readOnly": True},
+        {"name": "results", "mountPath": results},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    shard_command = [
+        "callops",
+        "load",
+        "--turn",
+        relay,
+        "--secret-file",
+        f"{secret_dir}/{_K8S_SECRET_KEY}",
+        *plan,
+        "--shard",
+        f"$(SHARD_INDEX)/{lo.shards}",
+        "--report",
+        f"{results}/shard-$(SHARD_INDEX).json",
+        "--junit",
+        f"{results}/shard-$(SHARD_INDEX).xml",
+    ]
+    pvc_spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteMany"],
+        "resources": {"requests": {"storage": lo.results_storage}},
+    }
+    if lo.storage_class:
+        pvc_spec["storageClassName"] = lo.storage_class
+    cpu = str(lo.workers)
+    shard_job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": f"{o.name}-load", **meta},
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": lo.shards,
+            "parallelism": lo.shards,
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": int(total) + 600,
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "securityContext": pod_security,
+                    # one shard per node: the generators must not share a machine's CPU
+                    "affinity": {
+                        "podAntiAffinity": {
+                            "preferredDuringSchedulingIgnoredDuringExecution": [
+                                {
+                                    "weight": 100,
+                                    "podAffinityTerm": {
+                                        "labelSelector": {"matchLabels": labels},
+                                        "topologyKey": "kubernetes.io/hostname",
+                                    },
+                                }
+                            ]
+                        }
+                    },
+                    "containers": [
+                        {
+                            "name": "load",
+                            "image": o.callops_image,
+                            "command": shard_command,
+                            "env": [
+                                {
+                                    "name": "SHARD_INDEX",
+                                    "valueFrom": {"fieldRef": {"fieldPath": _COMPLETION_INDEX}},
+                                }
+                            ],
+                            "resources": {
+                                "requests": {"cpu": cpu, "memory": "512Mi"},
+                                "limits": {"cpu": cpu, "memory": "1Gi"},
+                            },
+                            "securityContext": security,
+                            "volumeMounts": mounts,
+                        }
+                    ],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
+    merge_job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": f"{o.name}-load-merge", **meta},
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": 600,
+            "template": {
+                "metadata": {"labels": {**labels, "app.kubernetes.io/component": "load-merge"}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "securityContext": pod_security,
+                    "containers": [
+                        {
+                            "name": "merge",
+                            "image": o.callops_image,
+                            "command": [
+                                "sh",
+                                "-c",
+                                f"exec callops load merge {results}/shard-*.json "
+                                f"--report {results}/merged.json --junit {results}/merged.xml "
+                                f"--chart {results}/merged.png",
+                            ],
+                            "resources": {
+                                "requests": {"cpu": "100m", "memory": "256Mi"},
+                                "limits": {"memory": "1Gi"},
+                            },
+                            "securityContext": security,
+                            "volumeMounts": [
+                                {"name": "results", "mountPath": results},
+                                {"name": "tmp", "mountPath": "/tmp"},
+                            ],
+                        }
+                    ],
+                    "volumes": volumes[1:],
+                },
+            },
+        },
+    }
+    pvc = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": f"{o.name}-load-results", **meta},
+        "spec": pvc_spec,
+    }
+    return [pvc, shard_job, merge_job]
+
+
+def render_load_job(deployment: TurnDeployment, options: DeployOptions) -> dict[str, str]:
+    """``load-job.yaml`` (results volume + Indexed Job) and ``load-merge.yaml`` (the merge Job)."""
+    pvc, shard_job, merge_job = load_job_objects(deployment, options)
+    o, lo = options, options.load
+    header = (
+        "# callops load as a Kubernetes Indexed Job, rendered by\n"
+        "# `callops deploy render --target kubernetes-load`. ONLY AGAINST RELAYS YOU OPERATE.\n"
+        f"# {lo.shards} pods run `callops load --shard i/{lo.shards}` at once and write\n"
+        f"# /results/shard-i.json to the volume {o.name}-load-results; when the Job is complete,\n"
+        f"#   kubectl -n {o.namespace} wait --for=condition=complete job/{o.name}-load --timeout=1h\n"
+        "#   kubectl apply -f load-merge.yaml\n"
+        "# merges them (percentiles recomputed from the per-call data) into /results/merged.json.\n"
+        f"# The Secret {o.name}-secret (key {_K8S_SECRET_KEY}) is the relay's, from the kubernetes target.\n"
+    )
+    return {
+        "load-job.yaml": header + _yaml(pvc) + "---\n" + _yaml(shard_job),
+        "load-merge.yaml": "# Run after the load Job completed (see load-job.yaml).\n" + _yaml(merge_job),
+    }
+
+
 def render_compose(deployment: TurnDeployment, options: DeployOptions) -> str:
     d, o = deployment, options
     join = (
@@ -461,7 +672,9 @@ def render_bundle(
         return {"coturn.yaml": render_kubernetes(deployment, o, secret=secret), **extra}
     if target == "compose":
         return {"compose.yaml": render_compose(deployment, o), "turnserver.conf": conf}
-    raise UsageError(f"unknown target {target!r}", hint=f"use one of {', '.join(TARGETS)}")
+    if target == LOAD_TARGET:
+        return render_load_job(deployment, o)
+    raise UsageError(f"unknown target {target!r}", hint=f"use one of {', '.join(TARGETS)}, {LOAD_TARGET}")
 
 
 def write_bundle(
@@ -487,14 +700,18 @@ def write_bundle(
 
 __all__ = [
     "CONF_PATH",
+    "LOAD_TARGET",
     "TARGETS",
     "DeployOptions",
+    "LoadJobOptions",
     "Target",
     "deploy_options",
     "kubernetes_objects",
+    "load_job_objects",
     "render_bundle",
     "render_compose",
     "render_install_script",
     "render_kubernetes",
+    "render_load_job",
     "write_bundle",
 ]

@@ -53,6 +53,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "exporter",
         "Serve STUN/TURN/ICE probes to Prometheus.",
     ),
+    "load": ("callops.orchestrator.cli.load", "load", "Call-shaped relay load: capacity, MOS."),
 }
 
 log = logging.getLogger("callops")

@@ -18,7 +18,7 @@ def deploy() -> None:
 @deploy.command()
 @click.option(
     "--target",
-    type=click.Choice(["systemd", "kubernetes", "compose"]),
+    type=click.Choice(["systemd", "kubernetes", "compose", "kubernetes-load"]),
     required=True,
     help="What to render for.",
 )

@@ -1,0 +1,290 @@
+"""``callops load`` and ``callops load merge``: call-shaped load against one relay, and shard merging.
+
+Thin commands: options are parsed here, the work is in :mod:`callops.orchestrator.load`. Only
+against relays you operate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+SECRET_ENV = "CALLOPS_TURN_SECRET"
+PASSWORD_ENV = "CALLOPS_TURN_PASSWORD"
+#: the TURN REST user name of load allocations
+LOAD_USER = "callops-load"
+
+
+def _write(path: Path, text: str) -> None:
+    from callops.errors import UsageError
+
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _outputs(
+    report: Any, *, as_json: bool, report_path: Path | None, junit: Path | None, chart: Path | None
+) -> None:
+    from callops.orchestrator.load.output import junit_xml, summary_lines, write_chart
+
+    text = report.model_dump_json(indent=2) + "\n"
+    if report_path is not None:
+        _write(report_path, text)
+    if junit is not None:
+        _write(junit, junit_xml(report))
+    if chart is not None:
+        write_chart(report, chart)
+    if as_json:
+        click.echo(text, nl=False)
+    else:
+        for line in summary_lines(report):
+            click.echo(line)
+
+
+@click.group(invoke_without_command=True)
+@click.option(
+    "--turn", "turn_url", metavar="URI", help="The relay: turn:HOST:PORT[?transport=tcp] or turns:HOST:PORT."
+)
+@click.option(
+    "--secret-file", type=click.Path(dir_okay=False), help=f"TURN REST shared secret file (or {SECRET_ENV})."
+)
+@click.option("--user", help="Long-term TURN user (with --password-file).")
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False),
+    help=f"Long-term TURN password file (or {PASSWORD_ENV}).",
+)
+@click.option(
+    "--ca-file", type=click.Path(dir_okay=False, exists=True), help="CA certificate for turns: (PEM)."
+)
+@click.option("--insecure", is_flag=True, help="turns: without certificate verification.")
+@click.option("--profile", type=click.Choice(["voice", "video"]), default="voice", show_default=True)
+@click.option("--video-bitrate", type=int, default=1_500_000, show_default=True, help="Video profile bits/s.")
+@click.option("--fps", type=float, default=30.0, show_default=True, help="Video frames/s (15-30).")
+@click.option("--calls", type=int, default=10, show_default=True, help="Concurrent calls (without --ramp).")
+@click.option(
+    "--duration", type=float, default=10.0, show_default=True, help="Seconds of load (without --ramp)."
+)
+@click.option("--ramp", is_flag=True, help="Add calls in steps and report the capacity (see --ramp-*).")
+@click.option("--ramp-start", type=int, default=10, show_default=True)
+@click.option("--ramp-step", type=int, default=10, show_default=True)
+@click.option("--ramp-max", type=int, default=200, show_default=True)
+@click.option("--step-duration", type=float, default=10.0, show_default=True, help="Seconds per ramp step.")
+@click.option(
+    "--max-loss", type=float, default=1.0, show_default=True, help="A call degrades at this loss %."
+)
+@click.option(
+    "--max-jitter", type=float, default=30.0, show_default=True, help="... or at this p99 jitter (ms)."
+)
+@click.option("--max-calls", type=int, default=600, show_default=True, help="Cap: concurrent calls.")
+@click.option("--max-rate", type=int, default=60_000, show_default=True, help="Cap: packets/s to the relay.")
+@click.option("--max-duration", type=float, default=900.0, show_default=True, help="Cap: seconds of load.")
+@click.option("--workers", type=int, default=None, help="Generator processes (default: one per core).")
+@click.option("--shard", default="0/1", show_default=True, help="Run share i of N (0-based) of the plan.")
+@click.option(
+    "--sample-calls", type=int, default=0, show_default=True, help="Real aiortc calls per step (MOS)."
+)
+@click.option("--relay-pid", type=int, default=None, help="PID of a local relay (default: found via /proc).")
+@click.option("--refresh", "refresh_s", type=float, default=None, help="Allocation refresh interval, s.")
+@click.option(
+    "--rebind",
+    "rebind_s",
+    type=float,
+    default=240.0,
+    show_default=True,
+    help="Channel/permission refresh, s.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON on stdout (progress on stderr).")
+@click.option(
+    "--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report."
+)
+@click.option(
+    "--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML (one case per step)."
+)
+@click.option(
+    "--chart", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG: calls vs loss/jitter/CPU."
+)
+@click.pass_context
+def load(ctx: click.Context, /, **kwargs: Any) -> None:
+    """Call-shaped relayed load against ONE relay you operate: each call is two TURN allocations
+    exchanging ChannelData at a voice or video codec's rate both ways; per-call loss, jitter, RTT;
+    with --ramp, the capacity (largest step where every call keeps loss and p99 jitter under the
+    thresholds) and the first bottleneck. Hard caps (--max-*) bound every run; Ctrl-C/SIGTERM stop
+    within a second and still write the report. Exit 0 ok, 1 degraded or stopped, 2 bad plan.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from callops.errors import UsageError
+    from callops.orchestrator.load.cpu import cpu_count
+    from callops.orchestrator.load.output import TABLE_HEADER, step_row
+    from callops.orchestrator.load.plan import Caps, LoadPlan, Ramp, Thresholds, parse_shard
+    from callops.orchestrator.load.runner import LoadRun, SampleCallAuth, run_load
+    from callops.secret import Secret, load_secret
+    from callops.turn.credentials import rest_credentials
+
+    if kwargs["turn_url"] is None:
+        raise UsageError(
+            "callops load needs --turn URI", hint="the relay to load, e.g. --turn turn:127.0.0.1:3478"
+        )
+    shard_index, shard_count = parse_shard(kwargs["shard"])
+    for name in ("calls", "ramp_start", "ramp_step", "ramp_max", "max_calls", "max_rate"):
+        if kwargs[name] < 1:
+            raise UsageError(f"--{name.replace('_', '-')} {kwargs[name]} must be at least 1")
+    for name in ("duration", "step_duration", "max_duration"):
+        if kwargs[name] <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} {kwargs[name]:g} must be positive")
+    if kwargs["sample_calls"] < 0 or kwargs["sample_calls"] > 10:
+        raise UsageError(
+            f"--sample-calls {kwargs['sample_calls']} must be 0-10", hint="each is a full aiortc call"
+        )
+    try:
+        plan = LoadPlan(
+            turn=kwargs["turn_url"],
+            profile=kwargs["profile"],
+            video_bitrate_bps=kwargs["video_bitrate"],
+            video_fps=kwargs["fps"],
+            calls=kwargs["calls"],
+            duration_s=kwargs["duration"],
+            ramp=Ramp(
+                start=kwargs["ramp_start"],
+                step=kwargs["ramp_step"],
+                max=kwargs["ramp_max"],
+                step_s=kwargs["step_duration"],
+            )
+            if kwargs["ramp"]
+            else None,
+            workers=kwargs["workers"] or cpu_count(),
+            shard_index=shard_index,
+            shard_count=shard_count,
+            thresholds=Thresholds(
+                max_loss_percent=kwargs["max_loss"], max_jitter_p99_ms=kwargs["max_jitter"]
+            ),
+            caps=Caps(
+                max_calls=kwargs["max_calls"],
+                max_rate=kwargs["max_rate"],
+                max_duration_s=kwargs["max_duration"],
+            ),
+            refresh_s=kwargs["refresh_s"],
+            rebind_s=kwargs["rebind_s"],
+            ca_file=kwargs["ca_file"],
+            insecure=kwargs["insecure"],
+        )
+    except Exception as exc:  # pydantic's ValidationError: name the option
+        from pydantic import ValidationError
+
+        if not isinstance(exc, ValidationError):
+            raise
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
+        )
+        raise UsageError(f"invalid load plan: {problems}", hint="see callops load --help") from None
+    plan.check()
+    secret = load_secret(
+        file=kwargs["secret_file"], env=SECRET_ENV, what="TURN shared secret", required=False
+    )
+    sample_auth = SampleCallAuth()
+    if secret is not None:
+        ttl = int(plan.total_s + 3600)
+        creds = rest_credentials(secret, kwargs["user"] or LOAD_USER, ttl=ttl)
+        username, password = creds.username, Secret(creds.credential, source="TURN REST credential")
+        sample_auth = SampleCallAuth(secret=secret, user=kwargs["user"])
+    else:
+        password_secret = load_secret(
+            file=kwargs["password_file"], env=PASSWORD_ENV, what="TURN password", required=False
+        )
+        if password_secret is None or kwargs["user"] is None:
+            raise UsageError(
+                f"--turn {kwargs['turn_url']} needs credentials",
+                hint=f"--secret-file (or {SECRET_ENV}), or --user with --password-file (or {PASSWORD_ENV})",
+            )
+        username, password = kwargs["user"], password_secret
+        sample_auth = SampleCallAuth(user=kwargs["user"], password=password_secret)
+    out = sys.stderr if kwargs["as_json"] else sys.stdout
+    print(
+        f"callops load: {plan.peak_calls} {plan.profile} calls max over {plan.transport.upper()} "
+        f"to {plan.uri}, "
+        f"{len(plan.steps())} step(s), {plan.total_s:g} s, {plan.workers} worker(s), "
+        f"shard {shard_index}/{shard_count}",
+        file=out,
+    )
+    print(TABLE_HEADER, file=out, flush=True)
+    run = LoadRun(
+        username=username,
+        password=password,
+        sample_calls=kwargs["sample_calls"],
+        sample_auth=sample_auth,
+        relay_pid=kwargs["relay_pid"],
+        progress=lambda step: print(step_row(step), file=out, flush=True),
+    )
+    report = asyncio.run(run_load(plan, run))
+    _outputs(
+        report,
+        as_json=kwargs["as_json"],
+        report_path=kwargs["report_path"],
+        junit=kwargs["junit"],
+        chart=kwargs["chart"],
+    )
+    ctx.exit(0 if report.ok and report.stopped_by in ("plan", "capacity") else 1)
+
+
+@load.command("merge")
+@click.argument(
+    "reports", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path)
+)
+@click.option("--json", "as_json", is_flag=True, help="The merged report as JSON on stdout.")
+@click.option(
+    "--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the merged JSON."
+)
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML.")
+@click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), help="Write the PNG chart.")
+@click.pass_context
+def merge(  # noqa: PLR0917 -- click passes every option
+    ctx: click.Context,
+    reports: tuple[Path, ...],
+    as_json: bool,
+    report_path: Path | None,
+    junit: Path | None,
+    chart: Path | None,
+) -> None:
+    """Merge shard reports (callops load --shard i/N --report F) into one; percentiles are
+    recomputed from the per-call data and histograms, not averaged."""
+    import pydantic
+
+    from callops.errors import UsageError, ValidationError
+    from callops.orchestrator.load.output import TABLE_HEADER, step_row
+    from callops.orchestrator.load.report import LoadReport, merge_reports
+
+    loaded = []
+    for path in reports:
+        try:
+            loaded.append(LoadReport.model_validate_json(path.read_bytes()))
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        except pydantic.ValidationError as exc:
+            raise ValidationError(
+                f"load report {path}",
+                [
+                    (".".join(str(p) for p in e["loc"]) or "(document)", e["msg"])
+                    for e in exc.errors(include_url=False)
+                ][:5],
+                hint="give the JSON files written by callops load --report",
+            ) from None
+    try:
+        merged = merge_reports(loaded)
+    except ValueError as exc:
+        raise UsageError(f"cannot merge: {exc}", hint="merge the shards of one plan") from None
+    if not as_json:
+        click.echo(TABLE_HEADER)
+        for step in merged.steps:
+            click.echo(step_row(step))
+    _outputs(merged, as_json=as_json, report_path=report_path, junit=junit, chart=chart)
+    ctx.exit(0 if merged.ok else 1)
+
+
+__all__ = ["load", "merge"]
