@@ -15,8 +15,9 @@ and leaves the literal out; whoever installs it (``install-coturn.sh``, the Kube
 container, :func:`write_turnserver_conf` for tests and ``callops call``) appends
 ``static-auth-secret=...`` from the file into a copy readable only by coturn (0600/0640).
 
-:func:`load_config` reads ``callops.yaml``: its ``turn:`` section is a :class:`TurnDeployment`;
-other top-level sections belong to other commands and are kept untouched.
+The model of the whole ``callops.yaml`` (:class:`~callops.config_file.CallopsConfig`, whose
+``turn:`` section is a :class:`TurnDeployment`) lives in :mod:`callops.config_file`; its names are
+still importable from here for the modules that have not moved yet.
 """
 
 from __future__ import annotations
@@ -26,14 +27,19 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from callops.errors import ConfigError, UsageError
+from callops.errors import UsageError
 from callops.secret import Secret
 from callops.turn.ranges import denied_by_default
+
+if TYPE_CHECKING:
+    # re-exported for deploy/render.py and orchestrator/cli/{deploy,probe,turn_config}.py, which
+    # import them from here; loaded on first use because callops.config_file imports this module
+    from callops.config_file import CallopsConfig, config_error_from, load_config, parse_config
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -256,77 +262,6 @@ class TurnDeployment(BaseModel):
         return cls.model_validate(fields)
 
 
-class CallopsConfig(BaseModel):
-    """``callops.yaml``. Only ``turn:`` is read here; other sections are kept as they are."""
-
-    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
-
-    turn: TurnDeployment | None = None
-    """The coturn deployment (``callops turn config``, ``callops deploy render``)."""
-
-    def section(self, name: str) -> Any:
-        """A top-level section that belongs to another command (``probe:``, ``deploy:``), or ``None``."""
-        return (self.model_extra or {}).get(name)
-
-    def require_turn(self, path: str | os.PathLike[str] = "callops.yaml") -> TurnDeployment:
-        if self.turn is None:
-            raise ConfigError(
-                f"{path} has no 'turn:' section",
-                hint="add one with at least 'realm:' (see docs/turn-config.md)",
-            )
-        return self.turn
-
-
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    # pydantic names union members in the location ("lax-or-strict[...]", "function-after[...]"):
-    # a person wants only the field and the index.
-    return ".".join(str(part) for part in loc if isinstance(part, int) or not any(c in part for c in "[("))
-
-
-def config_error_from(exc: pydantic.ValidationError, source: str, *, section: str = "") -> ConfigError:
-    """A :class:`ConfigError` naming every bad field of ``source`` (under ``section``) and the fix."""
-    problems: dict[str, list[str]] = {}
-    for err in exc.errors():
-        field = ".".join(part for part in (section, _field_path(err["loc"])) if part) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field (check the spelling against docs/turn-config.md)"
-        elif err["type"] in ("ip_v4_address", "ip_v6_address", "ip_v4_network", "ip_v6_network"):
-            kind = "network" if "network" in err["type"] else "address"
-            msg = f"{str(err.get('input'))[:64]!r} is not a valid IP {kind}"
-        if msg not in problems.setdefault(field, []):
-            problems[field].append(msg)
-    text = "; ".join(f"{field}: {' or '.join(msgs)}" for field, msgs in problems.items())
-    return ConfigError(f"invalid {source}: " + text, hint="fix the named field(s)")
-
-
-def parse_config(data: Any, *, source: str = "callops.yaml") -> CallopsConfig:
-    """A :class:`CallopsConfig` from already-parsed YAML/JSON data."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source} must be a mapping of sections (turn:, probe:, ...)")
-    turn = data.get("turn")
-    try:
-        config = CallopsConfig.model_validate(data)
-    except pydantic.ValidationError as exc:
-        raise config_error_from(exc, source) from None
-    if turn is not None and not isinstance(turn, dict):
-        raise ConfigError(f"{source}: 'turn' must be a mapping of fields")
-    return config
-
-
-def load_config(path: str | os.PathLike[str]) -> CallopsConfig:
-    """Read ``callops.yaml``. Errors name the file, the line or the field, and the fix."""
-    from callops.files import CONFIG_CAP, read_user_text
-    from callops.yamlconfig import load_yaml
-
-    p = Path(path)
-    text = read_user_text(p, what="config file", cap=CONFIG_CAP, error=ConfigError)
-    data = load_yaml(text, source=str(p))
-    return parse_config(data, source=str(p))
-
-
 def _ip_range(network: IPNetwork) -> str:
     if network.num_addresses == 1:
         return str(network.network_address)
@@ -473,3 +408,15 @@ __all__ = [
     "write_private_file",
     "write_turnserver_conf",
 ]
+
+
+_MOVED_TO_CONFIG_FILE = frozenset({"CallopsConfig", "config_error_from", "load_config", "parse_config"})
+
+
+def __getattr__(name: str) -> Any:
+    """The names that moved to :mod:`callops.config_file`, for the importers not updated yet."""
+    if name in _MOVED_TO_CONFIG_FILE:
+        from callops import config_file
+
+        return getattr(config_file, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
