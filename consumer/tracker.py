@@ -80,7 +80,8 @@ class _Seen(StrEnum):
     CONVERSATION_DELETED = "conversation deleted"
 
 
-_WIRE_STATES = frozenset(SessionState)
+#: a wire ``sessionState`` -> what the tracker saw
+_SEEN_ON_WIRE: dict[str, _Seen] = {str(state): _Seen(state) for state in SessionState}
 
 #: (state, what was seen) -> next state; the state is ``None`` before the call is announced. A
 #: pair that is not here changes nothing: a repeated UPSERT of the same state, a state going
@@ -371,10 +372,13 @@ class InvitationTracker:
             if dialog.state == _CLOSE:
                 self._apply(call, _Seen.DIALOG_CLOSE, now, events)
             return
-        if state not in _WIRE_STATES:
+        if state == call.sessionState:
+            return  # a repeated UPSERT (the table has no such pair): the common case, kept cheap
+        seen = _SEEN_ON_WIRE.get(state)
+        if seen is None:
             log.info("dialog %s: unknown sessionState %r ignored", dialog_id, state)
             return
-        self._apply(call, _Seen(state), now, events)
+        self._apply(call, seen, now, events)
 
     def _first_sight(
         self, conversation_id: str, details: ConversationDetails, dialog: Dialog, now: float
