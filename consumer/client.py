@@ -14,7 +14,7 @@ authenticated consumer, for 1011, and when the fresh identity is rejected too, i
 :class:`TokenRejected` (an :class:`callops.errors.AuthenticationError`) whose message names the
 likely cause (expired, another account, clock skew). JWTs are never logged.
 
-The protocol's names are importable from here too.
+The protocol's names that were importable from here before it moved still are.
 """
 
 from __future__ import annotations
@@ -46,8 +46,6 @@ from callops.consumer.models import (
 from callops.consumer.protocol import (
     AUTH_CLOSE_CODES,
     DEFAULT_FEATURES,
-    RENEW_CLOSE_CODES,
-    RENEW_HOLDOFF,
     CloseDecision,
     ConnectionPolicy,
     ConsumerProtocol,
@@ -697,22 +695,13 @@ class ConsumerClient:
         self._queue.put_nowait(error)
 
 
+#: with the protocol's names that were importable from here before it had its own module
 __all__ = [
-    "AUTH_CLOSE_CODES",
-    "DEFAULT_FEATURES",
-    "RENEW_CLOSE_CODES",
-    "RENEW_HOLDOFF",
-    "CloseDecision",
-    "ConnectionPolicy",
     "ConsumerClient",
     "ConsumerProtocol",
-    "DropConnection",
     "NotificationReceived",
-    "OutgoingRequest",
-    "ProtocolEvent",
     "RequestRejected",
     "ResponseReceived",
-    "TimerAction",
     "TokenRejected",
     "backoff_delays",
     "consumer_url",
