@@ -26,7 +26,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from callops.consumer.identity import IdentitySource, token_problem
@@ -191,7 +191,7 @@ class ConsumerClient:
         #: set while a connection is up and initialised
         self.connected = asyncio.Event()
         self.subscription_id: str | None = None
-        self._subscription: dict[str, Any] | None = None
+        self._subscription: dict[str, list[str]] | None = None
         self._ws: ClientConnection | None = None
         self._waiters: dict[str, asyncio.Future[Response]] = {}
         self._queue: asyncio.Queue[TrackerEvent | CallopsError | _End] = asyncio.Queue()
@@ -242,7 +242,9 @@ class ConsumerClient:
             asyncio.create_task(self._timers(), name="consumer-timers"),
         ]
 
-    async def request(self, request_type: str, body: Any = None, *, within: float | None = None) -> Response:
+    async def request(
+        self, request_type: str, body: object = None, *, within: float | None = None
+    ) -> Response:
         """Send a request and return its answer within ``within`` seconds (default ``request_timeout``);
         error codes raise :class:`RequestRejected`."""
         if self._failure is not None:
@@ -284,7 +286,7 @@ class ConsumerClient:
             raise RequestRejected(request_type, response)
         return response
 
-    async def request_conversation(self, body: dict[str, Any] | None = None) -> str:
+    async def request_conversation(self, body: dict[str, object] | None = None) -> str:
         """``cm.ConsumerRequestConversation``; the new conversation's id."""
         response = await self.request(REQUEST_CONVERSATION, body)
         return parse_body(
@@ -293,7 +295,7 @@ class ConsumerClient:
 
     async def subscribe(self, conv_state: Sequence[str] = ("OPEN",)) -> str:
         """``cqm.SubscribeExConversations``; the subscription id. Renewed after every reconnect."""
-        body: dict[str, Any] = {"convState": list(conv_state)}
+        body: dict[str, list[str]] = {"convState": list(conv_state)}
         response = await self.request(SUBSCRIBE_EX_CONVERSATIONS, body)
         parsed = parse_body(SubscribeExConversationsResponse, response.body, what=SUBSCRIBE_EX_CONVERSATIONS)
         self._subscription = body

@@ -281,7 +281,7 @@ class ConsumerProtocol:
         self._keepalive_at = self._keepalive = None
         return lost
 
-    def request(self, request_type: str, body: Any = None) -> OutgoingRequest:
+    def request(self, request_type: str, body: object = None) -> OutgoingRequest:
         """A request to send (only after the InitConnection answer)."""
         if not self.initialized:
             raise LocalProtocolError(
@@ -294,11 +294,11 @@ class ConsumerProtocol:
         self._pending.pop(request_id, None)
 
     def _request(
-        self, request_type: str, body: Any, headers: list[dict[str, Any]] | None = None
+        self, request_type: str, body: object, headers: list[dict[str, Any]] | None = None
     ) -> OutgoingRequest:
         request_id = str(self._next_id)
         self._next_id += 1
-        frame: dict[str, Any] = {"kind": "req", "id": request_id, "type": request_type}
+        frame: dict[str, object] = {"kind": "req", "id": request_id, "type": request_type}
         if headers is not None:
             frame["headers"] = headers
         if body is not None:

@@ -451,7 +451,7 @@ __all__ = [
 _MOVED_TO_CONFIG_FILE = frozenset({"CallopsConfig", "config_error_from", "load_config", "parse_config"})
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     """The names that moved to :mod:`callops.config_file`, for the importers not updated yet."""
     if name in _MOVED_TO_CONFIG_FILE:
         from callops import config_file
