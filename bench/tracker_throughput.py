@@ -23,8 +23,8 @@ import time
 from typing import Any
 
 from bench._common import median, write_result
-from callops.consumer.client import ConsumerProtocol
 from callops.consumer.models import ExConversationChangeNotification, parse_body, parse_frame
+from callops.consumer.protocol import ConsumerProtocol
 from callops.consumer.tracker import InvitationTracker
 from callops.secret import Secret
 

@@ -3,7 +3,9 @@
 - :mod:`callops.consumer.models` -- pydantic v2 wire models (envelope, requests, notifications).
 - :mod:`callops.consumer.tracker` -- the sans-I/O invitation tracker (CallInvited/Accepted/Closed).
 - :mod:`callops.consumer.lptag` -- lpTag payload builders and validation (cobrowseOffered ...).
-- :mod:`callops.consumer.client` -- the sans-I/O protocol and the asyncio websocket client.
+- :mod:`callops.consumer.call_states` -- the call dialog's state table, shared with the emulator.
+- :mod:`callops.consumer.protocol` -- the sans-I/O protocol: requests, answers, keep-alive, reconnects.
+- :mod:`callops.consumer.client` -- the asyncio websocket client that carries the protocol out.
 - :mod:`callops.consumer.discovery` -- the Domain API (CSDS): the account's websocket and IDP hosts.
 - :mod:`callops.consumer.identity` -- IDP signup (unauthenticated), the brand's JWT, renewal.
 - :mod:`callops.consumer.rest` -- JSON over HTTPS (``httpx``), its errors translated.

@@ -1,59 +1,62 @@
-"""The consumer-side Messaging Window API client: a sans-I/O protocol and a thin asyncio adapter.
+"""The consumer-side Messaging Window API client: the asyncio adapter of :mod:`.protocol`.
 
-:class:`ConsumerProtocol` is the sans-I/O core: it builds the ``InitConnection`` request (its
-ClientProperties ``features`` include CO_BROWSE, or no voice/video invitation ever arrives), numbers
-requests, matches answers to requests by ``reqId``, and feeds conversation change notifications to
-an :class:`~callops.consumer.tracker.InvitationTracker`. It never touches a socket or a clock.
-
-:class:`ConsumerClient` is the asyncio adapter over ``websockets``: it sends InitConnection first
-and waits for code 200, keeps the connection alive with ``GetClock`` (every ``keepalive_interval``
-seconds, 30 by default -- the server closes connections idle for 60 s), reconnects with
-exponential back-off and jitter when the connection drops and subscribes again, drives the
-tracker's expiry timer, and hands the tracker's events out through :meth:`ConsumerClient.events`.
+:class:`ConsumerClient` moves bytes and timers for the sans-I/O
+:class:`~callops.consumer.protocol.ConsumerProtocol` over ``websockets``: it sends InitConnection
+first and waits for code 200, runs the protocol's timers (the keep-alive ``GetClock`` and the
+tracker's expiry) at :meth:`~callops.consumer.protocol.ConsumerProtocol.next_deadline`, and when
+the connection drops does what :meth:`~callops.consumer.protocol.ConsumerProtocol.on_close`
+decides -- reconnect after the protocol's back-off and subscribe again, renew the identity, or
+give up -- and hands the tracker's events out through :meth:`ConsumerClient.events`.
 Close codes 4401, 4407 and 1011 mean the token was rejected. An unauthenticated consumer (an
 ``identity`` that is renewable, :class:`~callops.consumer.identity.SignupIdentity`) gets a fresh
 identity from the IDP on 4401 or 4407 and reconnects once, subscribing again; for an
 authenticated consumer, for 1011, and when the fresh identity is rejected too, it is a
 :class:`TokenRejected` (an :class:`callops.errors.AuthenticationError`) whose message names the
 likely cause (expired, another account, clock skew). JWTs are never logged.
+
+The protocol's names that were importable from here before it moved still are.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import random
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
-from callops import __version__
 from callops.consumer.identity import IdentitySource, token_problem
 from callops.consumer.models import (
-    EX_CONVERSATION_CHANGE_NOTIFICATION,
     GET_CLOCK,
     INIT_CONNECTION,
     MAX_FRAME_BYTES,
-    MAX_JWT_LENGTH,
     REQUEST_CONVERSATION,
     SUBSCRIBE_EX_CONVERSATIONS,
     ClientProperties,
-    ConsumerAuthentication,
     ErrorBody,
-    ExConversationChangeNotification,
-    Notification,
-    Request,
     RequestConversationResponse,
     Response,
     SubscribeExConversationsResponse,
     parse_body,
-    parse_frame,
+)
+from callops.consumer.protocol import (
+    AUTH_CLOSE_CODES,
+    DEFAULT_FEATURES,
+    CloseDecision,
+    ConnectionPolicy,
+    ConsumerProtocol,
+    DropConnection,
+    NotificationReceived,
+    OutgoingRequest,
+    ProtocolEvent,
+    ResponseReceived,
+    TimerAction,
+    backoff_delays,
+    jwt_subject,
 )
 from callops.consumer.tracker import InvitationTracker, TrackerEvent
 from callops.errors import (
@@ -73,18 +76,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("callops.consumer.client")
 
-#: Close codes after which a fresh token is needed.
-AUTH_CLOSE_CODES = frozenset({4401, 4407, 1011})
-#: Close codes after which an unauthenticated consumer signs up again and reconnects once.
-RENEW_CLOSE_CODES = frozenset({4401, 4407})
-#: Seconds after a renewal during which another rejection counts as a repeat (final, not renewed).
-RENEW_HOLDOFF = 5.0
 _CLOSE_MEANING = {
     4401: "the token was rejected or has expired",
     4407: "the unauthenticated identity must be renewed",
     1011: "the server failed the session (treated as an authentication failure)",
 }
-DEFAULT_FEATURES = ("CO_BROWSE",)
 
 
 def consumer_url(url: str, account: str) -> str:
@@ -103,21 +99,6 @@ def consumer_url(url: str, account: str) -> str:
         raise UsageError("no account id given", hint="pass --account")
     base = parts._replace(scheme=scheme, query="", fragment="").geturl().rstrip("/")
     return f"{base}/ws_api/account/{quote(account, safe='')}/messaging/consumer?v=3"
-
-
-def jwt_subject(token: str) -> str | None:
-    """The ``sub`` claim of a JWT, unverified (the consumer id), or None -- also for a token that is
-    not a JWT, is longer than ``MAX_JWT_LENGTH`` or is hostile (PyJWT decodes it)."""
-    import jwt
-
-    if not isinstance(token, str) or len(token) > MAX_JWT_LENGTH or token.count(".") != 2:
-        return None
-    try:
-        payload = jwt.decode(token, options={"verify_signature": False})
-    except (jwt.PyJWTError, RecursionError, ValueError, TypeError, OverflowError):
-        return None
-    sub = payload.get("sub")
-    return sub if isinstance(sub, str) and sub else None
 
 
 class TokenRejected(AuthenticationError):
@@ -143,141 +124,6 @@ class RequestRejected(RemoteProtocolError):
         super().__init__(f"{request_type} rejected with code {response.code}{detail}")
 
 
-# --- the sans-I/O core -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingRequest:
-    """A request the protocol wants sent: its id, type and the frame text."""
-
-    id: str
-    type: str
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseReceived:
-    """The answer to one of our requests."""
-
-    request_type: str
-    response: Response
-
-
-@dataclass(frozen=True, slots=True)
-class NotificationReceived:
-    """A notification the tracker does not handle (e.g. ``ms.MessagingEventNotification``)."""
-
-    notification: Notification
-
-
-ProtocolEvent = ResponseReceived | NotificationReceived | TrackerEvent
-
-
-class ConsumerProtocol:
-    """Request ids, answer matching and notification dispatch; no I/O, no clock.
-
-    Request ids count up from ``"0"`` per connection (:meth:`connection_made` restarts them).
-    """
-
-    def __init__(
-        self,
-        jwt: Secret,
-        *,
-        features: Iterable[str] = DEFAULT_FEATURES,
-        client_properties: ClientProperties | None = None,
-        tracker: InvitationTracker | None = None,
-    ) -> None:
-        self._jwt = jwt
-        features = list(features)
-        props = client_properties or ClientProperties(
-            appId="callops",
-            appVersion=__version__,
-            deviceFamily="DESKTOP",
-            os="LINUX",
-            integration="BRAND_SDK",
-        )
-        merged = list(props.features or [])
-        merged += [f for f in features if f not in merged]
-        self.client_properties = props.model_copy(update={"features": merged})
-        self.tracker = (
-            tracker if tracker is not None else InvitationTracker(consumer_id=jwt_subject(jwt.reveal()))
-        )
-        self._next_id = 0
-        self._pending: dict[str, str] = {}
-        self.initialized = False
-
-    def set_jwt(self, jwt: Secret) -> None:
-        """A fresh identity: the next InitConnection carries ``jwt``; the tracker learns its consumer id."""
-        self._jwt = jwt
-        self.tracker.consumer_id = jwt_subject(jwt.reveal())
-
-    @property
-    def features(self) -> list[str]:
-        return list(self.client_properties.features or [])
-
-    def connection_made(self) -> OutgoingRequest:
-        """A new connection: forget old requests, and the InitConnection to send first."""
-        self._next_id = 0
-        self._pending.clear()
-        self.initialized = False
-        auth = ConsumerAuthentication(jwt=self._jwt.reveal())
-        return self._request(INIT_CONNECTION, None, headers=[self.client_properties.wire(), auth.wire()])
-
-    def connection_lost(self) -> list[str]:
-        """The connection is gone: the ids of the requests that will never be answered."""
-        lost = list(self._pending)
-        self._pending.clear()
-        self.initialized = False
-        return lost
-
-    def request(self, request_type: str, body: Any = None) -> OutgoingRequest:
-        """A request to send (only after the InitConnection answer)."""
-        if not self.initialized:
-            raise LocalProtocolError(
-                f"{request_type} before the InitConnection answer", hint="await connect()"
-            )
-        return self._request(request_type, body)
-
-    def forget(self, request_id: str) -> None:
-        """Stop waiting for the answer to ``request_id`` (it timed out)."""
-        self._pending.pop(request_id, None)
-
-    def _request(
-        self, request_type: str, body: Any, headers: list[dict[str, Any]] | None = None
-    ) -> OutgoingRequest:
-        request_id = str(self._next_id)
-        self._next_id += 1
-        frame: dict[str, Any] = {"kind": "req", "id": request_id, "type": request_type}
-        if headers is not None:
-            frame["headers"] = headers
-        if body is not None:
-            frame["body"] = body
-        text = json.dumps(frame, separators=(",", ":"))
-        if len(text) > MAX_FRAME_BYTES:
-            raise LocalProtocolError(f"{request_type} frame of {len(text)} bytes exceeds {MAX_FRAME_BYTES}")
-        self._pending[request_id] = request_type
-        return OutgoingRequest(request_id, request_type, text)
-
-    def receive(self, data: str | bytes, now: float) -> list[ProtocolEvent]:
-        """One frame from the server; :class:`RemoteProtocolError` says what is wrong with it."""
-        frame = parse_frame(data)
-        if isinstance(frame, Response):
-            request_type = self._pending.pop(frame.reqId, None)
-            if request_type is None:
-                raise RemoteProtocolError(f"answer to unknown request id {frame.reqId!r} (code {frame.code})")
-            if request_type == INIT_CONNECTION and frame.ok:
-                self.initialized = True
-            return [ResponseReceived(request_type, frame)]
-        if isinstance(frame, Request):
-            raise RemoteProtocolError(
-                f"the server sent a request ({frame.type!r}); consumers do not serve any"
-            )
-        if frame.type == EX_CONVERSATION_CHANGE_NOTIFICATION:
-            body = parse_body(ExConversationChangeNotification, frame.body, what=frame.type)
-            return list(self.tracker.receive(body, now))
-        return [NotificationReceived(frame)]
-
-
 # --- the asyncio adapter -----------------------------------------------------------------------
 
 
@@ -286,16 +132,6 @@ class _End:
 
 
 _END = _End()
-
-
-def backoff_delays(
-    initial: float, maximum: float, factor: float, *, rng: Callable[[], float] = random.random
-) -> Iterable[float]:
-    """Exponential back-off with "equal jitter": attempt n waits between d/2 and d, d = initial*factor**n."""
-    delay = initial
-    while True:
-        yield delay / 2 + rng() * delay / 2
-        delay = min(maximum, delay * factor)
 
 
 class ConsumerClient:
@@ -330,20 +166,23 @@ class ConsumerClient:
         self.identity = identity
         #: how many times a fresh identity replaced a rejected one
         self.renewals = 0
-        self._renewed_at: float | None = None
         self.account = account
         self._jwt = jwt
         self.request_timeout = request_timeout
-        self.keepalive_interval = keepalive_interval
-        self.reconnect = reconnect
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
-        self.backoff_factor = backoff_factor
-        self.max_reconnect_attempts = max_reconnect_attempts
         self.open_timeout = open_timeout
         self._clock = clock
+        policy = ConnectionPolicy(
+            keepalive_interval=keepalive_interval,
+            keepalive_timeout=request_timeout,
+            reconnect=reconnect,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+            backoff_factor=backoff_factor,
+            max_reconnect_attempts=max_reconnect_attempts,
+            renewable=identity is not None and identity.renewable,
+        )
         self.protocol = ConsumerProtocol(
-            jwt, features=features, client_properties=client_properties, tracker=tracker
+            jwt, features=features, client_properties=client_properties, tracker=tracker, policy=policy
         )
         #: malformed frames and notifications seen (they are logged and skipped, never fatal)
         self.problems: list[str] = []
@@ -352,7 +191,7 @@ class ConsumerClient:
         #: set while a connection is up and initialised
         self.connected = asyncio.Event()
         self.subscription_id: str | None = None
-        self._subscription: dict[str, Any] | None = None
+        self._subscription: dict[str, list[str]] | None = None
         self._ws: ClientConnection | None = None
         self._waiters: dict[str, asyncio.Future[Response]] = {}
         self._queue: asyncio.Queue[TrackerEvent | CallopsError | _End] = asyncio.Queue()
@@ -362,6 +201,11 @@ class ConsumerClient:
         self._failure: CallopsError | None = None
         self._state = asyncio.Condition()
         self._notifiers: set[asyncio.Task[None]] = set()
+
+    @property
+    def keepalive_interval(self) -> float:
+        """Seconds between keep-alive ``GetClock`` requests."""
+        return self.protocol.policy.keepalive_interval
 
     @property
     def tracker(self) -> InvitationTracker:
@@ -395,10 +239,12 @@ class ConsumerClient:
         self._ws = await self._open_renewing()
         self._tasks = [
             asyncio.create_task(self._supervise(), name="consumer-reader"),
-            asyncio.create_task(self._expiry_timer(), name="consumer-expiry"),
+            asyncio.create_task(self._timers(), name="consumer-timers"),
         ]
 
-    async def request(self, request_type: str, body: Any = None, *, within: float | None = None) -> Response:
+    async def request(
+        self, request_type: str, body: object = None, *, within: float | None = None
+    ) -> Response:
         """Send a request and return its answer within ``within`` seconds (default ``request_timeout``);
         error codes raise :class:`RequestRejected`."""
         if self._failure is not None:
@@ -440,7 +286,7 @@ class ConsumerClient:
             raise RequestRejected(request_type, response)
         return response
 
-    async def request_conversation(self, body: dict[str, Any] | None = None) -> str:
+    async def request_conversation(self, body: dict[str, object] | None = None) -> str:
         """``cm.ConsumerRequestConversation``; the new conversation's id."""
         response = await self.request(REQUEST_CONVERSATION, body)
         return parse_body(
@@ -449,7 +295,7 @@ class ConsumerClient:
 
     async def subscribe(self, conv_state: Sequence[str] = ("OPEN",)) -> str:
         """``cqm.SubscribeExConversations``; the subscription id. Renewed after every reconnect."""
-        body: dict[str, Any] = {"convState": list(conv_state)}
+        body: dict[str, list[str]] = {"convState": list(conv_state)}
         response = await self.request(SUBSCRIBE_EX_CONVERSATIONS, body)
         parsed = parse_body(SubscribeExConversationsResponse, response.body, what=SUBSCRIBE_EX_CONVERSATIONS)
         self._subscription = body
@@ -548,8 +394,17 @@ class ConsumerClient:
 
     async def _open(self) -> ClientConnection:
         """Connect and initialise; errors translated into callops errors."""
+        ws = await self._connect()
+        await self._initialise(ws)
+        log.info("connected to %s (features %s)", self._where(), ",".join(self.protocol.features))
+        self.connected.set()
+        self._state_changed()
+        return ws
+
+    async def _connect(self) -> ClientConnection:
+        """The websocket handshake; websockets' and the OS's errors translated into callops errors."""
         from websockets.asyncio.client import connect
-        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+        from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 
         where = self._where()
         try:
@@ -591,7 +446,13 @@ class ConsumerClient:
             raise NetworkError(
                 f"{where}: cannot connect: {exc.strerror or exc}", hint="check the URL and the network path"
             ) from None
+        return ws
 
+    async def _initialise(self, ws: ClientConnection) -> None:
+        """InitConnection and its code 200; the connection is closed when it fails."""
+        from websockets.exceptions import ConnectionClosed
+
+        where = self._where()
         init = self.protocol.connection_made()
         try:
             await ws.send(init.text)
@@ -611,10 +472,6 @@ class ConsumerClient:
                     f"{where}: InitConnection rejected with code {response.code}", hint="check the JWT"
                 )
             raise RequestRejected(INIT_CONNECTION, response)
-        log.info("connected to %s (features %s)", where, ",".join(self.protocol.features))
-        self.connected.set()
-        self._state_changed()
-        return ws
 
     async def _await_init(self, ws: ClientConnection, init_id: str) -> Response:
         while True:
@@ -635,6 +492,7 @@ class ConsumerClient:
             return []
         for event in events:
             if isinstance(event, ResponseReceived):
+                self._deadline_changed.set()  # an InitConnection or keep-alive answer moves the keep-alive
                 future = self._waiters.get(event.response.reqId)
                 if future is not None and not future.done():
                     future.set_result(event.response)
@@ -650,23 +508,15 @@ class ConsumerClient:
         self._deadline_changed.set()
 
     async def _supervise(self) -> None:
-        """Read frames; on a drop, reconnect with back-off and subscribe again."""
+        """Read frames; when the connection drops, do what :meth:`ConsumerProtocol.on_close` decides."""
         from websockets.exceptions import ConnectionClosed
 
         while True:
             ws = self._ws
             assert ws is not None
-            keepalive = asyncio.create_task(self._keepalive(ws), name="consumer-keepalive")
-            code: int | None = None
-            try:
+            with contextlib.suppress(ConnectionClosed):
                 async for data in ws:
                     self._handle(data)
-            except ConnectionClosed:
-                pass
-            finally:
-                keepalive.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await keepalive
             code = ws.close_code
             self.connected.clear()
             self._state_changed()
@@ -675,18 +525,8 @@ class ConsumerClient:
                 return
             error = self._closed_error(code, "")
             self._fail_waiters(error)
-            renew = isinstance(error, TokenRejected) and self._may_renew(error)
-            if (isinstance(error, AuthenticationError) and not renew) or not (self.reconnect or renew):
-                self._fail(error)
-                return
             try:
-                if isinstance(error, TokenRejected) and renew:
-                    if self._recently_renewed():
-                        raise self._repeated(error)
-                    self._ws = await self._reopen_with_fresh_identity(error)
-                else:
-                    log.warning("%s: connection closed (code %s); reconnecting", self._where(), code)
-                    self._ws = await self._reconnect()
+                self._ws = await self._after_close(code, error)
             except CallopsError as exc:
                 self._fail(exc)
                 return
@@ -695,12 +535,22 @@ class ConsumerClient:
             if self._subscription is not None:
                 self._tasks.append(asyncio.create_task(self._resubscribe(), name="consumer-resubscribe"))
 
+    async def _after_close(self, code: int | None, error: CallopsError) -> ClientConnection:
+        """A new connection as the protocol decides, or the error that ends the client."""
+        decision = self.protocol.on_close(code, self._clock())
+        if decision is CloseDecision.RECONNECT:
+            log.warning("%s: connection closed (code %s); reconnecting", self._where(), code)
+            return await self._reconnect()
+        if isinstance(error, TokenRejected) and decision is CloseDecision.RENEW:
+            return await self._reopen_with_fresh_identity(error)
+        if isinstance(error, TokenRejected) and decision is CloseDecision.REPEATED:
+            raise self._repeated(error)
+        raise error
+
     async def _reconnect(self) -> ClientConnection:
         attempts = 0
         last: CallopsError | None = None
-        for delay in backoff_delays(self.backoff_initial, self.backoff_max, self.backoff_factor):
-            if self.max_reconnect_attempts is not None and attempts >= self.max_reconnect_attempts:
-                break
+        for delay in self.protocol.reconnect_delays():
             attempts += 1
             await asyncio.sleep(delay)
             try:
@@ -717,23 +567,16 @@ class ConsumerClient:
 
     # --- identity renewal (unauthenticated consumers) -------------------------------------------
 
-    def _may_renew(self, error: TokenRejected) -> bool:
-        return self.identity is not None and self.identity.renewable and error.code in RENEW_CLOSE_CODES
-
-    def _recently_renewed(self) -> bool:
-        """A rejection this soon after a renewal is a repeat: final (a server that accepts a fresh
-        identity and closes it at once must not make the client sign up in a loop)."""
-        return self._renewed_at is not None and time.monotonic() - self._renewed_at < RENEW_HOLDOFF
-
     async def _open_renewing(self) -> ClientConnection:
         """:meth:`_open`; a renewable identity rejected with 4401/4407 is renewed once and tried again."""
         try:
             return await self._open()
         except TokenRejected as exc:
-            if not self._may_renew(exc):
-                raise
-            if self._recently_renewed():
+            decision = self.protocol.on_close(exc.code, self._clock())
+            if decision is CloseDecision.REPEATED:
                 raise self._repeated(exc) from None
+            if decision is not CloseDecision.RENEW:
+                raise
             await self._renew_identity(exc)
         try:
             return await self._open()
@@ -751,7 +594,7 @@ class ConsumerClient:
         except AuthenticationError:
             raise
         except CallopsError as exc:
-            if not self.reconnect:
+            if not self.protocol.policy.reconnect:
                 raise
             log.warning("%s: reconnect with the fresh identity failed: %s", self._where(), exc)
             return await self._reconnect()
@@ -767,9 +610,8 @@ class ConsumerClient:
         )
         fresh = await self.identity.renew()
         self._jwt = fresh
-        self.protocol.set_jwt(fresh)
+        self.protocol.set_jwt(fresh, now=self._clock())
         self.renewals += 1
-        self._renewed_at = time.monotonic()
         log.info("consumer identity renewed: %s -> %s", old, self.consumer_id)
 
     def _repeated(self, error: TokenRejected) -> TokenRejected:
@@ -788,25 +630,11 @@ class ConsumerClient:
         except CallopsError as exc:
             log.warning("%s: subscribing again failed: %s", self._where(), exc)
 
-    async def _keepalive(self, ws: ClientConnection) -> None:
-        """GetClock every ``keepalive_interval`` s; a missing answer drops the connection."""
-        while True:
-            await asyncio.sleep(self.keepalive_interval)
-            try:
-                await self.request(GET_CLOCK)
-            except DeadlineExceeded:
-                log.warning("%s: keep-alive unanswered; dropping the connection", self._where())
-                await ws.close(code=4000, reason="keep-alive timeout")
-                return
-            except CallopsError as exc:
-                log.debug("keep-alive: %s", exc)
-                return
-
-    async def _expiry_timer(self) -> None:
-        """Run the tracker's expiry at its next deadline."""
+    async def _timers(self) -> None:
+        """Run :meth:`ConsumerProtocol.on_timer` at the protocol's next deadline; carry out what it asks."""
         while True:
             self._deadline_changed.clear()
-            deadline = self.tracker.next_deadline()
+            deadline = self.protocol.next_deadline()
             if deadline is None:
                 await self._deadline_changed.wait()
                 continue
@@ -818,8 +646,23 @@ class ConsumerClient:
                     async with asyncio.timeout(delay):
                         await self._deadline_changed.wait()
                 continue
-            for event in self.tracker.tick(self._clock()):
-                self._emit(event)
+            for action in self.protocol.on_timer(self._clock()):
+                await self._carry_out(action)
+
+    async def _carry_out(self, action: TimerAction) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        ws = self._ws
+        if isinstance(action, OutgoingRequest):
+            if ws is not None:
+                with contextlib.suppress(ConnectionClosed):
+                    await ws.send(action.text)
+        elif isinstance(action, DropConnection):
+            log.warning("%s: keep-alive unanswered; dropping the connection", self._where())
+            if ws is not None:
+                await ws.close(code=action.code, reason=action.reason)
+        else:
+            self._emit(action)
 
     # --- errors ----------------------------------------------------------------------------
 
@@ -831,7 +674,7 @@ class ConsumerClient:
     def _closed_error(self, code: int | None, during: str) -> CallopsError:
         suffix = f" {during}" if during else ""
         if code in AUTH_CLOSE_CODES:
-            renewable = self.identity is not None and self.identity.renewable and code in RENEW_CLOSE_CODES
+            renewable = self.protocol.may_renew(code)
             return TokenRejected(
                 f"{self._where()}: closed with {code}{suffix}: {_CLOSE_MEANING[code]}."
                 f" {token_problem(self._jwt, self.account, now=self._clock())}",
@@ -854,16 +697,11 @@ class ConsumerClient:
         self._queue.put_nowait(error)
 
 
+#: with the protocol's names that were importable from here before it had its own module
 __all__ = [
-    "AUTH_CLOSE_CODES",
-    "DEFAULT_FEATURES",
-    "RENEW_CLOSE_CODES",
-    "RENEW_HOLDOFF",
     "ConsumerClient",
     "ConsumerProtocol",
     "NotificationReceived",
-    "OutgoingRequest",
-    "ProtocolEvent",
     "RequestRejected",
     "ResponseReceived",
     "TokenRejected",

@@ -42,12 +42,14 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
+from callops.consumer.call_states import CALL_STEPS
 from callops.consumer.models import (
     ChangeType,
     ConversationDetails,
     Dialog,
     ExConversationChangeNotification,
     Participant,
+    SessionState,
 )
 
 log = logging.getLogger("callops.consumer.tracker")
@@ -62,10 +64,42 @@ CLOSED_MEMORY = 10_000
 _CALL_MODES = frozenset({"VOICE_CALL", "VIDEO_CALL"})
 _AGENT_ROLES = frozenset({"ASSIGNED_AGENT", "AGENT"})
 _COBROWSE = "COBROWSE"
-_INVITED = "INVITED"
-_ACCEPTED = "ACCEPTED"
-_CLOSED = "CLOSED"
+_INVITED, _ACCEPTED, _CLOSED = SessionState.INVITED, SessionState.ACCEPTED, SessionState.CLOSED
 _CLOSE = "CLOSE"
+
+
+class _Seen(StrEnum):
+    """What the tracker saw happen to a call: a ``sessionState`` on the wire, or a close it infers."""
+
+    INVITED = "INVITED"
+    ACCEPTED = "ACCEPTED"
+    CLOSED = "CLOSED"
+    DIALOG_CLOSE = "dialog state CLOSE"
+    EXPIRES_PASSED = "expires passed"
+    CONVERSATION_CLOSED = "conversation closed"
+    CONVERSATION_DELETED = "conversation deleted"
+
+
+#: a wire ``sessionState`` -> what the tracker saw
+_SEEN_ON_WIRE: dict[str, _Seen] = {str(state): _Seen(state) for state in SessionState}
+
+#: (state, what was seen) -> next state; the state is ``None`` before the call is announced. A
+#: pair that is not here changes nothing: a repeated UPSERT of the same state, a state going
+#: backwards, anything after CLOSED. The sessionState steps are those of the call table the
+#: emulator applies (:data:`~callops.consumer.call_states.CALL_STEPS`).
+TRACKER_TRANSITIONS: dict[tuple[SessionState | None, _Seen], SessionState] = {
+    # first sight: an invitation, or a call already accepted (a subscription listing after a reconnect)
+    (None, _Seen.INVITED): _INVITED,
+    (None, _Seen.ACCEPTED): _ACCEPTED,
+    **{(old, _Seen(new)): new for old, new in CALL_STEPS},
+    # closes the server does not spell as sessionState CLOSED
+    **{
+        (old, seen): _CLOSED
+        for old in (_INVITED, _ACCEPTED)
+        for seen in (_Seen.DIALOG_CLOSE, _Seen.CONVERSATION_CLOSED, _Seen.CONVERSATION_DELETED)
+    },
+    (_INVITED, _Seen.EXPIRES_PASSED): _CLOSED,
+}
 
 
 class CloseReason(StrEnum):
@@ -175,6 +209,7 @@ class _Call:
     __slots__ = (
         "agentId",
         "conversationId",
+        "creationTs",
         "dialogId",
         "expires",
         "lastUpdateTs",
@@ -194,6 +229,7 @@ class _Call:
         agentId: str | None,
         expires: float,
         lastUpdateTs: int | None,
+        creationTs: int | None = None,
     ) -> None:
         self.conversationId = conversationId
         self.dialogId = dialogId
@@ -202,10 +238,12 @@ class _Call:
         self.agentId = agentId
         self.expires = expires
         self.lastUpdateTs = lastUpdateTs
+        #: the dialog's ``creationTs`` (epoch ms), if sent
+        self.creationTs = creationTs
         #: the consumer's own decision, if told: "accepted" or "declined"
         self.localHint: str | None = None
         #: None until the call is announced, then INVITED / ACCEPTED / CLOSED
-        self.sessionState: str | None = None
+        self.sessionState: SessionState | None = None
 
 
 class InvitationTracker:
@@ -234,7 +272,7 @@ class InvitationTracker:
             result = change.result
             conversation_id = result.convId
             if change.type is ChangeType.DELETE:
-                self._close_conversation(conversation_id, now, "conversation deleted", events)
+                self._close_conversation(conversation_id, now, _Seen.CONVERSATION_DELETED, events)
                 continue
             details = result.conversationDetails
             if details is None:
@@ -245,7 +283,7 @@ class InvitationTracker:
                     if dialog.channelType == _COBROWSE or dialog.dialogId in self._calls:
                         self._dialog(conversation_id, details, dialog, now, events)
             if _CLOSE in (details.stage, details.state):
-                self._close_conversation(conversation_id, now, "conversation closed", events)
+                self._close_conversation(conversation_id, now, _Seen.CONVERSATION_CLOSED, events)
         return events
 
     def declined(self, dialog_id: str) -> None:
@@ -271,8 +309,7 @@ class InvitationTracker:
             call = self._calls.get(dialog_id)
             if call is None or call.sessionState != _INVITED or call.expires != expires:
                 continue
-            reason = CloseReason.DECLINED if call.localHint == "declined" else CloseReason.EXPIRED
-            self._close(call, reason, "expires passed", events)
+            self._apply(call, _Seen.EXPIRES_PASSED, now, events)
         return events
 
     # --- queries -----------------------------------------------------------------------------
@@ -323,85 +360,125 @@ class InvitationTracker:
         dialog_id = dialog.dialogId
         if dialog_id in self._closed:
             return
-        meta = dialog.metaData
-        state = meta.sessionState if meta is not None else None
         call = self._calls.get(dialog_id)
         if call is None:
-            if dialog_id in self._ignored:
+            call = self._first_sight(conversation_id, details, dialog, now)
+            if call is None:
                 return
-            if meta is None or state not in (_INVITED, _ACCEPTED):
-                return  # a CLOSED for a call we never followed, or a dialog without a call yet
-            mode = meta.mode
-            if mode not in _CALL_MODES:
-                self._ignored.add(dialog_id)
-                log.info("dialog %s: COBROWSE mode %r is not a call, ignored", dialog_id, mode)
-                return
-            service_id = meta.serviceId
-            if not service_id:
-                log.warning("dialog %s: %s call without metaData.serviceId, ignored", dialog_id, state)
-                return
-            expires = meta.expires
-            if expires is None:
-                created = dialog.creationTs
-                expires = (created / 1000.0 if created is not None else now) + self.default_ttl
-            if state == _INVITED and expires <= now:
-                log.info("dialog %s: invitation already expired when first seen, ignored", dialog_id)
-                self._remember_closed(dialog_id)
-                return
-            call = _Call(
-                conversationId=conversation_id,
-                dialogId=dialog_id,
-                serviceId=service_id,
-                mode=mode,
-                agentId=self._agent_id(details, dialog, service_id),
-                expires=expires,
-                lastUpdateTs=dialog.metaDataLastUpdateTs,
-            )
-            self._calls[dialog_id] = call
-            self._by_conversation.setdefault(conversation_id, set()).add(dialog_id)
-            if state == _INVITED:
-                heapq.heappush(self._deadlines, (expires, dialog_id))
-                self._set_state(call, _INVITED, "invited")
-                events.append(
-                    CallInvited(
-                        conversation_id,
-                        dialog_id,
-                        service_id,
-                        mode,
-                        call.agentId,
-                        expires,
-                        dialog.creationTs,
-                    )
-                )
-            else:
-                self._set_state(call, _ACCEPTED, "first seen accepted")
-                events.append(CallAccepted(conversation_id, dialog_id, service_id, mode, call.agentId))
+        elif not self._fresh(call, dialog.metaDataLastUpdateTs):
             return
-
-        ts = dialog.metaDataLastUpdateTs
-        if ts is not None:
-            last = call.lastUpdateTs
-            if last is not None and ts < last:
-                log.debug("dialog %s: stale update (%d < %d) ignored", dialog_id, ts, last)
-                return
-            call.lastUpdateTs = ts
+        state = dialog.metaData.sessionState if dialog.metaData is not None else None
         if state is None:
             if dialog.state == _CLOSE:
-                self._close(call, self._reason(call, now), "dialog state CLOSE", events)
+                self._apply(call, _Seen.DIALOG_CLOSE, now, events)
             return
         if state == call.sessionState:
-            return  # a repeated UPSERT of the same state
-        if state == _ACCEPTED:
-            if call.sessionState == _INVITED:
-                self._set_state(call, _ACCEPTED, "accepted")
-                events.append(
-                    CallAccepted(call.conversationId, dialog_id, call.serviceId, call.mode, call.agentId)
-                )
-        elif state == _CLOSED:
-            self._close(call, self._reason(call, now), "server CLOSED", events)
-        elif state != _INVITED:
+            return  # a repeated UPSERT (the table has no such pair): the common case, kept cheap
+        seen = _SEEN_ON_WIRE.get(state)
+        if seen is None:
             log.info("dialog %s: unknown sessionState %r ignored", dialog_id, state)
-        # INVITED after ACCEPTED: states never go backwards
+            return
+        self._apply(call, seen, now, events)
+
+    def _first_sight(
+        self, conversation_id: str, details: ConversationDetails, dialog: Dialog, now: float
+    ) -> _Call | None:
+        """A new :class:`_Call` (not yet announced) for a dialog that is a call, else ``None``."""
+        dialog_id = dialog.dialogId
+        meta = dialog.metaData
+        if dialog_id in self._ignored or meta is None:
+            return None
+        state = meta.sessionState
+        if state not in (_INVITED, _ACCEPTED):
+            return None  # a CLOSED for a call we never followed, or a dialog without a call yet
+        mode = meta.mode
+        if mode not in _CALL_MODES:
+            self._ignored.add(dialog_id)
+            log.info("dialog %s: COBROWSE mode %r is not a call, ignored", dialog_id, mode)
+            return None
+        service_id = meta.serviceId
+        if not service_id:
+            log.warning("dialog %s: %s call without metaData.serviceId, ignored", dialog_id, state)
+            return None
+        expires = meta.expires
+        if expires is None:
+            created = dialog.creationTs
+            expires = (created / 1000.0 if created is not None else now) + self.default_ttl
+        if state == _INVITED and expires <= now:
+            log.info("dialog %s: invitation already expired when first seen, ignored", dialog_id)
+            self._remember_closed(dialog_id)
+            return None
+        call = _Call(
+            conversationId=conversation_id,
+            dialogId=dialog_id,
+            serviceId=service_id,
+            mode=mode,
+            agentId=self._agent_id(details, dialog, service_id),
+            expires=expires,
+            lastUpdateTs=dialog.metaDataLastUpdateTs,
+            creationTs=dialog.creationTs,
+        )
+        self._calls[dialog_id] = call
+        self._by_conversation.setdefault(conversation_id, set()).add(dialog_id)
+        return call
+
+    @staticmethod
+    def _fresh(call: _Call, ts: int | None) -> bool:
+        """Whether an update stamped ``metaDataLastUpdateTs`` ``ts`` is not older than the last one."""
+        if ts is None:
+            return True
+        last = call.lastUpdateTs
+        if last is not None and ts < last:
+            log.debug("dialog %s: stale update (%d < %d) ignored", call.dialogId, ts, last)
+            return False
+        call.lastUpdateTs = ts
+        return True
+
+    def _apply(self, call: _Call, seen: _Seen, now: float, events: list[TrackerEvent]) -> None:
+        """The one place where a call changes state: per :data:`TRACKER_TRANSITIONS`, logged, and
+        announced as the event of its new state."""
+        old = call.sessionState
+        new = TRACKER_TRANSITIONS.get((old, seen))
+        if new is None:
+            return  # a repeated UPSERT of the same state, or a state going backwards
+        reason = self._reason(call, now) if new is SessionState.CLOSED else None
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "call %s (conversation %s, %s): %s -> %s (%s%s)",
+                call.dialogId,
+                call.conversationId,
+                call.mode,
+                old or "-",
+                new,
+                seen,
+                f": {reason}" if reason else "",
+            )
+        call.sessionState = new
+        if new is SessionState.INVITED:
+            heapq.heappush(self._deadlines, (call.expires, call.dialogId))
+            events.append(
+                CallInvited(
+                    call.conversationId,
+                    call.dialogId,
+                    call.serviceId,
+                    call.mode,
+                    call.agentId,
+                    call.expires,
+                    call.creationTs,
+                )
+            )
+        elif new is SessionState.ACCEPTED:
+            events.append(
+                CallAccepted(call.conversationId, call.dialogId, call.serviceId, call.mode, call.agentId)
+            )
+        else:
+            assert reason is not None
+            self._forget(call)
+            events.append(
+                CallClosed(
+                    call.conversationId, call.dialogId, call.serviceId, call.mode, call.agentId, reason
+                )
+            )
 
     def _reason(self, call: _Call, now: float) -> CloseReason:
         if call.sessionState == _ACCEPTED:
@@ -415,7 +492,7 @@ class InvitationTracker:
         return CloseReason.CANCELLED
 
     def _close_conversation(
-        self, conversation_id: str, now: float, why: str, events: list[TrackerEvent]
+        self, conversation_id: str, now: float, seen: _Seen, events: list[TrackerEvent]
     ) -> None:
         dialog_ids = self._by_conversation.get(conversation_id)
         if not dialog_ids:
@@ -423,10 +500,10 @@ class InvitationTracker:
         for dialog_id in sorted(dialog_ids):
             call = self._calls.get(dialog_id)
             if call is not None:
-                self._close(call, self._reason(call, now), why, events)
+                self._apply(call, seen, now, events)
 
-    def _close(self, call: _Call, reason: CloseReason, why: str, events: list[TrackerEvent]) -> None:
-        self._set_state(call, _CLOSED, f"{why}: {reason}")
+    def _forget(self, call: _Call) -> None:
+        """A closed call: no longer followed, and its dialog id never reopens."""
         dialog_id = call.dialogId
         del self._calls[dialog_id]
         siblings = self._by_conversation.get(call.conversationId)
@@ -435,29 +512,12 @@ class InvitationTracker:
             if not siblings:
                 del self._by_conversation[call.conversationId]
         self._remember_closed(dialog_id)
-        events.append(
-            CallClosed(call.conversationId, dialog_id, call.serviceId, call.mode, call.agentId, reason)
-        )
 
     def _remember_closed(self, dialog_id: str) -> None:
         closed = self._closed
         closed[dialog_id] = None
         if len(closed) > CLOSED_MEMORY:
             del closed[next(iter(closed))]
-
-    def _set_state(self, call: _Call, state: str, why: str) -> None:
-        """The one place where a call changes state."""
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "call %s (conversation %s, %s): %s -> %s (%s)",
-                call.dialogId,
-                call.conversationId,
-                call.mode,
-                call.sessionState or "-",
-                state,
-                why,
-            )
-        call.sessionState = state
 
     def _agent_id(self, details: ConversationDetails, dialog: Dialog, service_id: str) -> str | None:
         """The inviting agent: an agent role in the dialog, then in the conversation, then the
@@ -482,6 +542,7 @@ __all__ = [
     "CLOSED_MEMORY",
     "DEFAULT_INVITE_TTL",
     "EXPIRY_TOLERANCE",
+    "TRACKER_TRANSITIONS",
     "ActiveCall",
     "CallAccepted",
     "CallClosed",

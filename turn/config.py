@@ -15,8 +15,9 @@ and leaves the literal out; whoever installs it (``install-coturn.sh``, the Kube
 container, :func:`write_turnserver_conf` for tests and ``callops call``) appends
 ``static-auth-secret=...`` from the file into a copy readable only by coturn (0600/0640).
 
-:func:`load_config` reads ``callops.yaml``: its ``turn:`` section is a :class:`TurnDeployment`;
-other top-level sections belong to other commands and are kept untouched.
+The model of the whole ``callops.yaml`` (:class:`~callops.config_file.CallopsConfig`, whose
+``turn:`` section is a :class:`TurnDeployment`) lives in :mod:`callops.config_file`; its names are
+still importable from here for the modules that have not moved yet.
 """
 
 from __future__ import annotations
@@ -26,29 +27,35 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from callops.errors import ConfigError, UsageError
+from callops.errors import UsageError
 from callops.secret import Secret
+from callops.turn.directives import (
+    DIRECTIVES,
+    META_PREFIX,
+    TLS_SWITCHES_CHANGED_IN,
+    ConfLine,
+    render_lines,
+)
 from callops.turn.ranges import denied_by_default
+
+if TYPE_CHECKING:
+    # re-exported for deploy/render.py and orchestrator/cli/{deploy,probe,turn_config}.py, which
+    # import them from here; loaded on first use because callops.config_file imports this module
+    from callops.config_file import CallopsConfig, config_error_from, load_config, parse_config
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-#: coturn before this version names the TLS switches ``no-tlsv1``/``no-tlsv1_1``; from 4.7.0 on
-#: TLS 1.0/1.1 are off unless ``tlsv1``/``tlsv1_1`` are given and the ``no-`` names are gone
-#: (coturn PRs #1617, #1693).
-TLS_SWITCHES_CHANGED_IN = (4, 7)
 #: from this version on the telnet CLI is off unless ``cli`` is given; ``no-cli`` only logs that it
 #: is deprecated (coturn PR #1830, released with 4.10).
 CLI_OFF_BY_DEFAULT_IN = (4, 10)
 
 DEFAULT_SECRET_FILE = Path("/etc/coturn/turn-secret")
-#: the ``# callops: key=value`` comments a rendered config carries for the lint
-META_PREFIX = "# callops: "
 
 _REALM_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _VERSION_RE = re.compile(r"^\d+\.\d+(\.\d+){0,2}$")
@@ -256,176 +263,141 @@ class TurnDeployment(BaseModel):
         return cls.model_validate(fields)
 
 
-class CallopsConfig(BaseModel):
-    """``callops.yaml``. Only ``turn:`` is read here; other sections are kept as they are."""
-
-    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
-
-    turn: TurnDeployment | None = None
-    """The coturn deployment (``callops turn config``, ``callops deploy render``)."""
-
-    def section(self, name: str) -> Any:
-        """A top-level section that belongs to another command (``probe:``, ``deploy:``), or ``None``."""
-        return (self.model_extra or {}).get(name)
-
-    def require_turn(self, path: str | os.PathLike[str] = "callops.yaml") -> TurnDeployment:
-        if self.turn is None:
-            raise ConfigError(
-                f"{path} has no 'turn:' section",
-                hint="add one with at least 'realm:' (see docs/turn-config.md)",
-            )
-        return self.turn
-
-
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    # pydantic names union members in the location ("lax-or-strict[...]", "function-after[...]"):
-    # a person wants only the field and the index.
-    return ".".join(str(part) for part in loc if isinstance(part, int) or not any(c in part for c in "[("))
-
-
-def config_error_from(exc: pydantic.ValidationError, source: str, *, section: str = "") -> ConfigError:
-    """A :class:`ConfigError` naming every bad field of ``source`` (under ``section``) and the fix."""
-    problems: dict[str, list[str]] = {}
-    for err in exc.errors():
-        field = ".".join(part for part in (section, _field_path(err["loc"])) if part) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field (check the spelling against docs/turn-config.md)"
-        elif err["type"] in ("ip_v4_address", "ip_v6_address", "ip_v4_network", "ip_v6_network"):
-            kind = "network" if "network" in err["type"] else "address"
-            msg = f"{str(err.get('input'))[:64]!r} is not a valid IP {kind}"
-        if msg not in problems.setdefault(field, []):
-            problems[field].append(msg)
-    text = "; ".join(f"{field}: {' or '.join(msgs)}" for field, msgs in problems.items())
-    return ConfigError(f"invalid {source}: " + text, hint="fix the named field(s)")
-
-
-def parse_config(data: Any, *, source: str = "callops.yaml") -> CallopsConfig:
-    """A :class:`CallopsConfig` from already-parsed YAML/JSON data."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source} must be a mapping of sections (turn:, probe:, ...)")
-    turn = data.get("turn")
-    try:
-        config = CallopsConfig.model_validate(data)
-    except pydantic.ValidationError as exc:
-        raise config_error_from(exc, source) from None
-    if turn is not None and not isinstance(turn, dict):
-        raise ConfigError(f"{source}: 'turn' must be a mapping of fields")
-    return config
-
-
-def load_config(path: str | os.PathLike[str]) -> CallopsConfig:
-    """Read ``callops.yaml``. Errors name the file, the line or the field, and the fix."""
-    from callops.files import CONFIG_CAP, read_user_text
-    from callops.yamlconfig import load_yaml
-
-    p = Path(path)
-    text = read_user_text(p, what="config file", cap=CONFIG_CAP, error=ConfigError)
-    data = load_yaml(text, source=str(p))
-    return parse_config(data, source=str(p))
-
-
 def _ip_range(network: IPNetwork) -> str:
     if network.num_addresses == 1:
         return str(network.network_address)
     return f"{network.network_address}-{network.broadcast_address}"
 
 
-def render_turnserver_conf(deployment: TurnDeployment, *, secret: Secret | None = None) -> str:
-    """``turnserver.conf`` for ``deployment``.
-
-    Without ``secret`` the ``static-auth-secret`` line is left out (see the module docstring);
-    with it the literal is included -- write such a text only with :func:`write_turnserver_conf`.
-    """
-    d = deployment
-    lines: list[str] = [
-        "# turnserver.conf rendered by callops -- edit callops.yaml and render again.",
-        f"{META_PREFIX}coturn-version={d.coturn_version}",
-        f"{META_PREFIX}secret-file={d.secret_file}",
-        "",
+def _addresses(d: TurnDeployment) -> list[ConfLine]:
+    return [
         "# Listening and relay addresses",
+        *[("listening-ip", str(ip)) for ip in d.listening_ips],
+        *[("relay-ip", str(ip)) for ip in d.relay_ips],
+        *[("external-ip", ext.coturn_value) for ext in d.external_ips],
+        ("listening-port", str(d.listening_port)),
+        ("tls-listening-port", str(d.tls_listening_port)),
+        ("min-port", str(d.min_port)),
+        ("max-port", str(d.max_port)),
     ]
-    lines += [f"listening-ip={ip}" for ip in d.listening_ips]
-    lines += [f"relay-ip={ip}" for ip in d.relay_ips]
-    lines += [f"external-ip={ext.coturn_value}" for ext in d.external_ips]
-    lines += [
-        f"listening-port={d.listening_port}",
-        f"tls-listening-port={d.tls_listening_port}",
-        f"min-port={d.min_port}",
-        f"max-port={d.max_port}",
-        "",
+
+
+def _authentication(d: TurnDeployment, secret: Secret | None) -> list[ConfLine]:
+    lines: list[ConfLine] = [
         "# Authentication: TURN REST API credentials (HMAC of a shared secret)",
-        "use-auth-secret",
+        ("use-auth-secret", None),
     ]
     if secret is not None:
-        lines.append(f"static-auth-secret={secret.reveal()}")
+        lines.append(("static-auth-secret", secret.reveal()))
     else:
         lines.append(
             f"# static-auth-secret is appended at install time from {d.secret_file} "
             "(coturn cannot read it from a file)"
         )
-    lines += [f"realm={d.realm}", "fingerprint"]
+    lines += [("realm", d.realm), ("fingerprint", None)]
     if d.stale_nonce:
-        lines.append(f"stale-nonce={d.stale_nonce}")
-    lines += ["", "# TLS"]
+        lines.append(("stale-nonce", str(d.stale_nonce)))
+    return lines
+
+
+def _tls(d: TurnDeployment) -> list[ConfLine]:
+    lines: list[ConfLine] = ["# TLS"]
     if d.tls_enabled:
-        lines += [f"cert={d.tls_cert_file}", f"pkey={d.tls_key_file}"]
+        lines += [("cert", str(d.tls_cert_file)), ("pkey", str(d.tls_key_file))]
         if d.cipher_list:
-            lines.append(f'cipher-list="{d.cipher_list}"')
+            lines.append(("cipher-list", d.cipher_list))
     else:
-        lines += ["no-tls", "no-dtls"]
-    if d.version < TLS_SWITCHES_CHANGED_IN:
-        lines += ["no-tlsv1", "no-tlsv1_1"]
+        lines += [("no-tls", None), ("no-dtls", None)]
+    if DIRECTIVES["no-tlsv1"].available(d.version):
+        lines += [("no-tlsv1", None), ("no-tlsv1_1", None)]
     else:
         lines.append("# TLS 1.0/1.1 are off by default from coturn 4.7 (never add tlsv1/tlsv1_1)")
-    lines += ["", "# Hardening"]
+    return lines
+
+
+def _hardening(d: TurnDeployment) -> list[ConfLine]:
+    lines: list[ConfLine] = ["# Hardening"]
     if d.version < CLI_OFF_BY_DEFAULT_IN:
-        lines.append("no-cli")
+        lines.append(("no-cli", None))
     else:
         lines.append("# the telnet CLI is off by default from coturn 4.10 (never add 'cli')")
-    lines.append("no-multicast-peers")
-    if d.no_software_attribute:
-        lines.append("no-software-attribute")
-    if d.allow_loopback_peers:
-        lines.append("allow-loopback-peers")
-    lines += ["", "# Quotas and bandwidth"]
-    if d.user_quota:
-        lines.append(f"user-quota={d.user_quota}")
-    if d.total_quota:
-        lines.append(f"total-quota={d.total_quota}")
-    if d.max_bps is not None:
-        lines.append(f"max-bps={d.max_bps}")
-    if d.bps_capacity is not None:
-        lines.append(f"bps-capacity={d.bps_capacity}")
-    lines += ["", "# Peers: deny every IANA special-purpose range (callops.turn.ranges)"]
+    lines.append(("no-multicast-peers", None))
+    flags = {"no-software-attribute": d.no_software_attribute, "allow-loopback-peers": d.allow_loopback_peers}
+    return lines + [(flag, None) for flag, on in flags.items() if on]
+
+
+def _quotas(d: TurnDeployment) -> list[ConfLine]:
+    # quotas are left out at 0 (unlimited), bandwidth limits when unset
+    values = {
+        "user-quota": d.user_quota or None,
+        "total-quota": d.total_quota or None,
+        "max-bps": d.max_bps,
+        "bps-capacity": d.bps_capacity,
+    }
+    return ["# Quotas and bandwidth"] + [(key, str(v)) for key, v in values.items() if v is not None]
+
+
+def _peers(d: TurnDeployment) -> list[ConfLine]:
+    lines: list[ConfLine] = ["# Peers: deny every IANA special-purpose range (callops.turn.ranges)"]
     for special in denied_by_default():
         lines += [
             f"# {special.network}: {special.name} ({special.rfc})",
-            f"denied-peer-ip={special.coturn_range}",
+            ("denied-peer-ip", special.coturn_range),
         ]
-    lines += [f"denied-peer-ip={_ip_range(net)}" for net in d.denied_peer_ips]
+    lines += [("denied-peer-ip", _ip_range(net)) for net in d.denied_peer_ips]
     if d.allowed_peer_ips:
         lines.append("# explicitly approved peer ranges")
-        lines += [f"allowed-peer-ip={_ip_range(net)}" for net in d.allowed_peer_ips]
+        lines += [("allowed-peer-ip", _ip_range(net)) for net in d.allowed_peer_ips]
+    return lines
+
+
+def _operations(d: TurnDeployment) -> list[ConfLine]:
+    """Metrics, logging and privileges: each section only when something is set."""
+    lines: list[ConfLine] = []
     if d.prometheus:
-        lines += ["", "# Metrics", "prometheus", f"prometheus-port={d.prometheus_port}"]
+        lines += ["", "# Metrics", ("prometheus", None), ("prometheus-port", str(d.prometheus_port))]
     if d.log_file is not None or d.verbose:
         lines += ["", "# Logging"]
         if d.log_file == "syslog":
-            lines.append("syslog")
+            lines.append(("syslog", None))
         elif d.log_file is not None:
-            lines += [f"log-file={d.log_file}", "simple-log"]
+            lines += [("log-file", d.log_file), ("simple-log", None)]
         if d.verbose:
-            lines.append("verbose")
-    if d.proc_user or d.proc_group:
-        lines += ["", "# Privileges"]
-        if d.proc_user:
-            lines.append(f"proc-user={d.proc_user}")
-        if d.proc_group:
-            lines.append(f"proc-group={d.proc_group}")
-    return "\n".join(lines) + "\n"
+            lines.append(("verbose", None))
+    users = [("proc-user", d.proc_user), ("proc-group", d.proc_group)]
+    if any(name for _, name in users):
+        lines += ["", "# Privileges"] + [(key, name) for key, name in users if name]
+    return lines
+
+
+def turnserver_conf_lines(deployment: TurnDeployment, *, secret: Secret | None = None) -> list[ConfLine]:
+    """The lines of ``turnserver.conf`` for ``deployment``: comments, and directives as ``(key, value)``."""
+    d = deployment
+    sections = [_addresses(d), _authentication(d, secret), _tls(d), _hardening(d), _quotas(d), _peers(d)]
+    lines: list[ConfLine] = [
+        "# turnserver.conf rendered by callops -- edit callops.yaml and render again.",
+        f"{META_PREFIX}coturn-version={d.coturn_version}",
+        f"{META_PREFIX}secret-file={d.secret_file}",
+    ]
+    for section in sections:
+        lines += ["", *section]
+    return lines + _operations(d)
+
+
+def render_turnserver_conf(deployment: TurnDeployment, *, secret: Secret | None = None) -> str:
+    """``turnserver.conf`` for ``deployment``, written with :data:`~callops.turn.directives.DIRECTIVES`.
+
+    Without ``secret`` the ``static-auth-secret`` line is left out (see the module docstring);
+    with it the literal is included -- write such a text only with :func:`write_turnserver_conf`.
+    A value that could not be read back as written (a path with a line break, ...) is a
+    :class:`~callops.errors.UsageError`.
+    """
+    try:
+        return render_lines(turnserver_conf_lines(deployment, secret=secret), version=deployment.version)
+    except ValueError as exc:
+        raise UsageError(
+            f"cannot render turnserver.conf: {exc}", hint="fix the value in callops.yaml"
+        ) from None
 
 
 def write_private_file(path: str | os.PathLike[str], text: str, *, mode: int = 0o600) -> Path:
@@ -469,7 +441,20 @@ __all__ = [
     "load_config",
     "parse_config",
     "render_turnserver_conf",
+    "turnserver_conf_lines",
     "version_tuple",
     "write_private_file",
     "write_turnserver_conf",
 ]
+
+
+_MOVED_TO_CONFIG_FILE = frozenset({"CallopsConfig", "config_error_from", "load_config", "parse_config"})
+
+
+def __getattr__(name: str) -> object:
+    """The names that moved to :mod:`callops.config_file`, for the importers not updated yet."""
+    if name in _MOVED_TO_CONFIG_FILE:
+        from callops import config_file
+
+        return getattr(config_file, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

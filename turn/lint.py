@@ -15,17 +15,28 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import stat
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from callops.errors import UsageError
-from callops.turn.config import CLI_OFF_BY_DEFAULT_IN, META_PREFIX, TLS_SWITCHES_CHANGED_IN, version_tuple
+from callops.turn.config import CLI_OFF_BY_DEFAULT_IN, version_tuple
+from callops.turn.directives import (
+    DIRECTIVES,
+    TLS_SWITCHES_CHANGED_IN,
+    Directive,
+    TurnserverConf,
+    ValueKind,
+    Version,
+    integer,
+    is_address,
+    parse_turnserver_conf,
+    value_problem,
+)
 from callops.turn.ranges import (
     METADATA_ADDRESS,
     RangeSet,
@@ -37,20 +48,6 @@ from callops.turn.ranges import (
 
 Severity = Literal["error", "warning", "info"]
 
-#: coturn's short options, as they may appear with a leading ``-`` in a config or command line
-_SHORT = {
-    "a": "lt-cred-mech",
-    "z": "no-auth",
-    "r": "realm",
-    "u": "user",
-    "L": "listening-ip",
-    "E": "relay-ip",
-    "X": "external-ip",
-    "p": "listening-port",
-    "f": "fingerprint",
-    "q": "user-quota",
-    "Q": "total-quota",
-}
 #: passwords found in coturn's example config and in tutorials, and the usual weak ones
 _COMMON_PASSWORDS = frozenset(
     {
@@ -78,74 +75,6 @@ _COMMON_PASSWORDS = frozenset(
 _EXAMPLE_CLI_HASH = "$5$79a316b350311570$81df9cfb9af7f5e5a76eada31e7097b663a0670f99a3c07ded3f1c8e59c5658a"
 MIN_PASSWORD_LENGTH = 12
 MIN_SECRET_LENGTH = 16
-
-
-@dataclass(frozen=True)
-class Directive:
-    """One option line of a ``turnserver.conf``."""
-
-    key: str
-    value: str | None
-    line: int
-
-
-@dataclass
-class TurnserverConf:
-    """A parsed ``turnserver.conf``: its directives in order plus the ``# callops:`` metadata."""
-
-    directives: list[Directive] = field(default_factory=list)
-    meta: dict[str, str] = field(default_factory=dict)
-
-    def all(self, key: str) -> list[Directive]:
-        return [d for d in self.directives if d.key == key]
-
-    def first(self, *keys: str) -> Directive | None:
-        return next((d for d in self.directives if d.key in keys), None)
-
-    def has(self, *keys: str) -> bool:
-        return self.first(*keys) is not None
-
-    def value(self, key: str) -> str | None:
-        found = self.all(key)
-        return found[-1].value if found else None
-
-
-#: ``key=value``, ``key = value`` or ``key value``; a line without a separator is a bare flag
-_LINE_RE = re.compile(r"^([^\s=]+)\s*(?:=|\s)\s*(.*)$")
-
-
-def _normalise_key(raw: str) -> str:
-    key = raw.strip()
-    if key.startswith("--"):
-        return key[2:]
-    if key.startswith("-") and len(key) == 2:
-        return _SHORT.get(key[1], key[1:])
-    return key
-
-
-def parse_turnserver_conf(text: str) -> TurnserverConf:
-    """Parse the text of a ``turnserver.conf`` (the same line grammar coturn's own reader accepts)."""
-    conf = TurnserverConf()
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        if line.startswith("#"):
-            if line.startswith(META_PREFIX.strip()):
-                body = line[len(META_PREFIX.strip()) :].strip()
-                key, sep, value = body.partition("=")
-                if sep:
-                    conf.meta[key.strip()] = value.strip()
-            continue
-        match = _LINE_RE.match(line)
-        if match:
-            key, value = match.group(1), match.group(2).strip()
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-                value = value[1:-1]
-            conf.directives.append(Directive(_normalise_key(key), value, number))
-        else:
-            conf.directives.append(Directive(_normalise_key(line), None, number))
-    return conf
 
 
 class Finding(BaseModel):
@@ -213,38 +142,155 @@ def _line(d: Directive | None) -> int | None:
     return d.line if d else None
 
 
+# --- the rule tables: a finding for a directive that is there, or for one that is missing ---------
+
+
+@dataclass(frozen=True)
+class PresenceRule:
+    """A finding for directive ``key`` when it is there; the finding points at its first line."""
+
+    key: str
+    id: str
+    severity: Severity
+    message: str
+    why: str
+    fix: str
+    #: it applies only when one of these is there too
+    with_any: tuple[str, ...] = ()
+    #: it applies only to coturn versions from this one on
+    since: Version | None = None
+
+    def check(self, ctx: LintContext) -> Finding | None:
+        d = ctx.conf.first(self.key)
+        if d is None or (self.since is not None and ctx.coturn_version < self.since):
+            return None
+        if self.with_any and not ctx.conf.has(*self.with_any):
+            return None
+        return Finding(
+            id=self.id, severity=self.severity, line=d.line, message=self.message, why=self.why, fix=self.fix
+        )
+
+
+@dataclass(frozen=True)
+class AbsenceRule:
+    """A finding (without a line) when none of ``keys`` is set: a flag that is there, or a
+    directive whose last value is not empty."""
+
+    keys: tuple[str, ...]
+    id: str
+    severity: Severity
+    message: str
+    why: str
+    fix: str
+
+    def check(self, ctx: LintContext) -> Finding | None:
+        if any(_is_set(ctx.conf, key) for key in self.keys):
+            return None
+        return Finding(
+            id=self.id, severity=self.severity, line=None, message=self.message, why=self.why, fix=self.fix
+        )
+
+
+def _is_set(c: TurnserverConf, key: str) -> bool:
+    spec = DIRECTIVES.get(key)
+    return c.has(key) if spec is not None and spec.kind is ValueKind.FLAG else bool(c.value(key))
+
+
+_OLD_TLS_WHY = "TLS 1.0 and 1.1 are deprecated (RFC 8996) and weaken the TLS transport"
+_REMOVED_TLS_SWITCH_WHY = "coturn reports 'Bad configuration format' for it; TLS 1.0/1.1 are off by default"
+
+#: the rules that only look at whether one directive is there
+PRESENCE_RULES: tuple[PresenceRule, ...] = (
+    PresenceRule(
+        "no-auth",
+        "no-auth",
+        "error",
+        "no-auth: anyone can allocate relays without credentials",
+        why="an open relay lets anyone on the internet tunnel traffic through your network and bill",
+        fix="remove no-auth; use use-auth-secret with static-auth-secret (TURN REST API credentials)",
+    ),
+    PresenceRule(
+        "lt-cred-mech",
+        "lt-cred-mech-with-auth-secret",
+        "warning",
+        "both lt-cred-mech and use-auth-secret are set",
+        why="two credential schemes at once: static users keep working after the shared secret rotates,"
+        " and it is unclear which one a client used",
+        fix="keep use-auth-secret only (TURN REST API), remove lt-cred-mech and static user= lines",
+        with_any=("use-auth-secret",),
+    ),
+    PresenceRule(
+        "allow-loopback-peers",
+        "allow-loopback-peers",
+        "error",
+        "allow-loopback-peers: clients may relay to 127.0.0.0/8 and ::1",
+        why="services listening on the relay host's loopback (admin ports, databases, the CLI) become"
+        " reachable by anyone with TURN credentials",
+        fix="remove allow-loopback-peers (only tests on one machine need it)",
+    ),
+    PresenceRule(
+        "tlsv1", "old-tls-enabled", "error", "tlsv1: TLS 1.0 is enabled", _OLD_TLS_WHY, "remove tlsv1"
+    ),
+    PresenceRule(
+        "tlsv1_1", "old-tls-enabled", "error", "tlsv1_1: TLS 1.1 is enabled", _OLD_TLS_WHY, "remove tlsv1_1"
+    ),
+    *(
+        PresenceRule(
+            key,
+            "removed-option",
+            "warning",
+            f"{key} is not an option of coturn >= {'.'.join(map(str, TLS_SWITCHES_CHANGED_IN))}",
+            _REMOVED_TLS_SWITCH_WHY,
+            f"remove {key}",
+            since=TLS_SWITCHES_CHANGED_IN,
+        )
+        for key in ("no-tlsv1", "no-tlsv1_1")
+    ),
+    PresenceRule(
+        "server-relay",
+        "server-relay",
+        "error",
+        "server-relay disables the peer permission checks",
+        why="anyone can send to relay ports without a permission: the relay becomes an open reflector",
+        fix="remove server-relay",
+    ),
+)
+
+#: the rules that only look at whether directives are missing
+ABSENCE_RULES: tuple[AbsenceRule, ...] = (
+    AbsenceRule(
+        ("no-auth", "use-auth-secret", "lt-cred-mech"),
+        "no-auth",
+        "error",
+        "no authentication mechanism (neither use-auth-secret nor lt-cred-mech)",
+        why="without a credential mechanism coturn may accept anonymous allocations",
+        fix="add use-auth-secret and a static-auth-secret",
+    ),
+    AbsenceRule(
+        ("realm",),
+        "missing-realm",
+        "error",
+        "no realm",
+        why="long-term and REST API credentials are computed per realm; without one clients fail"
+        " authentication or all land in an empty default realm",
+        fix="add realm=<your TURN host name>, e.g. realm=turn.example.com",
+    ),
+)
+
+
 @rule
-def _authentication(ctx: LintContext) -> Iterable[Finding]:
+def _table_rules(ctx: LintContext) -> Iterable[Finding]:
+    """The one place where :data:`PRESENCE_RULES` and :data:`ABSENCE_RULES` are applied."""
+    table: tuple[PresenceRule | AbsenceRule, ...] = (*PRESENCE_RULES, *ABSENCE_RULES)
+    for row in table:
+        finding = row.check(ctx)
+        if finding is not None:
+            yield finding
+
+
+@rule
+def _auth_secret(ctx: LintContext) -> Iterable[Finding]:
     c = ctx.conf
-    no_auth = c.first("no-auth")
-    if no_auth:
-        yield Finding(
-            id="no-auth",
-            severity="error",
-            line=no_auth.line,
-            message="no-auth: anyone can allocate relays without credentials",
-            why="an open relay lets anyone on the internet tunnel traffic through your network and bill",
-            fix="remove no-auth; use use-auth-secret with static-auth-secret (TURN REST API credentials)",
-        )
-    elif not c.has("use-auth-secret", "lt-cred-mech"):
-        yield Finding(
-            id="no-auth",
-            severity="error",
-            line=None,
-            message="no authentication mechanism (neither use-auth-secret nor lt-cred-mech)",
-            why="without a credential mechanism coturn may accept anonymous allocations",
-            fix="add use-auth-secret and a static-auth-secret",
-        )
-    if c.has("use-auth-secret") and c.has("lt-cred-mech"):
-        yield Finding(
-            id="lt-cred-mech-with-auth-secret",
-            severity="warning",
-            line=_line(c.first("lt-cred-mech")),
-            message="both lt-cred-mech and use-auth-secret are set",
-            why="two credential schemes at once: static users keep working after the shared secret rotates,"
-            " and it is unclear which one a client used",
-            fix="keep use-auth-secret only (TURN REST API), remove lt-cred-mech and static user= lines",
-        )
     # A config rendered by callops names the secret file the installer appends the secret from.
     appended_later = ctx.secret_file is not None
     if (
@@ -275,35 +321,6 @@ def _authentication(ctx: LintContext) -> Iterable[Finding]:
 
 def _has_secret_db(c: TurnserverConf) -> bool:
     return c.has("userdb", "db", "b", "psql-userdb", "mysql-userdb", "mongo-userdb", "redis-userdb", "N")
-
-
-@rule
-def _realm(ctx: LintContext) -> Iterable[Finding]:
-    if not ctx.conf.value("realm"):
-        yield Finding(
-            id="missing-realm",
-            severity="error",
-            line=None,
-            message="no realm",
-            why="long-term and REST API credentials are computed per realm; without one clients fail"
-            " authentication or all land in an empty default realm",
-            fix="add realm=<your TURN host name>, e.g. realm=turn.example.com",
-        )
-
-
-@rule
-def _loopback(ctx: LintContext) -> Iterable[Finding]:
-    d = ctx.conf.first("allow-loopback-peers")
-    if d:
-        yield Finding(
-            id="allow-loopback-peers",
-            severity="error",
-            line=d.line,
-            message="allow-loopback-peers: clients may relay to 127.0.0.0/8 and ::1",
-            why="services listening on the relay host's loopback (admin ports, databases, the CLI) become"
-            " reachable by anyone with TURN credentials",
-            fix="remove allow-loopback-peers (only tests on one machine need it)",
-        )
 
 
 def _denied_and_allowed(c: TurnserverConf) -> tuple[RangeSet, RangeSet, list[Finding]]:
@@ -482,7 +499,7 @@ def _cli(ctx: LintContext) -> Iterable[Finding]:
             fix="add no-cli" if not cli_off_by_default else "remove cli",
         )
     cli_ip = c.value("cli-ip")
-    if cli_ip and _is_address(cli_ip) and not ipaddress.ip_address(cli_ip.split("%")[0]).is_loopback:
+    if cli_ip and is_address(cli_ip) and not ipaddress.ip_address(cli_ip.split("%")[0]).is_loopback:
         yield Finding(
             id="cli-exposed",
             severity="error",
@@ -498,32 +515,10 @@ def _tls_enabled(c: TurnserverConf) -> bool:
 
 
 @rule
-def _tls_versions(ctx: LintContext) -> Iterable[Finding]:
+def _tls_switches_missing(ctx: LintContext) -> Iterable[Finding]:
     c = ctx.conf
-    for key in ("tlsv1", "tlsv1_1"):
-        d = c.first(key)
-        if d:
-            yield Finding(
-                id="old-tls-enabled",
-                severity="error",
-                line=d.line,
-                message=f"{key}: {'TLS 1.0' if key == 'tlsv1' else 'TLS 1.1'} is enabled",
-                why="TLS 1.0 and 1.1 are deprecated (RFC 8996) and weaken the TLS transport",
-                fix=f"remove {key}",
-            )
     if ctx.coturn_version >= TLS_SWITCHES_CHANGED_IN:
-        for key in ("no-tlsv1", "no-tlsv1_1"):
-            d = c.first(key)
-            if d:
-                yield Finding(
-                    id="removed-option",
-                    severity="warning",
-                    line=d.line,
-                    message=f"{key} is not an option of coturn >= 4.7",
-                    why="coturn reports 'Bad configuration format' for it; TLS 1.0/1.1 are off by default",
-                    fix=f"remove {key}",
-                )
-        return
+        return  # the no-tlsv1 switches are gone (the removed-option row), TLS 1.0/1.1 are off
     if not _tls_enabled(c):
         return
     missing = [key for key in ("no-tlsv1", "no-tlsv1_1") if not c.has(key)]
@@ -597,53 +592,6 @@ def _secret_permissions(ctx: LintContext) -> Iterable[Finding]:
         )
 
 
-def _int(value: str | None) -> int | None:
-    """An option's integer value, or ``None`` when missing or invalid (the values rule reports it)."""
-    return int(value) if value is not None and _DIGITS_RE.match(value) else None
-
-
-#: options whose value is one IP address (coturn accepts a ``%scope`` suffix on IPv6)
-_ADDRESS_KEYS = frozenset({"listening-ip", "relay-ip", "cli-ip", "aux-server-ip"})
-#: options whose value is a port
-_PORT_KEYS = frozenset(
-    {
-        "listening-port",
-        "tls-listening-port",
-        "alt-listening-port",
-        "alt-tls-listening-port",
-        "min-port",
-        "max-port",
-        "cli-port",
-        "prometheus-port",
-    }
-)
-#: options whose value is a non-negative count, rate or duration
-_COUNT_KEYS = frozenset(
-    {
-        "user-quota",
-        "total-quota",
-        "max-bps",
-        "bps-capacity",
-        "stale-nonce",
-        "max-allocate-lifetime",
-        "channel-lifetime",
-        "permission-lifetime",
-        "relay-threads",
-        "cli-max-output-sessions",
-        "max-allocate-timeout",
-    }
-)
-_DIGITS_RE = re.compile(r"^[0-9]{1,19}$")
-
-
-def _is_address(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value.split("%", 1)[0])
-    except ValueError:
-        return False
-    return True
-
-
 def _invalid(d: Directive, why_value: str, fix: str) -> Finding:
     shown = d.value if d.value is None or len(d.value) <= 64 else d.value[:61] + "..."
     return Finding(
@@ -657,28 +605,10 @@ def _invalid(d: Directive, why_value: str, fix: str) -> Finding:
     )
 
 
-def _value_problem(d: Directive) -> tuple[str, str] | None:
-    """``(what is wrong, fix)`` for a directive whose value coturn cannot use, else ``None``."""
-    value = d.value
-    if d.key in _ADDRESS_KEYS:
-        if not value or not _is_address(value):
-            return "not an IP address", f"write one IPv4 or IPv6 address, e.g. {d.key}=192.0.2.10"
-    elif d.key == "external-ip":
-        public, _, private = (value or "").partition("/")
-        if not value or not _is_address(public) or (private and not _is_address(private)):
-            return "not PUBLIC or PUBLIC/PRIVATE addresses", "write e.g. external-ip=203.0.113.5/10.0.0.5"
-    elif d.key in _PORT_KEYS:
-        if not value or not _DIGITS_RE.match(value) or not 1 <= int(value) <= 65535:
-            return "not a port (1-65535)", f"write a port number, e.g. {d.key}=3478"
-    elif d.key in _COUNT_KEYS and (not value or not _DIGITS_RE.match(value)):
-        return "not a non-negative integer", f"write a whole number, e.g. {d.key}=0 (0 means unlimited)"
-    return None
-
-
 @rule
 def _values(ctx: LintContext) -> Iterable[Finding]:
     for d in ctx.conf.directives:
-        problem = _value_problem(d)
+        problem = value_problem(d.key, d.value)
         if problem is not None:
             yield _invalid(d, *problem)
 
@@ -686,8 +616,8 @@ def _values(ctx: LintContext) -> Iterable[Finding]:
 @rule
 def _relay_ports(ctx: LintContext) -> Iterable[Finding]:
     c = ctx.conf
-    low = _int(c.value("min-port")) or 49152
-    high = _int(c.value("max-port")) or 65535
+    low = integer(c.value("min-port")) or 49152
+    high = integer(c.value("max-port")) or 65535
     if low > high:
         yield Finding(
             id="relay-port-range-too-small",
@@ -699,7 +629,7 @@ def _relay_ports(ctx: LintContext) -> Iterable[Finding]:
         )
         return
     count = high - low + 1
-    capacity = _int(c.value("total-quota"))
+    capacity = integer(c.value("total-quota"))
     if capacity and capacity > count:
         yield Finding(
             id="relay-port-range-too-small",
@@ -733,20 +663,6 @@ def _nat(ctx: LintContext) -> Iterable[Finding]:
                 fix="add external-ip=<public>/<private> for the 1:1 NAT in front of the relay",
             )
             return
-
-
-@rule
-def _dangerous_flags(ctx: LintContext) -> Iterable[Finding]:
-    d = ctx.conf.first("server-relay")
-    if d:
-        yield Finding(
-            id="server-relay",
-            severity="error",
-            line=d.line,
-            message="server-relay disables the peer permission checks",
-            why="anyone can send to relay ports without a permission: the relay becomes an open reflector",
-            fix="remove server-relay",
-        )
 
 
 def lint_conf(
@@ -813,11 +729,15 @@ def lint_file(
 
 
 __all__ = [
+    "ABSENCE_RULES",
+    "PRESENCE_RULES",
     "RULES",
+    "AbsenceRule",
     "Directive",
     "Finding",
     "LintContext",
     "LintReport",
+    "PresenceRule",
     "Severity",
     "TurnserverConf",
     "lint_conf",

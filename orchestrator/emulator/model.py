@@ -2,9 +2,9 @@
 
 Accounts hold consumers (by JWT ``sub``) and conversations. A conversation has its MAIN messaging
 dialog and any number of COBROWSE call dialogs, at most one of them live. A call goes
-INVITED -> ACCEPTED -> CLOSED following :data:`CALL_TRANSITIONS`, a table in the style of h11's
-``_state.py``; :meth:`EmulatorModel.apply` is the one method that changes a call's state, and it
-logs every change.
+INVITED -> ACCEPTED -> CLOSED following :data:`~callops.consumer.call_states.CALL_TRANSITIONS`, the
+table in the style of h11's ``_state.py`` that the consumer's invitation tracker follows too;
+:meth:`EmulatorModel.apply` is the one method that changes a call's state, and it logs every change.
 
 Every method that changes something takes ``now`` (epoch seconds, float) and returns the frames
 to send as :class:`Delivery` objects -- ``(session_id, frame dict)``. Session ids are handed out by
@@ -23,9 +23,9 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from enum import StrEnum
 from typing import Any
 
+from callops.consumer.call_states import CALL_TRANSITIONS, CallEvent
 from callops.consumer.models import (
     ERROR_RESP,
     EX_CONVERSATION_CHANGE_NOTIFICATION,
@@ -70,37 +70,10 @@ def now_ms(now: float) -> int:
     return int(now * 1000)
 
 
-# --- the call state machine, as a table ---------------------------------------------------------
-
-
-class CallEvent(StrEnum):
-    """What can happen to a call, and who does it."""
-
-    CONSUMER_ACCEPT = "consumer accepts"
-    CONSUMER_JOIN = "consumer joins"
-    CONSUMER_DECLINE = "consumer declines"
-    CONSUMER_HANG_UP = "consumer hangs up"
-    AGENT_CANCEL = "agent cancels"
-    AGENT_HANG_UP = "agent hangs up"
-    EXPIRE = "invitation expires"
-    CONVERSATION_CLOSED = "conversation closed"
+# --- the call state machine: CALL_TRANSITIONS (callops.consumer.call_states), shared with the consumer --
 
 
 _INVITED, _ACCEPTED, _CLOSED = SessionState.INVITED, SessionState.ACCEPTED, SessionState.CLOSED
-
-#: (state, event) -> next state. A pair that is not here is refused with :class:`CallStateError`.
-CALL_TRANSITIONS: dict[tuple[SessionState, CallEvent], SessionState] = {
-    (_INVITED, CallEvent.CONSUMER_ACCEPT): _ACCEPTED,
-    (_INVITED, CallEvent.CONSUMER_DECLINE): _CLOSED,
-    (_INVITED, CallEvent.AGENT_CANCEL): _CLOSED,
-    (_INVITED, CallEvent.EXPIRE): _CLOSED,
-    (_INVITED, CallEvent.CONVERSATION_CLOSED): _CLOSED,
-    # notificationKey accepted -> joined: the state stays, the update is sent again
-    (_ACCEPTED, CallEvent.CONSUMER_JOIN): _ACCEPTED,
-    (_ACCEPTED, CallEvent.CONSUMER_HANG_UP): _CLOSED,
-    (_ACCEPTED, CallEvent.AGENT_HANG_UP): _CLOSED,
-    (_ACCEPTED, CallEvent.CONVERSATION_CLOSED): _CLOSED,
-}
 
 
 class CallStateError(ProtocolError):
