@@ -38,6 +38,8 @@ TIMEOUT_HEADER = "x-prometheus-scrape-timeout-seconds"
 MIN_TIMEOUT = 0.1
 #: extra time given to a probe past its budget before it is cancelled (the probes end on their own)
 CANCEL_GRACE = 0.25
+#: the least share of its budget a probe must have left when it gets a slot, else it fails as busy
+MIN_RUN_SHARE = 0.1
 
 TEXT = "text/plain; charset=utf-8"
 HTML = "text/html; charset=utf-8"
@@ -211,10 +213,19 @@ class Exporter:
             )
         finally:
             waiting.dec()
+        left = deadline - time.monotonic()
+        if left < MIN_RUN_SHARE * timeout:
+            # a slot freed just before the deadline: too little time to probe, and "no answer" would lie
+            slot.release()
+            return ProbeOutcome.failed(
+                f"exporter busy: a slot of module {name!r} freed only {max(0.0, left):.2f} s before the "
+                f"probe's {timeout:.1f} s ran out (concurrency {module.concurrency}; raise it or scrape "
+                "less often)"
+            )
         in_flight = self.metrics.in_flight.labels(name)
         in_flight.inc()
         try:
-            left = max(0.001, deadline - time.monotonic())
+            left = max(0.001, left)
             run = runner(left, self.env)
             return await asyncio.wait_for(run, left + CANCEL_GRACE)
         except CallopsError as exc:
