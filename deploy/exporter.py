@@ -15,11 +15,13 @@ from the relay: TURN per transport it serves, the relay data test, and the TLS c
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import yaml
+from pydantic import TypeAdapter
 
-from callops.orchestrator.exporter.config import ExporterSettings
+from callops.orchestrator.exporter.config import DEFAULT_TIMEOUT_MARGIN, ExporterSettings, Module
 from callops.secret import Secret
 from callops.turn.config import TurnDeployment
 
@@ -55,6 +57,9 @@ def exporter_config(
     """The ``callops.yaml`` the rendered exporter reads (``exporter:`` section only)."""
     if exporter is not None and exporter.modules:
         section = exporter.model_dump(mode="json", exclude_defaults=True)
+        # a module's prober is its default too, but the rendered file must name it (the discriminator)
+        for name, module in exporter.modules.items():
+            section["modules"][name] = {"prober": module.prober, **section["modules"].get(name, {})}
         section["listen"] = listen
         section.pop("site", None)
         return {"exporter": section}
@@ -73,19 +78,24 @@ def scrape_jobs(
         {"target_label": "__address__", "replacement": exporter_address},
     ]
     jobs: list[dict[str, Any]] = []
+    margin = float(config["exporter"].get("timeout_margin", DEFAULT_TIMEOUT_MARGIN))
+    modules: TypeAdapter[Module] = TypeAdapter(Module)
     for name, module in config["exporter"]["modules"].items():
         prober = module.get("prober")
         if prober == "ice_two_site":
             continue
         secure = prober == "tls" or module.get("transport") == "tls"
         port = d.tls_listening_port if secure else d.listening_port
+        # the probe's budget is the scrape timeout minus the margin: leave room for the module's timeout
+        timeout = max(10, math.ceil(modules.validate_python(module).timeout + margin))
         jobs.append(
             {
                 "job_name": f"callops-{name.replace('_', '-')}",
                 "metrics_path": "/probe",
                 "params": {"module": [name]},
-                "scrape_interval": "5m" if prober == "tls" else "30s",
-                "scrape_timeout": "10s",
+                # a certificate changes slowly; bandwidth and profile probes load the site's link
+                "scrape_interval": "5m" if prober in ("tls", "bandwidth", "liveperson") else "30s",
+                "scrape_timeout": f"{timeout}s",
                 "static_configs": [{"targets": [f"{relay_host}:{port}"], "labels": {"site": site}}],
                 "relabel_configs": relabel,
             }

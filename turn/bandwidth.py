@@ -69,15 +69,19 @@ def flow_profile(media: Media, kbps: float) -> MediaProfile:
     bps = int(kbps * 1000)
     if media == "voice":
         per_frame = bps / 8 / 50
+        if per_frame > DEFAULT_MTU_PAYLOAD:
+            # frames split into packets of up to one MTU (no key frames)
+            sizes = (max(HEADER_SIZE, 100), DEFAULT_MTU_PAYLOAD)
+        else:
+            # one packet of the frame's size: random sizes below it would send less than asked
+            sizes = (max(HEADER_SIZE, int(per_frame)), max(HEADER_SIZE, int(per_frame)))
         return MediaProfile(
             name="voice",
             kind="video" if per_frame > DEFAULT_MTU_PAYLOAD else "audio",
             fps=50,
             bitrate_bps=bps,
-            min_packet=max(HEADER_SIZE, min(100, int(per_frame))),
-            max_packet=DEFAULT_MTU_PAYLOAD
-            if per_frame > DEFAULT_MTU_PAYLOAD
-            else max(HEADER_SIZE, int(per_frame)),
+            min_packet=sizes[0],
+            max_packet=sizes[1],
         )
     return video_profile(bps, 30)
 

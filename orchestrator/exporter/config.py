@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -38,6 +38,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from callops.errors import ConfigError, UsageError
 from callops.orchestrator.probe.paths import PATH_CLASSES, PathClass
 from callops.secret import Secret, read_secret_file
+
+if TYPE_CHECKING:
+    from callops.turn.bandwidth import FlowSpec
 
 #: blackbox_exporter listens on 9115; 9478 is free in Prometheus' port allocation list at writing.
 DEFAULT_LISTEN = "127.0.0.1:9478"
@@ -179,13 +182,67 @@ class RelayModule(TurnModule):
 
 
 class BandwidthModule(TurnModule):
-    """Call-shaped throughput through an allocation (callops' bandwidth probe), bounded."""
+    """A call-shaped flow through an allocation (:mod:`callops.turn.bandwidth`), bounded in rate and time.
+
+    The rate, floor and duration are the module's own, or those of one ``bandwidth`` item of a
+    readiness profile (``item: bandwidth-video`` of ``profile: liveperson``).
+    """
 
     prober: Literal["bandwidth"] = "bandwidth"  # type: ignore[assignment]
-    rate_kbps: float = Field(default=600.0, gt=0, le=10_000)
-    """Target send rate (LivePerson voice: 600 kbit/s; voice+video: 2600)."""
-    duration: float = Field(default=3.0, gt=0, le=30)
-    """Seconds of sending (bounded; the module's timeout must exceed it)."""
+    timeout: float = Field(default=8.0, gt=0, le=120)
+    media: Literal["voice", "video"] = "voice"
+    """``voice`` (packets every 20 ms) or ``video`` (30 fps bursts with key frames)."""
+    rate_kbps: float = Field(default=600.0, gt=0, le=4000)
+    """Target send rate, kbit/s (LivePerson voice: 600; voice+video: 2600); at most 4000."""
+    floor_kbps: float | None = Field(default=None, gt=0)
+    """Below this the probe fails; between it and ``rate_kbps`` it is degraded. Default: ``rate_kbps``."""
+    max_loss: float = Field(default=0.05, ge=0, le=1)
+    """Loss above this fails the probe whatever the rate (0-1)."""
+    duration: float = Field(default=2.5, ge=0.2, le=10)
+    """Seconds of sending (the module's timeout must exceed it by at least 1 s)."""
+    profile: str = "liveperson"
+    """Readiness profile ``item`` is taken from: a built-in name or a YAML file."""
+    item: str | None = None
+    """A ``bandwidth`` item id of ``profile``: its media, rate, floor and duration replace those above."""
+
+    @model_validator(mode="after")
+    def _flow(self) -> BandwidthModule:
+        try:
+            spec = self.flow_spec()
+        except UsageError as exc:
+            raise ValueError(exc.message) from None
+        if self.timeout < spec.duration_s + 1.0:
+            raise ValueError(
+                f"timeout {self.timeout:g} s leaves no time to set up: make it at least "
+                f"duration + 1 = {spec.duration_s + 1.0:g} s"
+            )
+        return self
+
+    def flow_spec(self) -> FlowSpec:
+        """The flow to send; :class:`UsageError` names the bad field."""
+        from callops.turn.bandwidth import FlowSpec
+
+        if self.item is None:
+            spec = FlowSpec(
+                self.media,
+                self.rate_kbps,
+                self.floor_kbps or self.rate_kbps,
+                duration_s=self.duration,
+                max_loss=self.max_loss,
+            )
+            return spec.check()
+        from callops.orchestrator.probe.profile import load_profile
+
+        profile = load_profile(self.profile)
+        found = next((i for i in profile.items if i.id == self.item and i.check == "bandwidth"), None)
+        if found is None:
+            ids = ", ".join(i.id for i in profile.items if i.check == "bandwidth") or "none"
+            raise UsageError(f"item {self.item!r} is not a bandwidth item of profile {profile.name} ({ids})")
+        assert found.media is not None and found.kbps is not None and found.floor_kbps is not None
+        spec = FlowSpec(
+            found.media, found.kbps, found.floor_kbps, duration_s=found.duration_s, max_loss=self.max_loss
+        )
+        return spec.check()
 
 
 class IceTwoSiteModule(_Module):
@@ -220,10 +277,45 @@ class IceTwoSiteModule(_Module):
 
 
 class LivePersonModule(TurnModule):
-    """LivePerson's published requirements (the readiness profile) against the target relay."""
+    """A readiness profile (LivePerson's published requirements by default) against the target host.
+
+    The target's host is probed on each ``transport/port`` of ``serves`` (``tls`` is ``turns:``), as
+    ``callops probe --profile`` probes the ``--turn`` URIs it is given; items about ports the host
+    does not serve are ``skipped``.
+    """
 
     prober: Literal["liveperson"] = "liveperson"  # type: ignore[assignment]
     timeout: float = Field(default=20.0, gt=0, le=120)
+    profile: str = "liveperson"
+    """A built-in profile name or a profile YAML file."""
+    serves: list[str] | None = None
+    """``transport/port`` the target's TURN server listens on (``udp/3478``, ``tls/443``); default: the
+    transports and ports of the profile's ``relay`` items."""
+
+    @model_validator(mode="after")
+    def _profile(self) -> LivePersonModule:
+        from callops.errors import CallopsError
+
+        try:
+            self.served()
+        except CallopsError as exc:
+            raise ValueError(exc.message) from None
+        return self
+
+    def served(self) -> list[tuple[Transport, int]]:
+        """``serves`` as ``(transport, port)`` pairs (the profile's relay items when unset)."""
+        if self.serves is None:
+            from callops.orchestrator.probe.profile import load_profile
+
+            items = load_profile(self.profile).items
+            return [(i.transport, i.port) for i in items if i.check == "relay" and i.transport and i.port]
+        out: list[tuple[Transport, int]] = []
+        for entry in self.serves:
+            transport, _, port = entry.partition("/")
+            if transport not in ("udp", "tcp", "tls") or not port.isdigit() or not 0 < int(port) < 65536:
+                raise UsageError(f"serves: {entry!r} is not TRANSPORT/PORT (udp/3478, tcp/3478, tls/443)")
+            out.append((transport, int(port)))  # type: ignore[arg-type]
+        return out
 
 
 Module = Annotated[

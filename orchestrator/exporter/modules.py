@@ -1,29 +1,29 @@
-"""The probers: one entry per prober, each a target parser and one adapter function.
+"""The probers: per prober a target parser and one adapter function, bound by :func:`prepare`.
 
-An adapter runs callops' existing probe (:mod:`callops.turn.probes`, the two-site
-:func:`~callops.orchestrator.probe.twosite.run_peer`) and converts its result into a
-:class:`~callops.orchestrator.exporter.outcome.ProbeOutcome` -- the one place per prober that knows
-the probe's result type, so a change of result type touches one function.
-
-:data:`PROBERS` is the registry. An entry whose ``requires`` module is missing from this build
-(``bandwidth``, ``liveperson`` until callops' bandwidth probe and readiness profile land) answers
-400 with :attr:`Prober.unavailable`.
+An adapter runs callops' existing probe (:mod:`callops.turn.probes`, :mod:`callops.turn.bandwidth`,
+the readiness profile of :mod:`callops.orchestrator.probe.profile`, the two-site
+:func:`~callops.orchestrator.probe.twosite.run_peer`) and converts its typed result
+(:mod:`callops.turn.results`) into a :class:`~callops.orchestrator.exporter.outcome.ProbeOutcome` --
+the one place per prober that knows the probe's result type, so a change of result type touches
+one function.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import ssl
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from pathlib import Path
+from typing import TypeVar
 
 from callops.errors import UsageError
 from callops.orchestrator.exporter.config import (
     BandwidthModule,
     IceTwoSiteModule,
     LivePersonModule,
+    Module,
     NatModule,
     RelayModule,
     StunModule,
@@ -32,12 +32,15 @@ from callops.orchestrator.exporter.config import (
     TurnModule,
 )
 from callops.orchestrator.exporter.outcome import Labels, ProbeOutcome, Value
+from callops.turn.results import ProbeResult, ProbeStatus
 from callops.turn.uri import DEFAULT_PORT, DEFAULT_SECURE_PORT, Scheme, ServerUri, parse_uri
 
 M = TypeVar("M")
 T = TypeVar("T")
 
 _SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
+#: the least a readiness profile's one-site probes get besides its bandwidth items
+MIN_ONE_SITE_S = 2.0
 
 
 class TargetError(UsageError):
@@ -106,6 +109,11 @@ def _turn_target(module: TurnModule, text: str) -> ServerUri:
     return server_uri(text, turn=True, transport=module.transport)
 
 
+def _host_target(module: LivePersonModule, text: str) -> HostPort:
+    host, port = _hostport(text, DEFAULT_PORT)
+    return HostPort(host, port)
+
+
 def _ws_target(module: IceTwoSiteModule, text: str) -> str:
     url = urllib.parse.urlsplit(text.strip())
     try:
@@ -123,14 +131,12 @@ def _ws_target(module: IceTwoSiteModule, text: str) -> str:
 # -- adapters: one per prober ----------------------------------------------------------------------
 
 
-def _ms(value: Any) -> float | None:
-    return float(value) / 1000 if isinstance(value, int | float) else None
+def _seconds(ms: float | None) -> float | None:
+    return None if ms is None else ms / 1000
 
 
-def _from_probe_result(result: Any) -> ProbeOutcome:
-    """Success and reason of a :class:`callops.turn.probes.ProbeResult`."""
-    from callops.turn.probes import ProbeStatus
-
+def _from_probe_result(result: ProbeResult) -> ProbeOutcome:
+    """Success and reason of a typed probe result (:mod:`callops.turn.results`)."""
     if result.status is ProbeStatus.OK:
         return ProbeOutcome(success=True)
     return ProbeOutcome.failed(result.error or result.detail or f"probe {result.status.value}")
@@ -143,28 +149,30 @@ async def run_stun(
 
     result = await stun_binding(uri, timeout, ca_file=module.ca_file, insecure=module.insecure)
     outcome = _from_probe_result(result)
-    if (rtt := _ms(result.data.get("rtt_ms"))) is not None:
+    data = result.data
+    if (rtt := _seconds(data.rtt_ms)) is not None:
         outcome.values.append(Value("probe_stun_rtt_seconds", rtt))
-    if (connect := _ms(result.data.get("connect_ms"))) is not None:
+    if (connect := _seconds(data.connect_ms)) is not None:
         outcome.values.append(Value("probe_stun_connect_seconds", connect))
-    if result.data.get("mapped"):
-        outcome.infos.append(Labels("probe_stun_mapped_address", (("address", str(result.data["mapped"])),)))
+    if data.mapped:
+        outcome.infos.append(Labels("probe_stun_mapped_address", (("address", data.mapped),)))
     return outcome
 
 
 async def run_nat(module: NatModule, uri: ServerUri, timeout: float, env: Mapping[str, str]) -> ProbeOutcome:
-    from callops.turn.probes import ProbeStatus, nat_behaviour
+    from callops.turn.probes import nat_behaviour
 
     result = await nat_behaviour(uri, timeout)
     outcome = _from_probe_result(result)
     if result.status is ProbeStatus.INCONCLUSIVE:
         outcome = ProbeOutcome(success=True)
-    if "mapping" in result.data:
+    data = result.data
+    if data.mapping is not None:
         labels = (
-            ("mapping", str(result.data["mapping"])),
-            ("filtering", str(result.data["filtering"])),
-            ("nat", str(result.data.get("nat"))),
-            ("mapped", str(result.data.get("mapped") or "")),
+            ("mapping", str(data.mapping)),
+            ("filtering", str(data.filtering)),
+            ("nat", str(data.nat)),
+            ("mapped", data.mapped or ""),
         )
         outcome.infos.append(Labels("probe_nat", labels))
     return outcome
@@ -202,12 +210,13 @@ async def run_turn(
         uri, username, password.reveal(), timeout, ca_file=module.ca_file, insecure=module.insecure
     )
     outcome = _from_probe_result(result)
-    if (allocate := _ms(result.data.get("allocate_ms"))) is not None:
+    data = result.data
+    if (allocate := _seconds(data.allocate_ms)) is not None:
         outcome.values.append(Value("probe_turn_allocate_seconds", allocate))
-    if isinstance(result.data.get("lifetime"), int):
-        outcome.values.append(Value("probe_turn_allocation_lifetime_seconds", result.data["lifetime"]))
-    if result.data.get("relayed"):
-        labels = (("address", str(result.data["relayed"])), ("transport", module.transport))
+    if data.lifetime is not None:
+        outcome.values.append(Value("probe_turn_allocation_lifetime_seconds", data.lifetime))
+    if data.relayed:
+        labels = (("address", data.relayed), ("transport", module.transport))
         outcome.infos.append(Labels("probe_turn_relayed_address", labels))
     return outcome
 
@@ -234,73 +243,131 @@ async def run_relay(
     )
     outcome = _from_probe_result(result)
     data = result.data
-    if (rtt := _ms(data.get("rtt_ms"))) is not None:
+    if (rtt := _seconds(data.rtt_ms)) is not None:
         outcome.values.append(Value("probe_relay_rtt_seconds", rtt))
-    if (rtt_max := _ms(data.get("rtt_ms_max"))) is not None:
+    if (rtt_max := _seconds(data.rtt_ms_max)) is not None:
         outcome.values.append(Value("probe_relay_rtt_max_seconds", rtt_max))
-    if isinstance(data.get("loss"), int | float):
-        outcome.values.append(Value("probe_relay_loss_ratio", float(data["loss"])))
-    if isinstance(data.get("sent"), int):
-        outcome.values.append(Value("probe_relay_packets_sent", data["sent"]))
-        outcome.values.append(Value("probe_relay_packets_received", data.get("received", 0)))
+    if data.loss is not None:
+        outcome.values.append(Value("probe_relay_loss_ratio", data.loss))
+    if data.sent is not None:
+        outcome.values.append(Value("probe_relay_packets_sent", data.sent))
+        outcome.values.append(Value("probe_relay_packets_received", data.received or 0))
     return outcome
 
 
 async def run_bandwidth(
     module: BandwidthModule, uri: ServerUri, timeout: float, env: Mapping[str, str]
 ) -> ProbeOutcome:
-    """Expects ``callops.turn.bandwidth.bandwidth_test(uri, username, password, timeout, *,
-    rate_kbps, duration, ca_file, insecure) -> ProbeResult`` with ``data`` keys ``up_kbps``,
-    ``down_kbps`` and ``loss`` (0-1)."""
-    bandwidth = importlib.import_module("callops.turn.bandwidth")
+    """A call-shaped flow (:func:`callops.turn.bandwidth.bandwidth_test`) at the module's rate.
+
+    ``probe_success`` is 1 when at least the floor got through with loss under the limit (the
+    result's ``ok``/``warn``: working, perhaps degraded); ``probe_bandwidth_target_met`` says whether
+    the full rate did.
+    """
+    from callops.turn.bandwidth import bandwidth_test
+
+    spec = module.flow_spec()
     username, password = module.credentials(env, time.time())
-    result = await bandwidth.bandwidth_test(
-        uri,
-        username,
-        password.reveal(),
-        timeout,
-        rate_kbps=module.rate_kbps,
-        duration=module.duration,
-        ca_file=module.ca_file,
-        insecure=module.insecure,
-    )
-    outcome = _from_probe_result(result)
-    for direction in ("up", "down"):
-        kbps = result.data.get(f"{direction}_kbps")
-        if isinstance(kbps, int | float):
-            labels = (("direction", direction),)
-            outcome.values.append(Value("probe_bandwidth_bits_per_second", kbps * 1000, labels))
-    if isinstance(result.data.get("loss"), int | float):
-        outcome.values.append(Value("probe_bandwidth_loss_ratio", float(result.data["loss"])))
+    context = _ssl_context(uri, module.ca_file, module.insecure)
+    result = await bandwidth_test(uri, username, password.reveal(), timeout, spec, ssl_context=context)
+    # warn: degraded but at least the floor got through -- a working call
+    working = result.status is ProbeStatus.WARN
+    outcome = ProbeOutcome(success=True) if working else _from_probe_result(result)
+    data = result.data
+    values = outcome.values
+    values.append(Value("probe_bandwidth_target_bits_per_second", spec.target_kbps * 1000))
+    values.append(Value("probe_bandwidth_floor_bits_per_second", spec.floor_kbps * 1000))
+    for direction, stats in (("flow", data.flow), ("feedback", data.feedback)):
+        if stats is not None:
+            key = (("direction", direction),)
+            values.append(Value("probe_bandwidth_bits_per_second", stats.achieved_kbps * 1000, key))
+            values.append(Value("probe_bandwidth_packets_sent", stats.sent, key))
+            values.append(Value("probe_bandwidth_packets_received", stats.received, key))
+    if data.flow is not None:
+        values.append(Value("probe_bandwidth_loss_ratio", data.flow.loss))
+        values.append(Value("probe_bandwidth_jitter_seconds", data.flow.jitter_ms / 1000))
+    for name, ms in (
+        ("probe_bandwidth_rtt_seconds", data.rtt_ms_p50),
+        ("probe_bandwidth_rtt_p95_seconds", data.rtt_ms_p95),
+        ("probe_bandwidth_rtt_max_seconds", data.rtt_ms_max),
+    ):
+        if (seconds := _seconds(ms)) is not None:
+            values.append(Value(name, seconds))
+    if data.duration_s is not None and data.flow is not None:
+        values.append(Value("probe_bandwidth_sending_seconds", data.duration_s))
+    if data.passed is not None:
+        values.append(Value("probe_bandwidth_target_met", 1 if data.passed else 0))
     return outcome
 
 
-async def run_liveperson(
-    module: LivePersonModule, uri: ServerUri, timeout: float, env: Mapping[str, str]
-) -> ProbeOutcome:
-    """Expects ``callops.orchestrator.probe.profile.run_profile(name, settings: ProbeSettings, env, *,
-    timeout) -> report`` whose ``items`` each have ``id`` and ``status`` (pass/fail/warn/skipped)."""
-    from callops.orchestrator.probe.settings import ProbeSettings
+def _ssl_context(uri: ServerUri, ca_file: Path | None, insecure: bool) -> ssl.SSLContext | None:
+    if not uri.secure:
+        return None
+    from callops.turn.tls import client_context
 
-    profile = importlib.import_module("callops.orchestrator.probe.profile")
+    return client_context(ca_file, insecure=insecure)
+
+
+def profile_uris(module: LivePersonModule, host: str) -> list[str]:
+    """The TURN URIs of ``host`` that the module says it serves (``transport/port``)."""
+    out = []
+    for transport, port in module.served():
+        uri = ServerUri(
+            scheme="turns" if transport == "tls" else "turn",
+            host=host,
+            port=port,
+            transport="udp" if transport == "udp" else "tcp",
+            transport_given=True,
+        )
+        out.append(str(uri))
+    return out
+
+
+async def run_liveperson(
+    module: LivePersonModule, target: HostPort, timeout: float, env: Mapping[str, str]
+) -> ProbeOutcome:
+    """The module's readiness profile (:func:`callops.orchestrator.probe.site.probe_profile`) against
+    the target host's TURN servers: one series per checklist item that ran.
+
+    The one-site probes get what the bandwidth items leave of the budget; each bandwidth item gets
+    its ``duration_s`` plus set-up, one after the other (as ``callops probe --profile`` runs them).
+    """
+    from callops.orchestrator.probe.profile import load_profile
+    from callops.orchestrator.probe.settings import ENV_PASSWORD, ProbeSettings
+    from callops.orchestrator.probe.site import BANDWIDTH_SETUP_S, probe_profile
+
+    profile = load_profile(module.profile)
+    flows = sum(i.duration_s + BANDWIDTH_SETUP_S for i in profile.items if i.check == "bandwidth")
+    one_site = timeout - flows
+    if one_site < MIN_ONE_SITE_S:
+        return ProbeOutcome.failed(
+            f"profile {profile.name}: its bandwidth items need {flows:.1f} s and the probes "
+            f"{MIN_ONE_SITE_S:.0f} s more, but this probe has {timeout:.1f} s "
+            "(raise the module's timeout and the job's scrape_timeout)"
+        )
+    username, password = module.credentials(env, time.time())
     settings = ProbeSettings(
-        turn=[str(uri)],
-        secret_file=module.secret_file,
-        user=module.user,
-        password_file=module.password_file,
+        turn=profile_uris(module, target.host),
+        user=username,
         ca_file=module.ca_file,
         insecure=module.insecure,
-        timeout=timeout,
+        timeout=one_site,
     )
-    report = await profile.run_profile("liveperson", settings, env, timeout=timeout)
-    failed = [item.id for item in report.items if item.status == "fail"]
-    outcome = ProbeOutcome(success=not failed, reason=f"failed: {', '.join(failed)}" if failed else None)
-    for item in report.items:
+    # The credentials computed above go in as long-term ones: an in-memory environment, not os.environ.
+    checklist = await probe_profile(settings, {ENV_PASSWORD: password.reveal()}, profile)
+    failed = [item for item in checklist.items if item.required and item.status == "fail"]
+    reason = "; ".join(f"{item.id}: {item.measured}" for item in failed)
+    outcome = ProbeOutcome(
+        success=not failed, reason=f"{profile.name} items failed -- {reason}" if failed else None
+    )
+    for item in checklist.items:
+        key = (("item", item.id),)
+        labels = (("status", item.status), ("required", "true" if item.required else "false"))
+        outcome.infos.append(Labels("probe_liveperson_item", labels, key))
         if item.status != "skipped":
-            value = Value(
-                "probe_liveperson_item_success", 0 if item.status == "fail" else 1, (("item", item.id),)
+            outcome.values.append(
+                Value("probe_liveperson_item_success", 1 if item.status == "pass" else 0, key)
             )
-            outcome.values.append(value)
     return outcome
 
 
@@ -352,41 +419,58 @@ async def run_ice_two_site(
 
 # -- the registry ----------------------------------------------------------------------------------
 
+#: A probe ready to run: ``runner(timeout, env)``.
+Runner = Callable[[float, Mapping[str, str]], Awaitable[ProbeOutcome]]
+Target = ServerUri | HostPort | str
+
 
 @dataclass(frozen=True)
-class Prober(Generic[M, T]):
-    """How one prober parses its target and runs."""
+class Prepared:
+    """A module's parsed target and its adapter bound to both."""
 
-    parse_target: Callable[[M, str], T]
-    run: Callable[[M, T, float, Mapping[str, str]], Awaitable[ProbeOutcome]]
-    #: a module this prober needs (None: always available)
-    requires: str | None = None
-    #: the 400 answer when ``requires`` is missing
-    unavailable: str = ""
-
-    def available(self) -> bool:
-        if self.requires is None:
-            return True
-        try:
-            return importlib.util.find_spec(self.requires) is not None
-        except ModuleNotFoundError:
-            return False
+    target: Target
+    run: Runner
 
 
-_NEEDS_BANDWIDTH = "module needs callops' bandwidth probe (not built in this version)"
+def _bind(
+    run: Callable[[M, T, float, Mapping[str, str]], Awaitable[ProbeOutcome]], module: M, target: T
+) -> Runner:
+    def runner(timeout: float, env: Mapping[str, str]) -> Awaitable[ProbeOutcome]:
+        return run(module, target, timeout, env)
 
-PROBERS: dict[str, Prober[Any, Any]] = {
-    "stun": Prober(_stun_target, run_stun),
-    "nat": Prober(_nat_target, run_nat),
-    "tls": Prober(_tls_target, run_tls),
-    "turn": Prober(_turn_target, run_turn),
-    "relay": Prober(_turn_target, run_relay),
-    "ice_two_site": Prober(_ws_target, run_ice_two_site),
-    "bandwidth": Prober(_turn_target, run_bandwidth, "callops.turn.bandwidth", _NEEDS_BANDWIDTH),
-    "liveperson": Prober(
-        _turn_target, run_liveperson, "callops.orchestrator.probe.profile", _NEEDS_BANDWIDTH
-    ),
-}
+    return runner
 
 
-__all__ = ["PROBERS", "HostPort", "Prober", "TargetError", "server_uri"]
+def prepare(module: Module, text: str) -> Prepared:
+    """Parse ``text`` as the module's target (:class:`TargetError`: a 400) and bind its adapter.
+
+    Subclasses of :class:`TurnModule` come before it.
+    """
+    match module:
+        case StunModule():
+            uri = _stun_target(module, text)
+            return Prepared(uri, _bind(run_stun, module, uri))
+        case NatModule():
+            uri = _nat_target(module, text)
+            return Prepared(uri, _bind(run_nat, module, uri))
+        case TlsModule():
+            hostport = _tls_target(module, text)
+            return Prepared(hostport, _bind(run_tls, module, hostport))
+        case RelayModule():
+            uri = _turn_target(module, text)
+            return Prepared(uri, _bind(run_relay, module, uri))
+        case BandwidthModule():
+            uri = _turn_target(module, text)
+            return Prepared(uri, _bind(run_bandwidth, module, uri))
+        case LivePersonModule():
+            hostport = _host_target(module, text)
+            return Prepared(hostport, _bind(run_liveperson, module, hostport))
+        case TurnModule():
+            uri = _turn_target(module, text)
+            return Prepared(uri, _bind(run_turn, module, uri))
+        case IceTwoSiteModule():
+            url = _ws_target(module, text)
+            return Prepared(url, _bind(run_ice_two_site, module, url))
+
+
+__all__ = ["HostPort", "Prepared", "Runner", "Target", "TargetError", "prepare", "server_uri"]

@@ -39,13 +39,30 @@ METRICS: dict[str, str] = {
     "probe_tls_cert_days_left": "Days until the server certificate expires (negative: expired).",
     "probe_tls_cert_verified": "1 if the certificate chain and name verified, else 0.",
     "probe_tls_version_info": "TLS version and cipher negotiated.",
-    "probe_bandwidth_bits_per_second": "Rate achieved through the relay, by direction.",
-    "probe_bandwidth_loss_ratio": "Loss during the bandwidth test (0-1).",
+    "probe_bandwidth_bits_per_second": (
+        "Rate that got through the relay: direction=flow is the call-shaped flow (it crosses the "
+        "site's link up and down), direction=feedback the small return flow."
+    ),
+    "probe_bandwidth_target_bits_per_second": "Rate the bandwidth test sent (module or profile item).",
+    "probe_bandwidth_floor_bits_per_second": "Working minimum: below it the bandwidth probe fails.",
+    "probe_bandwidth_target_met": "1 if the full target rate got through with loss under the limit, else 0.",
+    "probe_bandwidth_loss_ratio": "Share of the flow's packets lost (0-1).",
+    "probe_bandwidth_jitter_seconds": "RFC 3550 interarrival jitter of the flow.",
+    "probe_bandwidth_rtt_seconds": "Median round-trip time through the relay during the flow.",
+    "probe_bandwidth_rtt_p95_seconds": "95th percentile round-trip time through the relay during the flow.",
+    "probe_bandwidth_rtt_max_seconds": "Largest round-trip time through the relay during the flow.",
+    "probe_bandwidth_packets_sent": "Packets sent, by direction (flow, feedback).",
+    "probe_bandwidth_packets_received": "Packets received, by direction (flow, feedback).",
+    "probe_bandwidth_sending_seconds": "How long the flow was sent.",
     "probe_ice_path_success": "1 if ICE connected over the path class, else 0.",
     "probe_ice_path_rtt_seconds": "Round-trip time over the path class's selected pair.",
     "probe_ice_selected_pair_info": "The selected candidate pair of a path class.",
     "probe_ice_two_site_info": "The two-site verdict (p2p, relay-required, blocked).",
-    "probe_liveperson_item_success": "1 if the LivePerson readiness item passed, else 0.",
+    "probe_liveperson_item_success": (
+        "1 if the readiness item passed, 0 if it failed or only partly passed (warn); "
+        "skipped items have none."
+    ),
+    "probe_liveperson_item_info": "A readiness item's status (pass, warn, fail, skipped); required or not.",
 }
 
 

@@ -27,7 +27,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from callops.errors import CallopsError
 from callops.orchestrator.exporter.config import ExporterSettings, Module
-from callops.orchestrator.exporter.modules import PROBERS, TargetError
+from callops.orchestrator.exporter.modules import Runner, TargetError, prepare
 from callops.orchestrator.exporter.outcome import ProbeOutcome, probe_registry
 from callops.secret import Secret, redact
 
@@ -38,6 +38,8 @@ TIMEOUT_HEADER = "x-prometheus-scrape-timeout-seconds"
 MIN_TIMEOUT = 0.1
 #: extra time given to a probe past its budget before it is cancelled (the probes end on their own)
 CANCEL_GRACE = 0.25
+#: the least share of its budget a probe must have left when it gets a slot, else it fails as busy
+MIN_RUN_SHARE = 0.1
 
 TEXT = "text/plain; charset=utf-8"
 HTML = "text/html; charset=utf-8"
@@ -167,15 +169,11 @@ class Exporter:
             known = ", ".join(sorted(self.modules))
             what = f"unknown module {name!r}" if name else "parameter 'module' is missing"
             return _bad_request(f"{what}; this exporter has: {known}")
-        prober = PROBERS[module.prober]
-        if not prober.available():
-            self.metrics.rejected.labels("bad_request").inc()
-            return _bad_request(f"module {name!r}: {prober.unavailable}")
         if text is None:
             self.metrics.rejected.labels("bad_request").inc()
             return _bad_request("parameter 'target' is missing (e.g. target=turn.example.com:3478)")
         try:
-            parsed = prober.parse_target(module, text)
+            prepared = prepare(module, text)
             timeout = self.budget(module, headers)
         except CallopsError as exc:
             self.metrics.rejected.labels("bad_request").inc()
@@ -189,7 +187,7 @@ class Exporter:
                 self._admitted.notify_all()
         try:
             started = time.monotonic()
-            outcome = await self._run(name, module, parsed, timeout, started + timeout)
+            outcome = await self._run(name, module, prepared.run, timeout, started + timeout)
             duration = time.monotonic() - started
         finally:
             self.pending -= 1
@@ -201,7 +199,7 @@ class Exporter:
         return Reply(200, content_type, encoder(registry))
 
     async def _run(
-        self, name: str, module: Module, target: object, timeout: float, deadline: float
+        self, name: str, module: Module, runner: Runner, timeout: float, deadline: float
     ) -> ProbeOutcome:
         slot = self.slots[name]
         waiting = self.metrics.waiting.labels(name)
@@ -215,11 +213,20 @@ class Exporter:
             )
         finally:
             waiting.dec()
+        left = deadline - time.monotonic()
+        if left < MIN_RUN_SHARE * timeout:
+            # a slot freed just before the deadline: too little time to probe, and "no answer" would lie
+            slot.release()
+            return ProbeOutcome.failed(
+                f"exporter busy: a slot of module {name!r} freed only {max(0.0, left):.2f} s before the "
+                f"probe's {timeout:.1f} s ran out (concurrency {module.concurrency}; raise it or scrape "
+                "less often)"
+            )
         in_flight = self.metrics.in_flight.labels(name)
         in_flight.inc()
         try:
-            left = max(0.001, deadline - time.monotonic())
-            run = PROBERS[module.prober].run(module, target, left, self.env)
+            left = max(0.001, left)
+            run = runner(left, self.env)
             return await asyncio.wait_for(run, left + CANCEL_GRACE)
         except CallopsError as exc:
             return ProbeOutcome.failed(str(exc))

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callops.orchestrator.exporter.config import DEFAULT_MODULES, ExporterSettings, TurnModule
-from callops.orchestrator.exporter.modules import PROBERS, TargetError
+from callops.orchestrator.exporter.modules import TargetError, prepare
 from callops.orchestrator.exporter.service import Exporter
 from callops.testing import fuzz_examples, run_bounded
 from callops.turn.uri import ServerUri
@@ -32,9 +32,8 @@ TARGET_TEXT = st.one_of(
 @given(TARGET_TEXT, st.sampled_from(["stun", "nat", "tls", "turn"]))
 def test_targets_parse_or_name_the_problem(text: str, name: str) -> None:
     module = MODULES[name]
-    prober = PROBERS[module.prober]
     try:
-        parsed = prober.parse_target(module, text)
+        parsed = prepare(module, text).target
     except TargetError as exc:
         assert exc.message and exc.exit_code == 2
         return

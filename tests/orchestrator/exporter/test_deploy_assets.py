@@ -53,6 +53,8 @@ def alert(name: str, labels: dict[str, str], severity: str, value: str) -> dict[
 def promtool_tests() -> dict[str, Any]:
     tls = {"job": "callops-tls", "instance": "turn.example.com:443", "module": "tls", "site": "paris"}
     relay = {**RELAY, "job": "callops-relay", "module": "relay"}
+    bandwidth = {**RELAY, "job": "callops-bandwidth", "module": "bandwidth"}
+    flow = {**bandwidth, "direction": "flow"}
     return {
         "rule_files": [str(RULES)],
         "evaluation_interval": "30s",
@@ -86,6 +88,24 @@ def promtool_tests() -> dict[str, Any]:
                         "eval_time": "25m",
                         "alertname": "CallopsCertificateExpiringSoon",
                         "exp_alerts": [alert("CallopsCertificateExpiringSoon", tls, "warning", "13.9")],
+                    },
+                ],
+            },
+            {
+                # 700 kbit/s over a 600 floor is fine; 400 for 15 minutes alerts (one alert per module: the
+                # comparison drops `direction`)
+                "interval": "1m",
+                "input_series": [
+                    series("probe_bandwidth_bits_per_second", flow, "700000x5 400000x20"),
+                    series("probe_bandwidth_floor_bits_per_second", bandwidth, "600000x25"),
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "5m", "alertname": "CallopsBandwidthBelowFloor", "exp_alerts": []},
+                    {"eval_time": "15m", "alertname": "CallopsBandwidthBelowFloor", "exp_alerts": []},
+                    {
+                        "eval_time": "22m",
+                        "alertname": "CallopsBandwidthBelowFloor",
+                        "exp_alerts": [alert("CallopsBandwidthBelowFloor", bandwidth, "warning", "400k")],
                     },
                 ],
             },

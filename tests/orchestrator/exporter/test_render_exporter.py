@@ -101,6 +101,42 @@ def test_scrape_jobs_point_each_module_at_the_relay_through_the_exporter(deploym
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_scrape_jobs_give_bandwidth_and_profile_modules_their_timeout_and_a_slow_interval(
+    deployment: TurnDeployment,
+) -> None:
+    from callops.deploy.exporter import scrape_jobs
+
+    secret = {"secret_file": "/etc/callops/turn-secret"}
+    config = {
+        "exporter": {
+            "modules": {
+                "turn_udp": {"prober": "turn", **secret},
+                "bandwidth_video": {"prober": "bandwidth", "item": "bandwidth-video", **secret},
+                "liveperson": {"prober": "liveperson", "serves": ["udp/3478", "tls/443"], **secret},
+            }
+        }
+    }
+    text = scrape_jobs(deployment, config, "127.0.0.1:9478", "203.0.113.10", "paris")
+    jobs = {j["params"]["module"][0]: j for j in yaml.safe_load(text)["scrape_configs"] if "params" in j}
+    times = {name: (job["scrape_interval"], job["scrape_timeout"]) for name, job in jobs.items()}
+    # the budget is the scrape timeout minus the 0.5 s margin: 8 s and 20 s modules get 9 -> 10 s, 21 s
+    assert times == {
+        "turn_udp": ("30s", "10s"),
+        "bandwidth_video": ("5m", "10s"),
+        "liveperson": ("5m", "21s"),
+    }
+    promtool = shutil.which("promtool")
+    if promtool is not None:
+        result = subprocess.run(
+            [promtool, "check", "config", "/dev/stdin"],
+            input=text,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_systemd_unit_takes_the_secret_as_a_credential(deployment: TurnDeployment) -> None:
     bundle = render_bundle(deployment, "systemd")
     unit = bundle["callops-exporter.service"]
@@ -133,6 +169,10 @@ def test_cli_render_uses_the_exporter_section_and_names_its_bad_fields(tmp_path:
     jobs = yaml.safe_load((out / "prometheus-callops-exporter.yaml").read_text())["scrape_configs"]
     assert [j["params"]["module"] for j in jobs if "params" in j] == [["stun_only"]]
     assert jobs[0]["static_configs"][0]["labels"] == {"site": "paris"}
+    # the rendered config loads back: a module whose prober is its default still names it
+    (config_map,) = [d for d in docs((out / "callops-exporter.yaml").read_text()) if d["kind"] == "ConfigMap"]
+    rendered = yaml.safe_load(config_map["data"]["callops.yaml"])
+    assert exporter_settings(rendered["exporter"]).modules["stun_only"].prober == "stun"
 
     config.write_text(config.read_text().replace("prober: stun", "prober: stun\n      colour: red"))
     result = runner.invoke(

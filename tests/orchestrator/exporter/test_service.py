@@ -43,11 +43,7 @@ def udp_hole() -> Iterator[int]:
             {"X-Prometheus-Scrape-Timeout-Seconds": "soon"},
             "X-Prometheus-Scrape-Timeout-Seconds: 'soon' is not a number",
         ),
-        (
-            "module=bandwidth&target=127.0.0.1",
-            {},
-            "module needs callops' bandwidth probe (not built in this version)",
-        ),
+        ("module=bandwidth&target=[::1", {}, "target '[::1'"),
     ],
 )
 def test_bad_requests_get_400_with_the_reason(
