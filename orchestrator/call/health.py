@@ -31,6 +31,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from callops.orchestrator.call.report import InterruptionEntry, TransportEventEntry
+
 log = logging.getLogger(__name__)
 
 #: a direction whose decoded frames stop for longer than this is interrupted (seconds)
@@ -214,6 +216,25 @@ class HealthWatcher:
         if self.dropped is None:
             return None
         return "call dropped: " + "; ".join(self.dropped.causes)
+
+    def interruption_entries(self) -> list[InterruptionEntry]:
+        """The report's ``interruptions`` (ms on the call's timeline)."""
+        return [
+            InterruptionEntry(
+                kind=i.kind,  # type: ignore[arg-type]
+                direction=i.direction,
+                from_ms=self.ms(i.from_s),
+                to_ms=None if i.to_s is None else self.ms(i.to_s),
+            )
+            for i in self.interruptions
+        ]
+
+    def transport_entries(self) -> list[TransportEventEntry]:
+        """The report's ``transport_events`` (ms on the call's timeline)."""
+        return [
+            TransportEventEntry(side=e.side, state=e.label, at_ms=self.ms(e.at_s))
+            for e in self.transport_events
+        ]
 
     # -- internals --------------------------------------------------------------------------------
 

@@ -36,10 +36,8 @@ from callops.orchestrator.call.report import (
     CallStats,
     ErrorEntry,
     IcePolicy,
-    InterruptionEntry,
     Outcome,
     SelectedPair,
-    TransportEventEntry,
 )
 from callops.orchestrator.call.signalling import Answer, Offer, parse_signal, signal_data
 from callops.orchestrator.call.timeline import Timeline
@@ -359,8 +357,8 @@ class CallRun:
             timeline_ms=self.timeline.as_ms(),
             selected_pair=self.selected_pair,
             agent_selected_pair=self.agent_selected_pair,
-            interruptions=self._interruptions(),
-            transport_events=self._transport_events(),
+            interruptions=self.health.interruption_entries() if self.health else [],
+            transport_events=self.health.transport_entries() if self.health else [],
             errors=self.errors,
             stats=self.stats,
             resume_to_media_ms=self.resume_to_media_ms,
@@ -369,28 +367,6 @@ class CallRun:
             expected_outcome=expected,
             failure=self.failure if (self.failure or ok) else f"outcome {self.outcome}, expected {expected}",
         )
-
-    def _interruptions(self) -> list[InterruptionEntry]:
-        if self.health is None:
-            return []
-        h = self.health
-        return [
-            InterruptionEntry(
-                kind=i.kind,  # type: ignore[arg-type]
-                direction=i.direction,
-                from_ms=h.ms(i.from_s),
-                to_ms=None if i.to_s is None else h.ms(i.to_s),
-            )
-            for i in h.interruptions
-        ]
-
-    def _transport_events(self) -> list[TransportEventEntry]:
-        if self.health is None:
-            return []
-        h = self.health
-        return [
-            TransportEventEntry(side=e.side, state=e.label, at_ms=h.ms(e.at_s)) for e in h.transport_events
-        ]
 
     async def _run(self) -> None:
         from callops.orchestrator.emulator.auth import mint_jwt

@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from callops.errors import CallopsError, DeadlineExceeded, RemoteProtocolError
 from callops.orchestrator.call.environment import AGENT_ID
+from callops.orchestrator.call.health import HealthWatcher
 from callops.orchestrator.call.peer import IceServer, KindStats, PeerConfig
 from callops.orchestrator.call.report import (
     CallMode,
@@ -102,6 +103,7 @@ class SiteRun:
         self.selected_pair: SelectedPair | None = None
         self.stats = CallStats()
         self.peer: Any = None
+        self.health: HealthWatcher | None = None
         self._first_media: float | None = None
         self._cleanup: list[Callable[[], Awaitable[None]]] = []
 
@@ -159,15 +161,37 @@ class SiteRun:
             ) from None
         self.selected_pair = self.peer.selected_pair()
 
-    async def _media_time_and_stats(self) -> None:
-        s = self.settings
-        await asyncio.sleep(s.duration_s)  # the call's media time (not a synchronisation)
-        started = self._first_media or time.monotonic()
-        mine: dict[str, KindStats] = await self.peer.kind_stats()
+    async def _media_time_and_stats(self) -> bool:
+        """``duration_s`` of media, watched (what this side decodes, its ICE/DTLS); False: dropped."""
+        from callops.orchestrator.call.health import HealthWatcher
+        from callops.orchestrator.call.leg import poll_health
         from callops.orchestrator.call.stats import call_stats
 
+        s = self.settings
+        other = "consumer" if s.role == "agent" else "agent"
+        start = time.monotonic()
+        watcher = HealthWatcher(
+            flows=tuple((kind, f"{other}->{s.role}") for kind in self.peer.kinds),
+            start_s=start,
+            origin_s=self.timeline.origin,
+        )
+        self.health = watcher
+        await poll_health(watcher, [self.peer], until=start + s.duration_s)
+        now = time.monotonic()
+        watcher.finish(now)
+        started = self._first_media or now
+        mine: dict[str, KindStats] = await self.peer.kind_stats()
         agent, consumer = (mine, {}) if s.role == "agent" else ({}, mine)
-        self.stats = call_stats(agent, consumer, self.peer.kinds, time.monotonic() - started)
+        gaps = {flow: watcher.interrupted_s(*flow, now) for flow in watcher.flows}
+        self.stats = call_stats(
+            agent, consumer, self.peer.kinds, now - started, interrupted_s=gaps, two_site=True
+        )
+        if watcher.dropped is None:
+            return True
+        self._mark("dropped", watcher.dropped.at_s)
+        self._set_outcome("dropped", "media stopped for good")
+        self.failure = watcher.failure()
+        return False
 
     # -- the run ----------------------------------------------------------------------------------
 
@@ -211,6 +235,8 @@ class SiteRun:
             timeline_ms=self.timeline.as_ms(),
             selected_pair=self.selected_pair if self.settings.role == "consumer" else None,
             agent_selected_pair=self.selected_pair if self.settings.role == "agent" else None,
+            interruptions=self.health.interruption_entries() if self.health else [],
+            transport_events=self.health.transport_entries() if self.health else [],
             stats=self.stats,
             ice_servers=[server.url for server in self.settings.ice_servers],
             notes=self.notes,
@@ -284,7 +310,8 @@ class SiteRun:
         await channel.send_signal(signal_data(Answer(kind="answer", sdp=answer_sdp, epoch=0)))
         await self._connected_and_media()
         self._set_outcome("connected", "media decoded")
-        await self._media_time_and_stats()
+        if not await self._media_time_and_stats():
+            return  # dropped: the agent ends the call; this side does not wait for its CLOSED
         # The agent hangs up; the consumer observes CLOSED.
         await event(CallClosed, s.step_timeout_s + s.duration_s)
         self._mark("closed")
@@ -381,7 +408,8 @@ class SiteRun:
         self._mark("answer_received")
         await self._connected_and_media()
         self._set_outcome("connected", "media decoded")
-        await self._media_time_and_stats()
+        if not await self._media_time_and_stats():
+            return  # dropped: hang_up (cleanup) ends the call at the emulator
         await control.end_call(s.account, conversation)
         self._cleanup.remove(hang_up)
         self._mark("closed")
