@@ -327,6 +327,13 @@ class CallRun:
         except Exception as exc:  # a bug or an untranslated library error: report it, do not crash
             log.exception("call crashed")
             self.failure = f"internal error: {exc.__class__.__name__}: {exc}"
+        except asyncio.CancelledError:
+            # stopped (a signal, a smoke deadline): keep what is known for :meth:`report`
+            self.failure = self.failure or "stopped before the call ended"
+            if self.leg is not None and self.leg.media_started is not None and not self.stats.media:
+                with contextlib.suppress(Exception):
+                    self.stats = await asyncio.shield(self.leg.stats())
+            raise
         finally:
             closing = asyncio.ensure_future(self._close())
             try:
@@ -341,6 +348,13 @@ class CallRun:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(closer(), self._close_bound_s)
         self._cleanup.clear()
+
+    def report(self, stopped_by: str | None = None) -> CallReport:
+        """The report of what is known now; ``stopped_by`` (a signal name) when the run was stopped."""
+        if stopped_by is not None:
+            phase = next(reversed(self.timeline.as_ms()), "start")
+            self.failure = f"stopped by {stopped_by} (last phase: {phase})"
+        return self._report()
 
     def _report(self) -> CallReport:
         expected = EXPECTED_OUTCOME.get(self.scenario, "connected")

@@ -208,6 +208,9 @@ class SiteRun:
         except Exception as exc:  # a bug or an untranslated library error: report it, do not crash
             log.exception("%s side crashed", self.settings.role)
             self.failure = f"internal error: {exc.__class__.__name__}: {exc}"
+        except asyncio.CancelledError:
+            self.failure = self.failure or "stopped before the call ended"  # see report()
+            raise
         finally:
             closing = asyncio.ensure_future(self._close())
             try:
@@ -222,6 +225,13 @@ class SiteRun:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(closer(), 5.0)
         self._cleanup.clear()
+
+    def report(self, stopped_by: str | None = None) -> CallReport:
+        """The report of what is known now; ``stopped_by`` (a signal name) when the run was stopped."""
+        if stopped_by is not None:
+            phase = next(reversed(self.timeline.as_ms()), "start")
+            self.failure = f"stopped by {stopped_by} (last phase: {phase})"
+        return self._report()
 
     def _report(self) -> CallReport:
         ok = self.failure is None and self.outcome == "connected"

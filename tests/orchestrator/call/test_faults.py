@@ -11,14 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import queue
 import secrets
 import signal
 import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,62 +32,6 @@ from callops.testing import run_bounded
 #: the issue's bound: a dropped call is reported within this many seconds of the fault
 DROP_REPORT_BOUND_S = 5.0
 MEDIA_MARK = "media decoded both ways"
-
-
-class _Lines:
-    """The lines a child writes to one pipe, readable with a bound (a thread drains the pipe)."""
-
-    def __init__(self, pipe: Any) -> None:
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.seen: list[str] = []
-        self._thread = threading.Thread(target=self._drain, args=(pipe,), daemon=True)
-        self._thread.start()
-
-    def _drain(self, pipe: Any) -> None:
-        try:
-            for line in pipe:
-                self.lines.put(line)
-        except (OSError, ValueError):  # the pipe was closed under us: the child is gone
-            pass
-
-    def wait_for(self, needle: str, within: float) -> str:
-        deadline = time.monotonic() + within
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no {needle!r} within {within:g} s; got:\n{''.join(self.seen[-20:])}")
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                continue
-            self.seen.append(line)
-            if needle in line:
-                return line
-
-    def rest(self) -> str:
-        self._thread.join(timeout=10)
-        while not self.lines.empty():
-            self.seen.append(self.lines.get())
-        return "".join(self.seen)
-
-
-def _callops(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*prefix, sys.executable, "-m", "callops", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(timeout=30)
-    for pipe in (proc.stdout, proc.stderr):
-        if pipe is not None:
-            pipe.close()
 
 
 def _settings(**overrides: Any) -> CallSettings:
@@ -136,28 +77,25 @@ def _pid(turn: EmbeddedTurn) -> int:
 
 
 def test_relay_killed_5s_into_a_20s_relayed_call_ends_dropped_with_real_loss_within_5s(
-    relay: EmbeddedTurn, tmp_path: Path
+    relay: EmbeddedTurn, tmp_path: Path, callops_cli: Callable[..., Any]
 ) -> None:
     secret_file = tmp_path / "turn-secret"
     secret_file.write_text(relay.secret.reveal())
     secret_file.chmod(0o600)
-    proc = _callops(
+    child = callops_cli(
         "-v", "call", "--turn", relay.url, "--secret-file", str(secret_file),
         "--policy", "relay", "--duration", "20", "--ice-timeout", "20", "--json",
     )  # fmt: skip
-    try:
-        err = _Lines(proc.stderr)
-        err.wait_for(MEDIA_MARK, 60)
-        with pytest.raises(subprocess.TimeoutExpired):
-            proc.wait(timeout=5.0)  # five seconds of a healthy call: it must not end by itself
-        os.kill(_pid(relay), signal.SIGKILL)
-        killed = time.monotonic()
-        out, _ = proc.communicate(timeout=30)
-        after = time.monotonic() - killed
-    finally:
-        _stop(proc)
+    child.err.wait_for(MEDIA_MARK, 60)
+    with pytest.raises(subprocess.TimeoutExpired):
+        child.wait(timeout=5.0)  # five seconds of a healthy call: it must not end by itself
+    os.kill(_pid(relay), signal.SIGKILL)
+    killed = time.monotonic()
+    code = child.wait(timeout=30)
+    after = time.monotonic() - killed
+    out = child.out.text()
     report = CallReport.model_validate_json(out)
-    assert proc.returncode == 1, err.rest()
+    assert code == 1, child.err.text()
     assert after < DROP_REPORT_BOUND_S, f"report {after:.2f} s after the kill"
     assert (report.ok, report.outcome) == (False, "dropped")
     assert report.failure is not None and report.failure.startswith("call dropped: media ")
@@ -210,22 +148,21 @@ def test_relay_paused_for_2s_is_one_interruption_per_direction_and_the_call_stay
 # -- the emulator dies ---------------------------------------------------------------------------
 
 
-def test_emulator_killed_mid_call_media_continues_and_the_report_says_closed_never_arrived() -> None:
-    proc = _callops("emulator", "serve", "--port", "0")
-    try:
-        line = _Lines(proc.stdout).wait_for("emulator on ", 30)
-        base_url = line.split("emulator on ", 1)[1].split()[0]
+def test_emulator_killed_mid_call_media_continues_and_the_report_says_closed_never_arrived(
+    callops_cli: Callable[..., Any],
+) -> None:
+    emulator = callops_cli("emulator", "serve", "--port", "0")
+    line = emulator.out.wait_for("emulator on ", 30)
+    base_url = line.split("emulator on ", 1)[1].split()[0]
 
-        async def body() -> CallReport:
-            run = CallRun(_settings(duration_s=3.0), CallEnvironment(base_url=base_url))
-            task = asyncio.create_task(run.run())
-            await _media_flowing(run, 10)
-            proc.kill()
-            return await task
+    async def body() -> CallReport:
+        run = CallRun(_settings(duration_s=3.0), CallEnvironment(base_url=base_url))
+        task = asyncio.create_task(run.run())
+        await _media_flowing(run, 10)
+        emulator.proc.kill()
+        return await task
 
-        report = run_bounded(body(), 90)
-    finally:
-        _stop(proc)
+    report = run_bounded(body(), 90)
     assert report.ok is False and report.outcome == "connected"
     assert report.failure is not None
     assert (
@@ -261,25 +198,22 @@ def netns() -> Iterator[str]:
     ids=["5%", "20%"],
 )
 def test_random_loss_injected_with_iptables_shows_in_loss_and_mos(
-    netns: str, probability: float, low: float, high: float
+    netns: str, probability: float, low: float, high: float, callops_cli: Callable[..., Any]
 ) -> None:
     # The whole call (emulator, coturn, both peers) on the namespace's loopback; once media flows
     # each UDP datagram into the namespace is dropped with the given probability.
     prefix = ("ip", "netns", "exec", netns)
-    proc = _callops("-v", "call", "--duration", "6", "--json", prefix=prefix)
-    try:
-        err = _Lines(proc.stderr)
-        err.wait_for(MEDIA_MARK, 60)
-        subprocess.run(
-            [*prefix, "iptables", "-A", "INPUT", "-p", "udp", "-m", "statistic", "--mode", "random",
-             "--probability", f"{probability}", "-j", "DROP"],
-            check=True, timeout=10,
-        )  # fmt: skip
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        _stop(proc)
+    child = callops_cli("-v", "call", "--duration", "6", "--json", prefix=prefix)
+    child.err.wait_for(MEDIA_MARK, 60)
+    subprocess.run(
+        [*prefix, "iptables", "-A", "INPUT", "-p", "udp", "-m", "statistic", "--mode", "random",
+         "--probability", f"{probability}", "-j", "DROP"],
+        check=True, timeout=10,
+    )  # fmt: skip
+    assert child.wait(timeout=60) == 0, child.err.text()
+    out = child.out.text()
     report = CallReport.model_validate_json(out)
-    assert report.ok and report.outcome == "connected", (report.failure, err.rest())
+    assert report.ok and report.outcome == "connected", report.failure
     for media in report.stats.media:
         assert low <= media.loss_percent <= high, media
         assert media.packets_lost == media.packets_sent - media.packets_received
