@@ -72,8 +72,13 @@ def run_stoppable(main: Coroutine[Any, Any, T]) -> tuple[T | None, Stopped | Non
         received.append(signum)
         task.cancel()
 
+    handled: list[int] = []
     for signum in STOP_SIGNALS:
-        loop.add_signal_handler(signum, stop, signum)
+        try:
+            loop.add_signal_handler(signum, stop, signum)
+        except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or no Unix
+            continue
+        handled.append(signum)
     result: T | None = None
     try:
         try:
@@ -82,7 +87,7 @@ def run_stoppable(main: Coroutine[Any, Any, T]) -> tuple[T | None, Stopped | Non
             if not received:
                 raise
     finally:
-        for signum in STOP_SIGNALS:
+        for signum in handled:
             loop.remove_signal_handler(signum)
         try:
             _cancel_leftovers(loop)
