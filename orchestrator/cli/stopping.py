@@ -87,8 +87,8 @@ def run_stoppable(main: Coroutine[Any, Any, T]) -> tuple[T | None, Stopped | Non
             if not received:
                 raise
     finally:
-        for signum in handled:
-            loop.remove_signal_handler(signum)
+        for handled_signal in handled:
+            loop.remove_signal_handler(handled_signal)
         try:
             _cancel_leftovers(loop)
             loop.run_until_complete(loop.shutdown_asyncgens())
