@@ -99,7 +99,7 @@ def test_relay_killed_5s_into_a_20s_relayed_call_ends_dropped_with_real_loss_wit
     assert after < DROP_REPORT_BOUND_S, f"report {after:.2f} s after the kill"
     assert (report.ok, report.outcome) == (False, "dropped")
     assert report.failure is not None and report.failure.startswith("call dropped: media ")
-    assert "dropped" in report.timeline_ms and "closed" in report.timeline_ms
+    assert "dropped" in report.timeline_ms
     assert {(i.direction, i.to_ms) for i in report.interruptions} == {
         ("agent->consumer", None),
         ("consumer->agent", None),
