@@ -209,6 +209,11 @@ def _render_call(report: Any) -> None:
         console.print(media)
     for q in report.stats.audio_quality:
         console.print(f"  audio {q.direction}: MOS {q.mos:.2f} ({q.band}, R={q.r_factor})")
+    for gap in report.interruptions:
+        end = f"{gap.to_ms:.0f} ms" if gap.to_ms is not None else "never recovered"
+        console.print(f"  interruption {gap.kind} {gap.direction}: {gap.from_ms:.0f} ms -> {end}")
+    for event in report.transport_events:
+        console.print(f"  transport {event.side} {event.state} at {event.at_ms:.0f} ms")
     for error in report.errors:
         console.print(f"  sessionError {error.id}: {error.msg}")
     if report.resume_to_media_ms is not None:
