@@ -159,6 +159,7 @@ class SiteRun:
             raise DeadlineExceeded(
                 f"{s.role}: no decoded media from the other side within {s.media_timeout_s:g} s"
             ) from None
+        log.info("%s side: media decoded from the other side", s.role)
         self.selected_pair = self.peer.selected_pair()
 
     async def _media_time_and_stats(self) -> bool:
