@@ -44,6 +44,7 @@ from callops.orchestrator.call.report import (
     Outcome,
     SelectedPair,
 )
+from callops.orchestrator.call.session import CLOSE_S, DROP_CLOSE_S
 from callops.orchestrator.call.timeline import Timeline
 from callops.secret import Secret
 
@@ -106,6 +107,7 @@ class SiteRun:
         self.health: HealthWatcher | None = None
         self._first_media: float | None = None
         self._cleanup: list[Callable[[], Awaitable[None]]] = []
+        self._close_bound_s = CLOSE_S
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -191,6 +193,7 @@ class SiteRun:
             return True
         self._mark("dropped", watcher.dropped.at_s)
         self._set_outcome("dropped", "media stopped for good")
+        self._close_bound_s = DROP_CLOSE_S  # a dead relay never answers the deallocation
         self.failure = watcher.failure()
         return False
 
@@ -224,7 +227,7 @@ class SiteRun:
     async def _close(self) -> None:
         for closer in reversed(self._cleanup):
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(closer(), 5.0)
+                await asyncio.wait_for(closer(), self._close_bound_s)
         self._cleanup.clear()
 
     def report(self, stopped_by: str | None = None) -> CallReport:
