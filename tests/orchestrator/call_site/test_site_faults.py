@@ -96,4 +96,6 @@ def test_relay_killed_mid_call_drops_both_sides_within_5s(tmp_path: Path) -> Non
         [gap] = report.interruptions
         assert (gap.direction, gap.to_ms) == (f"{other}->{role}", None)
         received = next(m for m in report.stats.media if m.direction == f"{other}->{role}")
-        assert received.loss_method == "rtcp-sender-report" and received.packets_received > 0
+        # the other side's sender report, or sequence numbers if none arrived yet (RTCP every 0.5-1.5 s)
+        assert received.loss_method in ("rtcp-sender-report", "rtcp-sequence")
+        assert received.packets_received > 0
