@@ -9,6 +9,7 @@ decided by an answered STUN Binding request -- never by a fixed sleep.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import secrets
@@ -17,8 +18,11 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -77,12 +81,63 @@ def stun_binding_answered(host: str, port: int, timeout: float) -> bool:
     return len(data) >= 20 and data[8:20] == transaction_id
 
 
+#: prctl(2) option: the signal this process gets when its parent thread dies
+PR_SET_PDEATHSIG = 1
+
+#: the one thread that forks children for other threads (no thread is started until it is used)
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callops-spawner")
+
+
+def _die_with_parent_preexec() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child SIGKILLed when callops dies, even by SIGKILL (Linux).
+
+    ``prctl`` is looked up here, in the parent, so the child only makes one system call between
+    fork and exec. The check of the parent id afterwards closes the race of a parent that died
+    before the call. None where prctl does not exist.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    parent = os.getpid()
+    kill = int(signal.SIGKILL)
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, kill, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), kill)
+
+    return preexec
+
+
+def popen_dying_with_parent(argv: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen`` whose child is killed when this process dies (``PR_SET_PDEATHSIG``).
+
+    The kernel ties the death signal to the *thread* that forked the child, so a child started
+    from a short-lived thread (``asyncio.to_thread``) would die with that thread: children are
+    therefore forked by the main thread or by one spawner thread that lives as long as the process.
+    """
+    preexec = _die_with_parent_preexec()
+
+    def spawn() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(list(argv), preexec_fn=preexec, **kwargs)  # type: ignore[call-overload,no-any-return]  # noqa: PLW1509 -- one prctl call, resolved before the fork
+
+    if preexec is None or threading.current_thread() is threading.main_thread():
+        return spawn()
+    return _SPAWNER.submit(spawn).result()
+
+
 class CoturnProcess:
     """One running ``turnserver``. Use as a context manager, or call :meth:`start`/:meth:`stop`.
 
     ``ready_address`` is a UDP ``(host, port)`` the server listens on; :meth:`start` returns once a
     STUN Binding request to it is answered, or raises :class:`DeadlineExceeded` with the tail of
     coturn's log. ``netns`` runs the process inside a network namespace (``ip netns exec``).
+    ``die_with_parent`` (default): the process is killed when callops dies, even by SIGKILL; the
+    NAT lab's coturn, which outlives ``callops lab up`` on purpose, turns it off.
     """
 
     def __init__(
@@ -94,6 +149,7 @@ class CoturnProcess:
         extra_args: Sequence[str] = (),
         netns: str | None = None,
         start_timeout: float = 10.0,
+        die_with_parent: bool = True,
     ) -> None:
         self.config_file = Path(config_file)
         self.workdir = Path(workdir)
@@ -101,6 +157,7 @@ class CoturnProcess:
         self.extra_args = list(extra_args)
         self.netns = netns
         self.start_timeout = start_timeout
+        self.die_with_parent = die_with_parent
         self.log_file = self.workdir / "turnserver.log"
         self.pid_file = self.workdir / "turnserver.pid"
         self.process: subprocess.Popen[bytes] | None = None
@@ -126,13 +183,16 @@ class CoturnProcess:
     def start(self) -> CoturnProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log.info("starting turnserver with %s (ready on udp %s:%d)", self.config_file, *self.ready_address)
-        self.process = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        options: dict[str, object] = {
+            "stdin": subprocess.DEVNULL,
+            "stdout": subprocess.DEVNULL,
+            "stderr": subprocess.DEVNULL,
+            "start_new_session": True,
+        }
+        if self.die_with_parent:
+            self.process = popen_dying_with_parent(self.argv, **options)
+        else:
+            self.process = subprocess.Popen(self.argv, **options)  # type: ignore[call-overload]
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -359,6 +419,7 @@ __all__ = [
     "find_turnserver",
     "free_port",
     "loopback_config_lines",
+    "popen_dying_with_parent",
     "start_loopback_coturn",
     "stun_binding_answered",
 ]

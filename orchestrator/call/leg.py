@@ -9,6 +9,10 @@ in benches): the caller moves the SDP. The leg maps peer events onto the call's
   sides (media verified both ways), i.e. the later of the two first frames.
 
 After a resume (:meth:`CallLeg.replace_consumer`) the same marks feed ``media_again``.
+
+During the media phase :func:`poll_health` feeds a :class:`~callops.orchestrator.call.health.HealthWatcher`
+from the peers (decoded frames per direction, ICE and connection state) every
+:data:`HEALTH_POLL_S` until the planned end or the watcher's ``dropped`` verdict.
 """
 
 from __future__ import annotations
@@ -17,14 +21,47 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
+from callops.orchestrator.call.health import HealthWatcher
 from callops.orchestrator.call.peer import HeadlessPeer, PeerConfig
 from callops.orchestrator.call.report import CallMode, CallStats, SelectedPair
 from callops.orchestrator.call.stats import call_stats
 from callops.orchestrator.call.timeline import Timeline
 
 log = logging.getLogger(__name__)
+
+#: how often the health poller samples the peers (seconds); cheap: no getStats, counters only
+HEALTH_POLL_S = 0.1
+
+
+def feed_health(watcher: HealthWatcher, peer: HeadlessPeer, now: float) -> None:
+    """One sample of ``peer`` into ``watcher``: what it decodes, its ICE and connection state."""
+    frames, ice_state, connection_state = peer.health_sample()
+    sender = "consumer" if peer.role == "agent" else "agent"
+    for kind, count in frames.items():
+        watcher.observe_frames(kind, f"{sender}->{peer.role}", count, now)
+    watcher.observe_transport(peer.role, "ice", ice_state, now)
+    watcher.observe_transport(peer.role, "dtls", connection_state, now)
+
+
+async def poll_health(
+    watcher: HealthWatcher,
+    peers: Sequence[HeadlessPeer],
+    *,
+    until: float,
+    clock: Callable[[], float] = time.monotonic,
+    interval: float = HEALTH_POLL_S,
+) -> None:
+    """Sample ``peers`` every ``interval`` until ``until`` (monotonic) or the drop verdict."""
+    while True:
+        now = clock()
+        for peer in peers:
+            feed_health(watcher, peer, now)
+        watcher.tick(now)
+        if watcher.dropped is not None or now >= until:
+            return
+        await asyncio.sleep(min(interval, max(0.0, until - now)))  # the poll period, not a sync
 
 
 class CallLeg:
@@ -120,11 +157,22 @@ class CallLeg:
     def agent_selected_pair(self) -> SelectedPair | None:
         return self.agent.selected_pair()
 
-    async def stats(self) -> CallStats:
+    def health_watcher(self, start: float) -> HealthWatcher:
+        """A watcher of every kind in both directions, from ``start`` (monotonic)."""
+        flows = tuple(
+            (kind, direction) for kind in self.kinds for direction in ("agent->consumer", "consumer->agent")
+        )
+        return HealthWatcher(flows=flows, start_s=start, origin_s=self.timeline.origin)
+
+    async def watch(self, watcher: HealthWatcher, until: float) -> None:
+        """Poll both peers into ``watcher`` until ``until`` or the drop verdict."""
+        await poll_health(watcher, [self.agent, self.consumer], until=until, clock=self._clock)
+
+    async def stats(self, interrupted_s: Mapping[tuple[str, str], float] | None = None) -> CallStats:
         started = self.media_started or self.timeline.at("dtls_connected")
         duration = (self._clock() - started) if started is not None else 0.0
         agent, consumer = await asyncio.gather(self.agent.kind_stats(), self.consumer.kind_stats())
-        return call_stats(agent, consumer, self.kinds, duration)
+        return call_stats(agent, consumer, self.kinds, duration, interrupted_s=interrupted_s)
 
     async def close(self) -> None:
         await asyncio.gather(self.agent.close(), self.consumer.close())

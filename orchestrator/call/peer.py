@@ -95,6 +95,8 @@ class KindStats:
     rtt_ms: float | None = None
     fraction_lost: float | None = None
     frames_decoded: int = 0
+    #: the remote sender's packet count from its last RTCP sender report (remote-outbound-rtp)
+    remote_packets_sent: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -355,6 +357,8 @@ class HeadlessPeer:
                 entry.packets_received += stats.packetsReceived
                 entry.packets_lost += max(0, stats.packetsLost)
                 entry.jitter_ms = max(entry.jitter_ms, stats.jitter * 1000.0 / clock)
+            elif stats.type == "remote-outbound-rtp":
+                entry.remote_packets_sent = (entry.remote_packets_sent or 0) + stats.packetsSent
             elif stats.type == "remote-inbound-rtp":
                 if stats.roundTripTime is not None:
                     entry.rtt_ms = round(stats.roundTripTime * 1000.0, 2)
@@ -362,6 +366,11 @@ class HeadlessPeer:
         for kind, sink in self.sinks.items():
             result.setdefault(kind, KindStats()).frames_decoded = sink.frames
         return result
+
+    def health_sample(self) -> tuple[dict[str, int], str, str]:
+        """Decoded frames per received kind, ICE state, connection (DTLS) state: for the health poller."""
+        frames = {kind: sink.frames for kind, sink in self.sinks.items()}
+        return frames, str(self.pc.iceConnectionState), str(self.pc.connectionState)
 
     # -- teardown ----------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 CandidateType = Literal["host", "srflx", "prflx", "relay"]
-Outcome = Literal["connected", "declined", "cancelled", "expired", "failed"]
+Outcome = Literal["connected", "declined", "cancelled", "expired", "failed", "dropped"]
 CallMode = Literal["VOICE_CALL", "VIDEO_CALL"]
 IcePolicy = Literal["all", "relay"]
 Scenario = Literal[
@@ -65,7 +65,12 @@ class ErrorEntry(_Model):
 
 
 class DirectionStats(_Model):
-    """Statistics of one media kind in one direction (from getStats)."""
+    """Statistics of one media kind in one direction (from getStats).
+
+    ``packets_lost`` is every packet the sender sent that the receiver never got, a stopped tail
+    included (docs/call.md, "How loss is counted"); ``rtcp_packets_lost`` is the receiver's own
+    count from RTP sequence gaps, which cannot see a stream that simply stops.
+    """
 
     kind: Literal["audio", "video"]
     #: "agent->consumer" or "consumer->agent"
@@ -76,6 +81,13 @@ class DirectionStats(_Model):
     packets_received: int = 0
     packets_lost: int = 0
     loss_percent: float = 0.0
+    #: the receiver's sequence-gap count (RFC 3550 cumulative lost), for comparison
+    rtcp_packets_lost: int = 0
+    #: how ``packets_lost`` was counted: sender counters vs receiver counters (one process), or the
+    #: sender's RTCP sender-report packet count vs the receiver's counters (two sites)
+    loss_method: Literal["counters", "rtcp-sender-report", "rtcp-sequence"] = "counters"
+    #: seconds this direction had no decoded frames for more than 1 s (see ``interruptions``)
+    interrupted_s: float = 0.0
     jitter_ms: float = 0.0
     rtt_ms: float | None = None
     #: decoded frames counted by the receiving sink (media verified, not assumed)
@@ -86,9 +98,31 @@ class AudioQuality(_Model):
     """Simplified E-model estimate (see :mod:`callops.orchestrator.call.quality`)."""
 
     direction: str
+    #: the loss the estimate used: packet loss, or the interrupted share of the time if larger
+    loss_percent: float = 0.0
     r_factor: float
     mos: float
     band: Literal["good", "fair", "poor", "bad"]
+
+
+class InterruptionEntry(_Model):
+    """A stretch of more than 1 s without decoded frames in one direction (ms on the timeline)."""
+
+    kind: Literal["audio", "video"]
+    #: "agent->consumer" or "consumer->agent"
+    direction: str
+    #: the last decoded frame before the gap
+    from_ms: float
+    #: the first decoded frame after it; None when media never came back
+    to_ms: float | None = None
+
+
+class TransportEventEntry(_Model):
+    """One side's ICE/DTLS state during the media phase: ``ice-disconnected``, ``dtls-closed``, ..."""
+
+    side: str
+    state: str
+    at_ms: float
 
 
 class CallStats(_Model):
@@ -112,6 +146,9 @@ class CallReport(_Model):
     selected_pair: SelectedPair | None = None
     #: the selected pair as the agent sees it
     agent_selected_pair: SelectedPair | None = None
+    #: mid-call health (docs/call.md): gaps in decoded media, ICE/DTLS trouble, on the timeline
+    interruptions: list[InterruptionEntry] = Field(default_factory=list)
+    transport_events: list[TransportEventEntry] = Field(default_factory=list)
     errors: list[ErrorEntry] = Field(default_factory=list)
     stats: CallStats = Field(default_factory=CallStats)
     #: time from ``resumed`` to media flowing again (scenario ``resume``)
@@ -134,7 +171,9 @@ __all__ = [
     "DirectionStats",
     "ErrorEntry",
     "IcePolicy",
+    "InterruptionEntry",
     "Outcome",
     "Scenario",
     "SelectedPair",
+    "TransportEventEntry",
 ]

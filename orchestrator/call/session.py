@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from callops.consumer.client import ConsumerClient, jwt_subject
 from callops.consumer.tracker import CallAccepted, CallClosed, CallInvited
 from callops.errors import CallopsError, DeadlineExceeded, NetworkError, RemoteProtocolError, UsageError
+from callops.orchestrator.call.health import HealthWatcher
 from callops.orchestrator.call.leg import CallLeg
 from callops.orchestrator.call.peer import IceServer, PeerConfig
 from callops.orchestrator.call.report import (
@@ -66,6 +67,14 @@ DIAGNOSE_TIMEOUT_S = 3.0
 
 #: the consumer must raise AGENT_DISCONNECTED within this many seconds of the agent vanishing
 AGENT_DISCONNECT_BOUND_S = 10.0
+
+#: after a drop: bound of the agent's hang-up and of the consumer's CLOSED (the report must follow
+#: the fault within 5 s: docs/call.md)
+DROP_HANGUP_S = 0.5
+#: after a drop: bound of each resource's release (a dead relay never answers the deallocation)
+DROP_CLOSE_S = 0.5
+#: bound of each resource's release otherwise
+CLOSE_S = 5.0
 
 
 @dataclass
@@ -120,6 +129,8 @@ class _Inbox:
         self.notes = notes
         self.queues: defaultdict[str, asyncio.Queue[dict[str, Any] | None]] = defaultdict(asyncio.Queue)
         self.closed = False
+        #: monotonic time the channel closed under us (the emulator went away), if it did
+        self.closed_at: float | None = None
         self._task = asyncio.create_task(self._run(), name=f"inbox-{name}")
 
     async def _run(self) -> None:
@@ -130,7 +141,7 @@ class _Inbox:
                 log.debug("%s channel <- %s", self.name, kind)
                 self.queues[kind].put_nowait(frame)
         except NetworkError:
-            pass
+            self.closed_at = time.monotonic()
         finally:
             self.closed = True
             for queue in list(self.queues.values()):
@@ -194,6 +205,9 @@ class CallRun:
         self.stats = CallStats()
         self.selected_pair: SelectedPair | None = None
         self.agent_selected_pair: SelectedPair | None = None
+        #: the media phase's health (None before it starts)
+        self.health: HealthWatcher | None = None
+        self._close_bound_s = CLOSE_S
         # set while the call runs
         self.jwt: Secret | None = None
         self.client: ConsumerClient | None = None
@@ -313,6 +327,13 @@ class CallRun:
         except Exception as exc:  # a bug or an untranslated library error: report it, do not crash
             log.exception("call crashed")
             self.failure = f"internal error: {exc.__class__.__name__}: {exc}"
+        except asyncio.CancelledError:
+            # stopped (a signal, a smoke deadline): keep what is known for :meth:`report`
+            self.failure = self.failure or "stopped before the call ended"
+            if self.leg is not None and self.leg.media_started is not None and not self.stats.media:
+                with contextlib.suppress(Exception):
+                    self.stats = await asyncio.shield(self.leg.stats())
+            raise
         finally:
             closing = asyncio.ensure_future(self._close())
             try:
@@ -325,8 +346,15 @@ class CallRun:
     async def _close(self) -> None:
         for closer in reversed(self._cleanup):
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(closer(), 5.0)
+                await asyncio.wait_for(closer(), self._close_bound_s)
         self._cleanup.clear()
+
+    def report(self, stopped_by: str | None = None) -> CallReport:
+        """The report of what is known now; ``stopped_by`` (a signal name) when the run was stopped."""
+        if stopped_by is not None:
+            phase = next(reversed(self.timeline.as_ms()), "start")
+            self.failure = f"stopped by {stopped_by} (last phase: {phase})"
+        return self._report()
 
     def _report(self) -> CallReport:
         expected = EXPECTED_OUTCOME.get(self.scenario, "connected")
@@ -343,6 +371,8 @@ class CallRun:
             timeline_ms=self.timeline.as_ms(),
             selected_pair=self.selected_pair,
             agent_selected_pair=self.agent_selected_pair,
+            interruptions=self.health.interruption_entries() if self.health else [],
+            transport_events=self.health.transport_entries() if self.health else [],
             errors=self.errors,
             stats=self.stats,
             resume_to_media_ms=self.resume_to_media_ms,
@@ -428,18 +458,71 @@ class CallRun:
 
         if self.scenario == "resume":
             await self._resume()
-        await asyncio.sleep(s.duration_s)  # the call's media time (not a synchronisation)
-        self.stats = await leg.stats()
-
-        if self.scenario == "agent-disconnect":
-            await self._agent_vanishes()
-            await self._consumer_channel.hangup()
-        elif self.scenario == "hangup-consumer":
-            await self._consumer_channel.hangup()
-        else:
-            await self._agent_channel.hangup()
-        await self._consumer_event(CallClosed, s.step_timeout_s)
+        if not await self._media_phase(s.duration_s):
+            await self._after_drop()
+            return
+        try:
+            if self.scenario == "agent-disconnect":
+                await self._agent_vanishes()
+                await self._consumer_channel.hangup()
+            elif self.scenario == "hangup-consumer":
+                await self._consumer_channel.hangup()
+            else:
+                await self._agent_channel.hangup()
+            await self._consumer_event(CallClosed, s.step_timeout_s)
+        except CallopsError as exc:
+            raise self._emulator_gone(exc) from None
         self._mark("closed")
+
+    # -- the media phase ---------------------------------------------------------------------------
+
+    async def _media_phase(self, duration_s: float) -> bool:
+        """``duration_s`` of media, watched (docs/call.md "Mid-call health"); False: dropped."""
+        assert self.leg is not None
+        start = self._now()
+        watcher = self.leg.health_watcher(start)
+        self.health = watcher
+        await self.leg.watch(watcher, until=start + duration_s)
+        now = self._now()
+        watcher.finish(now)
+        gaps = {flow: watcher.interrupted_s(*flow, now) for flow in watcher.flows}
+        self.stats = await self.leg.stats(gaps)
+        if watcher.dropped is None:
+            return True
+        self.timeline.mark("dropped", watcher.dropped.at_s)
+        self._set_outcome("dropped", "media stopped for good")
+        self.failure = watcher.failure()
+        return False
+
+    async def _after_drop(self) -> None:
+        """The agent hangs up a dropped call; CLOSED is noted if it comes quickly (never waited long)."""
+        self._close_bound_s = DROP_CLOSE_S
+        try:
+            await asyncio.wait_for(self._agent_channel.hangup(), DROP_HANGUP_S)
+            await self._consumer_event(CallClosed, DROP_HANGUP_S)
+        except (CallopsError, TimeoutError) as exc:
+            why = exc.message if isinstance(exc, CallopsError) else f"not within {DROP_HANGUP_S:g} s"
+            self.notes.append(f"after the drop: CLOSED not observed ({why})")
+        else:
+            self._mark("closed")
+
+    def _emulator_gone(self, exc: CallopsError) -> CallopsError:
+        """The hang-up failed: say whether the emulator went away mid-call (CLOSED never arrives)."""
+        lost = [
+            inbox.closed_at
+            for inbox in (self.agent_inbox, self.consumer_inbox)
+            if inbox is not None and inbox.closed_at is not None
+        ]
+        if not lost:
+            return exc
+        at = (min(lost) - self.timeline.origin) if lost else 0.0
+        gaps = len(self.health.interruptions) if self.health is not None else 0
+        flow = "media kept flowing until the hang-up" if gaps == 0 else f"media had {gaps} interruption(s)"
+        return NetworkError(
+            f"the connection to the emulator was lost at {at:.1f} s, so the hang-up could not be "
+            f"signalled and CLOSED never arrived ({flow}; {exc.message})",
+            hint="check that the emulator (Messaging Window API) stays up for the whole call",
+        )
 
     # -- steps -----------------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from callops.errors import CallopsError, DeadlineExceeded, RemoteProtocolError
 from callops.orchestrator.call.environment import AGENT_ID
+from callops.orchestrator.call.health import HealthWatcher
 from callops.orchestrator.call.peer import IceServer, KindStats, PeerConfig
 from callops.orchestrator.call.report import (
     CallMode,
@@ -43,6 +44,7 @@ from callops.orchestrator.call.report import (
     Outcome,
     SelectedPair,
 )
+from callops.orchestrator.call.session import CLOSE_S, DROP_CLOSE_S
 from callops.orchestrator.call.timeline import Timeline
 from callops.secret import Secret
 
@@ -102,8 +104,10 @@ class SiteRun:
         self.selected_pair: SelectedPair | None = None
         self.stats = CallStats()
         self.peer: Any = None
+        self.health: HealthWatcher | None = None
         self._first_media: float | None = None
         self._cleanup: list[Callable[[], Awaitable[None]]] = []
+        self._close_bound_s = CLOSE_S
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -157,17 +161,41 @@ class SiteRun:
             raise DeadlineExceeded(
                 f"{s.role}: no decoded media from the other side within {s.media_timeout_s:g} s"
             ) from None
+        log.info("%s side: media decoded from the other side", s.role)
         self.selected_pair = self.peer.selected_pair()
 
-    async def _media_time_and_stats(self) -> None:
-        s = self.settings
-        await asyncio.sleep(s.duration_s)  # the call's media time (not a synchronisation)
-        started = self._first_media or time.monotonic()
-        mine: dict[str, KindStats] = await self.peer.kind_stats()
+    async def _media_time_and_stats(self) -> bool:
+        """``duration_s`` of media, watched (what this side decodes, its ICE/DTLS); False: dropped."""
+        from callops.orchestrator.call.health import HealthWatcher
+        from callops.orchestrator.call.leg import poll_health
         from callops.orchestrator.call.stats import call_stats
 
+        s = self.settings
+        other = "consumer" if s.role == "agent" else "agent"
+        start = time.monotonic()
+        watcher = HealthWatcher(
+            flows=tuple((kind, f"{other}->{s.role}") for kind in self.peer.kinds),
+            start_s=start,
+            origin_s=self.timeline.origin,
+        )
+        self.health = watcher
+        await poll_health(watcher, [self.peer], until=start + s.duration_s)
+        now = time.monotonic()
+        watcher.finish(now)
+        started = self._first_media or now
+        mine: dict[str, KindStats] = await self.peer.kind_stats()
         agent, consumer = (mine, {}) if s.role == "agent" else ({}, mine)
-        self.stats = call_stats(agent, consumer, self.peer.kinds, time.monotonic() - started)
+        gaps = {flow: watcher.interrupted_s(*flow, now) for flow in watcher.flows}
+        self.stats = call_stats(
+            agent, consumer, self.peer.kinds, now - started, interrupted_s=gaps, two_site=True
+        )
+        if watcher.dropped is None:
+            return True
+        self._mark("dropped", watcher.dropped.at_s)
+        self._set_outcome("dropped", "media stopped for good")
+        self._close_bound_s = DROP_CLOSE_S  # a dead relay never answers the deallocation
+        self.failure = watcher.failure()
+        return False
 
     # -- the run ----------------------------------------------------------------------------------
 
@@ -184,6 +212,9 @@ class SiteRun:
         except Exception as exc:  # a bug or an untranslated library error: report it, do not crash
             log.exception("%s side crashed", self.settings.role)
             self.failure = f"internal error: {exc.__class__.__name__}: {exc}"
+        except asyncio.CancelledError:
+            self.failure = self.failure or "stopped before the call ended"  # see report()
+            raise
         finally:
             closing = asyncio.ensure_future(self._close())
             try:
@@ -196,8 +227,15 @@ class SiteRun:
     async def _close(self) -> None:
         for closer in reversed(self._cleanup):
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(closer(), 5.0)
+                await asyncio.wait_for(closer(), self._close_bound_s)
         self._cleanup.clear()
+
+    def report(self, stopped_by: str | None = None) -> CallReport:
+        """The report of what is known now; ``stopped_by`` (a signal name) when the run was stopped."""
+        if stopped_by is not None:
+            phase = next(reversed(self.timeline.as_ms()), "start")
+            self.failure = f"stopped by {stopped_by} (last phase: {phase})"
+        return self._report()
 
     def _report(self) -> CallReport:
         ok = self.failure is None and self.outcome == "connected"
@@ -211,6 +249,8 @@ class SiteRun:
             timeline_ms=self.timeline.as_ms(),
             selected_pair=self.selected_pair if self.settings.role == "consumer" else None,
             agent_selected_pair=self.selected_pair if self.settings.role == "agent" else None,
+            interruptions=self.health.interruption_entries() if self.health else [],
+            transport_events=self.health.transport_entries() if self.health else [],
             stats=self.stats,
             ice_servers=[server.url for server in self.settings.ice_servers],
             notes=self.notes,
@@ -293,7 +333,8 @@ class SiteRun:
         await channel.send_signal(signal_data(Answer(kind="answer", sdp=answer_sdp, epoch=0)))
         await self._connected_and_media()
         self._set_outcome("connected", "media decoded")
-        await self._media_time_and_stats()
+        if not await self._media_time_and_stats():
+            return  # dropped: the agent ends the call; this side does not wait for its CLOSED
         # The agent hangs up; the consumer observes CLOSED.
         await event(CallClosed, s.step_timeout_s + s.duration_s)
         self._mark("closed")
@@ -390,7 +431,8 @@ class SiteRun:
         self._mark("answer_received")
         await self._connected_and_media()
         self._set_outcome("connected", "media decoded")
-        await self._media_time_and_stats()
+        if not await self._media_time_and_stats():
+            return  # dropped: hang_up (cleanup) ends the call at the emulator
         await control.end_call(s.account, conversation)
         self._cleanup.remove(hang_up)
         self._mark("closed")

@@ -116,6 +116,9 @@ async def run_smoke(
             )
     except asyncio.CancelledError:
         interrupted = True
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()  # handled: the report below is the answer to the stop
     finally:
         for task in tasks:
             task.cancel()

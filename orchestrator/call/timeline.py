@@ -25,6 +25,7 @@ PHASES: Final[tuple[str, ...]] = (
     "first_video",
     "resumed",
     "media_again",
+    "dropped",
     "closed",
 )
 

@@ -135,6 +135,17 @@ def render_error(exc: CallopsError) -> None:
         click.echo(f"callops: hint: {exc.hint}", err=True)
 
 
+def _stopped(exc: KeyboardInterrupt | None) -> NoReturn:
+    """A stop signal ended the command: say which, exit 128 + signal (docs/call.md "Signals")."""
+    from callops.orchestrator.cli.stopping import Stopped, stop_exit_code
+
+    if isinstance(exc, Stopped):
+        click.echo(f"callops: stopped by {exc.name}", err=True)
+    else:
+        click.echo("callops: interrupted" if exc is not None else "callops: aborted", err=True)
+    sys.exit(stop_exit_code(exc) if exc is not None else 130)
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of the ``callops`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -146,17 +157,16 @@ def main(argv: list[str] | None = None) -> NoReturn:
             log.exception("callops error")
         render_error(exc)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("callops: aborted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as exc:
+        # click wraps KeyboardInterrupt (Ctrl-C, or SIGTERM/SIGHUP as ``Stopped``) into Abort
+        _stopped(exc.__cause__ if isinstance(exc.__cause__, KeyboardInterrupt) else None)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("callops: interrupted", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        _stopped(exc)
     except Exception as exc:
         if debug:
             raise

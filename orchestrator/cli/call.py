@@ -209,6 +209,11 @@ def _render_call(report: Any) -> None:
         console.print(media)
     for q in report.stats.audio_quality:
         console.print(f"  audio {q.direction}: MOS {q.mos:.2f} ({q.band}, R={q.r_factor})")
+    for gap in report.interruptions:
+        end = f"{gap.to_ms:.0f} ms" if gap.to_ms is not None else "never recovered"
+        console.print(f"  interruption {gap.kind} {gap.direction}: {gap.from_ms:.0f} ms -> {end}")
+    for event in report.transport_events:
+        console.print(f"  transport {event.side} {event.state} at {event.at_ms:.0f} ms")
     for error in report.errors:
         console.print(f"  sessionError {error.id}: {error.msg}")
     if report.resume_to_media_ms is not None:
@@ -225,7 +230,8 @@ def call(as_json: bool, **kwargs: Any) -> None:
 
     With no options: an in-process emulator, a loopback coturn (if turnserver is installed), a voice
     call with the default scenario `accept`. Exit code 0 when the scenario's expected outcome was
-    reached, 1 otherwise.
+    reached, 1 otherwise (e.g. outcome `dropped`: the media stopped mid-call). Ctrl-C, SIGTERM or
+    SIGHUP print the report of what is known and exit 130/143/129.
 
     \b
     Examples:
@@ -235,20 +241,32 @@ def call(as_json: bool, **kwargs: Any) -> None:
       callops call --scenario resume
     """
     from callops.orchestrator.call.environment import call_environment
-    from callops.orchestrator.call.session import run_call
+    from callops.orchestrator.call.session import CallRun
+    from callops.orchestrator.cli.stopping import absorb_cancellation, run_stoppable
 
     request, settings = _requests(kwargs)
+    runs: list[CallRun] = []
 
     async def main() -> Any:
         async with call_environment(request) as env:
-            return await run_call(settings, env)
+            runs.append(CallRun(settings, env))
+            try:
+                return await runs[0].run()
+            except asyncio.CancelledError:
+                absorb_cancellation()  # stopped: the environment below still shuts down cleanly
+                return None
 
-    report = asyncio.run(main())
-    if as_json:
-        click.echo(report.model_dump_json(indent=2))
-    else:
-        _render_call(report)
-    if not report.ok:
+    report, stopped = run_stoppable(main())
+    if stopped is not None and runs:
+        report = runs[0].report(stopped_by=stopped.name)
+    if report is not None:
+        if as_json:
+            click.echo(report.model_dump_json(indent=2))
+        else:
+            _render_call(report)
+    if stopped is not None:
+        raise stopped
+    if report is None or not report.ok:
         sys.exit(1)
 
 
@@ -297,8 +315,9 @@ def smoke(  # noqa: PLR0917 - click passes every option
 ) -> None:
     """N headless calls, C at a time: success rate, p50/p95 to ice_connected and first media.
 
-    Exit codes: 0 all calls passed, 1 some failed (or the run was cut short), 2 usage error.
-    Ctrl-C or --deadline still writes the report of the calls that finished.
+    Exit codes: 0 all calls passed, 1 some failed (or --deadline cut the run short), 2 usage
+    error; stopped by Ctrl-C, SIGTERM or SIGHUP: the report and JUnit of the calls that finished
+    are still written, exit 130/143/129.
 
     \b
     Examples:
@@ -306,7 +325,8 @@ def smoke(  # noqa: PLR0917 - click passes every option
     """
     from callops.orchestrator.call.environment import call_environment
     from callops.orchestrator.call.session import run_call
-    from callops.orchestrator.call.smoke import SmokeReport, junit_xml, run_smoke
+    from callops.orchestrator.call.smoke import SmokeReport, junit_xml, run_smoke, summarize
+    from callops.orchestrator.cli.stopping import run_stoppable
 
     request, settings = _requests(kwargs)
     show_progress = sys.stderr.isatty() and not as_json
@@ -330,34 +350,11 @@ def smoke(  # noqa: PLR0917 - click passes every option
                 lambda _i: run_call(settings, env), calls=calls, concurrency=concurrency, deadline_s=deadline
             )
 
-    loop = asyncio.new_event_loop()
-    main_task = loop.create_task(main())
-    try:
-        report = loop.run_until_complete(main_task)
-    except KeyboardInterrupt:
-        # Ctrl-C: cancel the run; run_smoke returns what finished, the environment is stopped.
-        main_task.cancel()
-        report = loop.run_until_complete(_interrupted(main_task, calls, concurrency))
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-    _write_outputs(report, report_path, junit_path, junit_xml)
-    if as_json:
-        click.echo(report.model_dump_json(indent=2))
-    else:
-        _render_summary(report)
-    if not report.ok:
-        sys.exit(1)
-
-
-async def _interrupted(task: asyncio.Task[Any], calls: int, concurrency: int) -> Any:
-    """The report after Ctrl-C: run_smoke's own, or an empty one if no call had started yet."""
-    from callops.orchestrator.call.smoke import SmokeReport, summarize
-
-    try:
-        return await task
-    except asyncio.CancelledError:
-        return SmokeReport(
+    # A stop signal (Ctrl-C, SIGTERM, SIGHUP) cancels the run: run_smoke returns what finished,
+    # the environment is stopped, the report and JUnit are written, exit 130/143/129.
+    report, stopped = run_stoppable(main())
+    if report is None:  # stopped before any call started
+        report = SmokeReport(
             ok=False,
             requested=calls,
             concurrency=concurrency,
@@ -365,6 +362,15 @@ async def _interrupted(task: asyncio.Task[Any], calls: int, concurrency: int) ->
             summary=summarize([]),
             calls=[],
         )
+    _write_outputs(report, report_path, junit_path, junit_xml)
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        _render_summary(report)
+    if stopped is not None:
+        raise stopped
+    if not report.ok:
+        sys.exit(1)
 
 
 def _write_outputs(report: Any, report_path: Path | None, junit_path: Path | None, junit_xml: Any) -> None:

@@ -6,7 +6,6 @@ aiortc is imported only when the command runs.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -181,7 +180,8 @@ def call_site(
 
     Start the consumer side first: it opens a conversation and prints one JSON line on stderr,
     {"event": "ready", "conversation_id": ...}; the agent side then invites it, offers, and hangs
-    up after --duration. Exit code 0 when this side saw the call connect with media both ways.
+    up after --duration. Exit code 0 when this side saw the call connect with media both ways;
+    Ctrl-C, SIGTERM or SIGHUP print the report of what is known and exit 130/143/129.
 
     \b
     Examples:
@@ -191,7 +191,7 @@ def call_site(
           --turn turn:203.0.113.10:3478 --secret-file turn-secret --duration 3 --json
     """
     from callops.errors import UsageError
-    from callops.orchestrator.call.site import SiteSettings, run_site
+    from callops.orchestrator.call.site import SiteRun, SiteSettings
     from callops.secret import load_secret
 
     if not emulator_url.startswith("http://"):
@@ -227,13 +227,21 @@ def call_site(
         ice_timeout_s=ice_timeout,
         jwt_secret=jwt_secret,
     )
-    report = asyncio.run(run_site(settings, on_ready=_announce(role, ready_file)))
+    from callops.orchestrator.cli.stopping import run_stoppable
+
+    run = SiteRun(settings, on_ready=_announce(role, ready_file))
+    report, stopped = run_stoppable(run.run())
+    if stopped is not None:  # Ctrl-C, SIGTERM, SIGHUP: the report of what is known, exit 128+signal
+        report = run.report(stopped_by=stopped.name)
+    assert report is not None
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:
         from callops.orchestrator.cli.call import _render_call
 
         _render_call(report)
+    if stopped is not None:
+        raise stopped
     if not report.ok:
         sys.exit(1)
 

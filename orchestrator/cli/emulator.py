@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -116,10 +114,6 @@ def serve(
         )
 
     async def run() -> None:
-        # SIGTERM (systemd, docker, kill) stops as cleanly as Ctrl-C: sockets closed, exit 0
-        terminated = asyncio.Event()
-        with contextlib.suppress(NotImplementedError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminated.set)
         emu = Emulator(config)
         await emu.start()
         mode = f"HS256 ({secret.source})" if secret is not None else "dev mode (any well-formed JWT)"
@@ -129,24 +123,18 @@ def serve(
         click.echo(f"  cobrowse: {emu.cobrowse_url('ACCOUNT')}")
         click.echo(f"  control:  {emu.base_url}/control/accounts/ACCOUNT/conversations")
         click.echo(f"  csds:     {emu.base_url}  (callops consumer listen --account ACCOUNT --csds URL)")
-        serving = asyncio.create_task(emu.serve_forever())
-        waiting = asyncio.create_task(terminated.wait())
         try:
-            await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            await emu.serve_forever()
         finally:
-            for task in (serving, waiting):
-                task.cancel()
-            await asyncio.gather(serving, waiting, return_exceptions=True)
             await emu.stop()
-        if not serving.cancelled() and (failure := serving.exception()) is not None:
-            raise failure
-        if terminated.is_set():
-            click.echo("emulator stopped (SIGTERM)", err=True)
 
-    try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        click.echo("emulator stopped", err=True)
+    from callops.orchestrator.cli.stopping import run_stoppable
+
+    # Ctrl-C, SIGTERM (systemd, docker, kill) and SIGHUP stop alike: sockets closed, exit 128+signal
+    _, stopped = run_stoppable(run())
+    if stopped is not None:
+        click.echo(f"emulator stopped ({stopped.name})", err=True)
+        raise stopped
 
 
 @emulator.command()

@@ -19,11 +19,16 @@ _prefix_option = click.option(
 
 
 @click.group()
-def lab() -> None:
+@click.pass_context
+def lab(ctx: click.Context) -> None:
     """The NAT lab: an "internet" (203.0.113.0/24), a TURN host, and two sites behind NATs.
 
-    Linux only, as root, with iproute2 and iptables.
+    Linux only, as root, with iproute2 and iptables. Ctrl-C, SIGTERM or SIGHUP during `lab up`
+    remove what was built so far (exit 130/143/129).
     """
+    from callops.orchestrator.cli.stopping import stop_signals
+
+    ctx.with_resource(stop_signals())
 
 
 @lab.command()

@@ -187,10 +187,15 @@ def probe(  # noqa: PLR0917 -- click passes every option as an argument
         # The probes end by the deadline themselves; this guard only catches a bug.
         return await asyncio.wait_for(probe_site(settings, os.environ, spent=spent), settings.timeout + 2.0)
 
+    from callops.orchestrator.cli.stopping import run_stoppable
+
     try:
-        report = asyncio.run(bounded())
+        result, stopped = run_stoppable(bounded())
     except TimeoutError:
         raise DeadlineExceeded(f"probes overran the {settings.timeout:.1f} s deadline") from None
+    if stopped is not None or result is None:  # Ctrl-C, SIGTERM, SIGHUP: exit 130/143/129
+        raise stopped or KeyboardInterrupt
+    report = result
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:
@@ -264,7 +269,6 @@ def _hostport(value: str) -> tuple[str, int]:
 @_server_options
 def serve(listen: str, max_sessions: int, session_seconds: float, **kwargs: Any) -> None:
     """Responder at site B for 'callops probe peer' (token required; several peers at once)."""
-    import asyncio
 
     from callops.orchestrator.probe.twosite import Responder
 
@@ -278,7 +282,12 @@ def serve(listen: str, max_sessions: int, session_seconds: float, **kwargs: Any)
         async with server:
             await server.serve_forever()
 
-    asyncio.run(run())
+    from callops.orchestrator.cli.stopping import run_stoppable
+
+    _, stopped = run_stoppable(run())  # Ctrl-C, SIGTERM, SIGHUP: sessions closed, exit 130/143/129
+    if stopped is not None:
+        click.echo("probe serve: stopped", err=True)
+        raise stopped
 
 
 @probe.command()
@@ -312,7 +321,6 @@ def peer(  # noqa: PLR0917 -- click passes every option as an argument
 
     Verdict p2p, relay-required (with transports) or blocked; exit codes as for 'callops probe'.
     """
-    import asyncio
 
     from callops.orchestrator.probe.paths import PATH_CLASSES
     from callops.orchestrator.probe.twosite import run_peer
@@ -324,11 +332,16 @@ def peer(  # noqa: PLR0917 -- click passes every option as an argument
         from callops.turn.bandwidth import FlowSpec
 
         flow = FlowSpec("voice", 600, 600) if bandwidth == "voice" else FlowSpec("video", 2600, 1100)
-    report = asyncio.run(
+    from callops.orchestrator.cli.stopping import run_stoppable
+
+    result, stopped = run_stoppable(
         run_peer(
             url, token, ice, timeout=timeout, paths=chosen, call=call if with_call else None, bandwidth=flow
         )
     )
+    if stopped is not None or result is None:  # Ctrl-C, SIGTERM, SIGHUP: exit 130/143/129
+        raise stopped or KeyboardInterrupt
+    report = result
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:

@@ -180,6 +180,7 @@ def lab_up(
             ready_address=(TURN_ADDRESSES[0], TURN_UDP_TCP_PORT),
             netns=plan.namespaces["turn"],
             start_timeout=20.0,
+            die_with_parent=False,  # the lab's relay outlives `callops lab up` on purpose
         )
         coturn.start()
         _COTURNS[prefix] = coturn

@@ -135,6 +135,9 @@ def test_agent_vanishing_mid_call_raises_agent_disconnected_within_seconds() -> 
     assert report.ok, report.failure
     assert [e.id for e in report.errors] == ["AGENT_DISCONNECTED"]
     assert "closed" in report.timeline_ms
+    # the agent leaves after the watched media phase: a hang-up path, not a dropped call
+    assert report.outcome == "connected" and "dropped" not in report.timeline_ms
+    assert report.interruptions == [] and report.transport_events == []
 
 
 def test_ice_that_cannot_connect_raises_unable_to_connect_within_the_ice_timeout() -> None:
