@@ -44,6 +44,7 @@ from callops.orchestrator.emulator.http11 import (
 )
 from callops.orchestrator.emulator.model import DEFAULT_AGENT_USER_ID, Delivery, EmulatorModel
 from callops.orchestrator.emulator.session import Close, ConsumerSession
+from callops.orchestrator.emulator.web import web_response
 from callops.secret import Secret
 
 log = logging.getLogger("callops.emulator")
@@ -281,6 +282,9 @@ class Emulator:
             return
         except TimeoutError:
             writer.write(render_response(408, error_body(408, "request body not received in time")))
+            return
+        if (asset := web_response(request.method, request.path)) is not None:  # the browser leg's pages
+            writer.write(asset)
             return
         answer = handle_control(self.model, request, time.time())
         writer.write(render_response(answer.status, answer.body))

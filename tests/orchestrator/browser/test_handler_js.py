@@ -200,3 +200,20 @@ def test_build_call_payload_names_every_bad_field_in_the_browser(browser_netns: 
     assert got["ok"] == {"serviceId": "c#1", "agentId": "a", "visitorName": "v", "mode": "VOICE_CALL",
                          "ssid": "s", "svid": "t", "cid": "c"}  # fmt: skip
     assert got["name"] == "PayloadError" and got["fields"] == ["agentId", "visitorName", "svid"]
+
+
+def test_the_handler_test_page_passes_when_served_by_the_emulator(browser_netns: str) -> None:
+    from callops.orchestrator.emulator.server import Emulator, EmulatorConfig
+
+    async def main() -> Any:
+        async with (
+            Emulator(EmulatorConfig()) as emu,
+            await Chromium.launch(ChromiumOptions(netns=browser_netns)) as browser,
+        ):
+            page = await browser.new_page()
+            await page.navigate(f"{emu.base_url}/web/handler-tests.html")
+            return await page.evaluate("window.testResults"), page.exceptions
+
+    results, exceptions = run_in_namespace(browser_netns, main, 60)
+    assert exceptions == []
+    assert results["failed"] == [] and results["passed"] >= 10
