@@ -144,12 +144,10 @@ class SiteRun:
         """ICE+DTLS within ``ice_timeout_s``, then decoded media from the other side."""
         s = self.settings
         if not await self.peer.wait_connected(s.ice_timeout_s):
-            types = ", ".join(self.peer.local_candidate_types()) or "none"
-            raise DeadlineExceeded(
-                f"{s.role}: no working candidate pair within {s.ice_timeout_s:g} s "
-                f"(policy {s.policy}, local candidates: {types})",
-                hint="check the ICE servers this side was given and that the other side runs",
-            )
+            from callops.orchestrator.call.peer import ice_failure_reason
+
+            message, hint = ice_failure_reason(self.peer, s.ice_timeout_s)
+            raise DeadlineExceeded(message, hint=hint)
         self._set_outcome("connected", "DTLS connected")
         try:
             await asyncio.wait_for(self.peer.wait_media(), s.media_timeout_s)
@@ -379,6 +377,9 @@ class SiteRun:
         answer = await inbox.next_signal(Answer, 0, s.step_timeout_s)
         await peer.accept_answer(answer.sdp)
         self._mark("answer_received")
+        from callops.orchestrator.call.trickle import TrickleFollower  # browsers trickle their candidates
+
+        self._cleanup.append(TrickleFollower(inbox, peer, epoch=0, notes=self.notes).start().close)
         await self._connected_and_media()
         self._set_outcome("connected", "media decoded")
         await self._media_time_and_stats()
