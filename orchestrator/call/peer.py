@@ -42,7 +42,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from callops.errors import LocalProtocolError, RemoteProtocolError, UsageError
 from callops.orchestrator.call.media import EncodedToneTrack, MediaSink, PatternTrack, ToneTrack
 from callops.orchestrator.call.pair import ice_connection, selected_pair
-from callops.orchestrator.call.report import CallMode, IcePolicy, SelectedPair
+from callops.orchestrator.call.report import CallMode, IcePolicy, LegInfo, SelectedPair
 from callops.secret import Secret
 
 log = logging.getLogger(__name__)
@@ -431,6 +431,16 @@ def spread_bundled_candidates(sdp: str) -> str:
     return newline.join(out) + (newline if trailing else "")
 
 
+def aiortc_leg() -> LegInfo:
+    """The report's description of this leg: callops' headless aiortc peer."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return LegInfo(kind="aiortc", version=version("aiortc"))
+    except PackageNotFoundError:
+        return LegInfo(kind="aiortc")
+
+
 def _ice_transports(peer: HeadlessPeer) -> list[Any]:
     transports: list[Any] = []
     for transceiver in peer.pc.getTransceivers():
@@ -535,6 +545,7 @@ __all__ = [
     "KindStats",
     "PeerConfig",
     "add_remote_candidate",
+    "aiortc_leg",
     "check_ice_servers",
     "end_of_remote_candidates",
     "ice_failure_reason",

@@ -198,6 +198,8 @@ class SiteRun:
         self._cleanup.clear()
 
     def _report(self) -> CallReport:
+        from callops.orchestrator.call.peer import aiortc_leg
+
         ok = self.failure is None and self.outcome == "connected"
         return CallReport(
             ok=ok,
@@ -214,6 +216,7 @@ class SiteRun:
             notes=self.notes,
             expected_outcome="connected",
             failure=self.failure if (self.failure or ok) else f"outcome {self.outcome}, expected connected",
+            legs={self.settings.role: aiortc_leg()},
         )
 
     # -- consumer ---------------------------------------------------------------------------------

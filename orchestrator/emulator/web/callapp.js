@@ -123,7 +123,7 @@
     }
     if (frame.type === "signal") signal(frame.data || {});
     else if (frame.type === "presence" && frame.role === "agent" && frame.event === "left") {
-      if (app.pc && app.closedReason === null) sessionError("AGENT_DISCONNECTED", "the agent's socket left the call");
+      if (app.pc && app.closedReason === null && !app.errors.length) sessionError("AGENT_DISCONNECTED", "the agent's socket left the call");
     } else if (frame.type === "state" && frame.sessionState === "CLOSED") {
       hangUp(frame.reason || "closed");
     }
@@ -198,14 +198,18 @@
       });
       app.pc = pc;
       var epoch = app.epoch;
+      var gathered = 0;
       pc.onicecandidate = function (event) {
         if (event.candidate && event.candidate.candidate) {
+          gathered++;
           send({ type: "signal", serviceId: app.payload.serviceId, data: {
             kind: "candidate", candidate: event.candidate.candidate, sdpMid: event.candidate.sdpMid,
             sdpMLineIndex: event.candidate.sdpMLineIndex, epoch: epoch } });
         } else if (!event.candidate) {
           mark("gathered");
           send({ type: "signal", serviceId: app.payload.serviceId, data: { kind: "end-of-candidates", epoch: epoch } });
+          // nothing to offer the agent (e.g. relay only and every TURN server failed): no call
+          if (!gathered) fail("no ICE candidates gathered (policy " + (cfg.iceTransportPolicy || "all") + ")");
         }
       };
       pc.onicecandidateerror = function (event) {
