@@ -1,4 +1,3 @@
-# ruff: noqa: E501 -- phase lists and assertions read best unwrapped
 """A real call: ``call-site --role consumer --leg chromium`` against ``call-site --role agent`` (aiortc).
 
 Everything runs inside one isolated network namespace (only ``lo``): the emulator and a coturn on
