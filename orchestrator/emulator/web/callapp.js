@@ -321,7 +321,10 @@
     });
   }
 
-  app.stats = function () { return app.pc ? reduce(app.pc) : Promise.resolve({ kinds: {}, selected_pair: null }); };
+  app.stats = function () {
+    if (app.finalStats) return app.finalStats;
+    return app.pc ? reduce(app.pc) : Promise.resolve({ kinds: {}, selected_pair: null });
+  };
 
   app.state = function () {
     return { phases: app.phases, errors: app.errors, iceErrors: app.iceErrors, notes: app.notes,
@@ -334,8 +337,13 @@
     app.closedReason = reason;
     mark("closed");
     try { sessionStorage.removeItem(STORAGE_KEY); } catch (e) { /* ignore */ }
-    if (app.pc) app.pc.close();
-    if (app.stream) app.stream.getTracks().forEach(function (t) { t.stop(); });
+    var pc = app.pc, stream = app.stream;
+    // the call's last figures, taken before the connection closes (the report reads them later)
+    app.finalStats = (pc ? reduce(pc) : Promise.resolve(null)).catch(function () { return null; }).then(function (s) {
+      if (pc) pc.close();
+      if (stream) stream.getTracks().forEach(function (t) { t.stop(); });
+      return s || { kinds: {}, selected_pair: null };
+    });
   }
 
   /** The visitor hangs up. */
