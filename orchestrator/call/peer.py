@@ -42,7 +42,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 from callops.errors import LocalProtocolError, RemoteProtocolError, UsageError
 from callops.orchestrator.call.media import EncodedToneTrack, MediaSink, PatternTrack, ToneTrack
 from callops.orchestrator.call.pair import ice_connection, selected_pair
-from callops.orchestrator.call.report import CallMode, IcePolicy, SelectedPair
+from callops.orchestrator.call.report import CallMode, IcePolicy, LegInfo, SelectedPair
 from callops.secret import Secret
 
 log = logging.getLogger(__name__)
@@ -293,7 +293,9 @@ class HeadlessPeer:
     async def accept_offer(self, sdp: str) -> str:
         """Apply a remote offer, gather, and return the complete answer SDP."""
         try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            await self.pc.setRemoteDescription(
+                RTCSessionDescription(sdp=spread_bundled_candidates(sdp), type="offer")
+            )
         except (ValueError, KeyError, AttributeError) as exc:
             raise RemoteProtocolError(f"{self.role}: malformed offer SDP: {exc}") from exc
         self._restrict_gathering()
@@ -305,7 +307,9 @@ class HeadlessPeer:
 
     async def accept_answer(self, sdp: str) -> None:
         try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+            await self.pc.setRemoteDescription(
+                RTCSessionDescription(sdp=spread_bundled_candidates(sdp), type="answer")
+            )
         except (ValueError, KeyError, AttributeError) as exc:
             raise RemoteProtocolError(f"{self.role}: malformed answer SDP: {exc}") from exc
 
@@ -386,6 +390,145 @@ class HeadlessPeer:
             await self.pc.close()
 
 
+# -- browsers: trickled candidates, aiortc #1437, the diagnosis of an ICE failure ------------------
+
+
+def spread_bundled_candidates(sdp: str) -> str:
+    """Copy every candidate of a BUNDLE group into each of its m-sections (aiortc issue #1437).
+
+    aiortc 1.16's ``setRemoteDescription`` keys the remote candidates by ICE transport, so a
+    bundled transport (shared by every m-section) keeps only the candidates of the *last*
+    m-section. Browsers put a bundled transport's candidates in the first m-section only, which
+    leaves aiortc with zero remote candidates. With the union in each bundled m-section, whichever
+    one aiortc applies last holds them all (aioice ignores a candidate it already has).
+    ``a=end-of-candidates`` is spread the same way. SDP without a BUNDLE group is returned as is.
+    """
+    newline = "\r\n" if "\r\n" in sdp else "\n"
+    lines = sdp.split(newline)
+    trailing = lines and lines[-1] == ""
+    if trailing:
+        lines = lines[:-1]
+    starts = [i for i, line in enumerate(lines) if line.startswith("m=")]
+    if not starts:
+        return sdp
+    session, sections = (
+        lines[: starts[0]],
+        [lines[a:b] for a, b in zip(starts, [*starts[1:], len(lines)], strict=True)],
+    )
+    bundle: set[str] = set()
+    for line in session:
+        if line.startswith("a=group:BUNDLE "):
+            bundle.update(line.split()[1:])
+    if not bundle:
+        return sdp
+
+    def mid(section: list[str]) -> str | None:
+        return next((line[6:].strip() for line in section if line.startswith("a=mid:")), None)
+
+    bundled = [section for section in sections if mid(section) in bundle]
+    union: list[str] = []
+    for section in bundled:
+        union += [line for line in section if line.startswith("a=candidate:") and line not in union]
+    end = any("a=end-of-candidates" in section for section in bundled)
+    out = list(session)
+    for section in sections:
+        if mid(section) in bundle:
+            kept = [line for line in section if not line.startswith(("a=candidate:", "a=end-of-candidates"))]
+            out += kept + union + (["a=end-of-candidates"] if end else [])
+        else:
+            out += section
+    return newline.join(out) + (newline if trailing else "")
+
+
+def aiortc_leg() -> LegInfo:
+    """The report's description of this leg: callops' headless aiortc peer."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return LegInfo(kind="aiortc", version=version("aiortc"))
+    except PackageNotFoundError:
+        return LegInfo(kind="aiortc")
+
+
+def _ice_transports(peer: HeadlessPeer) -> list[Any]:
+    transports: list[Any] = []
+    for transceiver in peer.pc.getTransceivers():
+        transport = getattr(transceiver.receiver.transport, "transport", None)
+        if transport is not None and transport not in transports:
+            transports.append(transport)
+    return transports
+
+
+async def add_remote_candidate(
+    peer: HeadlessPeer, candidate: str, sdp_mid: str | None, sdp_mline_index: int | None
+) -> bool:
+    """Apply one trickled candidate (``candidate:...`` as a browser's ``RTCIceCandidate.candidate``).
+
+    With one shared (bundled) transport the candidate goes to it whatever its ``sdpMid``: aiortc's
+    ``addIceCandidate`` would drop a candidate of a bundled m-section (#1437). False when the
+    candidate is not one aiortc can use (unparseable); TCP candidates are kept by aioice but never
+    paired (aioice speaks ICE over UDP only).
+    """
+    from aiortc.sdp import candidate_from_sdp
+
+    text = candidate.strip()
+    if text.startswith("a="):
+        text = text[2:]
+    if text.startswith("candidate:"):
+        text = text[len("candidate:") :]
+    try:
+        parsed = candidate_from_sdp(text)
+    except (AssertionError, ValueError, IndexError) as exc:  # aiortc asserts on a short candidate
+        log.debug("%s peer: ignored trickled candidate %r: %s", peer.role, candidate, exc)
+        return False
+    parsed.sdpMid = sdp_mid
+    parsed.sdpMLineIndex = sdp_mline_index
+    transports = _ice_transports(peer)
+    if len(transports) == 1:
+        await transports[0].addRemoteCandidate(parsed)
+    else:
+        if sdp_mid is None and sdp_mline_index is None:
+            parsed.sdpMLineIndex = 0
+        await peer.pc.addIceCandidate(parsed)
+    return True
+
+
+async def end_of_remote_candidates(peer: HeadlessPeer) -> None:
+    """The remote side has trickled all its candidates (aioice may now report an ICE failure)."""
+    for transport in _ice_transports(peer):
+        await transport.addRemoteCandidate(None)
+
+
+def remote_candidate_count(peer: HeadlessPeer) -> int:
+    """How many remote candidates the other side signalled (SDP and trickled; not the peer-reflexive
+    ones aioice learns from incoming checks)."""
+    total = 0
+    for transport in _ice_transports(peer):
+        connection = getattr(transport, "_connection", None)
+        total += sum(1 for c in getattr(connection, "remote_candidates", []) or [] if c.type != "prflx")
+    return total
+
+
+def ice_failure_reason(peer: HeadlessPeer, within: float) -> tuple[str, str]:
+    """``(message, hint)`` for a peer that did not connect within ``within`` seconds.
+
+    Zero remote candidates is the other side's (or the signalling's) fault, not the ICE servers'.
+    """
+    types = ", ".join(peer.local_candidate_types()) or "none"
+    remote = remote_candidate_count(peer)
+    if remote == 0:
+        return (
+            f"{peer.role}: the other side sent no ICE candidates within {within:g} s "
+            f"(none in its SDP, none trickled; local candidates: {types})",
+            "check the other side's ICE servers and policy, and that its candidates reach this side",
+        )
+    return (
+        f"{peer.role}: no working candidate pair within {within:g} s "
+        f"(policy {peer.config.policy}, local candidates: {types}, remote candidates: {remote})",
+        "check the ICE servers this side was given and that the other side runs",
+    )
+
+
 def check_ice_servers(servers: Sequence[IceServer]) -> None:
     """Reject URLs aiortc cannot use, naming the URL and the fix."""
     from aiortc.rtcicetransport import parse_stun_turn_uri
@@ -405,4 +548,16 @@ def check_ice_servers(servers: Sequence[IceServer]) -> None:
             )
 
 
-__all__ = ["HeadlessPeer", "IceServer", "KindStats", "PeerConfig", "check_ice_servers"]
+__all__ = [
+    "HeadlessPeer",
+    "IceServer",
+    "KindStats",
+    "PeerConfig",
+    "add_remote_candidate",
+    "aiortc_leg",
+    "check_ice_servers",
+    "end_of_remote_candidates",
+    "ice_failure_reason",
+    "remote_candidate_count",
+    "spread_bundled_candidates",
+]

@@ -125,6 +125,17 @@ class TransportEventEntry(_Model):
     at_ms: float
 
 
+class LegInfo(_Model):
+    """Which implementation played a role: callops' headless aiortc peer, or a real Chromium."""
+
+    kind: Literal["aiortc", "chromium"]
+    version: str | None = None
+    #: Chromium: process start to DevTools ready
+    launch_to_ready_ms: float | None = None
+    #: Chromium: the page's console messages and exceptions (the last ones)
+    console: list[str] = Field(default_factory=list)
+
+
 class CallStats(_Model):
     duration_s: float = 0.0
     media: list[DirectionStats] = Field(default_factory=list)
@@ -158,6 +169,8 @@ class CallReport(_Model):
     #: what the scenario expected, and why ``ok`` is False when it is
     expected_outcome: Outcome = "connected"
     failure: str | None = None
+    #: role -> the leg that played it (``{"consumer": {"kind": "chromium", "version": ...}}``)
+    legs: dict[str, LegInfo] = Field(default_factory=dict)
 
 
 __all__ = [
@@ -172,6 +185,7 @@ __all__ = [
     "ErrorEntry",
     "IcePolicy",
     "InterruptionEntry",
+    "LegInfo",
     "Outcome",
     "Scenario",
     "SelectedPair",

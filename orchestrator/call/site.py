@@ -148,12 +148,10 @@ class SiteRun:
         """ICE+DTLS within ``ice_timeout_s``, then decoded media from the other side."""
         s = self.settings
         if not await self.peer.wait_connected(s.ice_timeout_s):
-            types = ", ".join(self.peer.local_candidate_types()) or "none"
-            raise DeadlineExceeded(
-                f"{s.role}: no working candidate pair within {s.ice_timeout_s:g} s "
-                f"(policy {s.policy}, local candidates: {types})",
-                hint="check the ICE servers this side was given and that the other side runs",
-            )
+            from callops.orchestrator.call.peer import ice_failure_reason
+
+            message, hint = ice_failure_reason(self.peer, s.ice_timeout_s)
+            raise DeadlineExceeded(message, hint=hint)
         self._set_outcome("connected", "DTLS connected")
         try:
             await asyncio.wait_for(self.peer.wait_media(), s.media_timeout_s)
@@ -238,6 +236,8 @@ class SiteRun:
         return self._report()
 
     def _report(self) -> CallReport:
+        from callops.orchestrator.call.peer import aiortc_leg
+
         ok = self.failure is None and self.outcome == "connected"
         return CallReport(
             ok=ok,
@@ -256,6 +256,7 @@ class SiteRun:
             notes=self.notes,
             expected_outcome="connected",
             failure=self.failure if (self.failure or ok) else f"outcome {self.outcome}, expected connected",
+            legs={self.settings.role: aiortc_leg()},
         )
 
     # -- consumer ---------------------------------------------------------------------------------
@@ -429,6 +430,9 @@ class SiteRun:
         answer = await inbox.next_signal(Answer, 0, s.step_timeout_s)
         await peer.accept_answer(answer.sdp)
         self._mark("answer_received")
+        from callops.orchestrator.call.trickle import TrickleFollower  # browsers trickle their candidates
+
+        self._cleanup.append(TrickleFollower(inbox, peer, epoch=0, notes=self.notes).start().close)
         await self._connected_and_media()
         self._set_outcome("connected", "media decoded")
         if not await self._media_time_and_stats():

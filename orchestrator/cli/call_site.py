@@ -153,6 +153,25 @@ def _announce(role: str, ready_file: Path | None) -> Any:
     type=click.Path(dir_okay=False),
     help=f"HS256 secret of the emulator's JWTs (or set {JWT_SECRET_ENV}); default dev mode.",
 )
+@click.option(
+    "--leg",
+    type=click.Choice(["aiortc", "chromium"]),
+    default="aiortc",
+    show_default=True,
+    help="Who plays this side: callops' headless peer, or a real Chromium (consumer; docs/browser.md).",
+)
+@click.option(
+    "--browser-netns",
+    metavar="NAME",
+    help="--leg chromium: network namespace for the browser (default: callops' own, if it has no route out).",
+)
+@click.option(
+    "--scenario",
+    type=click.Choice(["accept", "decline"]),
+    default="accept",
+    show_default=True,
+    help="What the consumer page decides (decline: --leg chromium).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the CallReport).")
 def call_site(
     *,
@@ -174,6 +193,9 @@ def call_site(
     loopback_only: bool,
     ready_file: Path | None,
     jwt_secret_file: str | None,
+    leg: str,
+    browser_netns: str | None,
+    scenario: str,
     as_json: bool,
 ) -> None:
     """One side of a headless call (scenario accept) through a shared emulator.
@@ -229,10 +251,15 @@ def call_site(
     )
     from callops.orchestrator.cli.stopping import run_stoppable
 
-    run = SiteRun(settings, on_ready=_announce(role, ready_file))
-    report, stopped = run_stoppable(run.run())
-    if stopped is not None:  # Ctrl-C, SIGTERM, SIGHUP: the report of what is known, exit 128+signal
-        report = run.report(stopped_by=stopped.name)
+    stopped = None
+    if leg == "chromium" or scenario != "accept":
+        ready = _announce(role, ready_file)
+        report = _run_browser_leg(settings, leg, browser_netns, scenario, ca_file=ca_file, on_ready=ready)
+    else:
+        run = SiteRun(settings, on_ready=_announce(role, ready_file))
+        report, stopped = run_stoppable(run.run())
+        if stopped is not None:  # Ctrl-C, SIGTERM, SIGHUP: the report of what is known, exit 128+signal
+            report = run.report(stopped_by=stopped.name)
     assert report is not None
     if as_json:
         click.echo(report.model_dump_json(indent=2))
@@ -244,6 +271,34 @@ def call_site(
         raise stopped
     if not report.ok:
         sys.exit(1)
+
+
+def _run_browser_leg(
+    settings: Any, leg: str, netns: str | None, scenario: str, *, ca_file: str | None, on_ready: Any
+) -> Any:
+    """``--leg chromium``: the consumer side in a real Chromium (isolated; never the root namespace)."""
+    from callops.errors import UsageError
+    from callops.orchestrator.browser.consumer import BrowserSettings, run_chromium_consumer
+    from callops.orchestrator.browser.netns import check_browser_namespace
+
+    if leg != "chromium" or settings.role != "consumer":
+        raise UsageError(
+            f"--leg {leg} --role {settings.role} --scenario {scenario}: not supported",
+            hint="a Chromium leg plays the consumer (--role consumer --leg chromium); decline needs it",
+        )
+    check_browser_namespace(netns)
+    browser = BrowserSettings(
+        netns=netns,
+        trusted_ca=[Path(ca_file)] if ca_file else [],
+        decide="decline" if scenario == "decline" else "accept",
+    )
+    from callops.orchestrator.cli.stopping import run_stoppable
+
+    # a stop signal cancels the run; the browser and its namespace go in the run's finally blocks
+    report, stopped = run_stoppable(run_chromium_consumer(settings, browser, on_ready=on_ready))
+    if stopped is not None:
+        raise stopped
+    return report
 
 
 __all__ = ["call_site"]

@@ -326,4 +326,35 @@ async def _deliver(
     return True
 
 
+@consumer.command("js")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write to this file (default: stdout).",
+)
+def consumer_js(output: str | None) -> None:
+    """Write the consumer-side call handler in JavaScript (for pages tagged with lpTag).
+
+    Dependency-free; load it after lpTag and create a CallopsCallHandler.CallHandler (see the comment
+    at its top and docs/consumer.md).
+    """
+    from callops.consumer.web import handler_js
+
+    source = handler_js()
+    if output is None:
+        click.echo(source.decode(), nl=False)
+        return
+    try:
+        with open(output, "wb") as handle:
+            handle.write(source)
+    except OSError as exc:
+        from callops.errors import UsageError
+
+        raise UsageError(
+            f"--output {output}: {exc.strerror or exc}", hint="give a writable file path"
+        ) from None
+    click.echo(f"wrote {output} ({len(source)} bytes)", err=True)
+
+
 __all__ = ["JWT_ENV", "ListenRecord", "consumer", "listen", "render_line"]

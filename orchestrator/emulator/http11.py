@@ -208,13 +208,28 @@ class HttpServerConnection:
     def respond(self, status: int, body: Any = None, *, headers: dict[str, str] | None = None) -> bytes:
         """A complete response with a JSON body (``Connection: close``)."""
         payload = b"" if body is None else json.dumps(body).encode()
-        fields = [("Connection", "close"), ("Content-Length", str(len(payload)))]
-        if body is not None:
-            fields.append(("Content-Type", "application/json"))
+        return self.respond_content(
+            status, payload, "application/json" if body is not None else None, headers=headers
+        )
+
+    def respond_content(
+        self,
+        status: int,
+        content: bytes,
+        content_type: str | None,
+        *,
+        headers: dict[str, str] | None = None,
+        head: bool = False,
+    ) -> bytes:
+        """A complete response with ``content`` (``Connection: close``); ``head``: the head only."""
+        fields = [("Connection", "close"), ("Content-Length", str(len(content)))]
+        if content_type is not None:
+            fields.append(("Content-Type", content_type))
         fields += list((headers or {}).items())
         response = h11.Response(
             status_code=status, headers=fields, reason=HTTPStatus(status).phrase.encode("latin-1")
         )
+        payload = b"" if head else content
         if self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             try:
                 return _write(self._h11, response, payload)

@@ -39,6 +39,7 @@ from callops.orchestrator.emulator.http11 import HttpError, HttpRequest, HttpSer
 from callops.orchestrator.emulator.identity import IdentityConfig, authority, handle_identity
 from callops.orchestrator.emulator.model import DEFAULT_AGENT_USER_ID, Delivery, EmulatorModel
 from callops.orchestrator.emulator.session import Close, ConsumerSession
+from callops.orchestrator.emulator.web import web_asset
 from callops.secret import Secret
 
 log = logging.getLogger("callops.emulator")
@@ -334,6 +335,10 @@ class Emulator:
             writer.write(http.respond(served.status, served.body))
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
+            return
+        if request.method in ("GET", "HEAD") and (asset := web_asset(request.path)) is not None:
+            content_type, content = asset  # the browser leg's pages (docs/browser.md)
+            writer.write(http.respond_content(200, content, content_type, head=request.method == "HEAD"))
             return
         answer = handle_control(self.model, request, time.time(), token=self.config.control_token)
         if answer.status >= 400:

@@ -1,0 +1,228 @@
+# ruff: noqa: E501, ASYNC240 -- a bench script: /proc reads are instant, tables read best unwrapped
+"""aiortc<->aiortc vs aiortc<->Chromium calls side by side, browser launch-to-ready, CPU/PSS, concurrency.
+
+Everything runs in one isolated network namespace (only ``lo``; Chromium never in the root one):
+the emulator and a coturn on 127.0.0.1, then ``callops call-site`` processes for both sides.
+
+* latency: ``RUNS`` voice calls per setup, relay only on the consumer side over TURN udp, tcp and
+  tls, consumer = aiortc or Chromium; accepted->ice_connected and accepted->first_audio p50/p95
+  from the consumer's report (its own clock), and the Chromium/aiortc ratio of the p50s;
+* launch: ``RUNS`` browser launches, process start to DevTools ready (goal < 1 s);
+* concurrency: 1, 2, 4 (and ``MAX_CONCURRENT``) simultaneous Chromium video calls for
+  ``CONCURRENT_S`` seconds: calls that connected, received video frames per second per call
+  (the aiortc agent sends ``VIDEO_FPS`` = 15; "real time" means every call receives >= 90 % of
+  that), CPU seconds per second and PSS (MiB) per browser (all its processes, sampled mid-call; a
+  level whose browsers were not all up at the sample reports its sample as partial).
+
+Run as root: ``flock /tmp/callops-heavy.lock python -m bench.browser_call [RUNS]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench._common import median, percentile, write_result
+from callops.orchestrator.browser.chromium import Chromium, ChromiumOptions
+from callops.orchestrator.browser.netns import isolated_namespace, run_in_namespace
+from callops.orchestrator.call.media import VIDEO_FPS
+from callops.orchestrator.emulator.server import Emulator, EmulatorConfig
+from callops.secret import Secret
+from callops.turn.coturn import LoopbackCoturn, start_loopback_coturn
+
+RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+MAX_CONCURRENT = int(os.environ.get("CALLOPS_BENCH_MAX_BROWSERS", "6"))
+CONCURRENT_S = 8.0
+
+
+async def _side(role: str, *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "callops", "call-site", "--role", role, "--json", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def _ready(proc: asyncio.subprocess.Process) -> str:
+    assert proc.stderr is not None
+    async with asyncio.timeout(60):
+        while True:
+            line = await proc.stderr.readline()
+            if not line:
+                raise RuntimeError("consumer exited before it was ready")
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict) and event.get("event") == "ready":
+                    return str(event["conversation_id"])
+
+
+async def one_call(emu: Emulator, turn: LoopbackCoturn, secret_file: Path, consumer: list[str], *,
+                   mode: str = "VOICE_CALL", duration: float = 0.5) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
+    common = ["--emulator", emu.base_url, "--duration", str(duration), "--secret-file", str(secret_file),
+              "--mode", mode, "--ice-timeout", "10"]  # fmt: skip
+    c = await _side("consumer", *common, *consumer)
+    procs = [c]
+    try:
+        conversation = await _ready(c)
+        a = await _side(
+            "agent", "--conversation", conversation, "--loopback-only", "--turn", turn.turn_udp, *common
+        )
+        procs.append(a)
+        (c_out, _), (a_out, _) = await asyncio.wait_for(asyncio.gather(c.communicate(), a.communicate()), 90)
+        return json.loads(c_out), json.loads(a_out)
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+
+
+def _turn_url(turn: LoopbackCoturn, transport: str) -> str:
+    return {"udp": turn.turn_udp, "tcp": turn.turn_tcp, "tls": turn.turns}[transport]
+
+
+async def latency(emu: Emulator, turn: LoopbackCoturn, secret_file: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for transport in ("udp", "tcp", "tls"):
+        for leg in ("aiortc", "chromium"):
+            to_ice: list[float] = []
+            to_audio: list[float] = []
+            launch: list[float] = []
+            failures = 0
+            for _ in range(RUNS):
+                args = ["--leg", leg, "--policy", "relay", "--turn", _turn_url(turn, transport),
+                        "--ca-file", str(turn.ca_file)]  # fmt: skip
+                if leg == "aiortc":
+                    args.append("--loopback-only")
+                consumer, _agent = await one_call(emu, turn, secret_file, args)
+                ms = consumer["timeline_ms"]
+                if not consumer["ok"] or "ice_connected" not in ms or "first_audio" not in ms:
+                    failures += 1
+                    continue
+                to_ice.append(ms["ice_connected"] - ms["accepted"])
+                to_audio.append(ms["first_audio"] - ms["accepted"])
+                ready = consumer.get("legs", {}).get("consumer", {}).get("launch_to_ready_ms")
+                if ready is not None:
+                    launch.append(ready)
+            out[f"{leg}_relay_{transport}"] = {
+                "runs": RUNS,
+                "failures": failures,
+                "accepted_to_ice_connected_ms": {"p50": median(to_ice), "p95": percentile(to_ice, 0.95)},
+                "accepted_to_first_audio_ms": {"p50": median(to_audio), "p95": percentile(to_audio, 0.95)},
+                **({"launch_to_ready_ms_p50": median(launch)} if launch else {}),
+            }
+        a, c = out[f"aiortc_relay_{transport}"], out[f"chromium_relay_{transport}"]
+        out[f"ratio_chromium_over_aiortc_{transport}"] = {
+            key: round(c[key]["p50"] / a[key]["p50"], 2) if a[key]["p50"] else None
+            for key in ("accepted_to_ice_connected_ms", "accepted_to_first_audio_ms")
+        }
+    return out
+
+
+async def launches() -> dict[str, Any]:
+    ready: list[float] = []
+    for _ in range(RUNS):
+        browser = await Chromium.launch(ChromiumOptions())
+        try:
+            assert browser.launch_to_ready_s is not None
+            ready.append(browser.launch_to_ready_s * 1000.0)
+        finally:
+            await browser.close()
+    return {
+        "runs": RUNS,
+        "launch_to_ready_ms": {"p50": median(ready), "p95": percentile(ready, 0.95)},
+        "goal_ms": 1000,
+    }
+
+
+def _chromium_pids() -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if (
+                    b"/usr/lib/chromium/chromium"
+                    in Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[0]
+                ):
+                    pids.append(int(entry))
+    return pids
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def concurrent(emu: Emulator, turn: LoopbackCoturn, secret_file: Path, count: int) -> dict[str, Any]:
+    args = ["--leg", "chromium", "--policy", "relay", "--turn", turn.turn_udp]
+    calls = [asyncio.create_task(one_call(emu, turn, secret_file, args, mode="VIDEO_CALL", duration=CONCURRENT_S))
+             for _ in range(count)]  # fmt: skip
+    await asyncio.sleep(CONCURRENT_S / 2)  # sample mid-call (a measurement, not a synchronisation)
+    pids = _chromium_pids()
+    browsers = sum(
+        1 for pid in pids if b"--remote-debugging-pipe" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    )
+    cpu0 = {pid: _cpu_s(pid) for pid in pids if Path(f"/proc/{pid}").exists()}
+    await asyncio.sleep(2.0)
+    cpu = sum(_cpu_s(pid) - start for pid, start in cpu0.items() if Path(f"/proc/{pid}").exists()) / 2.0
+    pss = sum(_pss_kib(pid) for pid in pids if Path(f"/proc/{pid}").exists()) / 1024.0
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    fps = []
+    ok = 0
+    for result in results:
+        if isinstance(result, BaseException):
+            continue
+        consumer, _ = result
+        ok += bool(consumer["ok"])
+        duration = consumer["stats"]["duration_s"] or CONCURRENT_S
+        for m in consumer["stats"]["media"]:
+            if m["kind"] == "video" and m["direction"] == "agent->consumer":
+                fps.append(m["frames_decoded"] / duration)
+    return {
+        "calls": count,
+        "connected": ok,
+        "received_video_fps_per_call_p50": round(median(fps), 1) if fps else None,
+        "real_time": ok == count and len(fps) == count and min(fps) >= 0.9 * VIDEO_FPS,
+        "browsers_at_sample": browsers,
+        "cpu_cores_per_browser": round(cpu / browsers, 2) if browsers else None,
+        "pss_mib_per_browser": round(pss / browsers, 1) if browsers else None,
+    }
+
+
+async def main(ns: str) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="callops-bench-browser-"))
+    secret = Secret(secrets.token_hex(16), source="bench")
+    turn = start_loopback_coturn(workdir / "coturn", secret=secret, extra=["allow-loopback-peers"])
+    secret_file = workdir / "turn-secret"
+    secret_file.write_text(secret.reveal())
+    try:
+        async with Emulator(EmulatorConfig()) as emu:
+            result: dict[str, Any] = {"namespace": ns, "launch": await launches()}
+            result["latency"] = await latency(emu, turn, secret_file)
+            levels = sorted({1, 2, 4, MAX_CONCURRENT})
+            result["concurrency"] = [await concurrent(emu, turn, secret_file, n) for n in levels]
+            result["max_real_time_browser_calls"] = max(
+                [c["calls"] for c in result["concurrency"] if c["real_time"]], default=0
+            )
+            return result
+    finally:
+        turn.process.stop()
+
+
+if __name__ == "__main__":
+    with isolated_namespace("bench") as namespace:
+        write_result("browser_call", run_in_namespace(namespace, lambda: main(namespace), 1800))

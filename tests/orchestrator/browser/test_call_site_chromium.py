@@ -1,0 +1,198 @@
+"""A real call: ``call-site --role consumer --leg chromium`` against ``call-site --role agent`` (aiortc).
+
+Everything runs inside one isolated network namespace (only ``lo``): the emulator and a coturn on
+127.0.0.1, both call-site processes, and the Chromium the consumer side starts. Media is verified
+both ways from the browser's getStats (decoded frames) and the agent's sinks. Run under
+``flock /tmp/callops-heavy.lock``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callops.orchestrator.browser.netns import run_in_namespace
+from callops.orchestrator.emulator.server import Emulator, EmulatorConfig
+from callops.secret import Secret
+from callops.turn.coturn import LoopbackCoturn, find_turnserver, start_loopback_coturn
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow, pytest.mark.coturn]
+
+#: the longest one side may take before the test fails instead of hanging
+PROCESS_TIMEOUT = 60.0
+
+
+async def _ready(proc: asyncio.subprocess.Process, within: float) -> str:
+    assert proc.stderr is not None
+    async with asyncio.timeout(within):
+        while True:
+            line = await proc.stderr.readline()
+            assert line, "the consumer side exited before it was ready"
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict) and event.get("event") == "ready":
+                    return str(event["conversation_id"])
+
+
+async def _side(role: str, *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "callops", "call-site", "--role", role, "--json", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+def _report(out: bytes, err: bytes, who: str) -> dict[str, Any]:
+    try:
+        report = json.loads(out)
+    except ValueError:
+        raise AssertionError(f"{who}: no JSON report; stderr: {err.decode()[-2000:]}") from None
+    assert isinstance(report, dict)
+    return report
+
+
+async def _call(
+    tmp_path: Path, consumer: list[str], agent: list[str], *, turn: LoopbackCoturn | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    async with Emulator(EmulatorConfig()) as emu:
+        common = ["--emulator", emu.base_url, "--duration", "1", "--ice-timeout", "8"]
+        if turn is not None:
+            secret_file = tmp_path / "turn-secret"
+            secret_file.write_text(turn.secret.reveal())
+            common += ["--secret-file", str(secret_file)]
+        procs: list[asyncio.subprocess.Process] = []
+        try:
+            procs.append(await _side("consumer", "--leg", "chromium", *common, *consumer))
+            conversation = await _ready(procs[0], PROCESS_TIMEOUT)
+            procs.append(
+                await _side("agent", "--conversation", conversation, "--loopback-only", *common, *agent)
+            )
+            (c_out, c_err), (a_out, a_err) = await asyncio.wait_for(
+                asyncio.gather(procs[0].communicate(), procs[1].communicate()), PROCESS_TIMEOUT
+            )
+        finally:
+            for proc in procs:
+                if proc.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                    await proc.wait()
+        return _report(c_out, c_err, "consumer"), _report(a_out, a_err, "agent")
+
+
+@pytest.fixture
+def turn_in_netns(browser_netns: str, tmp_path: Path) -> Any:
+    """Factory: a loopback coturn started *inside* the test's namespace (stopped after the test)."""
+    find_turnserver()
+    started: list[LoopbackCoturn] = []
+
+    def start() -> LoopbackCoturn:
+        async def main() -> LoopbackCoturn:
+            secret = Secret(secrets.token_hex(16), source="test")
+            return start_loopback_coturn(tmp_path / "coturn", secret=secret, extra=["allow-loopback-peers"])
+
+        server = run_in_namespace(browser_netns, main, 30)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.process.stop()
+
+
+def _media_both_ways(consumer: dict[str, Any], agent: dict[str, Any], kinds: tuple[str, ...]) -> None:
+    for kind in kinds:
+        received = {m["direction"]: m for m in consumer["stats"]["media"] if m["kind"] == kind}
+        sent_by_agent = {m["direction"]: m for m in agent["stats"]["media"] if m["kind"] == kind}
+        # the browser decoded the agent's media (its getStats) ...
+        assert received["agent->consumer"]["frames_decoded"] > 0, kind
+        assert received["agent->consumer"]["packets_received"] > 0, kind
+        assert received["agent->consumer"]["loss_percent"] < 5.0
+        assert received["consumer->agent"]["packets_sent"] > 0, kind
+        # ... and the agent decoded the browser's
+        assert sent_by_agent["consumer->agent"]["frames_decoded"] > 0, kind
+
+
+def _legs(consumer: dict[str, Any], agent: dict[str, Any]) -> None:
+    assert consumer["legs"]["consumer"]["kind"] == "chromium"
+    assert consumer["legs"]["consumer"]["version"][0].isdigit()
+    assert agent["legs"]["agent"]["kind"] == "aiortc"
+
+
+def test_video_call_with_a_chromium_consumer_on_host_candidates(browser_netns: str, tmp_path: Path) -> None:
+    consumer, agent = run_in_namespace(
+        browser_netns, lambda: _call(tmp_path, ["--mode", "VIDEO_CALL"], ["--mode", "VIDEO_CALL"]), 120
+    )
+    assert consumer["ok"], consumer["failure"]
+    assert agent["ok"], agent["failure"]
+    assert consumer["outcome"] == "connected"
+    _media_both_ways(consumer, agent, ("audio", "video"))
+    _legs(consumer, agent)
+    timeline = consumer["timeline_ms"]
+    for phase in (
+        "invited",
+        "offered",
+        "accepted",
+        "ice_connected",
+        "dtls_connected",
+        "first_audio",
+        "first_video",
+        "closed",
+    ):
+        assert phase in timeline, phase
+    assert timeline["invited"] == 0.0 and timeline["accepted"] <= timeline["dtls_connected"]
+    assert consumer["selected_pair"]["local"]["type"] == "host"
+
+
+@pytest.mark.parametrize("transport", ["udp", "tls"])
+def test_relay_only_chromium_consumer_over_turn(
+    browser_netns: str, tmp_path: Path, turn_in_netns: Any, transport: str
+) -> None:
+    turn = turn_in_netns()
+    url = turn.turn_udp if transport == "udp" else turn.turns
+    consumer_args = ["--turn", url, "--policy", "relay"]
+    if transport == "tls":
+        consumer_args += ["--ca-file", str(turn.ca_file)]  # trusted in the browser's NSS database
+    consumer, agent = run_in_namespace(
+        browser_netns, lambda: _call(tmp_path, consumer_args, ["--turn", turn.turn_udp], turn=turn), 120
+    )
+    assert consumer["ok"], (consumer["failure"], consumer["errors"], consumer["legs"]["consumer"]["console"])
+    assert agent["ok"], agent["failure"]
+    _media_both_ways(consumer, agent, ("audio",))
+    local = consumer["selected_pair"]["local"]
+    assert (local["type"], local["relay_protocol"]) == ("relay", transport)
+
+
+def test_an_untrusted_turns_certificate_fails_with_ice_error_701(
+    browser_netns: str, tmp_path: Path, turn_in_netns: Any
+) -> None:
+    turn = turn_in_netns()
+    # no --ca-file: the lab CA is not trusted; the consumer gives up before the agent does
+    consumer_args = ["--turn", turn.turns, "--policy", "relay", "--ice-timeout", "3"]
+    consumer, agent = run_in_namespace(
+        browser_netns, lambda: _call(tmp_path, consumer_args, ["--turn", turn.turn_udp], turn=turn), 120
+    )
+    assert not consumer["ok"] and consumer["outcome"] == "failed"
+    ids = [e["id"] for e in consumer["errors"]]
+    assert "UNABLE_TO_CONNECT" in ids and "701" in consumer["failure"]
+    assert any(e["id"] == "ICE_CANDIDATE_ERROR" and e["msg"].startswith("701") for e in consumer["errors"])
+    assert not agent["ok"]
+
+
+def test_a_declining_chromium_consumer(browser_netns: str, tmp_path: Path) -> None:
+    consumer, agent = run_in_namespace(
+        browser_netns, lambda: _call(tmp_path, ["--scenario", "decline"], []), 120
+    )
+    assert consumer["ok"], consumer["failure"]
+    assert (consumer["outcome"], consumer["expected_outcome"], consumer["scenario"]) == (
+        "declined",
+        "declined",
+        "decline",
+    )
+    assert "offered" in consumer["timeline_ms"] and "closed" in consumer["timeline_ms"]
+    assert not agent["ok"] and "declined" in agent["failure"]
