@@ -84,8 +84,10 @@ def stun_binding_answered(host: str, port: int, timeout: float) -> bool:
 #: prctl(2) option: the signal this process gets when its parent thread dies
 PR_SET_PDEATHSIG = 1
 
-#: the one thread that forks children for other threads (no thread is started until it is used)
-_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callops-spawner")
+#: per network namespace, the one thread that forks children for other threads (no thread is
+#: started until it is used)
+_SPAWNERS: dict[int, ThreadPoolExecutor] = {}
+_SPAWNERS_LOCK = threading.Lock()
 
 
 def _die_with_parent_preexec() -> Callable[[], None] | None:
@@ -127,7 +129,26 @@ def popen_dying_with_parent(argv: Sequence[str], **kwargs: object) -> subprocess
 
     if preexec is None or threading.current_thread() is threading.main_thread():
         return spawn()
-    return _SPAWNER.submit(spawn).result()
+    return _spawner().submit(spawn).result()
+
+
+def _spawner() -> ThreadPoolExecutor:
+    """The long-lived spawner thread of the calling thread's network namespace.
+
+    ``setns`` is per thread (the browser leg's tests run threads inside their own namespaces), and
+    a thread starts in the namespace of the thread that creates it: each namespace gets its own
+    spawner, created -- lazily, by :class:`ThreadPoolExecutor`'s first ``submit`` -- from a thread
+    in that namespace, so children are forked where their caller lives and outlive the caller.
+    """
+    try:
+        key = os.stat("/proc/thread-self/ns/net").st_ino
+    except OSError:  # no /proc: nothing tells namespaces apart
+        key = 0
+    with _SPAWNERS_LOCK:
+        spawner = _SPAWNERS.get(key)
+        if spawner is None:
+            spawner = _SPAWNERS[key] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callops-spawner")
+        return spawner
 
 
 class CoturnProcess:
