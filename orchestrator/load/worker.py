@@ -63,11 +63,6 @@ SEND_EARLY_S = 0.005
 MAX_REPLACEMENTS = 3
 #: a call not up within this many seconds fails
 SETUP_TIMEOUT_S = 10.0
-#: up to this many calls in a worker (10,000 packets/s each way) the loop sleeps to the next send
-#: tick and reads arrivals with kernel timestamps; above it the loop is busy anyway (epoll returns
-#: many sockets per wake-up) and ``recvmsg`` costs more per datagram than the wake-ups it saves
-#: (500 calls on 2 workers: 23 instead of 19 ms CPU per 1,000 packets, bench/load_capacity.py)
-STAMPED_MAX_CALLS = 100
 #: the longest the loop sleeps or waits in one go
 MAX_WAIT_S = 0.01
 #: SO_TIMESTAMPNS / SCM_TIMESTAMPNS (Linux; not exported by the socket module)
@@ -715,12 +710,7 @@ class Worker:
             timeout = MAX_WAIT_S
             if heap:
                 timeout = min(timeout, max(0.0, heap[0][0] - self.clock()))
-            if (
-                self.stamped
-                and not self.in_setup
-                and not self.pending_setup
-                and len(self.calls) <= STAMPED_MAX_CALLS
-            ):
+            if self.stamped and not self.in_setup and not self.pending_setup:
                 self._wait_stamped(timeout)
                 continue
             # arrival times are taken when a datagram is read
