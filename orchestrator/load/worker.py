@@ -699,7 +699,8 @@ class Worker:
                 schedule = call.schedules[direction]
                 sizes = schedule.due(horizon)
                 if sizes:
-                    self._send_media(call, direction, sizes, now)
+                    # the time of this send, not of the wake-up: a batch takes a while to go out
+                    self._send_media(call, direction, sizes, self.clock())
                 heapq.heappush(heap, (schedule.next_due, cid, direction))
             # control timers
             if now >= next_control:
