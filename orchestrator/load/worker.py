@@ -63,6 +63,13 @@ SEND_EARLY_S = 0.005
 MAX_REPLACEMENTS = 3
 #: a call not up within this many seconds fails
 SETUP_TIMEOUT_S = 10.0
+#: the longest the loop sleeps or waits in one go
+MAX_WAIT_S = 0.01
+#: SO_TIMESTAMPNS / SCM_TIMESTAMPNS (Linux; not exported by the socket module)
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+#: ancillary buffer for one ``struct timespec``
+_ANC_SIZE = socket.CMSG_SPACE(16)
+_TIMESPEC = struct.Struct("@qq")
 
 #: a ChannelData header followed by the load packet header (callops.turn.traffic)
 _CHANNEL_PACKET = struct.Struct("!HH" + HEADER_FORMAT[1:])
@@ -201,7 +208,16 @@ class Worker:
         self._bufview = memoryview(self._buf)
         self._rbuf = bytearray(65536)
         self._rview = memoryview(self._rbuf)
+        self._rbufs = [self._rbuf]
         self.stopped_early = False
+        #: calls in state "setup": while there are any, the loop wakes for every arrival (STUN
+        #: answers and setup times are not delayed to the next send tick)
+        self.in_setup = 0
+        #: realtime minus monotonic clock in microseconds (kernel timestamps are realtime)
+        self._clock_offset_us = 0
+        #: UDP with the real monotonic clock: the loop may sleep to the next send tick and take
+        #: arrival times from the kernel (SO_TIMESTAMPNS) instead of waking for every datagram
+        self.stamped = self.transport == "udp" and clock is time.monotonic
         if self.transport == "tls":
             from callops.turn.tls import client_context
 
@@ -212,6 +228,7 @@ class Worker:
     def _open_call(self, cid: int, now: float) -> None:
         call = _Call(cid, now)
         self.calls[cid] = call
+        self.in_setup += 1
         for side in (0, 1):
             call.peers.append(self._new_peer(call, side))
 
@@ -223,6 +240,8 @@ class Worker:
             socket.SOCK_STREAM if stream else socket.SOCK_DGRAM,
         )
         sock.setblocking(False)
+        if self.stamped:
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         client = TurnClient(
             self.credentials.username,
             self.credentials.password,
@@ -376,6 +395,24 @@ class Worker:
             return
         self._read_stream(peer, now, now_us)
 
+    def _read_stamped(self, peer: _Peer, now: float) -> None:
+        """One datagram with its kernel receive time (SO_TIMESTAMPNS): it may have waited in the
+        socket buffer while the loop slept to the next send tick."""
+        try:
+            n, anc, _flags, _addr = peer.sock.recvmsg_into(self._rbufs, _ANC_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as exc:  # an ICMP error: nothing listens there (any more)
+            if peer.call.state == "setup":
+                self._fail_call(peer.call, f"{self.plan.uri.label}: {exc.strerror or exc}", 0)
+            return
+        if anc:
+            sec, nsec = _TIMESPEC.unpack(anc[0][2])
+            now_us = sec * 1_000_000 + nsec // 1000 - self._clock_offset_us
+        else:
+            now_us = int(now * 1_000_000)
+        self._datagram(peer, self._rbuf, n, now, now_us)
+
     def _datagram(self, peer: _Peer, rbuf: bytearray, n: int, now: float, now_us: int) -> None:
         """One datagram from the relay: ChannelData (parsed in place) or a STUN message."""
         if n >= 36 and 0x40 <= rbuf[0] <= 0x4F:  # ChannelData: the common case, inline
@@ -488,6 +525,7 @@ class Worker:
 
     def _activate(self, call: _Call, now: float) -> None:
         call.state = "active"
+        self.in_setup -= 1
         call.setup_ms = (now - call.started) * 1000
         log.debug("call %d active after %.1f ms", call.cid, call.setup_ms)
         interval = self.profile.frame_interval_s
@@ -501,6 +539,8 @@ class Worker:
         if call.state == "failed":
             return
         log.debug("call %d failed: %s", call.cid, detail)
+        if call.state == "setup":
+            self.in_setup -= 1
         call.state = "failed"
         call.error = detail
         call.error_code = code
@@ -659,16 +699,22 @@ class Worker:
                 schedule = call.schedules[direction]
                 sizes = schedule.due(horizon)
                 if sizes:
-                    self._send_media(call, direction, sizes, now)
+                    # the time of this send, not of the wake-up: a batch takes a while to go out
+                    self._send_media(call, direction, sizes, self.clock())
                 heapq.heappush(heap, (schedule.next_due, cid, direction))
             # control timers
             if now >= next_control:
                 next_control = now + CONTROL_PERIOD_S
                 self._control(now)
-            # wait for sockets (arrival times are taken when a datagram is read)
-            timeout = 0.01
+            # wait until the next packet is due (not until it is within SEND_EARLY_S: then every
+            # wake-up would send one direction's packet; this way each sends SEND_EARLY_S worth)
+            timeout = MAX_WAIT_S
             if heap:
-                timeout = min(timeout, max(0.0, heap[0][0] - SEND_EARLY_S - self.clock()))
+                timeout = min(timeout, max(0.0, heap[0][0] - self.clock()))
+            if self.stamped and not self.in_setup and not self.pending_setup:
+                self._wait_stamped(timeout)
+                continue
+            # arrival times are taken when a datagram is read
             for fd, events in self.epoll.poll(timeout, 1024):
                 peer_ = self.by_fd.get(fd)
                 if peer_ is None:
@@ -679,6 +725,25 @@ class Worker:
                 if events & _EPOLLOUT and peer_.fd in self.by_fd:
                     self._stream_writable(peer_, now2)
         self.close()
+
+    def _wait_stamped(self, timeout: float) -> None:
+        """Sleep to the next send tick, then read what arrived meanwhile: one wake-up per tick
+        instead of one per datagram. Receive times are the kernel's (SO_TIMESTAMPNS), so the wait
+        moves no measured figure."""
+        if timeout > 0:
+            time.sleep(timeout)
+        now = self.clock()
+        self._clock_offset_us = int((time.time() - now) * 1_000_000)
+        by_fd = self.by_fd
+        # level-triggered: a socket with more queued is reported again by the next poll
+        for _ in range(4):
+            events = self.epoll.poll(0, 1024)
+            if not events:
+                return
+            for fd, _ev in events:
+                peer = by_fd.get(fd)
+                if peer is not None:
+                    self._read_stamped(peer, now)
 
     def _control(self, now: float) -> None:
         for call in self.calls.values():
