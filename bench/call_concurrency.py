@@ -41,7 +41,7 @@ from bench._common import median, percentile, write_result
 from callops.orchestrator.call.embedded import EmbeddedTurn
 from callops.orchestrator.call.environment import EnvironmentRequest, call_environment
 from callops.orchestrator.call.report import CallReport
-from callops.orchestrator.call.session import CallSettings, run_call
+from callops.orchestrator.call.runs import CallSettings, run_call
 from callops.orchestrator.call.smoke import SmokeReport, run_smoke, summarize
 from callops.secret import Secret, read_secret_file
 

@@ -26,7 +26,7 @@ import time
 from bench._common import median, percentile, write_result
 from callops.orchestrator.call.embedded import EmbeddedTurn
 from callops.orchestrator.call.environment import turn_server
-from callops.orchestrator.call.session import CallEnvironment, CallRun, CallSettings
+from callops.orchestrator.call.runs import CallEnvironment, CallRun, CallSettings
 from callops.orchestrator.emulator.server import Emulator, EmulatorConfig
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 7
@@ -43,12 +43,11 @@ async def one_run(base_url: str) -> tuple[float, float, str]:
         run = CallRun(CallSettings(policy="relay", duration_s=DURATION_S), env)
         task = asyncio.create_task(run.run())
         deadline = time.monotonic() + 30
-        while not (
-            run.leg is not None
-            and all(
-                "audio" in p.sinks and p.sinks["audio"].frames >= 50
-                for p in (run.leg.agent, run.leg.consumer)
-            )
+        while not all(
+            (peer := getattr(role.leg, "peer", None)) is not None
+            and "audio" in peer.sinks
+            and peer.sinks["audio"].frames >= 50
+            for role in run.roles
         ):
             if task.done() or time.monotonic() > deadline:
                 raise RuntimeError(f"no media: {(await task).failure}")

@@ -23,7 +23,7 @@ from callops.orchestrator.call.environment import EnvironmentRequest, call_envir
 from callops.orchestrator.call.leg import CallLeg, connect_in_memory
 from callops.orchestrator.call.peer import PeerConfig
 from callops.orchestrator.call.report import IcePolicy
-from callops.orchestrator.call.session import CallSettings, run_call
+from callops.orchestrator.call.runs import CallSettings, run_call
 from callops.orchestrator.call.timeline import Timeline
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 20

@@ -1,27 +1,23 @@
 """The consumer role played by a real Chromium: the tutorial's page, LivePerson's call app stood in.
 
-:class:`ChromiumConsumer` is the browser leg of a call's consumer role, with a small interface
-(join the invitation path, answer with trickled candidates, report phases and stats, hang up):
+:class:`ChromiumConsumer` is a :class:`~callops.orchestrator.call.legs.ConsumerLeg`: the roles of
+:mod:`callops.orchestrator.call.roles` drive it exactly as they drive callops' aiortc consumer.
 
-* :meth:`~ChromiumConsumer.join` launches Chromium (isolated namespace), loads the emulator's
-  ``/web/consumer.html`` -- lpTag stand-in, call app stand-in and callops' JavaScript handler --
-  which connects (InitConnection with CO_BROWSE), opens a conversation and subscribes; it returns
-  the conversation id;
-* the page answers by itself: ``cobrowseOffered``, then ``cobrowseAccepted`` (or
-  ``cobrowseDeclined``), the call app answers the agent's offer and trickles its candidates;
-* :meth:`~ChromiumConsumer.wait` waits for a handler event or a call app phase (the page decides
-  when it is reached: an awaited Promise, no polling from here);
-* :meth:`~ChromiumConsumer.timeline`, :meth:`~ChromiumConsumer.stats`,
-  :meth:`~ChromiumConsumer.errors` and :meth:`~ChromiumConsumer.leg` give the report's parts in the
-  shapes of :mod:`callops.orchestrator.call.report`; :meth:`~ChromiumConsumer.hang_up`,
-  :meth:`~ChromiumConsumer.close`.
-
-:func:`run_chromium_consumer` is ``callops call-site --role consumer --leg chromium``.
+* :meth:`~ChromiumConsumer.join` launches Chromium (in a network namespace with no route out),
+  loads the emulator's ``/web/consumer.html`` -- lpTag stand-in, call app stand-in and callops'
+  JavaScript handler -- which connects (InitConnection with CO_BROWSE), opens a conversation and
+  subscribes; it returns the conversation id;
+* the page answers by itself, as a visitor's page does: ``cobrowseOffered``, then
+  ``cobrowseAccepted`` / ``cobrowseDeclined`` (or no answer: ``wait``) as configured, the call app
+  answers the agent's offer and trickles its candidates; the leg waits for each step the page
+  reaches (an awaited Promise in the page, no polling from here) and reports it with the page's
+  own time;
+* statistics, health samples and the selected pair come from the page's ``getStats()``; console
+  messages and page exceptions go to the report (:meth:`~ChromiumConsumer.info`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import json
@@ -36,44 +32,28 @@ from urllib.parse import urlsplit
 
 from callops.errors import CallopsError, DeadlineExceeded, RemoteProtocolError
 from callops.orchestrator.browser.chromium import Chromium, ChromiumOptions, Page
+from callops.orchestrator.call.legs import HealthSample, Invited, LegSettings, PhaseCallback
 from callops.orchestrator.call.peer import IceServer, KindStats
-from callops.orchestrator.call.report import (
-    CallReport,
-    CallStats,
-    CandidateInfo,
-    ErrorEntry,
-    LegInfo,
-    Outcome,
-    SelectedPair,
-)
-from callops.orchestrator.call.site import SiteSettings
-from callops.orchestrator.call.timeline import Timeline
+from callops.orchestrator.call.report import CandidateInfo, ErrorEntry, LegInfo, SelectedPair
+from callops.orchestrator.call.scenarios import Decision
 
 log = logging.getLogger(__name__)
 
-Decision = Literal["accept", "decline"]
 #: console lines kept in the report
 CONSOLE_LINES = 40
-
-#: handler history entry -> call phase
-_HANDLER_PHASES = {
-    "invited": "invited",
-    "cobrowseOffered": "offered",
-    "accepted": "accepted",
-    "closed": "closed",
-}
-#: call app phase -> call phase
-_APP_PHASES = ("ice_checking", "ice_connected", "dtls_connected", "first_audio", "first_video")
+#: a CDP evaluation's own bound on top of the page-side wait
+_EVALUATE_SLACK_S = 5.0
 
 
 @dataclass
 class BrowserSettings:
-    """How the browser leg runs (the rest is the call's :class:`SiteSettings`)."""
+    """How the browser leg runs (the rest is the call's :class:`LegSettings`)."""
 
     #: network namespace for Chromium; None: callops' own, which must have no route out
     netns: str | None = None
     #: CAs trusted in the browser profile (``turns:`` with a lab CA); nothing else is trusted
     trusted_ca: Sequence[Path] = ()
+    #: how the page answers an invitation (the scenario's decision)
     decide: Decision = "accept"
     #: the page forgets the call container (the call app must raise a sessionError)
     without_container: bool = False
@@ -119,17 +99,54 @@ def _candidate(raw: Any) -> CandidateInfo | None:
     )
 
 
+def _kind_stats(raw: Any) -> dict[str, KindStats]:
+    kinds: dict[str, KindStats] = {}
+    for kind, figures in (raw or {}).get("kinds", {}).items():
+        if kind in ("audio", "video") and isinstance(figures, dict):
+            kinds[kind] = KindStats(
+                packets_sent=int(figures.get("packets_sent", 0)),
+                bytes_sent=int(figures.get("bytes_sent", 0)),
+                packets_received=int(figures.get("packets_received", 0)),
+                packets_lost=int(figures.get("packets_lost", 0)),
+                jitter_ms=float(figures.get("jitter_ms", 0.0)),
+                rtt_ms=figures.get("rtt_ms"),
+                frames_decoded=int(figures.get("frames_decoded", 0)),
+            )
+    return kinds
+
+
+def _monotonic(page_ms: float) -> float:
+    """A page time (epoch ms) on this process's monotonic clock (same machine, same wall clock)."""
+    return page_ms / 1000.0 - (time.time() - time.monotonic())
+
+
+#: one getStats of the call app plus its connection's states, for the health watcher
+_HEALTH = (
+    "lpCallApp.stats().then(function (s) { var pc = lpCallApp.pc; return {kinds: s.kinds, "
+    "selected_pair: s.selected_pair, ice: pc ? pc.iceConnectionState : 'closed', "
+    "connection: pc ? pc.connectionState : 'closed'}; })"
+)
+
+
 class ChromiumConsumer:
     """The consumer role's browser leg (see the module docstring)."""
 
     kind = "chromium"
 
-    def __init__(self, settings: SiteSettings, browser: BrowserSettings) -> None:
+    def __init__(self, settings: LegSettings, browser: BrowserSettings, on_phase: PhaseCallback) -> None:
         self.settings = settings
         self.browser_settings = browser
+        self.on_phase = on_phase
         self.browser: Chromium | None = None
         self.page: Page | None = None
         self.conversation_id: str | None = None
+        self._pair: SelectedPair | None = None
+        self._last_stats: dict[str, KindStats] = {}
+
+    @property
+    def _page(self) -> Page:
+        assert self.page is not None, "the browser has no page yet"
+        return self.page
 
     # -- join the invitation path -------------------------------------------------------------------
 
@@ -191,7 +208,6 @@ class ChromiumConsumer:
     async def wait(self, source: Literal["handler", "app"], name: str, within: float) -> Any:
         """The handler's history entry / the call app's phase time ``name`` once reached, or None
         after ``within`` seconds. A call app ``sessionError`` ends a wait for a call app phase."""
-        assert self.page is not None
         ms = max(0, int(within * 1000))
         if source == "handler":
             target = f"window.callopsHandler.when({json.dumps(name)})"
@@ -201,54 +217,85 @@ class ChromiumConsumer:
                 "lpCallApp.when('error').then(function () { return null; })])"
             )
         timer = f"new Promise(function (r) {{ setTimeout(function () {{ r(null); }}, {ms}); }})"
-        expression = f"Promise.race([{target}, {timer}])"
-        return await self.page.evaluate(expression, timeout=within + 5.0)
+        return await self._page.evaluate(
+            f"Promise.race([{target}, {timer}])", timeout=within + _EVALUATE_SLACK_S
+        )
+
+    async def _handler_step(self, name: str, phase: str | None, within: float, what: str) -> dict[str, Any]:
+        entry = await self.wait("handler", name, within)
+        if not isinstance(entry, dict):
+            raise DeadlineExceeded(f"consumer page: {what} within {within:g} s")
+        if phase is not None and isinstance(entry.get("at"), int | float):
+            self.on_phase(phase, _monotonic(float(entry["at"])))
+        return entry
+
+    async def _app_phase(self, phase: str, within: float) -> bool:
+        at = await self.wait("app", phase, within)
+        if not isinstance(at, int | float):
+            return False
+        self.on_phase(phase, _monotonic(float(at)))
+        return True
 
     async def app_state(self) -> dict[str, Any]:
-        assert self.page is not None
-        state = await self.page.evaluate("lpCallApp.state()")
+        state = await self._page.evaluate("lpCallApp.state()")
         return state if isinstance(state, dict) else {}
 
     async def handler_history(self) -> list[dict[str, Any]]:
-        assert self.page is not None
-        history = await self.page.evaluate("window.callopsHandler ? window.callopsHandler.history : []")
+        history = await self._page.evaluate("window.callopsHandler ? window.callopsHandler.history : []")
         return history if isinstance(history, list) else []
 
-    async def timeline(self) -> Timeline:
-        """The call's phases as the page saw them, from the invitation (page clock, epoch ms)."""
-        history = await self.handler_history()
-        times = {e["type"]: float(e["at"]) for e in reversed(history) if isinstance(e, dict) and "at" in e}
-        origin = times.get("invited", 0.0) / 1000.0
-        timeline = Timeline(origin, name="call-site/consumer/chromium")
-        for kind, phase in _HANDLER_PHASES.items():
-            if kind in times:
-                timeline.mark(phase, times[kind] / 1000.0)
-        phases = (await self.app_state()).get("phases", {})
-        for phase in _APP_PHASES:
-            if isinstance(phases.get(phase), int | float):
-                timeline.mark(phase, float(phases[phase]) / 1000.0)
-        return timeline
+    async def invited(self, within: float) -> Invited:
+        entry = await self._handler_step("invited", "invited", within, "no invitation")
+        detail = entry.get("detail") or {}
+        at = entry.get("at")
+        return Invited(
+            service_id=str(detail.get("serviceId")),
+            dialog_id=str(detail.get("dialogId")),
+            conversation_id=str(detail.get("conversationId")),
+            at=_monotonic(float(at)) if isinstance(at, int | float) else None,
+        )
 
-    async def stats(self) -> tuple[dict[str, KindStats], SelectedPair | None]:
-        """The browser's getStats, reduced to callops' per-kind figures, and the selected pair."""
-        assert self.page is not None
-        raw = await self.page.evaluate("lpCallApp.stats()")
-        kinds: dict[str, KindStats] = {}
-        for kind, figures in (raw or {}).get("kinds", {}).items():
-            if kind in ("audio", "video") and isinstance(figures, dict):
-                kinds[kind] = KindStats(
-                    packets_sent=int(figures.get("packets_sent", 0)),
-                    bytes_sent=int(figures.get("bytes_sent", 0)),
-                    packets_received=int(figures.get("packets_received", 0)),
-                    packets_lost=int(figures.get("packets_lost", 0)),
-                    jitter_ms=float(figures.get("jitter_ms", 0.0)),
-                    rtt_ms=figures.get("rtt_ms"),
-                    frames_decoded=int(figures.get("frames_decoded", 0)),
-                )
-        pair = (raw or {}).get("selected_pair") or {}
-        local, remote = _candidate(pair.get("local")), _candidate(pair.get("remote"))
-        selected = SelectedPair(local=local, remote=remote) if local and remote else None
-        return kinds, selected
+    async def respond(self, decision: Decision) -> None:
+        """The page answers by itself (configured at launch); this waits for what it published."""
+        if decision != self.browser_settings.decide:
+            raise RemoteProtocolError(
+                f"the page was set up to {self.browser_settings.decide!r} but the call asks {decision!r}"
+            )
+        within = self.settings.step_timeout_s
+        await self._handler_step("cobrowseOffered", "offered", within, "no cobrowseOffered")
+        if decision != "wait":
+            event = "cobrowseAccepted" if decision == "accept" else "cobrowseDeclined"
+            await self._handler_step(event, None, within, f"no {event}")
+
+    async def accepted(self, within: float) -> None:
+        await self._handler_step("accepted", "accepted", within, "the dialog did not go ACCEPTED")
+
+    async def connect(self, epoch: int) -> bool:
+        """The call app answers the agent's offer by itself; ICE and DTLS as the page saw them."""
+        s = self.settings
+        if not await self._app_phase("dtls_connected", s.step_timeout_s + s.ice_timeout_s):
+            return False
+        phases = (await self.app_state()).get("phases", {})
+        for phase in ("ice_checking", "ice_connected"):
+            if isinstance(phases.get(phase), int | float):
+                self.on_phase(phase, _monotonic(float(phases[phase])))
+        return True
+
+    async def media(self, within: float) -> bool:
+        deadline = time.monotonic() + within
+        for kind in self.settings.kinds:
+            if not await self._app_phase(f"first_{kind}", max(0.0, deadline - time.monotonic())):
+                return False
+        return True
+
+    def local_candidate_types(self) -> list[str]:
+        return []  # the call app reports its own failure (UNABLE_TO_CONNECT with ICE errors)
+
+    def session_error(self, error_id: str, msg: str) -> None:
+        """The call app raises its own sessionErrors; one it did not raise is noted."""
+        log.info(
+            "consumer (chromium): callops saw %s (%s); the page's own errors are reported", error_id, msg
+        )
 
     async def errors(self) -> list[ErrorEntry]:
         """sessionErrors the call app raised, ICE candidate errors (701 ...), payload errors."""
@@ -268,12 +315,72 @@ class ChromiumConsumer:
                 )
         return out
 
+    async def agent_left(self, within: float) -> None:
+        if await self.wait("app", "error", within) is None:
+            raise DeadlineExceeded(f"consumer page: no AGENT_DISCONNECTED within {within:g} s")
+        ids = [e.get("id") for e in (await self.app_state()).get("errors", [])]
+        if "AGENT_DISCONNECTED" not in ids:
+            raise RemoteProtocolError(f"consumer page: the call app raised {', '.join(map(str, ids))}")
+
+    async def hang_up(self) -> None:
+        await self._page.evaluate("lpCallApp.hangUp()")
+
+    async def closed(self, within: float) -> str:
+        entry = await self._handler_step("closed", "closed", within, "the call did not close")
+        return str((entry.get("detail") or {}).get("reason"))
+
+    async def late_accept(self) -> str | None:
+        # the handler never publishes for a call its tracker closed: nothing reaches the emulator
+        return "not sent (the page's handler drops a closed call's invitation)"
+
+    async def reload(self, on_resumed: Callable[[], None]) -> None:
+        """A real reload: the call app finds the call in sessionStorage (sessionResume), the page
+        opens its slider (sliderOpened) and the call app joins the call again."""
+        s = self.settings
+        await self._page.reload(timeout=s.step_timeout_s)
+        if await self.wait("app", "sliderOpened", s.step_timeout_s) is None:
+            state = await self.app_state()
+            raise DeadlineExceeded(
+                f"resume: the reloaded page did not reopen the call within {s.step_timeout_s:g} s "
+                f"(errors: {state.get('errors')}, notes: {state.get('notes')})"
+            )
+        on_resumed()
+
+    # -- media, health, statistics ----------------------------------------------------------------------
+
+    async def _stats(self, expression: str) -> dict[str, Any]:
+        raw = await self._page.evaluate(expression)
+        raw = raw if isinstance(raw, dict) else {}
+        self._last_stats = _kind_stats(raw)
+        pair = raw.get("selected_pair") or {}
+        local, remote = _candidate(pair.get("local")), _candidate(pair.get("remote"))
+        if local and remote:
+            self._pair = SelectedPair(local=local, remote=remote)
+        return raw
+
+    async def health_sample(self) -> HealthSample:
+        raw = await self._stats(_HEALTH)
+        frames = {kind: stats.frames_decoded for kind, stats in self._last_stats.items()}
+        return frames, str(raw.get("ice") or "closed"), str(raw.get("connection") or "closed")
+
+    async def kind_stats(self) -> dict[str, KindStats]:
+        if self.page is not None:
+            with contextlib.suppress(CallopsError):
+                await self._stats("lpCallApp.stats()")
+        return self._last_stats
+
+    async def selected_pair(self) -> SelectedPair | None:
+        if self._pair is None and self.page is not None:
+            with contextlib.suppress(CallopsError):
+                await self._stats("lpCallApp.stats()")
+        return self._pair
+
     def console_tail(self, lines: int = CONSOLE_LINES) -> list[str]:
         if self.page is None:
             return []
         return [f"{entry.level}: {entry.text}" for entry in self.page.console[-lines:]]
 
-    def leg(self) -> LegInfo:
+    def info(self) -> LegInfo:
         browser = self.browser
         ready = browser.launch_to_ready_s if browser is not None else None
         return LegInfo(
@@ -283,150 +390,18 @@ class ChromiumConsumer:
             console=self.console_tail(),
         )
 
-    # -- hang up ------------------------------------------------------------------------------------
-
-    async def hang_up(self) -> None:
-        if self.page is not None:
-            await self.page.evaluate("lpCallApp.hangUp()")
-
     async def close(self) -> None:
         if self.browser is not None:
             await self.browser.close()
 
 
-class ChromiumConsumerRun:
-    """``call-site --role consumer --leg chromium``: the same steps as the aiortc consumer side."""
+def chromium_consumer(browser: BrowserSettings) -> Callable[[LegSettings, PhaseCallback], ChromiumConsumer]:
+    """The consumer-leg factory of a call whose consumer is a real Chromium."""
 
-    def __init__(
-        self,
-        settings: SiteSettings,
-        browser: BrowserSettings,
-        *,
-        on_ready: Callable[[str], None] | None = None,
-    ) -> None:
-        self.settings = settings
-        self.leg = ChromiumConsumer(settings, browser)
-        self.on_ready = on_ready
-        self.outcome: Outcome = "failed"
-        self.failure: str | None = None
-        self.stats = CallStats()
-        self.selected_pair: SelectedPair | None = None
-        self.notes: list[str] = list(settings.notes)
-        self.service_id: str | None = None
+    def make(settings: LegSettings, on_phase: PhaseCallback) -> ChromiumConsumer:
+        return ChromiumConsumer(settings, browser, on_phase)
 
-    def _set_outcome(self, outcome: Outcome, why: str) -> None:
-        """The one place this side's outcome changes (logged)."""
-        if outcome != self.outcome:
-            log.info("consumer (chromium): outcome %s -> %s (%s)", self.outcome, outcome, why)
-            self.outcome = outcome
-
-    @property
-    def expected(self) -> Outcome:
-        return "declined" if self.leg.browser_settings.decide == "decline" else "connected"
-
-    async def run(self) -> CallReport:
-        """Run the consumer side in Chromium; never raises for a failed call (``ok`` says)."""
-        timeline = Timeline(0.0)
-        errors: list[ErrorEntry] = []
-        try:
-            try:
-                await self._steps()
-            except CallopsError as exc:
-                self.failure = exc.message if not exc.hint else f"{exc.message} ({exc.hint})"
-            except Exception as exc:  # a bug: report it, do not crash
-                log.exception("consumer (chromium) crashed")
-                self.failure = f"internal error: {exc.__class__.__name__}: {exc}"
-            if self.leg.page is not None:
-                with contextlib.suppress(CallopsError):
-                    timeline = await self.leg.timeline()
-                    errors = await self.leg.errors()
-        finally:
-            await self.leg.close()
-        if self.failure is None and errors and self.outcome != self.expected:
-            self.failure = "; ".join(f"{e.id}: {e.msg}" for e in errors)
-        ok = self.failure is None and self.outcome == self.expected
-        return CallReport(
-            ok=ok,
-            scenario="decline" if self.expected == "declined" else "accept",
-            mode=self.settings.mode,
-            policy=self.settings.policy,
-            outcome=self.outcome,
-            service_id=self.service_id,
-            timeline_ms=timeline.as_ms(),
-            selected_pair=self.selected_pair,
-            errors=errors,
-            stats=self.stats,
-            ice_servers=[server.url for server in self.settings.ice_servers],
-            notes=self.notes,
-            expected_outcome=self.expected,
-            failure=self.failure
-            if (self.failure or ok)
-            else f"outcome {self.outcome}, expected {self.expected}",
-            legs={"consumer": self.leg.leg()},
-        )
-
-    async def _steps(self) -> None:
-        s, leg = self.settings, self.leg
-        conversation = await leg.join()
-        log.info("consumer (chromium): conversation %s open, waiting for an invitation", conversation)
-        if self.on_ready is not None:
-            self.on_ready(conversation)
-        invited = await leg.wait("handler", "invited", s.wait_timeout_s)
-        if invited is None:
-            raise DeadlineExceeded(f"consumer: no invitation within {s.wait_timeout_s:g} s")
-        self.service_id = str(invited["detail"]["serviceId"])
-        if self.expected == "declined":
-            closed = await leg.wait("handler", "closed", s.step_timeout_s)
-            if closed is None:
-                raise DeadlineExceeded(
-                    f"consumer: the declined call did not close within {s.step_timeout_s:g} s"
-                )
-            reason = str(closed["detail"]["reason"])
-            self._set_outcome("declined" if reason == "declined" else "failed", f"closed ({reason})")
-            return
-        accepted = await leg.wait("handler", "accepted", s.step_timeout_s)
-        if accepted is None:
-            raise DeadlineExceeded(f"consumer: the dialog did not go ACCEPTED within {s.step_timeout_s:g} s")
-        connected = await leg.wait("app", "dtls_connected", s.step_timeout_s + s.ice_timeout_s)
-        if connected is None:
-            state = await leg.app_state()
-            raise RemoteProtocolError(
-                "consumer (chromium): the call did not connect: "
-                + (
-                    "; ".join(f"{e['id']} ({e.get('detail')})" for e in state.get("errors", []))
-                    or "no sessionError"
-                )
-            )
-        self._set_outcome("connected", "DTLS connected")
-        for kind in ["audio"] + (["video"] if s.mode == "VIDEO_CALL" else []):
-            if await leg.wait("app", f"first_{kind}", s.media_timeout_s) is None:
-                raise DeadlineExceeded(
-                    f"consumer: no decoded {kind} from the agent within {s.media_timeout_s:g} s"
-                )
-        started = time.monotonic()
-        await asyncio.sleep(s.duration_s)  # the call's media time (not a synchronisation)
-        mine, self.selected_pair = await leg.stats()
-        from callops.orchestrator.call.stats import call_stats
-
-        kinds = ["audio", "video"] if s.mode == "VIDEO_CALL" else ["audio"]
-        self.stats = call_stats({}, mine, kinds, time.monotonic() - started)
-        # The agent hangs up; the page observes CLOSED.
-        if await leg.wait("handler", "closed", s.step_timeout_s + s.duration_s) is None:
-            raise DeadlineExceeded("consumer: the call did not close after the agent's hang-up")
+    return make
 
 
-async def run_chromium_consumer(
-    settings: SiteSettings, browser: BrowserSettings, *, on_ready: Callable[[str], None] | None = None
-) -> CallReport:
-    """Run the consumer side in Chromium and report it (never raises for a failed call)."""
-    return await ChromiumConsumerRun(settings, browser, on_ready=on_ready).run()
-
-
-__all__ = [
-    "BrowserSettings",
-    "ChromiumConsumer",
-    "ChromiumConsumerRun",
-    "Decision",
-    "browser_ice_servers",
-    "run_chromium_consumer",
-]
+__all__ = ["BrowserSettings", "ChromiumConsumer", "browser_ice_servers", "chromium_consumer"]

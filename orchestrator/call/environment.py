@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from callops.errors import UsageError
 from callops.orchestrator.call.embedded import EmbeddedTurn, available
 from callops.orchestrator.call.peer import IceServer, check_ice_servers
-from callops.orchestrator.call.session import CallEnvironment
+from callops.orchestrator.call.runs import CallEnvironment
 from callops.secret import Secret
 
 log = logging.getLogger(__name__)

@@ -104,6 +104,25 @@ def call_options(func: F) -> F:
             type=click.Path(dir_okay=False),
             help=f"HS256 secret of the emulator's consumer JWTs (or set {JWT_SECRET_ENV}); default dev mode.",
         ),
+        click.option(
+            "--consumer",
+            "consumer_leg",
+            type=click.Choice(["aiortc", "chromium"]),
+            default="aiortc",
+            show_default=True,
+            help="Who plays the consumer: callops' headless peer, or a real Chromium (docs/browser.md).",
+        ),
+        click.option(
+            "--browser-netns",
+            metavar="NAME",
+            help="--consumer chromium: the browser's network namespace (default: callops' own if it has "
+            "no route out; as root otherwise, the whole call runs in a fresh lo-only namespace).",
+        ),
+        click.option(
+            "--ca-file",
+            type=click.Path(dir_okay=False, exists=True),
+            help="PEM CA that verifies turns: servers (both legs; the browser trusts only it).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -114,7 +133,7 @@ def _requests(kwargs: dict[str, Any]) -> tuple[Any, Any]:
     """(EnvironmentRequest, CallSettings) from the shared options; secrets only from files/env."""
     from callops.errors import UsageError
     from callops.orchestrator.call.environment import EnvironmentRequest
-    from callops.orchestrator.call.session import CallSettings
+    from callops.orchestrator.call.runs import CallSettings
     from callops.secret import load_secret
 
     turn_url = kwargs["turn_url"]
@@ -168,6 +187,68 @@ def _requests(kwargs: dict[str, Any]) -> tuple[Any, Any]:
         pre_encoded_audio=kwargs["pre_encoded_audio"],
     )
     return request, settings
+
+
+def _consumer_leg(kwargs: dict[str, Any]) -> Any:
+    """The consumer's leg factory. A Chromium never runs where it could reach the internet: in
+    ``--browser-netns``, or in this namespace if it has no route out; as root otherwise, the whole
+    command runs again inside a fresh lo-only namespace (and this process exits with its code)."""
+    from callops.orchestrator.call.runs import aiortc_consumer
+
+    if kwargs["consumer_leg"] != "chromium":
+        if kwargs["browser_netns"]:
+            from callops.errors import UsageError
+
+            raise UsageError("--browser-netns is for --consumer chromium")
+        return aiortc_consumer
+    from callops.orchestrator.browser.consumer import BrowserSettings, chromium_consumer
+    from callops.orchestrator.browser.netns import check_browser_namespace, has_route_out
+
+    netns = kwargs["browser_netns"]
+    if netns is None and has_route_out():
+        _rerun_isolated(kwargs)
+    check_browser_namespace(netns)
+    ca = [Path(kwargs["ca_file"])] if kwargs["ca_file"] else []
+    decide = {"decline": "decline", "cancel": "wait", "expire": "wait"}.get(kwargs["scenario"], "accept")
+    return chromium_consumer(BrowserSettings(netns=netns, trusted_ca=ca, decide=decide))  # type: ignore[arg-type]
+
+
+def _rerun_isolated(kwargs: dict[str, Any]) -> None:
+    """This command again, in a fresh namespace with only ``lo``: embedded emulator, coturn, agent
+    and browser all on its 127.0.0.1. Exits with the inner command's code."""
+    import subprocess
+
+    from callops.errors import UsageError
+    from callops.orchestrator.browser.netns import browser_environment_problem, isolated_namespace
+
+    problem = browser_environment_problem()
+    if problem is not None or os.environ.get("CALLOPS_ISOLATED"):
+        raise UsageError(
+            "--consumer chromium: this network namespace has a route out, and Chromium phones home",
+            hint="run as root (callops then isolates the call), or give --browser-netns "
+            f"({problem or 'already isolated'})",
+        )
+    if kwargs["emulator_url"] or (kwargs["turn_url"] and "127.0.0.1" not in kwargs["turn_url"]):
+        raise UsageError(
+            "--consumer chromium without --browser-netns runs the call in an isolated namespace, "
+            "where only the embedded emulator and loopback servers are reachable",
+            hint="drop --emulator/--turn, or give --browser-netns with a namespace that reaches them",
+        )
+    click.echo(
+        "callops: running the call in an isolated network namespace (Chromium has no route out)", err=True
+    )
+    with isolated_namespace() as name:
+        argv = ["ip", "netns", "exec", name, sys.executable, "-m", "callops", *sys.argv[1:]]
+        code = subprocess.call(argv, env={**os.environ, "CALLOPS_ISOLATED": "1"})
+    sys.exit(code)
+
+
+def _trust(env: Any, ca_file: str | None) -> None:
+    """``--ca-file``: the aiortc legs verify ``turns:`` servers with it, too."""
+    if ca_file is not None:
+        from callops.turn.tls import client_context
+
+        env.ssl_context = client_context(ca_file)
 
 
 def _render_call(report: Any) -> None:
@@ -241,15 +322,17 @@ def call(as_json: bool, **kwargs: Any) -> None:
       callops call --scenario resume
     """
     from callops.orchestrator.call.environment import call_environment
-    from callops.orchestrator.call.session import CallRun
+    from callops.orchestrator.call.runs import CallRun
     from callops.orchestrator.cli.stopping import absorb_cancellation, run_stoppable
 
     request, settings = _requests(kwargs)
+    consumer_leg = _consumer_leg(kwargs)
     runs: list[CallRun] = []
 
     async def main() -> Any:
         async with call_environment(request) as env:
-            runs.append(CallRun(settings, env))
+            _trust(env, kwargs["ca_file"])
+            runs.append(CallRun(settings, env, consumer_leg=consumer_leg))
             try:
                 return await runs[0].run()
             except asyncio.CancelledError:
@@ -324,15 +407,21 @@ def smoke(  # noqa: PLR0917 - click passes every option
       callops smoke --calls 20 --concurrency 5 --policy relay --report smoke.json --junit smoke.xml
     """
     from callops.orchestrator.call.environment import call_environment
-    from callops.orchestrator.call.session import run_call
+    from callops.orchestrator.call.runs import CallRun
     from callops.orchestrator.call.smoke import SmokeReport, junit_xml, run_smoke, summarize
     from callops.orchestrator.cli.stopping import run_stoppable
 
     request, settings = _requests(kwargs)
+    consumer_leg = _consumer_leg(kwargs)
     show_progress = sys.stderr.isatty() and not as_json
 
     async def main() -> SmokeReport:
         async with call_environment(request) as env:
+            _trust(env, kwargs["ca_file"])
+
+            def run_call(_i: int) -> Any:
+                return CallRun(settings, env, consumer_leg=consumer_leg).run()
+
             if show_progress:
                 from rich.console import Console
                 from rich.progress import Progress
@@ -340,15 +429,13 @@ def smoke(  # noqa: PLR0917 - click passes every option
                 with Progress(console=Console(stderr=True), transient=True) as progress:
                     task = progress.add_task("calls", total=calls)
                     return await run_smoke(
-                        lambda _i: run_call(settings, env),
+                        run_call,
                         calls=calls,
                         concurrency=concurrency,
                         deadline_s=deadline,
                         on_done=lambda _r: progress.advance(task),
                     )
-            return await run_smoke(
-                lambda _i: run_call(settings, env), calls=calls, concurrency=concurrency, deadline_s=deadline
-            )
+            return await run_smoke(run_call, calls=calls, concurrency=concurrency, deadline_s=deadline)
 
     # A stop signal (Ctrl-C, SIGTERM, SIGHUP) cancels the run: run_smoke returns what finished,
     # the environment is stopped, the report and JUnit are written, exit 130/143/129.

@@ -1,6 +1,6 @@
 """``callops call-site``: one side (agent or consumer) of a headless call between two networks.
 
-Thin command: options are parsed here, the work is in :mod:`callops.orchestrator.call.site`.
+Thin command: options are parsed here, the work is in :mod:`callops.orchestrator.call.runs`.
 aiortc is imported only when the command runs.
 """
 
@@ -170,7 +170,7 @@ def _announce(role: str, ready_file: Path | None) -> Any:
     type=click.Choice(["accept", "decline"]),
     default="accept",
     show_default=True,
-    help="What the consumer page decides (decline: --leg chromium).",
+    help="Consumer: what the visitor decides.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the CallReport).")
 def call_site(
@@ -213,7 +213,8 @@ def call_site(
           --turn turn:203.0.113.10:3478 --secret-file turn-secret --duration 3 --json
     """
     from callops.errors import UsageError
-    from callops.orchestrator.call.site import SiteRun, SiteSettings
+    from callops.orchestrator.call.runs import CallEnvironment, CallSettings, SiteRun
+    from callops.orchestrator.cli.stopping import run_stoppable
     from callops.secret import load_secret
 
     if not emulator_url.startswith("http://"):
@@ -223,6 +224,12 @@ def call_site(
         )
     if conversation is not None and role != "agent":
         raise UsageError("--conversation is for --role agent", hint="the consumer opens its own conversation")
+    if role == "agent" and (leg != "aiortc" or scenario != "accept"):
+        raise UsageError(
+            f"--role agent --leg {leg} --scenario {scenario}: not supported",
+            hint="the agent side is callops' aiortc peer and offers; the consumer side decides "
+            "(--role consumer --scenario decline, --leg chromium)",
+        )
     servers = _ice_servers(stun, turn, secret_file, user, password_file)
     if policy == "relay" and not any(s.url.startswith("turn") for s in servers):
         raise UsageError("--policy relay needs a TURN server", hint="give --turn")
@@ -234,32 +241,31 @@ def call_site(
     jwt_secret = load_secret(
         file=jwt_secret_file, env=JWT_SECRET_ENV, what="emulator JWT secret", required=False
     )
-    settings = SiteSettings(
-        role=role,  # type: ignore[arg-type]
-        base_url=emulator_url.rstrip("/"),
-        account=account,
-        conversation_id=conversation,
+    settings = CallSettings(
         mode=mode,  # type: ignore[arg-type]
         policy=policy,  # type: ignore[arg-type]
-        ice_servers=servers,
-        ssl_context=context,
+        scenario=scenario,
+        account=account,
         host_addresses=("127.0.0.1",) if loopback_only else None,
         duration_s=duration,
         wait_timeout_s=timeout,
         ice_timeout_s=ice_timeout,
-        jwt_secret=jwt_secret,
     )
-    from callops.orchestrator.cli.stopping import run_stoppable
-
-    stopped = None
-    if leg == "chromium" or scenario != "accept":
-        ready = _announce(role, ready_file)
-        report = _run_browser_leg(settings, leg, browser_netns, scenario, ca_file=ca_file, on_ready=ready)
-    else:
-        run = SiteRun(settings, on_ready=_announce(role, ready_file))
-        report, stopped = run_stoppable(run.run())
-        if stopped is not None:  # Ctrl-C, SIGTERM, SIGHUP: the report of what is known, exit 128+signal
-            report = run.report(stopped_by=stopped.name)
+    env = CallEnvironment(
+        base_url=emulator_url.rstrip("/"), ice_servers=servers, jwt_secret=jwt_secret, ssl_context=context
+    )
+    consumer_leg = _consumer_leg(leg, browser_netns, scenario, ca_file)
+    run = SiteRun(
+        role,  # type: ignore[arg-type]
+        settings,
+        env,
+        conversation_id=conversation,
+        consumer_leg=consumer_leg,
+        on_ready=_announce(role, ready_file),
+    )
+    report, stopped = run_stoppable(run.run())
+    if stopped is not None:  # Ctrl-C, SIGTERM, SIGHUP: the report of what is known, exit 128+signal
+        report = run.report(stopped_by=stopped.name)
     assert report is not None
     if as_json:
         click.echo(report.model_dump_json(indent=2))
@@ -273,32 +279,24 @@ def call_site(
         sys.exit(1)
 
 
-def _run_browser_leg(
-    settings: Any, leg: str, netns: str | None, scenario: str, *, ca_file: str | None, on_ready: Any
-) -> Any:
-    """``--leg chromium``: the consumer side in a real Chromium (isolated; never the root namespace)."""
-    from callops.errors import UsageError
-    from callops.orchestrator.browser.consumer import BrowserSettings, run_chromium_consumer
+def _consumer_leg(leg: str, netns: str | None, scenario: str, ca_file: str | None) -> Any:
+    """The consumer's leg factory: callops' aiortc peer, or a real Chromium (never in a namespace
+    with a route out: checked before anything starts)."""
+    from callops.orchestrator.call.runs import aiortc_consumer
+
+    if leg != "chromium":
+        return aiortc_consumer
+    from callops.orchestrator.browser.consumer import BrowserSettings, chromium_consumer
     from callops.orchestrator.browser.netns import check_browser_namespace
 
-    if leg != "chromium" or settings.role != "consumer":
-        raise UsageError(
-            f"--leg {leg} --role {settings.role} --scenario {scenario}: not supported",
-            hint="a Chromium leg plays the consumer (--role consumer --leg chromium); decline needs it",
-        )
     check_browser_namespace(netns)
-    browser = BrowserSettings(
-        netns=netns,
-        trusted_ca=[Path(ca_file)] if ca_file else [],
-        decide="decline" if scenario == "decline" else "accept",
+    return chromium_consumer(
+        BrowserSettings(
+            netns=netns,
+            trusted_ca=[Path(ca_file)] if ca_file else [],
+            decide="decline" if scenario == "decline" else "accept",
+        )
     )
-    from callops.orchestrator.cli.stopping import run_stoppable
-
-    # a stop signal cancels the run; the browser and its namespace go in the run's finally blocks
-    report, stopped = run_stoppable(run_chromium_consumer(settings, browser, on_ready=on_ready))
-    if stopped is not None:
-        raise stopped
-    return report
 
 
 __all__ = ["call_site"]

@@ -90,7 +90,7 @@ async def _sample_calls(
 ) -> list[SampleCall]:
     """``count`` real aiortc calls through the relay (``--policy relay``), with their MOS."""
     from callops.orchestrator.call.environment import EnvironmentRequest, call_environment
-    from callops.orchestrator.call.session import CallSettings, run_call
+    from callops.orchestrator.call.runs import CallSettings, run_call
 
     request = EnvironmentRequest(
         turn_url=plan.turn,

@@ -17,7 +17,7 @@ BASE = ["--emulator", "http://127.0.0.1:9", "--timeout", "1"]
     ("args", "expected"),
     [
         (["--role", "agent", "--leg", "chromium"], "not supported"),
-        (["--role", "consumer", "--scenario", "decline"], "not supported"),
+        (["--role", "agent", "--scenario", "decline"], "not supported"),
         (
             ["--role", "consumer", "--leg", "chromium", "--browser-netns", "callops-browser-nope"],
             "no such network namespace",

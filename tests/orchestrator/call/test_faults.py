@@ -25,7 +25,7 @@ from callops.orchestrator.call.embedded import EmbeddedTurn
 from callops.orchestrator.call.environment import turn_server
 from callops.orchestrator.call.quality import estimate_mos
 from callops.orchestrator.call.report import CallReport
-from callops.orchestrator.call.session import CallEnvironment, CallRun, CallSettings
+from callops.orchestrator.call.runs import CallEnvironment, CallRun, CallSettings
 from callops.orchestrator.lab.netns import lab_environment_problem
 from callops.testing import run_bounded
 
@@ -44,10 +44,8 @@ async def _media_flowing(run: CallRun, frames: int, within: float = 30.0) -> Non
     """Until both directions decoded ``frames`` audio frames (bounded)."""
     deadline = time.monotonic() + within
     while True:
-        leg = run.leg
-        if leg is not None and all(
-            "audio" in p.sinks and p.sinks["audio"].frames >= frames for p in (leg.agent, leg.consumer)
-        ):
+        peers = [getattr(role.leg, "peer", None) for role in run.roles]
+        if all(p is not None and "audio" in p.sinks and p.sinks["audio"].frames >= frames for p in peers):
             return
         assert time.monotonic() < deadline, f"no {frames} decoded frames each way within {within:g} s"
         if run.failure is not None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from callops.orchestrator.call.environment import EnvironmentRequest, call_environment
-from callops.orchestrator.call.session import CallSettings, run_call
+from callops.orchestrator.call.runs import CallSettings, run_call
 from callops.testing import run_bounded
 
 #: calls in the test (the issue asks for 200; see docs/call.md for the measured time)

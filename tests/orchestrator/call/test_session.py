@@ -11,8 +11,10 @@ import pytest
 from callops.errors import AuthenticationError, UsageError
 from callops.orchestrator.call.embedded import EmbeddedTurn
 from callops.orchestrator.call.environment import EnvironmentRequest, call_environment
+from callops.orchestrator.call.legs import AiortcConsumer
 from callops.orchestrator.call.report import CallReport
-from callops.orchestrator.call.session import CallEnvironment, CallRun, CallSettings, run_call
+from callops.orchestrator.call.roles import AgentRole, ConsumerRole
+from callops.orchestrator.call.runs import CallEnvironment, CallRun, CallSettings, run_call
 from callops.orchestrator.emulator.auth import mint_jwt
 from callops.orchestrator.emulator.channel import ChannelRefused, CoBrowseChannel
 from callops.secret import Secret
@@ -169,59 +171,66 @@ def test_resume_after_a_reload_reestablishes_media_and_reports_the_time() -> Non
     assert report.timeline_ms["resumed"] < report.timeline_ms["media_again"] < report.timeline_ms["closed"]
 
 
-class _FaultyRun(CallRun):
-    """Injects faults on the CoBrowse channel before the real offer goes out."""
+class _FaultyAgent(AgentRole):
+    """Injects faults on the CoBrowse channel once the call is accepted, before the real offer."""
 
     faults: list[str]
+    consumer_leg: AiortcConsumer
+    env: CallEnvironment
 
-    async def _negotiate(self, offer_sdp: str, *, epoch: int) -> bool:
+    async def _wait_accepted(self, control: Any) -> bool:
+        accepted = await super()._wait_accepted(control)
         self.faults = []
-        agent, consumer = self.agent_channel, self.consumer_channel
+        agent, consumer = self.channel, self.consumer_leg.channel
         assert agent is not None and consumer is not None
-        if epoch == 0:
-            # malformed signalling: the consumer notes it and waits for a valid offer
-            await agent.send_signal({"kind": "offer"})
-            await agent.send_signal("not an object")
-            # a duplicate accept is idempotent
-            ack = await consumer.publish("cobrowseAccepted", self._accept_payload())
-            self.faults.append(f"duplicate accept: {ack['sessionState']}")
-            # an unknown serviceId is refused
-            with pytest.raises(ChannelRefused) as unknown:
-                await consumer.request({"type": "join", "serviceId": "nobody#0"})
-            self.faults.append(f"unknown serviceId: {unknown.value.code}")
-            # a second consumer claiming this serviceId is refused
-            other_jwt = mint_jwt("someone-else", None, now=0, lifetime=10**10)
-            assert self.service_id is not None
-            with pytest.raises((AuthenticationError, ChannelRefused)) as claimed:
-                second = await CoBrowseChannel.connect(
-                    self.env.cobrowse_url(self.settings.account),
-                    role="consumer",
-                    service_id=self.service_id,
-                    jwt=other_jwt,
-                    join=True,
-                )
-                await second.close()
-            self.faults.append(f"second consumer: {claimed.value}")
-        return await super()._negotiate(offer_sdp, epoch=epoch)
+        # malformed signalling: the consumer notes it and waits for a valid offer
+        await agent.send_signal({"kind": "offer"})
+        await agent.send_signal("not an object")
+        # a duplicate accept is idempotent
+        ack = await consumer.publish("cobrowseAccepted", self._accept_payload())
+        self.faults.append(f"duplicate accept: {ack['sessionState']}")
+        # an unknown serviceId is refused
+        with pytest.raises(ChannelRefused) as unknown:
+            await consumer.request({"type": "join", "serviceId": "nobody#0"})
+        self.faults.append(f"unknown serviceId: {unknown.value.code}")
+        # a second consumer claiming this serviceId is refused
+        other_jwt = mint_jwt("someone-else", None, now=0, lifetime=10**10)
+        assert self.state.service_id is not None
+        with pytest.raises((AuthenticationError, ChannelRefused)) as claimed:
+            second = await CoBrowseChannel.connect(
+                self.env.cobrowse_url(self.settings.account),
+                role="consumer",
+                service_id=self.state.service_id,
+                jwt=other_jwt,
+                join=True,
+            )
+            await second.close()
+        self.faults.append(f"second consumer: {claimed.value}")
+        return accepted
 
     def _accept_payload(self) -> dict[str, Any]:
         from callops.consumer.lptag import build_accepted
 
-        assert self.invite is not None
-        return build_accepted(self.invite, "v", ssid="s", svid="v").payload()
+        assert self.consumer_leg.invite is not None
+        return build_accepted(self.consumer_leg.invite, "v", ssid="s", svid="v").payload()
 
 
 def test_faults_on_the_channel_get_clear_errors_and_the_call_still_connects() -> None:
-    runs: list[_FaultyRun] = []
+    agents: list[_FaultyAgent] = []
 
-    class Recorded(_FaultyRun):
+    class Recorded(CallRun):
         def __init__(self, settings: CallSettings, env: CallEnvironment) -> None:
             super().__init__(settings, env)
-            runs.append(self)
+            self.agent.__class__ = _FaultyAgent
+            agent = self.agent
+            assert isinstance(agent, _FaultyAgent) and isinstance(self.consumer, ConsumerRole)
+            assert isinstance(self.consumer.leg, AiortcConsumer)
+            agent.consumer_leg, agent.env = self.consumer.leg, env
+            agents.append(agent)
 
     report = _call(_settings(), run=Recorded)
     assert report.ok, report.failure
-    faults = runs[0].faults
+    faults = agents[0].faults
     assert faults[0] == "duplicate accept: ACCEPTED"
     assert faults[1] == "unknown serviceId: 404"
     assert "403" in faults[2] or "another consumer" in faults[2]

@@ -1,0 +1,633 @@
+"""The legs that play a call's two roles, and the small protocols they implement.
+
+A call has two **roles**, the agent and the consumer (:mod:`callops.orchestrator.call.roles`).
+Each is played by a **leg**: callops' headless aiortc peer, or a real Chromium
+(:mod:`callops.orchestrator.browser.consumer`). The roles run the invitation path and the
+scenario; the legs do what differs between an aiortc peer and a browser:
+
+* :class:`ConsumerLeg` -- the visitor's side *including* its page: it connects to the Messaging
+  Window API, opens a conversation, sees the invitation, publishes ``cobrowseOffered`` /
+  ``cobrowseAccepted`` / ``cobrowseDeclined``, answers the agent's offer (trickled candidates),
+  raises ``sessionError``\\ s, hangs up, reloads.
+* :class:`AgentLeg` -- the agent's media engine: it offers over a :class:`SignalPipe`, applies the
+  answer and trickled candidates, and connects. The agent's invitation path (control API, CoBrowse
+  channel) is the Agent Workspace's backend and stays in the agent role.
+
+Both report phases through ``on_phase(phase, now)`` (``ice_checking``, ``ice_connected``,
+``dtls_connected``, ``first_audio``, ``first_video``: what *this* leg decoded), a health sample
+for the mid-call watcher, per-kind statistics and the selected candidate pair.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from callops.errors import DeadlineExceeded, NetworkError, RemoteProtocolError
+from callops.orchestrator.call.peer import HeadlessPeer, IceServer, KindStats, PeerConfig
+from callops.orchestrator.call.report import CallMode, ErrorEntry, IcePolicy, LegInfo, SelectedPair
+from callops.orchestrator.call.scenarios import Decision
+from callops.orchestrator.call.signalling import Answer, Offer, parse_signal, signal_data
+from callops.secret import Secret
+
+log = logging.getLogger(__name__)
+
+Role = Literal["agent", "consumer"]
+PhaseCallback = Callable[[str, float], None]
+#: one health observation: decoded frames per kind, ICE state, DTLS/connection state
+HealthSample = tuple[dict[str, int], str, str]
+
+
+@dataclass
+class LegSettings:
+    """What a leg needs to know of the call: media, ICE, the emulator, and its bounds."""
+
+    base_url: str
+    account: str = "callops"
+    mode: CallMode = "VOICE_CALL"
+    policy: IcePolicy = "all"
+    ice_servers: Sequence[IceServer] = ()
+    #: verifies ``turns:`` servers; None: the system CAs
+    ssl_context: ssl.SSLContext | None = None
+    host_addresses: Sequence[str] | None = ("127.0.0.1",)
+    video_size: tuple[int, int] = (320, 240)
+    check_retransmits: tuple[float, ...] = (0.03, 0.06, 0.1, 0.2)
+    pre_encoded_audio: bool = False
+    step_timeout_s: float = 10.0
+    ice_timeout_s: float = 10.0
+    visitor_name: str = "callops visitor"
+    jwt_secret: Secret | None = None
+    #: the agent's token for the CoBrowse channel (an emulator that checks signed tokens)
+    agent_token: Secret | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def cobrowse_url(self) -> str:
+        return f"ws{self.base_url[4:]}/cobrowse/account/{self.account}?v=1"
+
+    @property
+    def kinds(self) -> list[str]:
+        return ["audio"] if self.mode == "VOICE_CALL" else ["audio", "video"]
+
+    def peer_config(self) -> PeerConfig:
+        return PeerConfig(
+            ice_servers=list(self.ice_servers),
+            policy=self.policy,
+            host_addresses=self.host_addresses,
+            video_size=self.video_size,
+            check_retransmits=self.check_retransmits,
+            pre_encoded_audio=self.pre_encoded_audio,
+        )
+
+
+@dataclass(frozen=True)
+class Invited:
+    """The invitation as the consumer's page saw it."""
+
+    service_id: str
+    dialog_id: str
+    conversation_id: str
+    #: when the page saw it (monotonic), if the leg knows
+    at: float | None = None
+
+
+class SignalPipe(Protocol):
+    """How offers, answers and trickled candidates travel between the two legs."""
+
+    async def send(self, message: Offer | Answer) -> None: ...
+
+    async def next_signal(
+        self, want: type[Offer] | type[Answer], epoch: int, within: float
+    ) -> Offer | Answer: ...
+
+    async def next(self, kind: str, within: float) -> dict[str, Any]: ...
+
+
+class MediaLeg(Protocol):
+    """What both kinds of leg share: media, health, statistics, the end."""
+
+    kind: str
+
+    async def health_sample(self) -> HealthSample: ...
+
+    async def kind_stats(self) -> dict[str, KindStats]: ...
+
+    async def selected_pair(self) -> SelectedPair | None: ...
+
+    def info(self) -> LegInfo: ...
+
+    async def close(self) -> None: ...
+
+
+class AgentLeg(MediaLeg, Protocol):
+    """The agent's media engine (see the module docstring)."""
+
+    def prepare(self, epoch: int) -> None:
+        """Start gathering for the offer of ``epoch`` (a new WebRTC session after a resume)."""
+
+    async def connect(self, pipe: SignalPipe, epoch: int, on_sent: Callable[[str], None]) -> bool:
+        """Offer, take the answer and trickled candidates, and wait for ICE+DTLS (``ice_timeout_s``).
+        ``on_sent("offer_sent"/"answer_received")`` marks the signalling steps."""
+
+    async def media(self, within: float) -> bool: ...
+
+    def failure_reason(self) -> tuple[str, str]:
+        """``(message, hint)`` of a connection that did not come up."""
+
+    async def vanish(self) -> None:
+        """The agent's side disappears without a hang-up (media stops)."""
+
+
+class ConsumerLeg(MediaLeg, Protocol):
+    """The visitor's browser tab or its headless stand-in (see the module docstring)."""
+
+    async def join(self) -> str:
+        """Connect, open a conversation and subscribe; the conversation id."""
+
+    async def invited(self, within: float) -> Invited: ...
+
+    async def respond(self, decision: Decision) -> None:
+        """``cobrowseOffered``, then ``cobrowseAccepted``/``cobrowseDeclined`` (``wait``: neither)."""
+
+    async def accepted(self, within: float) -> None: ...
+
+    async def connect(self, epoch: int) -> bool:
+        """Answer the agent's offer of ``epoch`` and wait for ICE+DTLS (``ice_timeout_s``)."""
+
+    async def media(self, within: float) -> bool: ...
+
+    def local_candidate_types(self) -> list[str]: ...
+
+    def session_error(self, error_id: str, msg: str) -> None:
+        """Raise ``sessionError`` ``error_id`` as the call app would (a browser raises its own)."""
+
+    async def errors(self) -> list[ErrorEntry]: ...
+
+    async def agent_left(self, within: float) -> None:
+        """Until the page learns that the agent left the call (AGENT_DISCONNECTED)."""
+
+    async def hang_up(self) -> None: ...
+
+    async def closed(self, within: float) -> str:
+        """Until the dialog is CLOSED; its reason."""
+
+    async def late_accept(self) -> str | None:
+        """Publish ``cobrowseAccepted`` after the call closed: the refusal, or None if accepted."""
+
+    async def reload(self, on_resumed: Callable[[], None]) -> None:
+        """The page reloads mid-call and finds the call again (``sessionResume``, ``sliderOpened``)."""
+
+
+# -- the CoBrowse channel as a signal pipe ----------------------------------------------------------
+
+
+class ChannelInbox:
+    """Pushed CoBrowse messages of one channel, sorted by ``type`` (signal, presence, state, ...).
+
+    It is the :class:`SignalPipe` of the roles that talk over the emulator's CoBrowse channel.
+    """
+
+    def __init__(self, channel: Any, name: str, notes: list[str]) -> None:
+        self.channel = channel
+        self.name = name
+        self.notes = notes
+        self.queues: defaultdict[str, asyncio.Queue[dict[str, Any] | None]] = defaultdict(asyncio.Queue)
+        self.closed = False
+        #: monotonic time the channel closed under us (the emulator went away), if it did
+        self.closed_at: float | None = None
+        self._task = asyncio.create_task(self._run(), name=f"inbox-{name}")
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                frame = await self.channel.receive()
+                kind = str(frame.get("type"))
+                log.debug("%s channel <- %s", self.name, kind)
+                self.queues[kind].put_nowait(frame)
+        except NetworkError:
+            self.closed_at = time.monotonic()
+        finally:
+            self.closed = True
+            for queue in list(self.queues.values()):
+                queue.put_nowait(None)
+
+    async def next(self, kind: str, within: float) -> dict[str, Any]:
+        queue = self.queues[kind]
+        if self.closed and queue.empty():
+            raise NetworkError(f"{self.name} CoBrowse channel closed while waiting for {kind!r}")
+        try:
+            async with asyncio.timeout(within):
+                frame = await queue.get()
+        except TimeoutError:
+            raise DeadlineExceeded(f"{self.name}: no {kind!r} message within {within:g} s") from None
+        if frame is None:
+            queue.put_nowait(None)
+            raise NetworkError(f"{self.name} CoBrowse channel closed while waiting for {kind!r}")
+        return frame
+
+    async def send(self, message: Offer | Answer) -> None:
+        await self.channel.send_signal(signal_data(message))
+
+    async def next_signal(
+        self, want: type[Offer] | type[Answer], epoch: int, within: float
+    ) -> Offer | Answer:
+        """The next valid signal of type ``want`` and ``epoch``; malformed ones are noted and skipped."""
+        try:
+            async with asyncio.timeout(within):
+                while True:
+                    frame = await self.next("signal", within)
+                    try:
+                        message = parse_signal(frame.get("data"))
+                    except RemoteProtocolError as exc:
+                        self.notes.append(f"{self.name}: ignored {exc.message}")
+                        log.warning("%s: %s", self.name, exc.message)
+                        continue
+                    if isinstance(message, want) and message.epoch == epoch:
+                        return message
+                    log.debug("%s: skipped signal %s (epoch %d)", self.name, message.kind, message.epoch)
+        except TimeoutError:
+            raise DeadlineExceeded(f"{self.name}: no {want.__name__.lower()} within {within:g} s") from None
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+async def open_channel(
+    settings: LegSettings,
+    role: Role,
+    service_id: str,
+    *,
+    jwt: Secret | None = None,
+    token: str | None = None,
+    join: bool | None = None,
+) -> tuple[Any, ChannelInbox]:
+    """A CoBrowse channel for ``role`` of call ``service_id`` and its inbox."""
+    from callops.orchestrator.emulator.channel import CoBrowseChannel
+
+    channel = await CoBrowseChannel.connect(
+        settings.cobrowse_url,
+        role=role,
+        service_id=service_id,
+        jwt=jwt.reveal() if jwt is not None else None,
+        token=token,
+        join=join,
+        timeout=settings.step_timeout_s,
+    )
+    return channel, ChannelInbox(channel, role, settings.notes)
+
+
+# -- aiortc ----------------------------------------------------------------------------------------
+
+
+def make_peer(role: Role, settings: LegSettings, on_phase: PhaseCallback) -> HeadlessPeer:
+    """A headless peer whose ``turns:`` are verified with ``settings.ssl_context`` (as the probe does)."""
+    from callops.orchestrator.call.pair import ice_connection
+
+    peer = HeadlessPeer(role, settings.mode, settings.peer_config(), on_phase=_own_phases(on_phase))
+    connection = ice_connection(peer.pc)
+    # aioice takes an SSLContext where aiortc passes True (aioice >= 0.9); set before gathering.
+    if settings.ssl_context is not None and connection is not None and connection.turn_ssl is True:
+        connection.turn_ssl = settings.ssl_context
+    return peer
+
+
+def _own_phases(on_phase: PhaseCallback) -> PhaseCallback:
+    """HeadlessPeer names first frames ``<role>_first_<kind>``; a leg reports ``first_<kind>``."""
+
+    def phase(name: str, now: float) -> None:
+        on_phase(f"first_{name.partition('_first_')[2]}" if "_first_" in name else name, now)
+
+    return phase
+
+
+class _AiortcMedia:
+    """What both aiortc legs share: one :class:`HeadlessPeer` at a time."""
+
+    kind = "aiortc"
+
+    def __init__(self, role: Role, settings: LegSettings, on_phase: PhaseCallback) -> None:
+        self.role: Role = role
+        self.settings = settings
+        self.on_phase = on_phase
+        self.peer: HeadlessPeer | None = None
+
+    def _new_peer(self) -> HeadlessPeer:
+        self.peer = make_peer(self.role, self.settings, self.on_phase)
+        return self.peer
+
+    @property
+    def _peer(self) -> HeadlessPeer:
+        assert self.peer is not None, f"the {self.role} has no peer yet"
+        return self.peer
+
+    async def wait_connected(self) -> bool:
+        return await self._peer.wait_connected(self.settings.ice_timeout_s)
+
+    async def media(self, within: float) -> bool:
+        try:
+            async with asyncio.timeout(within):
+                await self._peer.wait_media()
+        except TimeoutError:
+            return False
+        return True
+
+    async def health_sample(self) -> HealthSample:
+        return self._peer.health_sample()
+
+    async def kind_stats(self) -> dict[str, KindStats]:
+        return await self._peer.kind_stats() if self.peer is not None else {}
+
+    async def selected_pair(self) -> SelectedPair | None:
+        return self.peer.selected_pair() if self.peer is not None else None
+
+    def local_candidate_types(self) -> list[str]:
+        return self.peer.local_candidate_types() if self.peer is not None else []
+
+    def failure_reason(self) -> tuple[str, str]:
+        from callops.orchestrator.call.peer import ice_failure_reason
+
+        return ice_failure_reason(self._peer, self.settings.ice_timeout_s)
+
+    def info(self) -> LegInfo:
+        from callops.orchestrator.call.peer import aiortc_leg
+
+        return aiortc_leg()
+
+    async def close(self) -> None:
+        if self.peer is not None:
+            await self.peer.close()
+
+
+class AiortcAgent(_AiortcMedia):
+    """The agent's headless peer: complete offers (no trickle), trickled answers applied."""
+
+    def __init__(self, settings: LegSettings, on_phase: PhaseCallback) -> None:
+        super().__init__("agent", settings, on_phase)
+        self._offering: asyncio.Task[str] | None = None
+        self._trickle: Any = None
+
+    def prepare(self, epoch: int) -> None:
+        peer = self._new_peer()
+        self._offering = asyncio.create_task(peer.create_offer(), name=f"agent-offer-{epoch}")
+
+    async def connect(self, pipe: SignalPipe, epoch: int, on_sent: Callable[[str], None]) -> bool:
+        from callops.orchestrator.call.trickle import TrickleFollower
+
+        assert self._offering is not None, "prepare() first"
+        step = self.settings.step_timeout_s
+        try:
+            async with asyncio.timeout(step):
+                offer = await asyncio.shield(self._offering)
+        except TimeoutError:
+            raise DeadlineExceeded(f"agent: no offer gathered within {step:g} s") from None
+        await pipe.send(Offer(kind="offer", sdp=offer, epoch=epoch))
+        on_sent("offer_sent")
+        answer = await pipe.next_signal(Answer, epoch, step)
+        await self._peer.accept_answer(answer.sdp)
+        on_sent("answer_received")
+        await self._stop_trickle()
+        self._trickle = TrickleFollower(pipe, self._peer, epoch=epoch, notes=self.settings.notes).start()
+        return await self.wait_connected()
+
+    async def vanish(self) -> None:
+        await self._stop_trickle()
+        await self._peer.close()
+
+    async def _stop_trickle(self) -> None:
+        if self._trickle is not None:
+            await self._trickle.close()
+            self._trickle = None
+
+    async def close(self) -> None:
+        await self._stop_trickle()
+        if self._offering is not None:
+            # gathering is never cancelled half-way: aioice would leak a TURN allocation that
+            # completes after the cancellation. Let it finish, bounded.
+            await asyncio.wait({self._offering}, timeout=self.settings.step_timeout_s)
+            self._offering.cancel()
+            await asyncio.gather(self._offering, return_exceptions=True)
+        await super().close()
+
+
+class AiortcConsumer(_AiortcMedia):
+    """The consumer's headless stand-in for a tagged page: callops' consumer client + an aiortc peer."""
+
+    def __init__(self, settings: LegSettings, on_phase: PhaseCallback) -> None:
+        super().__init__("consumer", settings, on_phase)
+        self.client: Any = None
+        self.channel: Any = None
+        self.inbox: ChannelInbox | None = None
+        self.jwt: Secret | None = None
+        self.identity: Any = None
+        self.invite: Any = None
+        self.conversation_id: str | None = None
+        self._errors: list[ErrorEntry] = []
+        self._ids = {"ssid": uuid.uuid4().hex, "svid": uuid.uuid4().hex}
+
+    @property
+    def _inbox(self) -> ChannelInbox:
+        assert self.inbox is not None, "the consumer channel is not open"
+        return self.inbox
+
+    async def _connect_client(self, url: str) -> None:
+        from callops.consumer.client import ConsumerClient
+
+        s = self.settings
+        assert self.jwt is not None
+        self.client = ConsumerClient(
+            url,
+            s.account,
+            self.jwt,
+            reconnect=False,
+            request_timeout=s.step_timeout_s,
+            identity=self.identity,
+        )
+        await self.client.connect()
+
+    async def join(self) -> str:
+        from callops.consumer.identity import prepare_consumer
+
+        s = self.settings
+        # the consumer starts as a web page does: CSDS (the emulator's) and an IDP signup
+        prepared = await prepare_consumer(s.account, csds=s.base_url, timeout=s.step_timeout_s)
+        self.jwt, self.identity = prepared.jwt, prepared.identity
+        await self._connect_client(prepared.url)
+        self.conversation_id = await self.client.request_conversation()
+        await self.client.subscribe()
+        return str(self.conversation_id)
+
+    async def _event(self, kind: type[Any], within: float) -> Any:
+        """The next tracker event of class ``kind`` for this call (others are skipped)."""
+        from callops.consumer.tracker import CallClosed
+
+        dialog = self.invite.dialogId if self.invite is not None else None
+        try:
+            async with asyncio.timeout(within):
+                while True:
+                    event = await self.client.next_event()
+                    if dialog is not None and event.dialogId != dialog:
+                        continue
+                    if isinstance(event, kind):
+                        return event
+                    if isinstance(event, CallClosed):
+                        raise RemoteProtocolError(
+                            f"call closed ({event.reason}) while waiting for {kind.__name__}"
+                        )
+        except TimeoutError:
+            which = f" for dialog {dialog}" if dialog else ""
+            raise DeadlineExceeded(f"consumer: no {kind.__name__}{which} within {within:g} s") from None
+
+    async def invited(self, within: float) -> Invited:
+        from callops.consumer.tracker import CallInvited
+
+        self.invite = await self._event(CallInvited, within)
+        return Invited(
+            self.invite.serviceId, self.invite.dialogId, self.invite.conversationId, at=time.monotonic()
+        )
+
+    async def _open_channel(self) -> Any:
+        self.channel, self.inbox = await open_channel(
+            self.settings, "consumer", self.invite.serviceId, jwt=self.jwt, join=False
+        )
+        return self.channel
+
+    async def respond(self, decision: Decision) -> None:
+        from callops.consumer.lptag import build_accepted, build_declined, build_offered
+
+        name = self.settings.visitor_name
+        channel = await self._open_channel()
+        await channel.publish("cobrowseOffered", build_offered(self.invite, name, **self._ids).payload())
+        if decision == "accept":
+            self.client.accepted(self.invite.dialogId)
+            await channel.publish(
+                "cobrowseAccepted", build_accepted(self.invite, name, **self._ids).payload()
+            )
+        elif decision == "decline":
+            self.client.declined(self.invite.dialogId)
+            await channel.publish(
+                "cobrowseDeclined", build_declined(self.invite, name, **self._ids).payload()
+            )
+
+    async def accepted(self, within: float) -> None:
+        from callops.consumer.tracker import CallAccepted
+
+        await self._event(CallAccepted, within)
+
+    async def connect(self, epoch: int) -> bool:
+        offer = await self._inbox.next_signal(Offer, epoch, self.settings.step_timeout_s)
+        answer = await self._new_peer().accept_offer(offer.sdp)
+        await self._inbox.send(Answer(kind="answer", sdp=answer, epoch=epoch))
+        return await self.wait_connected()
+
+    def session_error(self, error_id: str, msg: str) -> None:
+        from callops.consumer.lptag import build_session_error
+
+        payload = build_session_error(error_id, msg)
+        self._errors.append(ErrorEntry(id=payload.id, msg=payload.msg))
+        log.info("consumer sessionError %s: %s", payload.id, payload.msg)
+
+    async def errors(self) -> list[ErrorEntry]:
+        return list(self._errors)
+
+    async def agent_left(self, within: float) -> None:
+        async with asyncio.timeout(within):
+            while True:
+                frame = await self._inbox.next("presence", within)
+                if frame.get("role") == "agent" and frame.get("event") == "left":
+                    return
+
+    async def hang_up(self) -> None:
+        await self.channel.hangup()
+
+    async def closed(self, within: float) -> str:
+        from callops.consumer.tracker import CallClosed
+
+        dialog = self.invite.dialogId
+        try:
+            async with asyncio.timeout(within):
+                while True:
+                    event = await self.client.next_event()
+                    if isinstance(event, CallClosed) and event.dialogId == dialog:
+                        return str(event.reason)
+        except TimeoutError:
+            raise DeadlineExceeded(f"consumer: no CLOSED for dialog {dialog} within {within:g} s") from None
+
+    async def late_accept(self) -> str | None:
+        from callops.consumer.lptag import build_accepted
+        from callops.orchestrator.emulator.channel import ChannelRefused
+
+        payload = build_accepted(self.invite, self.settings.visitor_name, **self._ids).payload()
+        try:
+            await self.channel.publish("cobrowseAccepted", payload)
+        except ChannelRefused as exc:
+            return f"{exc.code} {exc.title}"
+        return None
+
+    async def reload(self, on_resumed: Callable[[], None]) -> None:
+        """The page goes away (websocket, CoBrowse channel, peer) and the reloaded page resumes."""
+        from callops.consumer.lptag import build_slider_opened
+
+        s = self.settings
+        dialog = self.invite.dialogId
+        await self.client.close()
+        await self._inbox.close()
+        await self.channel.close()
+        if self.peer is not None:
+            await self.peer.close()
+        # The reloaded page: a new consumer session finds the active call ("browser storage").
+        await self._connect_client(s.base_url)
+        await self.client.subscribe()
+        try:
+            async with asyncio.timeout(s.step_timeout_s):
+                while self.client.tracker.call(dialog) is None:
+                    await self.client.next_event()
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"resume: the new session did not find call {self.invite.serviceId}"
+            ) from None
+        active = self.client.tracker.call(dialog)
+        if active.sessionState != "ACCEPTED":
+            raise RemoteProtocolError(
+                f"resume: call {self.invite.serviceId} is {active.sessionState}, not ACCEPTED"
+            )
+        on_resumed()  # sessionResume raised by the call app
+        channel = await self._open_channel()
+        await channel.join()
+        await channel.publish("sliderOpened", build_slider_opened().payload() or None)
+
+    async def close(self) -> None:
+        if self.inbox is not None:
+            await self.inbox.close()
+        for closer in (self.channel, self.client):
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    await closer.close()
+        await super().close()
+
+
+__all__ = [
+    "AgentLeg",
+    "AiortcAgent",
+    "AiortcConsumer",
+    "ChannelInbox",
+    "ConsumerLeg",
+    "HealthSample",
+    "Invited",
+    "LegSettings",
+    "MediaLeg",
+    "PhaseCallback",
+    "Role",
+    "SignalPipe",
+    "make_peer",
+    "open_channel",
+]
