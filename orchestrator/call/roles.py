@@ -138,7 +138,10 @@ class MediaMarks:
             return
         if not self.resumed:
             self.state.mark(phase, now)
-            self.started = self.started or now
+            if self.started is None:
+                self.started = now
+                both = "media decoded both ways" if len(self.roles) == 2 else "media decoded from the other side"
+                log.info("call %s: %s (%s)", self.state.service_id, both, kind)
         elif all((r, k) in self._first for r in self.roles for k in self.kinds):
             self.state.mark("media_again", now)
 
