@@ -143,7 +143,7 @@ class AgentLeg(MediaLeg, Protocol):
         """``(message, hint)`` of a connection that did not come up."""
 
     async def vanish(self) -> None:
-        """The agent's side disappears without a hang-up (media stops)."""
+        """The agent's WebRTC session ends without a hang-up (media stops; prepare() starts anew)."""
 
 
 class ConsumerLeg(MediaLeg, Protocol):

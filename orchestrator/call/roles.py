@@ -140,7 +140,9 @@ class MediaMarks:
             self.state.mark(phase, now)
             if self.started is None:
                 self.started = now
-                both = "media decoded both ways" if len(self.roles) == 2 else "media decoded from the other side"
+                both = (
+                    "media decoded both ways" if len(self.roles) == 2 else "media decoded from the other side"
+                )
                 log.info("call %s: %s (%s)", self.state.service_id, both, kind)
         elif all((r, k) in self._first for r in self.roles for k in self.kinds):
             self.state.mark("media_again", now)
@@ -628,7 +630,7 @@ class AgentRole(_RoleBase):
                 frame = await self._inbox.next("lptag", b.step_timeout_s + b.media_timeout_s)
                 if frame.get("event") == "sliderOpened":
                     break
-        await self.leg.close()
+        await self.leg.vanish()  # the old WebRTC session ends; a new one starts
         self.leg.prepare(epoch=1)
         if not await self.leg.connect(self._inbox, 1, lambda _phase: None):
             message, hint = self.leg.failure_reason()

@@ -155,10 +155,16 @@ def leg_settings(
 
 #: makes the consumer's leg: ``(settings, on_phase) -> leg``
 ConsumerLegFactory = Callable[[LegSettings, PhaseCallback], ConsumerLeg]
+#: makes the agent's leg: ``(settings, on_phase) -> leg``
+AgentLegFactory = Callable[[LegSettings, PhaseCallback], AgentLeg]
 
 
 def aiortc_consumer(settings: LegSettings, on_phase: PhaseCallback) -> ConsumerLeg:
     return AiortcConsumer(settings, on_phase)
+
+
+def aiortc_agent(settings: LegSettings, on_phase: PhaseCallback) -> AgentLeg:
+    return AiortcAgent(settings, on_phase)
 
 
 class _Run:
@@ -293,11 +299,12 @@ class CallRun(_Run):
         env: CallEnvironment,
         *,
         consumer_leg: ConsumerLegFactory = aiortc_consumer,
+        agent_leg: AgentLegFactory = aiortc_agent,
     ) -> None:
         super().__init__(settings, env, f"call/{settings.scenario}")
         self.marks = MediaMarks(self.state, ("agent", "consumer"), self.legs.kinds)
         consumer = consumer_leg(self.legs, self.marks.callback("consumer"))
-        agent: AgentLeg = AiortcAgent(self.legs, self.marks.callback("agent"))
+        agent = agent_leg(self.legs, self.marks.callback("agent"))
         self.media_phase = MediaPhase(
             self.state, {"agent": agent, "consumer": consumer}, self.legs.kinds, self.marks
         )
@@ -416,12 +423,14 @@ async def run_call(settings: CallSettings, env: CallEnvironment) -> CallReport:
 __all__ = [
     "EXPECTED_OUTCOME",
     "LEG_KINDS",
+    "AgentLegFactory",
     "CallEnvironment",
     "CallRun",
     "CallSettings",
     "ConsumerLegFactory",
     "LegKind",
     "SiteRun",
+    "aiortc_agent",
     "aiortc_consumer",
     "leg_settings",
     "run_call",

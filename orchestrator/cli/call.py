@@ -113,6 +113,14 @@ def call_options(func: F) -> F:
             help="Who plays the consumer: callops' headless peer, or a real Chromium (docs/browser.md).",
         ),
         click.option(
+            "--agent",
+            "agent_leg",
+            type=click.Choice(["aiortc", "chromium"]),
+            default="aiortc",
+            show_default=True,
+            help="Who plays the agent: callops' headless peer, or a real Chromium (the Agent Workspace).",
+        ),
+        click.option(
             "--browser-netns",
             metavar="NAME",
             help="--consumer chromium: the browser's network namespace (default: callops' own if it has "
@@ -189,28 +197,35 @@ def _requests(kwargs: dict[str, Any]) -> tuple[Any, Any]:
     return request, settings
 
 
-def _consumer_leg(kwargs: dict[str, Any]) -> Any:
-    """The consumer's leg factory. A Chromium never runs where it could reach the internet: in
-    ``--browser-netns``, or in this namespace if it has no route out; as root otherwise, the whole
-    command runs again inside a fresh lo-only namespace (and this process exits with its code)."""
-    from callops.orchestrator.call.runs import aiortc_consumer
+def _legs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The legs' factories (``consumer_leg``, ``agent_leg`` of CallRun). A Chromium never runs where
+    it could reach the internet: in ``--browser-netns``, or in this namespace if it has no route out;
+    as root otherwise, the whole command runs again inside a fresh lo-only namespace (and this
+    process exits with its code)."""
+    from callops.orchestrator.call.runs import aiortc_agent, aiortc_consumer
 
-    if kwargs["consumer_leg"] != "chromium":
+    browsers = [role for role in ("consumer", "agent") if kwargs[f"{role}_leg"] == "chromium"]
+    if not browsers:
         if kwargs["browser_netns"]:
             from callops.errors import UsageError
 
-            raise UsageError("--browser-netns is for --consumer chromium")
-        return aiortc_consumer
+            raise UsageError("--browser-netns is for --consumer/--agent chromium")
+        return {"consumer_leg": aiortc_consumer, "agent_leg": aiortc_agent}
+    from callops.orchestrator.browser.agent import chromium_agent
     from callops.orchestrator.browser.consumer import BrowserSettings, chromium_consumer
     from callops.orchestrator.browser.netns import check_browser_namespace, has_route_out
+    from callops.orchestrator.call.scenarios import scenario
 
     netns = kwargs["browser_netns"]
     if netns is None and has_route_out():
         _rerun_isolated(kwargs)
     check_browser_namespace(netns)
     ca = [Path(kwargs["ca_file"])] if kwargs["ca_file"] else []
-    decide = {"decline": "decline", "cancel": "wait", "expire": "wait"}.get(kwargs["scenario"], "accept")
-    return chromium_consumer(BrowserSettings(netns=netns, trusted_ca=ca, decide=decide))  # type: ignore[arg-type]
+    browser = BrowserSettings(netns=netns, trusted_ca=ca, decide=scenario(kwargs["scenario"]).decision)
+    return {
+        "consumer_leg": chromium_consumer(browser) if "consumer" in browsers else aiortc_consumer,
+        "agent_leg": chromium_agent(browser) if "agent" in browsers else aiortc_agent,
+    }
 
 
 def _rerun_isolated(kwargs: dict[str, Any]) -> None:
@@ -224,20 +239,18 @@ def _rerun_isolated(kwargs: dict[str, Any]) -> None:
     problem = browser_environment_problem()
     if problem is not None or os.environ.get("CALLOPS_ISOLATED"):
         raise UsageError(
-            "--consumer chromium: this network namespace has a route out, and Chromium phones home",
+            "a Chromium leg: this network namespace has a route out, and Chromium phones home",
             hint="run as root (callops then isolates the call), or give --browser-netns "
             f"({problem or 'already isolated'})",
         )
     if kwargs["emulator_url"] or (kwargs["turn_url"] and "127.0.0.1" not in kwargs["turn_url"]):
         raise UsageError(
-            "--consumer chromium without --browser-netns runs the call in an isolated namespace, "
+            "a Chromium leg without --browser-netns runs the call in an isolated namespace, "
             "where only the embedded emulator and loopback servers are reachable",
             hint="drop --emulator/--turn, or give --browser-netns with a namespace that reaches them",
         )
-    click.echo(
-        "callops: running the call in an isolated network namespace (Chromium has no route out)", err=True
-    )
     with isolated_namespace() as name:
+        click.echo(f"callops: running the call in isolated network namespace {name} (no route out)", err=True)
         argv = ["ip", "netns", "exec", name, sys.executable, "-m", "callops", *sys.argv[1:]]
         code = subprocess.call(argv, env={**os.environ, "CALLOPS_ISOLATED": "1"})
     sys.exit(code)
@@ -326,13 +339,13 @@ def call(as_json: bool, **kwargs: Any) -> None:
     from callops.orchestrator.cli.stopping import absorb_cancellation, run_stoppable
 
     request, settings = _requests(kwargs)
-    consumer_leg = _consumer_leg(kwargs)
+    legs = _legs(kwargs)
     runs: list[CallRun] = []
 
     async def main() -> Any:
         async with call_environment(request) as env:
             _trust(env, kwargs["ca_file"])
-            runs.append(CallRun(settings, env, consumer_leg=consumer_leg))
+            runs.append(CallRun(settings, env, **legs))
             try:
                 return await runs[0].run()
             except asyncio.CancelledError:
@@ -412,7 +425,7 @@ def smoke(  # noqa: PLR0917 - click passes every option
     from callops.orchestrator.cli.stopping import run_stoppable
 
     request, settings = _requests(kwargs)
-    consumer_leg = _consumer_leg(kwargs)
+    legs = _legs(kwargs)
     show_progress = sys.stderr.isatty() and not as_json
 
     async def main() -> SmokeReport:
@@ -420,7 +433,7 @@ def smoke(  # noqa: PLR0917 - click passes every option
             _trust(env, kwargs["ca_file"])
 
             def run_call(_i: int) -> Any:
-                return CallRun(settings, env, consumer_leg=consumer_leg).run()
+                return CallRun(settings, env, **legs).run()
 
             if show_progress:
                 from rich.console import Console

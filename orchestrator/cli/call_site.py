@@ -288,13 +288,14 @@ def _consumer_leg(leg: str, netns: str | None, scenario: str, ca_file: str | Non
         return aiortc_consumer
     from callops.orchestrator.browser.consumer import BrowserSettings, chromium_consumer
     from callops.orchestrator.browser.netns import check_browser_namespace
+    from callops.orchestrator.call.scenarios import scenario as row
 
     check_browser_namespace(netns)
     return chromium_consumer(
         BrowserSettings(
             netns=netns,
             trusted_ca=[Path(ca_file)] if ca_file else [],
-            decide="decline" if scenario == "decline" else "accept",
+            decide=row(scenario).decision,
         )
     )
 

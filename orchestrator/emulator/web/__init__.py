@@ -5,6 +5,9 @@
 * ``/web/callapp.js`` -- the call application stand-in (container, media, WebRTC with trickle
   ICE over the CoBrowse stand-in, the four ``sessionError`` ids, resume after a reload);
 * ``/web/consumer.html`` -- a test page: lpTag stand-in + call app + callops' handler;
+* ``/web/agent.html`` + ``/web/agent.js`` -- the Agent Workspace stand-in: the agent's media in a
+  browser (``window.agentLeg``), driven by callops' agent role;
+* ``/web/webrtc-stats.js`` -- ``getStats()`` reduced to callops' figures (both pages);
 * ``/web/handler-tests.html`` -- assertions on the handler's pure parts (``window.testResults``);
 * ``/web/callops-call-handler.js`` -- the handler itself (:mod:`callops.consumer.web`).
 
@@ -20,7 +23,15 @@ from callops.consumer.web import HANDLER_FILE, handler_js
 
 PREFIX = "/web/"
 _TYPES = {".js": "text/javascript; charset=utf-8", ".html": "text/html; charset=utf-8"}
-_LOCAL = ("lptag.js", "callapp.js", "consumer.html", "handler-tests.html")
+_LOCAL = (
+    "lptag.js",
+    "callapp.js",
+    "consumer.html",
+    "handler-tests.html",
+    "agent.html",
+    "agent.js",
+    "webrtc-stats.js",
+)
 
 
 def web_asset(path: str) -> tuple[str, bytes] | None:
