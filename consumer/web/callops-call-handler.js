@@ -419,9 +419,17 @@
     var self = this;
     this._bindLpTag();
     return this._connect()
-      .then(function () { return self._request("cm.ConsumerRequestConversation", { channelType: "MESSAGING" }); })
+      .then(function () {
+        return self._request("cm.ConsumerRequestConversation", { channelType: "MESSAGING" }).catch(function (e) {
+          // After a reload the consumer's conversation is still open (a call may be running in it):
+          // LivePerson refuses a second one; the subscription below brings the open one back.
+          if (/already has open conversation/.test(e.message)) return { body: { conversationId: null }, reused: true };
+          throw e;
+        });
+      })
       .then(function (resp) {
         self.conversationId = resp.body.conversationId;
+        if (resp.reused) log("info", "an open conversation exists (page reloaded): subscribing to it");
         // Step 2: subscribe to conversation metadata -- the invitation arrives in it.
         return self._request("cqm.SubscribeExConversations", { convState: ["OPEN"] });
       })

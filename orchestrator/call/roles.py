@@ -121,6 +121,8 @@ class MediaMarks:
         self.kinds = tuple(kinds)
         self._first: dict[tuple[Role, str], float] = {}
         self.resumed = False
+        #: set once media is verified (every role here decoded a kind)
+        self.verified = asyncio.Event()
         #: when media was first verified (both roles here decoded a kind)
         self.started: float | None = None
 
@@ -140,6 +142,7 @@ class MediaMarks:
             self.state.mark(phase, now)
             if self.started is None:
                 self.started = now
+                self.verified.set()
                 both = (
                     "media decoded both ways" if len(self.roles) == 2 else "media decoded from the other side"
                 )
@@ -443,6 +446,11 @@ class ConsumerRole(_RoleBase):
     async def _reload(self) -> None:
         """The consumer reloads the page mid-call and the call is re-established (epoch 1)."""
         b = self.bounds
+        try:  # the page reloads once media flows both ways, not before the agent decoded it
+            async with asyncio.timeout(b.media_timeout_s):
+                await self.marks.verified.wait()
+        except TimeoutError:
+            raise DeadlineExceeded(f"no media both ways within {b.media_timeout_s:g} s") from None
         self.marks.resume()
         await self.leg.reload(on_resumed=lambda: self.mark("resumed"))
         if not await self.leg.connect(epoch=1):
