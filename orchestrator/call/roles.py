@@ -96,7 +96,6 @@ class CallState:
     agent_selected_pair: SelectedPair | None = None
     stats: CallStats = field(default_factory=CallStats)
     health: HealthWatcher | None = None
-    resume_to_media_ms: float | None = None
     errors: list[ErrorEntry] = field(default_factory=list)
     #: set when the media stopped for good: resources are then released with short bounds
     dropped: bool = False
@@ -457,7 +456,6 @@ class ConsumerRole(_RoleBase):
             await self._ice_failed()
             raise NetworkError("resume: ICE did not connect again")
         await self._media(within=b.media_timeout_s, what="resume: ")
-        self.state.resume_to_media_ms = self.state.timeline.between("resumed", "media_again")
 
 
 class AgentRole(_RoleBase):

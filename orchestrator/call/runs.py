@@ -273,7 +273,7 @@ class _Run:
             transport_events=s.health.transport_entries() if s.health else [],
             errors=s.errors,
             stats=s.stats,
-            resume_to_media_ms=s.resume_to_media_ms,
+            resume_to_media_ms=self.timeline.between("resumed", "media_again"),
             ice_servers=[server.url for server in self.legs.ice_servers],
             notes=self.notes,
             expected_outcome=expected,

@@ -69,6 +69,14 @@
       if (pc.connectionState === "connected") mark("dtls_connected");
       else if (pc.connectionState === "failed") mark("failed");
     };
+    pc.ontrack = function (event) {
+      // a sink makes Chromium decode (and count) the consumer's media, as a visible call would
+      var element = document.createElement(event.track.kind === "video" ? "video" : "audio");
+      element.autoplay = true;
+      element.muted = true;
+      element.srcObject = event.streams[0] || new MediaStream([event.track]);
+      document.body.appendChild(element);
+    };
     pc.onicecandidateerror = function (event) {
       leg.notes.push("ICE candidate error " + event.errorCode + " " + event.errorText + " (" + event.url + ")");
     };
@@ -114,6 +122,7 @@
 
   leg.close = function () {
     if (leg.pc) leg.pc.close();
+    Array.prototype.forEach.call(document.querySelectorAll("audio, video"), function (e) { e.remove(); });
     if (leg.stream) leg.stream.getTracks().forEach(function (t) { t.stop(); });
     leg.pc = null;
     leg.stream = null;
