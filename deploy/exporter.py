@@ -116,6 +116,57 @@ def _labels(name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "callops"}
 
 
+def _exporter_container(image: str) -> dict[str, Any]:
+    """``callops exporter`` on :data:`EXPORTER_PORT`, non-root, read-only, probed over HTTP."""
+    http_probe = {"httpGet": {"path": "/metrics", "port": "http"}}
+    return {
+        "name": "exporter",
+        "image": image,
+        "args": [
+            "exporter",
+            "--config",
+            f"{_K8S_CONFIG_DIR}/callops.yaml",
+            "--listen",
+            f"0.0.0.0:{EXPORTER_PORT}",
+        ],
+        "ports": [{"name": "http", "containerPort": EXPORTER_PORT, "protocol": "TCP"}],
+        "resources": {
+            "requests": {"cpu": "50m", "memory": "64Mi"},
+            "limits": {"cpu": "500m", "memory": "256Mi"},
+        },
+        "readinessProbe": {**http_probe, "periodSeconds": 10},
+        "livenessProbe": {**http_probe, "initialDelaySeconds": 10, "periodSeconds": 20},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": "config", "mountPath": _K8S_CONFIG_DIR, "readOnly": True},
+            {"name": "secret", "mountPath": _K8S_SECRET_DIR, "readOnly": True},
+        ],
+    }
+
+
+def _exporter_pod_spec(exporter: str, image: str) -> dict[str, Any]:
+    return {
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65534,
+            "runAsGroup": 65534,
+            "fsGroup": 65534,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [_exporter_container(image)],
+        "volumes": [
+            {"name": "config", "configMap": {"name": f"{exporter}-config"}},
+            {"name": "secret", "secret": {"secretName": f"{exporter}-secret", "defaultMode": 0o440}},
+        ],
+    }
+
+
 def kubernetes_exporter_objects(
     deployment: TurnDeployment,
     *,
@@ -129,14 +180,6 @@ def kubernetes_exporter_objects(
     exporter = f"{name}-exporter"
     labels = _labels(exporter)
     meta = {"namespace": namespace, "labels": labels}
-    secret_data = {_SECRET_KEY: secret.reveal()} if secret is not None else {}
-    container_security = {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
-    http_probe = {"httpGet": {"path": "/metrics", "port": "http"}}
     return [
         {
             "apiVersion": "v1",
@@ -149,7 +192,7 @@ def kubernetes_exporter_objects(
             "kind": "Secret",
             "metadata": {"name": f"{exporter}-secret", **meta},
             "type": "Opaque",
-            "stringData": secret_data,
+            "stringData": {_SECRET_KEY: secret.reveal()} if secret is not None else {},
         },
         {
             "apiVersion": "apps/v1",
@@ -158,57 +201,7 @@ def kubernetes_exporter_objects(
             "spec": {
                 "replicas": 1,
                 "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        "securityContext": {
-                            "runAsNonRoot": True,
-                            "runAsUser": 65534,
-                            "runAsGroup": 65534,
-                            "fsGroup": 65534,
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                        },
-                        "containers": [
-                            {
-                                "name": "exporter",
-                                "image": image,
-                                "args": [
-                                    "exporter",
-                                    "--config",
-                                    f"{_K8S_CONFIG_DIR}/callops.yaml",
-                                    "--listen",
-                                    f"0.0.0.0:{EXPORTER_PORT}",
-                                ],
-                                "ports": [
-                                    {"name": "http", "containerPort": EXPORTER_PORT, "protocol": "TCP"}
-                                ],
-                                "resources": {
-                                    "requests": {"cpu": "50m", "memory": "64Mi"},
-                                    "limits": {"cpu": "500m", "memory": "256Mi"},
-                                },
-                                "readinessProbe": {**http_probe, "periodSeconds": 10},
-                                "livenessProbe": {
-                                    **http_probe,
-                                    "initialDelaySeconds": 10,
-                                    "periodSeconds": 20,
-                                },
-                                "securityContext": container_security,
-                                "volumeMounts": [
-                                    {"name": "config", "mountPath": _K8S_CONFIG_DIR, "readOnly": True},
-                                    {"name": "secret", "mountPath": _K8S_SECRET_DIR, "readOnly": True},
-                                ],
-                            }
-                        ],
-                        "volumes": [
-                            {"name": "config", "configMap": {"name": f"{exporter}-config"}},
-                            {
-                                "name": "secret",
-                                "secret": {"secretName": f"{exporter}-secret", "defaultMode": 0o440},
-                            },
-                        ],
-                    },
-                },
+                "template": {"metadata": {"labels": labels}, "spec": _exporter_pod_spec(exporter, image)},
             },
         },
         {
