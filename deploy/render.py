@@ -20,13 +20,13 @@ import os
 import shlex
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from callops.deploy.exporter import exporter_files
+from callops.deploy.manifests import Manifest, k8s_object, run_as_nobody, to_yaml
 from callops.errors import UsageError
 from callops.orchestrator.exporter.config import ExporterSettings
 from callops.secret import Secret
@@ -41,9 +41,6 @@ LOAD_TARGET: Target = "kubernetes-load"
 CONF_PATH = "/etc/turnserver.conf"
 _K8S_SECRET_KEY = "turn-secret"
 _IMAGE_CONF_DIR = "/etc/coturn"
-
-#: a Kubernetes object (or a part of one) as the YAML dumper takes it
-Manifest = dict[str, Any]
 
 
 class LoadJobOptions(BaseModel):
@@ -176,11 +173,6 @@ _SECRET_DIR = "/etc/coturn-secret"
 _RUN_DIR = "/run/coturn"
 
 
-def _nobody() -> Manifest:
-    """Pod security context: every pod runs as nobody (65534)."""
-    return {"runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534, "fsGroup": 65534}
-
-
 def _join_secret_script(o: DeployOptions) -> str:
     """The init container's shell: the ConfigMap's turnserver.conf + ``static-auth-secret``."""
     return (
@@ -292,7 +284,7 @@ def _coturn_pod_spec(d: TurnDeployment, o: DeployOptions, labels: dict[str, str]
     return {
         "hostNetwork": True,
         "dnsPolicy": "ClusterFirstWithHostNet",
-        "securityContext": _nobody(),
+        "securityContext": run_as_nobody(),
         "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [one_per_node]}},
         "initContainers": [join_secret],
         "containers": [_coturn_container(d, o, security, mounts)],
@@ -330,29 +322,23 @@ def _probe_cronjob(d: TurnDeployment, o: DeployOptions, labels: dict[str, str]) 
         "metadata": {"labels": {**labels, "app.kubernetes.io/component": "probe"}},
         "spec": {
             "restartPolicy": "Never",
-            "securityContext": _nobody(),
+            "securityContext": run_as_nobody(),
             "containers": [probe],
             "volumes": [_secret_volume(o)],
         },
     }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": {"name": f"{o.name}-probe", "namespace": o.namespace, "labels": labels},
-        "spec": {
-            "schedule": o.probe_schedule,
-            "concurrencyPolicy": "Forbid",
-            "successfulJobsHistoryLimit": 3,
-            "failedJobsHistoryLimit": 5,
-            "jobTemplate": {
-                "spec": {
-                    "backoffLimit": 0,
-                    "activeDeadlineSeconds": int(o.probe_timeout) + 60,
-                    "template": pod,
-                }
-            },
+    spec = {
+        "schedule": o.probe_schedule,
+        "concurrencyPolicy": "Forbid",
+        "successfulJobsHistoryLimit": 3,
+        "failedJobsHistoryLimit": 5,
+        "jobTemplate": {
+            "spec": {"backoffLimit": 0, "activeDeadlineSeconds": int(o.probe_timeout) + 60, "template": pod}
         },
     }
+    return k8s_object(
+        "batch/v1", "CronJob", f"{o.name}-probe", {"namespace": o.namespace, "labels": labels}, spec=spec
+    )
 
 
 def _kubernetes_objects(
@@ -361,33 +347,21 @@ def _kubernetes_objects(
     d, o = deployment, options
     labels = _labels(o)
     meta = {"namespace": o.namespace, "labels": labels}
+    deployment_spec = {
+        "replicas": o.replicas,
+        "selector": {"matchLabels": labels},
+        # hostNetwork ports cannot be shared: replace a relay before starting its successor.
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
+        "template": {"metadata": {"labels": labels}, "spec": _coturn_pod_spec(d, o, labels)},
+    }
+    secret_data = {_K8S_SECRET_KEY: secret.reveal() if secret is not None else ""}
     return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": o.namespace, "labels": labels}},
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": f"{o.name}-config", **meta},
-            "data": {"turnserver.conf": render_turnserver_conf(d)},
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": f"{o.name}-secret", **meta},
-            "type": "Opaque",
-            "stringData": {_K8S_SECRET_KEY: secret.reveal() if secret is not None else ""},
-        },
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": o.name, **meta},
-            "spec": {
-                "replicas": o.replicas,
-                "selector": {"matchLabels": labels},
-                # hostNetwork ports cannot be shared: replace a relay before starting its successor.
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
-                "template": {"metadata": {"labels": labels}, "spec": _coturn_pod_spec(d, o, labels)},
-            },
-        },
+        k8s_object("v1", "Namespace", o.namespace, {"labels": labels}),
+        k8s_object(
+            "v1", "ConfigMap", f"{o.name}-config", meta, data={"turnserver.conf": render_turnserver_conf(d)}
+        ),
+        k8s_object("v1", "Secret", f"{o.name}-secret", meta, type="Opaque", stringData=secret_data),
+        k8s_object("apps/v1", "Deployment", o.name, meta, spec=deployment_spec),
         _probe_cronjob(d, o, labels),
     ]
 
@@ -399,16 +373,12 @@ def kubernetes_objects(
     return _kubernetes_objects(deployment, options, secret)
 
 
-def _yaml(obj: Any) -> str:
-    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, width=110)
-
-
 def render_kubernetes(
     deployment: TurnDeployment, options: DeployOptions, *, secret: Secret | None = None
 ) -> str:
     docs = []
     for obj in kubernetes_objects(deployment, options, secret=secret):
-        text = _yaml(obj)
+        text = to_yaml(obj)
         if obj["kind"] == "Deployment":
             text = _HOST_NETWORK_COMMENT + text
         if obj["kind"] == "Secret" and secret is None:
@@ -484,12 +454,7 @@ def _results_pvc(o: DeployOptions, meta: Manifest) -> Manifest:
     }
     if o.load.storage_class:
         spec["storageClassName"] = o.load.storage_class
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": f"{o.name}-load-results", **meta},
-        "spec": spec,
-    }
+    return k8s_object("v1", "PersistentVolumeClaim", f"{o.name}-load-results", meta, spec=spec)
 
 
 def _shard_container(d: TurnDeployment, o: DeployOptions, plan: list[str]) -> Manifest:
@@ -538,25 +503,21 @@ def _shard_job(d: TurnDeployment, o: DeployOptions, labels: dict[str, str], meta
     }
     pod = {
         "restartPolicy": "Never",
-        "securityContext": _nobody(),
+        "securityContext": run_as_nobody(),
         # one shard per node: the generators must not share a machine's CPU
         "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [spread]}},
         "containers": [_shard_container(d, o, plan)],
         "volumes": [_secret_volume(o), *_results_volumes(o)],
     }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": f"{o.name}-load", **meta},
-        "spec": {
-            "completionMode": "Indexed",
-            "completions": lo.shards,
-            "parallelism": lo.shards,
-            "backoffLimit": 0,
-            "activeDeadlineSeconds": int(total) + 600,
-            "template": {"metadata": {"labels": labels}, "spec": pod},
-        },
+    spec = {
+        "completionMode": "Indexed",
+        "completions": lo.shards,
+        "parallelism": lo.shards,
+        "backoffLimit": 0,
+        "activeDeadlineSeconds": int(total) + 600,
+        "template": {"metadata": {"labels": labels}, "spec": pod},
     }
+    return k8s_object("batch/v1", "Job", f"{o.name}-load", meta, spec=spec)
 
 
 def _merge_job(o: DeployOptions, labels: dict[str, str], meta: Manifest) -> Manifest:
@@ -576,24 +537,15 @@ def _merge_job(o: DeployOptions, labels: dict[str, str], meta: Manifest) -> Mani
         "securityContext": _load_security(),
         "volumeMounts": _results_mounts(),
     }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": f"{o.name}-load-merge", **meta},
-        "spec": {
-            "backoffLimit": 0,
-            "activeDeadlineSeconds": 600,
-            "template": {
-                "metadata": {"labels": {**labels, "app.kubernetes.io/component": "load-merge"}},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "securityContext": _nobody(),
-                    "containers": [merge],
-                    "volumes": _results_volumes(o),
-                },
-            },
-        },
+    pod = {
+        "restartPolicy": "Never",
+        "securityContext": run_as_nobody(),
+        "containers": [merge],
+        "volumes": _results_volumes(o),
     }
+    template = {"metadata": {"labels": {**labels, "app.kubernetes.io/component": "load-merge"}}, "spec": pod}
+    spec = {"backoffLimit": 0, "activeDeadlineSeconds": 600, "template": template}
+    return k8s_object("batch/v1", "Job", f"{o.name}-load-merge", meta, spec=spec)
 
 
 def load_job_objects(deployment: TurnDeployment, options: DeployOptions) -> list[Manifest]:
@@ -619,8 +571,8 @@ def render_load_job(deployment: TurnDeployment, options: DeployOptions) -> dict[
         f"# The Secret {o.name}-secret (key {_K8S_SECRET_KEY}) is the relay's, from the kubernetes target.\n"
     )
     return {
-        "load-job.yaml": header + _yaml(pvc) + "---\n" + _yaml(shard_job),
-        "load-merge.yaml": "# Run after the load Job completed (see load-job.yaml).\n" + _yaml(merge_job),
+        "load-job.yaml": header + to_yaml(pvc) + "---\n" + to_yaml(shard_job),
+        "load-merge.yaml": "# Run after the load Job completed (see load-job.yaml).\n" + to_yaml(merge_job),
     }
 
 
@@ -669,7 +621,7 @@ def render_compose(deployment: TurnDeployment, options: DeployOptions) -> str:
         f"# The shared secret is read from {d.secret_file} and joined to the config at start-up; coturn\n"
         f"# runs as uid 65534 here, so: chown 65534:65534 {d.secret_file} && chmod 0400 {d.secret_file}\n"
         "# TLS certificates are never generated here; `docker compose kill -s SIGUSR2` reloads them.\n"
-    ) + _yaml(doc)
+    ) + to_yaml(doc)
 
 
 def render_bundle(
