@@ -369,7 +369,8 @@ class _Parent:
         if not self.finished.is_set():
             self.stop.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.finished.wait(), STOP_GRACE_S)
+                async with asyncio.timeout(STOP_GRACE_S):
+                    await self.finished.wait()
         waiter.cancel()
         pending = [t for t in self.sample_tasks if not t.done()]
         if pending and self.stopped_by != "signal":  # let running sampled calls finish (bounded)

@@ -32,7 +32,8 @@ import ssl
 import struct
 import time
 from collections.abc import Callable
-from typing import Any
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as EventType
 
 from aioice import stun
 
@@ -106,17 +107,16 @@ class _Peer:
         "side",
         "sock",
         "stream",
-        "tls",
     )
 
     def __init__(self, call: _Call, side: int, sock: socket.socket, client: TurnClient, stream: bool) -> None:
         self.call = call
         self.side = side
-        self.sock: Any = sock
+        #: the socket, an ssl.SSLSocket once a TLS peer is connected
+        self.sock: socket.socket = sock
         self.fd = sock.fileno()
         self.client = client
         self.stream = stream
-        self.tls = False
         self.connected = not stream
         self.inbuf = bytearray()
         self.outbuf = bytearray()
@@ -172,22 +172,21 @@ class _Ending:
     partial: bool = dataclasses.field(kw_only=True)
 
 
+@dataclasses.dataclass(slots=True)
 class _Progress:
     """Where :meth:`Worker.run` is in the plan's steps."""
 
-    __slots__ = ("cpu_started", "ended", "ending", "index", "started", "steps", "stopping")
-
-    def __init__(self, steps: list[Step], t0: float, cpu_started: float) -> None:
-        self.steps = steps
-        self.index = 0
-        self.started = t0
-        self.cpu_started = cpu_started
-        #: the step that ended and drains, not yet reported
-        self.ending: _Ending | None = None
-        #: the last step ended (the loop ends once it is reported)
-        self.ended = False
-        #: should_stop() said so: end the current step now, as partial
-        self.stopping = False
+    steps: list[Step]
+    #: when the current step started (monotonic) and the CPU time used by then
+    started: float
+    cpu_started: float
+    index: int = 0
+    #: the step that ended and drains, not yet reported
+    ending: _Ending | None = None
+    #: the last step ended (the loop ends once it is reported)
+    ended: bool = False
+    #: should_stop() said so: end the current step now, as partial
+    stopping: bool = False
 
     @property
     def step(self) -> Step:
@@ -307,7 +306,7 @@ class Worker:
     def _stream_writable(self, peer: _Peer, now: float) -> None:
         """Finish connect and TLS handshake; then flush the send buffer."""
         if not peer.connected:
-            if not peer.tls:
+            if not isinstance(peer.sock, ssl.SSLSocket):
                 err = peer.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if err:
                     self._fail_call(peer.call, f"{self.plan.uri.label}: {os.strerror(err)}", 0)
@@ -319,8 +318,7 @@ class Worker:
                         peer.sock, server_hostname=self.plan.uri.host, do_handshake_on_connect=False
                     )
                     assert peer.sock.fileno() == fd
-                    peer.tls = True
-            if peer.tls:
+            if isinstance(peer.sock, ssl.SSLSocket):
                 try:
                     peer.sock.do_handshake()
                 except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
@@ -406,9 +404,8 @@ class Worker:
                 n = peer.sock.recv_into(self._rbuf)
             except BlockingIOError:
                 return
-            except OSError as exc:  # an ICMP error: nothing listens there (any more)
-                if peer.call.state == "setup":
-                    self._fail_call(peer.call, f"{self.plan.uri.label}: {exc.strerror or exc}", 0)
+            except OSError as exc:
+                self._receive_error(peer, exc)
                 return
             self._datagram(peer, self._rbuf, n, now, now_us)
             return
@@ -417,6 +414,11 @@ class Worker:
             return
         self._read_stream(peer, now, now_us)
 
+    def _receive_error(self, peer: _Peer, exc: OSError) -> None:
+        """An ICMP error on a datagram socket: nothing listens there (any more)."""
+        if peer.call.state == "setup":
+            self._fail_call(peer.call, f"{self.plan.uri.label}: {exc.strerror or exc}", 0)
+
     def _read_stamped(self, peer: _Peer, now: float) -> None:
         """One datagram with its kernel receive time (SO_TIMESTAMPNS): it may have waited in the
         socket buffer while the loop slept to the next send tick."""
@@ -424,9 +426,8 @@ class Worker:
             n, anc, _flags, _addr = peer.sock.recvmsg_into(self._rbufs, _ANC_SIZE)
         except BlockingIOError:
             return
-        except OSError as exc:  # an ICMP error: nothing listens there (any more)
-            if peer.call.state == "setup":
-                self._fail_call(peer.call, f"{self.plan.uri.label}: {exc.strerror or exc}", 0)
+        except OSError as exc:
+            self._receive_error(peer, exc)
             return
         if anc:
             sec, nsec = _TIMESPEC.unpack(anc[0][2])
@@ -822,7 +823,13 @@ def raise_fd_limit(wanted: int) -> None:
 
 
 def worker_main(  # noqa: PLR0917 -- a multiprocessing target takes positional args
-    plan_json: str, index: int, server: tuple[str, int], username: str, password: str, conn: Any, stop: Any
+    plan_json: str,
+    index: int,
+    server: tuple[str, int],
+    username: str,
+    password: str,
+    conn: Connection,
+    stop: EventType,
 ) -> None:
     """Entry point of a worker process: wait for the start time, run, report over ``conn``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us through ``stop``
