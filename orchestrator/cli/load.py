@@ -132,8 +132,12 @@ def _plan(o: _LoadOptions) -> LoadPlan:
         )
     shard_index, shard_count = parse_shard(o["shard"])
     _check_ranges(o)
-    ramp = Ramp(start=o["ramp_start"], step=o["ramp_step"], max=o["ramp_max"], step_s=o["step_duration"])
     try:
+        ramp = (
+            Ramp(start=o["ramp_start"], step=o["ramp_step"], max=o["ramp_max"], step_s=o["step_duration"])
+            if o["ramp"]
+            else None
+        )
         plan = LoadPlan(
             turn=o["turn_url"],
             profile=o["profile"],
@@ -141,7 +145,7 @@ def _plan(o: _LoadOptions) -> LoadPlan:
             video_fps=o["fps"],
             calls=o["calls"],
             duration_s=o["duration"],
-            ramp=ramp if o["ramp"] else None,
+            ramp=ramp,
             workers=o["workers"] or cpu_count(),
             shard_index=shard_index,
             shard_count=shard_count,
