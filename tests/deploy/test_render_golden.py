@@ -20,15 +20,6 @@ from callops.turn.config import TurnDeployment
 
 GOLDEN = Path(__file__).parent / "golden"
 
-_TLS_RELAY = {
-    "realm": "turn.example.com",
-    "listening_ips": ["10.0.0.5"],
-    "relay_ips": ["10.0.0.5"],
-    "external_ips": [{"public": "203.0.113.10", "private": "10.0.0.5"}],
-    "tls_listening_port": 443,
-    "tls_cert_file": "/etc/coturn/tls/fullchain.pem",
-    "tls_key_file": "/etc/coturn/tls/privkey.pem",
-}
 _OPTIONS = DeployOptions(
     name="relay",
     namespace="ops",
@@ -49,7 +40,7 @@ _EXPORTER = ExporterSettings.model_validate(
         },
     }
 )
-#: (case, target, exporter, secret): each renders every file of its target
+#: (case, target, exporter, secret), rendered for the ``deployment`` fixture (conftest.py)
 CASES: list[tuple[str, Target, ExporterSettings | None, Secret | None]] = [
     ("kubernetes", "kubernetes", None, None),
     ("kubernetes-exporter-secret", "kubernetes", _EXPORTER, Secret("golden-test-secret", source="test")),
@@ -59,27 +50,26 @@ CASES: list[tuple[str, Target, ExporterSettings | None, Secret | None]] = [
 ]
 
 
-def _rendered() -> dict[str, str]:
-    deployment = TurnDeployment.model_validate(_TLS_RELAY)
-    files: dict[str, str] = {}
-    for case, target, exporter, secret in CASES:
-        bundle = render_bundle(deployment, target, _OPTIONS, secret=secret, exporter=exporter)
-        # the manifests and units (the install script is its template with values filled in)
-        files.update({f"{case}/{n}": text for n, text in bundle.items() if n.endswith((".yaml", ".service"))})
-    return files
+def _rendered(deployment: TurnDeployment, case: str) -> dict[str, str]:
+    """The manifests and units of ``case`` (the install script is its template with values filled in)."""
+    _, target, exporter, secret = next(c for c in CASES if c[0] == case)
+    bundle = render_bundle(deployment, target, _OPTIONS, secret=secret, exporter=exporter)
+    return {f"{case}/{n}": text for n, text in bundle.items() if n.endswith((".yaml", ".service"))}
 
 
-@pytest.mark.parametrize("name", sorted(_rendered()))
-def test_rendered_file_is_byte_identical_to_its_golden_copy(name: str) -> None:
-    text = _rendered()[name]
-    path = GOLDEN / name
-    if os.environ.get("CALLOPS_UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"no golden copy of {name}: run with CALLOPS_UPDATE_GOLDEN=1 and review it"
-    assert text == path.read_text(encoding="utf-8"), f"{name} differs from {path} (intended? regenerate)"
+@pytest.mark.parametrize("case", [c[0] for c in CASES])
+def test_rendered_files_are_byte_identical_to_their_golden_copies(
+    deployment: TurnDeployment, case: str
+) -> None:
+    for name, text in _rendered(deployment, case).items():
+        path = GOLDEN / name
+        if os.environ.get("CALLOPS_UPDATE_GOLDEN") == "1":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        assert path.exists(), f"no golden copy of {name}: run with CALLOPS_UPDATE_GOLDEN=1 and review it"
+        assert text == path.read_text(encoding="utf-8"), f"{name} differs from {path} (intended? regenerate)"
 
 
-def test_every_golden_copy_is_still_rendered() -> None:
+def test_every_golden_copy_is_still_rendered(deployment: TurnDeployment) -> None:
     stored = {str(p.relative_to(GOLDEN)) for p in GOLDEN.rglob("*") if p.is_file()}
-    assert stored == set(_rendered())
+    assert stored == {name for case, *_ in CASES for name in _rendered(deployment, case)}
