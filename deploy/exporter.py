@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import yaml
 from pydantic import TypeAdapter
 
+from callops.deploy.manifests import Manifest, k8s_object, run_as_nobody, to_yaml
 from callops.orchestrator.exporter.config import DEFAULT_TIMEOUT_MARGIN, ExporterSettings, Module
 from callops.secret import Secret
 from callops.turn.config import TurnDeployment
@@ -33,10 +33,6 @@ _K8S_CONFIG_DIR = "/etc/callops"
 #: where systemd's LoadCredential= puts the secret for the unit
 _SYSTEMD_SECRET = "/run/credentials/callops-exporter.service/turn-secret"
 _SYSTEMD_CONFIG = "/etc/callops/callops-exporter.yaml"
-
-
-def _yaml(obj: Any) -> str:
-    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, width=110)
 
 
 def default_modules(deployment: TurnDeployment, secret_file: str) -> dict[str, Any]:
@@ -109,11 +105,56 @@ def scrape_jobs(
     return (
         "# Scrape jobs for the site's Prometheus (add them to scrape_configs), rendered by callops.\n"
         "# Alert rules: callops-exporter-rules.yaml in the callops package's deploy/ folder.\n"
-    ) + _yaml({"scrape_configs": jobs})
+    ) + to_yaml({"scrape_configs": jobs})
 
 
 def _labels(name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "callops"}
+
+
+def _exporter_container(image: str) -> Manifest:
+    """``callops exporter`` on :data:`EXPORTER_PORT`, non-root, read-only, probed over HTTP."""
+    http_probe = {"httpGet": {"path": "/metrics", "port": "http"}}
+    return {
+        "name": "exporter",
+        "image": image,
+        "args": [
+            "exporter",
+            "--config",
+            f"{_K8S_CONFIG_DIR}/callops.yaml",
+            "--listen",
+            f"0.0.0.0:{EXPORTER_PORT}",
+        ],
+        "ports": [{"name": "http", "containerPort": EXPORTER_PORT, "protocol": "TCP"}],
+        "resources": {
+            "requests": {"cpu": "50m", "memory": "64Mi"},
+            "limits": {"cpu": "500m", "memory": "256Mi"},
+        },
+        "readinessProbe": {**http_probe, "periodSeconds": 10},
+        "livenessProbe": {**http_probe, "initialDelaySeconds": 10, "periodSeconds": 20},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": "config", "mountPath": _K8S_CONFIG_DIR, "readOnly": True},
+            {"name": "secret", "mountPath": _K8S_SECRET_DIR, "readOnly": True},
+        ],
+    }
+
+
+def _exporter_pod_spec(exporter: str, image: str) -> Manifest:
+    return {
+        "automountServiceAccountToken": False,
+        "securityContext": run_as_nobody() | {"seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [_exporter_container(image)],
+        "volumes": [
+            {"name": "config", "configMap": {"name": f"{exporter}-config"}},
+            {"name": "secret", "secret": {"secretName": f"{exporter}-secret", "defaultMode": 0o440}},
+        ],
+    }
 
 
 def kubernetes_exporter_objects(
@@ -124,111 +165,30 @@ def kubernetes_exporter_objects(
     image: str,
     config: dict[str, Any],
     secret: Secret | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Manifest]:
     """ConfigMap, Secret, Deployment and Service of the exporter."""
     exporter = f"{name}-exporter"
     labels = _labels(exporter)
     meta = {"namespace": namespace, "labels": labels}
-    secret_data = {_SECRET_KEY: secret.reveal()} if secret is not None else {}
-    container_security = {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"]},
+    deployment_spec = {
+        "replicas": 1,
+        "selector": {"matchLabels": labels},
+        "template": {"metadata": {"labels": labels}, "spec": _exporter_pod_spec(exporter, image)},
     }
-    http_probe = {"httpGet": {"path": "/metrics", "port": "http"}}
+    ports = [{"name": "http", "port": EXPORTER_PORT, "targetPort": "http", "protocol": "TCP"}]
+    secret_data = {_SECRET_KEY: secret.reveal()} if secret is not None else {}
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": f"{exporter}-config", **meta},
-            "data": {"callops.yaml": _yaml(config)},
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": f"{exporter}-secret", **meta},
-            "type": "Opaque",
-            "stringData": secret_data,
-        },
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": exporter, **meta},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        "securityContext": {
-                            "runAsNonRoot": True,
-                            "runAsUser": 65534,
-                            "runAsGroup": 65534,
-                            "fsGroup": 65534,
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                        },
-                        "containers": [
-                            {
-                                "name": "exporter",
-                                "image": image,
-                                "args": [
-                                    "exporter",
-                                    "--config",
-                                    f"{_K8S_CONFIG_DIR}/callops.yaml",
-                                    "--listen",
-                                    f"0.0.0.0:{EXPORTER_PORT}",
-                                ],
-                                "ports": [
-                                    {"name": "http", "containerPort": EXPORTER_PORT, "protocol": "TCP"}
-                                ],
-                                "resources": {
-                                    "requests": {"cpu": "50m", "memory": "64Mi"},
-                                    "limits": {"cpu": "500m", "memory": "256Mi"},
-                                },
-                                "readinessProbe": {**http_probe, "periodSeconds": 10},
-                                "livenessProbe": {
-                                    **http_probe,
-                                    "initialDelaySeconds": 10,
-                                    "periodSeconds": 20,
-                                },
-                                "securityContext": container_security,
-                                "volumeMounts": [
-                                    {"name": "config", "mountPath": _K8S_CONFIG_DIR, "readOnly": True},
-                                    {"name": "secret", "mountPath": _K8S_SECRET_DIR, "readOnly": True},
-                                ],
-                            }
-                        ],
-                        "volumes": [
-                            {"name": "config", "configMap": {"name": f"{exporter}-config"}},
-                            {
-                                "name": "secret",
-                                "secret": {"secretName": f"{exporter}-secret", "defaultMode": 0o440},
-                            },
-                        ],
-                    },
-                },
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": exporter, **meta},
-            "spec": {
-                "selector": labels,
-                "ports": [{"name": "http", "port": EXPORTER_PORT, "targetPort": "http", "protocol": "TCP"}],
-            },
-        },
+        k8s_object("v1", "ConfigMap", f"{exporter}-config", meta, data={"callops.yaml": to_yaml(config)}),
+        k8s_object("v1", "Secret", f"{exporter}-secret", meta, type="Opaque", stringData=secret_data),
+        k8s_object("apps/v1", "Deployment", exporter, meta, spec=deployment_spec),
+        k8s_object("v1", "Service", exporter, meta, spec={"selector": labels, "ports": ports}),
     ]
 
 
-def render_kubernetes_exporter(
-    objects: list[dict[str, Any]], *, name: str, namespace: str, filled: bool
-) -> str:
+def render_kubernetes_exporter(objects: list[Manifest], *, name: str, namespace: str, filled: bool) -> str:
     docs = []
     for obj in objects:
-        text = _yaml(obj)
+        text = to_yaml(obj)
         if obj["kind"] == "Secret" and not filled:
             text = (
                 "# Fill in the TURN shared secret without putting it in this file:\n"
@@ -323,7 +283,7 @@ def exporter_files(
                 secret_source=str(deployment.secret_file), listen=listen
             ),
             "callops-exporter.yaml": "# callops exporter config, rendered by callops deploy render.\n"
-            + _yaml(config),
+            + to_yaml(config),
             "prometheus-callops-exporter.yaml": scrape_jobs(
                 deployment, config, f"127.0.0.1:{EXPORTER_PORT}", relay_host, site
             ),

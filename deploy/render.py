@@ -20,13 +20,13 @@ import os
 import shlex
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from callops.deploy.exporter import exporter_files
+from callops.deploy.manifests import Manifest, k8s_object, run_as_nobody, to_yaml
 from callops.errors import UsageError
 from callops.orchestrator.exporter.config import ExporterSettings
 from callops.secret import Secret
@@ -168,36 +168,55 @@ def _binds_privileged_port(d: TurnDeployment) -> bool:
     return min(d.listening_port, d.tls_listening_port if d.tls_enabled else 65535) < 1024
 
 
-def _kubernetes_objects(
-    deployment: TurnDeployment, options: DeployOptions, secret: Secret | None
-) -> list[dict[str, Any]]:
-    d, o = deployment, options
-    labels = _labels(o)
-    meta = {"namespace": o.namespace, "labels": labels}
-    secret_dir = "/etc/coturn-secret"
-    run_dir = "/run/coturn"
-    compose_conf = (
+#: where the coturn pod mounts the shared secret and writes the joined config
+_SECRET_DIR = "/etc/coturn-secret"
+_RUN_DIR = "/run/coturn"
+
+
+def _join_secret_script(o: DeployOptions) -> str:
+    """The init container's shell: the ConfigMap's turnserver.conf + ``static-auth-secret``."""
+    return (
         "set -eu; umask 077; "
-        f"s=$(tr -d '\\r\\n' < {secret_dir}/{_K8S_SECRET_KEY}); "
+        f"s=$(tr -d '\\r\\n' < {_SECRET_DIR}/{_K8S_SECRET_KEY}); "
         f'[ -n "$s" ] || {{ echo "the Secret {o.name}-secret key {_K8S_SECRET_KEY} is empty:'
         f" kubectl -n {o.namespace} create secret generic {o.name}-secret"
         f' --from-file={_K8S_SECRET_KEY}=FILE" >&2; exit 1; }}; '
-        f"cat {_IMAGE_CONF_DIR}/turnserver.conf > {run_dir}/turnserver.conf; "
-        f"printf 'static-auth-secret=%s\\n' \"$s\" >> {run_dir}/turnserver.conf"
+        f"cat {_IMAGE_CONF_DIR}/turnserver.conf > {_RUN_DIR}/turnserver.conf; "
+        f"printf 'static-auth-secret=%s\\n' \"$s\" >> {_RUN_DIR}/turnserver.conf"
     )
-    ports = [
-        {"name": "turn-udp", "containerPort": d.listening_port, "protocol": "UDP"},
-        {"name": "turn-tcp", "containerPort": d.listening_port, "protocol": "TCP"},
+
+
+#: container ports of coturn: (name, TLS port?, protocol)
+_COTURN_PORTS = (
+    ("turn-udp", False, "UDP"),
+    ("turn-tcp", False, "TCP"),
+    ("turns-tcp", True, "TCP"),
+    ("turns-udp", True, "UDP"),
+)
+
+
+def _coturn_ports(d: TurnDeployment) -> list[Manifest]:
+    return [
+        {
+            "name": name,
+            "containerPort": d.tls_listening_port if tls else d.listening_port,
+            "protocol": protocol,
+        }
+        for name, tls, protocol in _COTURN_PORTS
+        if d.tls_enabled or not tls
     ]
-    if d.tls_enabled:
-        ports += [
-            {"name": "turns-tcp", "containerPort": d.tls_listening_port, "protocol": "TCP"},
-            {"name": "turns-udp", "containerPort": d.tls_listening_port, "protocol": "UDP"},
-        ]
-    volume_mounts: list[dict[str, Any]] = [{"name": "run", "mountPath": run_dir}]
-    volumes: list[dict[str, Any]] = [
+
+
+def _secret_volume(o: DeployOptions) -> Manifest:
+    return {"name": "secret", "secret": {"secretName": f"{o.name}-secret", "defaultMode": 0o440}}
+
+
+def _coturn_volumes(d: TurnDeployment, o: DeployOptions) -> tuple[list[Manifest], list[Manifest]]:
+    """The pod's volumes and the coturn container's mounts (the TLS Secret when TLS is on)."""
+    mounts: list[Manifest] = [{"name": "run", "mountPath": _RUN_DIR}]
+    volumes: list[Manifest] = [
         {"name": "config", "configMap": {"name": f"{o.name}-config"}},
-        {"name": "secret", "secret": {"secretName": f"{o.name}-secret", "defaultMode": 0o440}},
+        _secret_volume(o),
         {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
     ]
     if d.tls_enabled:
@@ -211,175 +230,147 @@ def _kubernetes_objects(
         volumes.append(
             {"name": "tls", "secret": {"secretName": f"{o.name}-tls", "defaultMode": 0o440, "items": items}}
         )
-        volume_mounts.append({"name": "tls", "mountPath": str(cert.parent), "readOnly": True})
-    security: dict[str, Any] = {
+        mounts.append({"name": "tls", "mountPath": str(cert.parent), "readOnly": True})
+    return volumes, mounts
+
+
+def _coturn_container(
+    d: TurnDeployment, o: DeployOptions, security: Manifest, mounts: list[Manifest]
+) -> Manifest:
+    return {
+        "name": "coturn",
+        "image": o.coturn_image(d),
+        "args": ["-c", f"{_RUN_DIR}/turnserver.conf", "--log-file=stdout", "--pidfile", f"{_RUN_DIR}/pid"],
+        "ports": _coturn_ports(d),
+        "resources": {
+            "requests": {"cpu": o.cpu_request, "memory": o.memory_request},
+            "limits": {"memory": o.memory_limit},
+        },
+        "readinessProbe": {
+            "tcpSocket": {"port": d.listening_port},
+            "initialDelaySeconds": 2,
+            "periodSeconds": 10,
+        },
+        "livenessProbe": {
+            "tcpSocket": {"port": d.listening_port},
+            "initialDelaySeconds": 10,
+            "periodSeconds": 20,
+        },
+        "securityContext": security | {"allowPrivilegeEscalation": _binds_privileged_port(d)},
+        "volumeMounts": mounts,
+    }
+
+
+def _coturn_pod_spec(d: TurnDeployment, o: DeployOptions, labels: dict[str, str]) -> Manifest:
+    """hostNetwork, one relay per node, an init container joining the secret to the config."""
+    volumes, mounts = _coturn_volumes(d, o)
+    security: Manifest = {
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
     }
-    pod_spec: dict[str, Any] = {
+    join_secret = {
+        "name": "join-secret",
+        "image": o.coturn_image(d),
+        "command": ["sh", "-c", _join_secret_script(o)],
+        "securityContext": security,
+        "volumeMounts": [
+            {"name": "config", "mountPath": _IMAGE_CONF_DIR, "readOnly": True},
+            {"name": "secret", "mountPath": _SECRET_DIR, "readOnly": True},
+            {"name": "run", "mountPath": _RUN_DIR},
+        ],
+    }
+    one_per_node = {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}
+    return {
         "hostNetwork": True,
         "dnsPolicy": "ClusterFirstWithHostNet",
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 65534,
-            "runAsGroup": 65534,
-            "fsGroup": 65534,
-        },
-        "affinity": {
-            "podAntiAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": [
-                    {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}
-                ]
-            }
-        },
-        "initContainers": [
-            {
-                "name": "join-secret",
-                "image": o.coturn_image(d),
-                "command": ["sh", "-c", compose_conf],
-                "securityContext": security,
-                "volumeMounts": [
-                    {"name": "config", "mountPath": _IMAGE_CONF_DIR, "readOnly": True},
-                    {"name": "secret", "mountPath": secret_dir, "readOnly": True},
-                    {"name": "run", "mountPath": run_dir},
-                ],
-            }
-        ],
-        "containers": [
-            {
-                "name": "coturn",
-                "image": o.coturn_image(d),
-                "args": [
-                    "-c",
-                    f"{run_dir}/turnserver.conf",
-                    "--log-file=stdout",
-                    "--pidfile",
-                    f"{run_dir}/pid",
-                ],
-                "ports": ports,
-                "resources": {
-                    "requests": {"cpu": o.cpu_request, "memory": o.memory_request},
-                    "limits": {"memory": o.memory_limit},
-                },
-                "readinessProbe": {
-                    "tcpSocket": {"port": d.listening_port},
-                    "initialDelaySeconds": 2,
-                    "periodSeconds": 10,
-                },
-                "livenessProbe": {
-                    "tcpSocket": {"port": d.listening_port},
-                    "initialDelaySeconds": 10,
-                    "periodSeconds": 20,
-                },
-                "securityContext": security | {"allowPrivilegeEscalation": _binds_privileged_port(d)},
-                "volumeMounts": volume_mounts,
-            }
-        ],
+        "securityContext": run_as_nobody(),
+        "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [one_per_node]}},
+        "initContainers": [join_secret],
+        "containers": [_coturn_container(d, o, security, mounts)],
         "volumes": volumes,
         "terminationGracePeriodSeconds": 30,
     }
-    secret_obj: dict[str, Any] = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": f"{o.name}-secret", **meta},
-        "type": "Opaque",
-        "stringData": {_K8S_SECRET_KEY: secret.reveal() if secret is not None else ""},
-    }
+
+
+def _probe_cronjob(d: TurnDeployment, o: DeployOptions, labels: dict[str, str]) -> Manifest:
+    """``callops probe --json`` against the relay on ``probe_schedule``."""
     probe_uri = f"turn:{o.probe_target(d)}:{d.listening_port}?transport=udp"
+    probe = {
+        "name": "probe",
+        "image": o.callops_image,
+        "command": [
+            "callops",
+            "probe",
+            "--turn",
+            probe_uri,
+            "--secret-file",
+            f"{_SECRET_DIR}/{_K8S_SECRET_KEY}",
+            "--timeout",
+            f"{o.probe_timeout:g}",
+            "--json",
+        ],
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "secret", "mountPath": _SECRET_DIR, "readOnly": True}],
+    }
+    pod = {
+        "metadata": {"labels": {**labels, "app.kubernetes.io/component": "probe"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": run_as_nobody(),
+            "containers": [probe],
+            "volumes": [_secret_volume(o)],
+        },
+    }
+    spec = {
+        "schedule": o.probe_schedule,
+        "concurrencyPolicy": "Forbid",
+        "successfulJobsHistoryLimit": 3,
+        "failedJobsHistoryLimit": 5,
+        "jobTemplate": {
+            "spec": {"backoffLimit": 0, "activeDeadlineSeconds": int(o.probe_timeout) + 60, "template": pod}
+        },
+    }
+    return k8s_object(
+        "batch/v1", "CronJob", f"{o.name}-probe", {"namespace": o.namespace, "labels": labels}, spec=spec
+    )
+
+
+def _kubernetes_objects(
+    deployment: TurnDeployment, options: DeployOptions, secret: Secret | None
+) -> list[Manifest]:
+    d, o = deployment, options
+    labels = _labels(o)
+    meta = {"namespace": o.namespace, "labels": labels}
+    deployment_spec = {
+        "replicas": o.replicas,
+        "selector": {"matchLabels": labels},
+        # hostNetwork ports cannot be shared: replace a relay before starting its successor.
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
+        "template": {"metadata": {"labels": labels}, "spec": _coturn_pod_spec(d, o, labels)},
+    }
+    secret_data = {_K8S_SECRET_KEY: secret.reveal() if secret is not None else ""}
     return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": o.namespace, "labels": labels}},
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": f"{o.name}-config", **meta},
-            "data": {"turnserver.conf": render_turnserver_conf(d)},
-        },
-        secret_obj,
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": o.name, **meta},
-            "spec": {
-                "replicas": o.replicas,
-                "selector": {"matchLabels": labels},
-                # hostNetwork ports cannot be shared: replace a relay before starting its successor.
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
-                "template": {"metadata": {"labels": labels}, "spec": pod_spec},
-            },
-        },
-        {
-            "apiVersion": "batch/v1",
-            "kind": "CronJob",
-            "metadata": {"name": f"{o.name}-probe", **meta},
-            "spec": {
-                "schedule": o.probe_schedule,
-                "concurrencyPolicy": "Forbid",
-                "successfulJobsHistoryLimit": 3,
-                "failedJobsHistoryLimit": 5,
-                "jobTemplate": {
-                    "spec": {
-                        "backoffLimit": 0,
-                        "activeDeadlineSeconds": int(o.probe_timeout) + 60,
-                        "template": {
-                            "metadata": {"labels": {**labels, "app.kubernetes.io/component": "probe"}},
-                            "spec": {
-                                "restartPolicy": "Never",
-                                "securityContext": {
-                                    "runAsNonRoot": True,
-                                    "runAsUser": 65534,
-                                    "runAsGroup": 65534,
-                                    "fsGroup": 65534,
-                                },
-                                "containers": [
-                                    {
-                                        "name": "probe",
-                                        "image": o.callops_image,
-                                        "command": [
-                                            "callops",
-                                            "probe",
-                                            "--turn",
-                                            probe_uri,
-                                            "--secret-file",
-                                            f"{secret_dir}/{_K8S_SECRET_KEY}",
-                                            "--timeout",
-                                            f"{o.probe_timeout:g}",
-                                            "--json",
-                                        ],
-                                        "resources": {
-                                            "requests": {"cpu": "100m", "memory": "128Mi"},
-                                            "limits": {"memory": "512Mi"},
-                                        },
-                                        "securityContext": security | {"capabilities": {"drop": ["ALL"]}},
-                                        "volumeMounts": [
-                                            {"name": "secret", "mountPath": secret_dir, "readOnly": True}
-                                        ],
-                                    }
-                                ],
-                                "volumes": [
-                                    {
-                                        "name": "secret",
-                                        "secret": {"secretName": f"{o.name}-secret", "defaultMode": 0o440},
-                                    }
-                                ],
-                            },
-                        },
-                    }
-                },
-            },
-        },
+        k8s_object("v1", "Namespace", o.namespace, {"labels": labels}),
+        k8s_object(
+            "v1", "ConfigMap", f"{o.name}-config", meta, data={"turnserver.conf": render_turnserver_conf(d)}
+        ),
+        k8s_object("v1", "Secret", f"{o.name}-secret", meta, type="Opaque", stringData=secret_data),
+        k8s_object("apps/v1", "Deployment", o.name, meta, spec=deployment_spec),
+        _probe_cronjob(d, o, labels),
     ]
 
 
 def kubernetes_objects(
     deployment: TurnDeployment, options: DeployOptions, *, secret: Secret | None = None
-) -> list[dict[str, Any]]:
+) -> list[Manifest]:
     """The Kubernetes objects, as dicts (``secret`` fills the Secret; else it is left empty)."""
     return _kubernetes_objects(deployment, options, secret)
-
-
-def _yaml(obj: Any) -> str:
-    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, width=110)
 
 
 def render_kubernetes(
@@ -387,7 +378,7 @@ def render_kubernetes(
 ) -> str:
     docs = []
     for obj in kubernetes_objects(deployment, options, secret=secret):
-        text = _yaml(obj)
+        text = to_yaml(obj)
         if obj["kind"] == "Deployment":
             text = _HOST_NETWORK_COMMENT + text
         if obj["kind"] == "Secret" and secret is None:
@@ -411,21 +402,17 @@ def render_kubernetes(
 _COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 
 
-def load_job_objects(deployment: TurnDeployment, options: DeployOptions) -> list[dict[str, Any]]:
-    """PVC, Indexed Job (N shards of ``callops load``) and the merge Job, as dicts."""
-    d, o, lo = deployment, options, options.load
-    labels = {**_labels(o), "app.kubernetes.io/component": "load"}
-    meta = {"namespace": o.namespace, "labels": labels}
-    secret_dir = "/etc/callops-secret"
-    results = "/results"
-    if lo.transport == "tls":
-        if not d.tls_enabled:
-            raise UsageError(
-                "deploy.load.transport tls needs TLS on the relay", hint="set turn.tls_cert_file"
-            )
-        relay = f"turns:{o.probe_target(d)}:{d.tls_listening_port}"
-    else:
-        relay = f"turn:{o.probe_target(d)}:{d.listening_port}?transport={lo.transport}"
+def _load_relay_uri(d: TurnDeployment, o: DeployOptions) -> str:
+    lo = o.load
+    if lo.transport != "tls":
+        return f"turn:{o.probe_target(d)}:{d.listening_port}?transport={lo.transport}"
+    if not d.tls_enabled:
+        raise UsageError("deploy.load.transport tls needs TLS on the relay", hint="set turn.tls_cert_file")
+    return f"turns:{o.probe_target(d)}:{d.tls_listening_port}"
+
+
+def _load_plan_args(lo: LoadJobOptions) -> tuple[list[str], float]:
+    """``callops load``'s plan options and the seconds the plan runs."""
     plan = ["--profile", lo.profile, "--workers", str(lo.workers)]
     if lo.ramp:
         plan += ["--ramp", "--ramp-max", str(lo.calls), "--step-duration", f"{lo.step_s:g}"]
@@ -434,29 +421,52 @@ def load_job_objects(deployment: TurnDeployment, options: DeployOptions) -> list
         plan += ["--calls", str(lo.calls), "--duration", f"{lo.duration_s:g}"]
         total = lo.duration_s
     plan += ["--max-calls", str(max(600, lo.calls)), "--max-duration", f"{max(900.0, total):g}"]
-    security: dict[str, Any] = {
+    return plan, total
+
+
+_LOAD_SECRET_DIR = "/etc/callops-secret"
+_RESULTS_DIR = "/results"
+
+
+def _load_security() -> Manifest:
+    return {
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"]},
     }
-    pod_security = {"runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534, "fsGroup": 65534}
-    volumes: list[dict[str, Any]] = [
-        {"name": "secret", "secret": {"secretName": f"{o.name}-secret", "defaultMode": 0o440}},
+
+
+def _results_volumes(o: DeployOptions) -> list[Manifest]:
+    return [
         {"name": "results", "persistentVolumeClaim": {"claimName": f"{o.name}-load-results"}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
     ]
-    mounts = [
-        {"name": "secret", "mountPath": secret_dir, "readOnly": True},
-        {"name": "results", "mountPath": results},
-        {"name": "tmp", "mountPath": "/tmp"},
-    ]
-    shard_command = [
+
+
+def _results_mounts() -> list[Manifest]:
+    return [{"name": "results", "mountPath": _RESULTS_DIR}, {"name": "tmp", "mountPath": "/tmp"}]
+
+
+def _results_pvc(o: DeployOptions, meta: Manifest) -> Manifest:
+    spec: Manifest = {
+        "accessModes": ["ReadWriteMany"],
+        "resources": {"requests": {"storage": o.load.results_storage}},
+    }
+    if o.load.storage_class:
+        spec["storageClassName"] = o.load.storage_class
+    return k8s_object("v1", "PersistentVolumeClaim", f"{o.name}-load-results", meta, spec=spec)
+
+
+def _shard_container(d: TurnDeployment, o: DeployOptions, plan: list[str]) -> Manifest:
+    """One ``callops load --shard $(SHARD_INDEX)/N`` writing its report to the results volume."""
+    lo, results = o.load, _RESULTS_DIR
+    command = [
         "callops",
         "load",
         "--turn",
-        relay,
+        _load_relay_uri(d, o),
         "--secret-file",
-        f"{secret_dir}/{_K8S_SECRET_KEY}",
+        f"{_LOAD_SECRET_DIR}/{_K8S_SECRET_KEY}",
         *plan,
         "--shard",
         f"$(SHARD_INDEX)/{lo.shards}",
@@ -465,112 +475,85 @@ def load_job_objects(deployment: TurnDeployment, options: DeployOptions) -> list
         "--junit",
         f"{results}/shard-$(SHARD_INDEX).xml",
     ]
-    pvc_spec: dict[str, Any] = {
-        "accessModes": ["ReadWriteMany"],
-        "resources": {"requests": {"storage": lo.results_storage}},
-    }
-    if lo.storage_class:
-        pvc_spec["storageClassName"] = lo.storage_class
     cpu = str(lo.workers)
-    shard_job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": f"{o.name}-load", **meta},
-        "spec": {
-            "completionMode": "Indexed",
-            "completions": lo.shards,
-            "parallelism": lo.shards,
-            "backoffLimit": 0,
-            "activeDeadlineSeconds": int(total) + 600,
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "securityContext": pod_security,
-                    # one shard per node: the generators must not share a machine's CPU
-                    "affinity": {
-                        "podAntiAffinity": {
-                            "preferredDuringSchedulingIgnoredDuringExecution": [
-                                {
-                                    "weight": 100,
-                                    "podAffinityTerm": {
-                                        "labelSelector": {"matchLabels": labels},
-                                        "topologyKey": "kubernetes.io/hostname",
-                                    },
-                                }
-                            ]
-                        }
-                    },
-                    "containers": [
-                        {
-                            "name": "load",
-                            "image": o.callops_image,
-                            "command": shard_command,
-                            "env": [
-                                {
-                                    "name": "SHARD_INDEX",
-                                    "valueFrom": {"fieldRef": {"fieldPath": _COMPLETION_INDEX}},
-                                }
-                            ],
-                            "resources": {
-                                "requests": {"cpu": cpu, "memory": "512Mi"},
-                                "limits": {"cpu": cpu, "memory": "1Gi"},
-                            },
-                            "securityContext": security,
-                            "volumeMounts": mounts,
-                        }
-                    ],
-                    "volumes": volumes,
-                },
-            },
+    return {
+        "name": "load",
+        "image": o.callops_image,
+        "command": command,
+        "env": [{"name": "SHARD_INDEX", "valueFrom": {"fieldRef": {"fieldPath": _COMPLETION_INDEX}}}],
+        "resources": {"requests": {"cpu": cpu, "memory": "512Mi"}, "limits": {"cpu": cpu, "memory": "1Gi"}},
+        "securityContext": _load_security(),
+        "volumeMounts": [
+            {"name": "secret", "mountPath": _LOAD_SECRET_DIR, "readOnly": True},
+            *_results_mounts(),
+        ],
+    }
+
+
+def _shard_job(d: TurnDeployment, o: DeployOptions, labels: dict[str, str], meta: Manifest) -> Manifest:
+    """The Indexed Job: ``shards`` pods at once, preferably one per node."""
+    lo = o.load
+    plan, total = _load_plan_args(lo)
+    spread = {
+        "weight": 100,
+        "podAffinityTerm": {
+            "labelSelector": {"matchLabels": labels},
+            "topologyKey": "kubernetes.io/hostname",
         },
     }
-    merge_job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": f"{o.name}-load-merge", **meta},
-        "spec": {
-            "backoffLimit": 0,
-            "activeDeadlineSeconds": 600,
-            "template": {
-                "metadata": {"labels": {**labels, "app.kubernetes.io/component": "load-merge"}},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "securityContext": pod_security,
-                    "containers": [
-                        {
-                            "name": "merge",
-                            "image": o.callops_image,
-                            "command": [
-                                "sh",
-                                "-c",
-                                f"exec callops load merge {results}/shard-*.json "
-                                f"--report {results}/merged.json --junit {results}/merged.xml "
-                                f"--chart {results}/merged.png",
-                            ],
-                            "resources": {
-                                "requests": {"cpu": "100m", "memory": "256Mi"},
-                                "limits": {"memory": "1Gi"},
-                            },
-                            "securityContext": security,
-                            "volumeMounts": [
-                                {"name": "results", "mountPath": results},
-                                {"name": "tmp", "mountPath": "/tmp"},
-                            ],
-                        }
-                    ],
-                    "volumes": volumes[1:],
-                },
-            },
-        },
+    pod = {
+        "restartPolicy": "Never",
+        "securityContext": run_as_nobody(),
+        # one shard per node: the generators must not share a machine's CPU
+        "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [spread]}},
+        "containers": [_shard_container(d, o, plan)],
+        "volumes": [_secret_volume(o), *_results_volumes(o)],
     }
-    pvc = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": f"{o.name}-load-results", **meta},
-        "spec": pvc_spec,
+    spec = {
+        "completionMode": "Indexed",
+        "completions": lo.shards,
+        "parallelism": lo.shards,
+        "backoffLimit": 0,
+        "activeDeadlineSeconds": int(total) + 600,
+        "template": {"metadata": {"labels": labels}, "spec": pod},
     }
-    return [pvc, shard_job, merge_job]
+    return k8s_object("batch/v1", "Job", f"{o.name}-load", meta, spec=spec)
+
+
+def _merge_job(o: DeployOptions, labels: dict[str, str], meta: Manifest) -> Manifest:
+    """``callops load merge`` of the shard reports on the results volume."""
+    results = _RESULTS_DIR
+    merge = {
+        "name": "merge",
+        "image": o.callops_image,
+        "command": [
+            "sh",
+            "-c",
+            f"exec callops load merge {results}/shard-*.json "
+            f"--report {results}/merged.json --junit {results}/merged.xml "
+            f"--chart {results}/merged.png",
+        ],
+        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        "securityContext": _load_security(),
+        "volumeMounts": _results_mounts(),
+    }
+    pod = {
+        "restartPolicy": "Never",
+        "securityContext": run_as_nobody(),
+        "containers": [merge],
+        "volumes": _results_volumes(o),
+    }
+    template = {"metadata": {"labels": {**labels, "app.kubernetes.io/component": "load-merge"}}, "spec": pod}
+    spec = {"backoffLimit": 0, "activeDeadlineSeconds": 600, "template": template}
+    return k8s_object("batch/v1", "Job", f"{o.name}-load-merge", meta, spec=spec)
+
+
+def load_job_objects(deployment: TurnDeployment, options: DeployOptions) -> list[Manifest]:
+    """PVC, Indexed Job (N shards of ``callops load``) and the merge Job, as dicts."""
+    labels = {**_labels(options), "app.kubernetes.io/component": "load"}
+    meta = {"namespace": options.namespace, "labels": labels}
+    shard_job = _shard_job(deployment, options, labels, meta)
+    return [_results_pvc(options, meta), shard_job, _merge_job(options, labels, meta)]
 
 
 def render_load_job(deployment: TurnDeployment, options: DeployOptions) -> dict[str, str]:
@@ -588,8 +571,8 @@ def render_load_job(deployment: TurnDeployment, options: DeployOptions) -> dict[
         f"# The Secret {o.name}-secret (key {_K8S_SECRET_KEY}) is the relay's, from the kubernetes target.\n"
     )
     return {
-        "load-job.yaml": header + _yaml(pvc) + "---\n" + _yaml(shard_job),
-        "load-merge.yaml": "# Run after the load Job completed (see load-job.yaml).\n" + _yaml(merge_job),
+        "load-job.yaml": header + to_yaml(pvc) + "---\n" + to_yaml(shard_job),
+        "load-merge.yaml": "# Run after the load Job completed (see load-job.yaml).\n" + to_yaml(merge_job),
     }
 
 
@@ -638,7 +621,7 @@ def render_compose(deployment: TurnDeployment, options: DeployOptions) -> str:
         f"# The shared secret is read from {d.secret_file} and joined to the config at start-up; coturn\n"
         f"# runs as uid 65534 here, so: chown 65534:65534 {d.secret_file} && chmod 0400 {d.secret_file}\n"
         "# TLS certificates are never generated here; `docker compose kill -s SIGUSR2` reloads them.\n"
-    ) + _yaml(doc)
+    ) + to_yaml(doc)
 
 
 def render_bundle(

@@ -11,6 +11,7 @@ websocket discovery. Heavy imports (websockets, httpx) happen inside the command
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -26,7 +27,9 @@ from callops.secret import load_secret
 if TYPE_CHECKING:
     from callops.consumer.client import ConsumerClient
     from callops.consumer.lptag import AutoAnswer, LpTagPublication, Visitor
+    from callops.consumer.tracker import CallInvited, TrackerEvent
     from callops.orchestrator.emulator import CoBrowseChannel
+    from callops.secret import Secret
 
 JWT_ENV = "CALLOPS_JWT"
 
@@ -164,27 +167,10 @@ def listen(
     """
     import asyncio
 
-    from callops.consumer.discovery import csds_base
-    from callops.consumer.lptag import AutoAnswer, Visitor
+    from callops.consumer.lptag import AutoAnswer
 
     jwt = load_secret(file=jwt_file, env=JWT_ENV, what="consumer JWT", required=False)
-    if url is not None and jwt is None and csds is None:
-        # a URL names a server; its IDP is not guessed (nor LivePerson's CSDS asked behind its back)
-        raise UsageError(
-            "no consumer JWT given for that URL",
-            hint=f"pass --jwt-file or set {JWT_ENV} (authenticated), or --csds URL to sign up at that"
-            " Domain API's IDP, or drop the URL to discover everything from LivePerson's CSDS",
-        )
-    if url is None or jwt is None:
-        csds = csds_base(csds)  # a bad --csds is a usage error before any network traffic
-    visitor = Visitor(
-        visitorName=visitor_name,
-        ssid=ssid or f"callops-ssid-{uuid.uuid4().hex[:12]}",
-        svid=svid or f"callops-svid-{uuid.uuid4().hex[:12]}",
-    )
-
-    def emit(record: ListenRecord) -> None:
-        click.echo(record.model_dump_json(exclude_none=True) if as_json else render_line(record))
+    csds = _csds_for(url, jwt, csds)
 
     async def start() -> ConsumerClient:
         from callops.consumer.client import ConsumerClient
@@ -195,50 +181,84 @@ def listen(
             prepared.url, account, prepared.jwt, keepalive_interval=keepalive, identity=prepared.identity
         )
 
-    answer = AutoAnswer(auto) if auto else None
-    asyncio.run(
-        _listen(
-            start,
-            visitor=visitor,
-            auto=answer,
-            emit=emit,
-            request_conversation=request_conversation,
-            cobrowse_url=cobrowse_url,
-            count=count,
-            duration=duration,
+    listener = _Listener(
+        start=start,
+        visitor=_visitor(visitor_name, ssid, svid),
+        auto=AutoAnswer(auto) if auto else None,
+        emit=lambda record: click.echo(
+            record.model_dump_json(exclude_none=True) if as_json else render_line(record)
+        ),
+        request_conversation=request_conversation,
+        cobrowse_url=cobrowse_url,
+        count=count,
+    )
+    asyncio.run(listener.listen(duration))
+
+
+def _csds_for(url: str | None, jwt: Secret | None, csds: str | None) -> str | None:
+    """The Domain API to ask (checked before any network traffic), when one is needed."""
+    from callops.consumer.discovery import csds_base
+
+    if url is not None and jwt is None and csds is None:
+        # a URL names a server; its IDP is not guessed (nor LivePerson's CSDS asked behind its back)
+        raise UsageError(
+            "no consumer JWT given for that URL",
+            hint=f"pass --jwt-file or set {JWT_ENV} (authenticated), or --csds URL to sign up at that"
+            " Domain API's IDP, or drop the URL to discover everything from LivePerson's CSDS",
         )
+    if url is None or jwt is None:
+        return csds_base(csds)  # a bad --csds is a usage error before any network traffic
+    return csds
+
+
+def _visitor(name: str, ssid: str | None, svid: str | None) -> Visitor:
+    """The page's monitoring identity (generated ids unless given)."""
+    from callops.consumer.lptag import Visitor
+
+    return Visitor(
+        visitorName=name,
+        ssid=ssid or f"callops-ssid-{uuid.uuid4().hex[:12]}",
+        svid=svid or f"callops-svid-{uuid.uuid4().hex[:12]}",
     )
 
 
-async def _listen(
-    start: Callable[[], Awaitable[ConsumerClient]],
-    *,
-    visitor: Visitor,
-    auto: AutoAnswer | None,
-    emit: Callable[[ListenRecord], None],
-    request_conversation: bool,
-    cobrowse_url: str | None,
-    count: int | None,
-    duration: float | None,
-) -> None:
-    import asyncio
-    import contextlib
+@dataclasses.dataclass
+class _Listener:
+    """One ``consumer listen`` run: the invitation events and lpTag payloads of one consumer."""
 
-    from callops.consumer.lptag import answer_invitation
-    from callops.consumer.tracker import CallAccepted, CallClosed, CallInvited
+    start: Callable[[], Awaitable[ConsumerClient]]
+    visitor: Visitor
+    auto: AutoAnswer | None
+    emit: Callable[[ListenRecord], None]
+    request_conversation: bool
+    cobrowse_url: str | None
+    #: stop after this many invitation events
+    count: int | None
+    seen: int = 0
+    #: CoBrowse channels by serviceId (``--cobrowse-url``)
+    channels: dict[str, CoBrowseChannel] = dataclasses.field(default_factory=dict)
 
-    seen = 0
-    channels: dict[str, CoBrowseChannel] = {}
+    async def listen(self, duration: float | None) -> None:
+        """Until ``count`` events were seen or ``duration`` seconds passed (None: no limit)."""
+        import asyncio
 
-    client: ConsumerClient | None = None
+        try:
+            async with asyncio.timeout(duration):
+                await self._run()
+        except TimeoutError:
+            if duration is None:
+                raise
+        finally:
+            for channel in self.channels.values():
+                await channel.close()
 
-    async def run() -> None:
-        nonlocal seen, client
-        client = await start()
+    async def _run(self) -> None:
+        client = await self.start()
         async with client:
-            conversation_id = await client.request_conversation() if request_conversation else None
+            conversation_id = await client.request_conversation() if self.request_conversation else None
             subscription_id = await client.subscribe()
-            emit(
+            renewable = client.identity is not None and client.identity.renewable
+            self.emit(
                 ListenRecord(
                     kind="ready",
                     name="ready",
@@ -246,59 +266,58 @@ async def _listen(
                     conversationId=conversation_id,
                     subscriptionId=subscription_id,
                     consumerId=client.consumer_id,
-                    identity="unauthenticated"
-                    if client.identity is not None and client.identity.renewable
-                    else "authenticated",
+                    identity="unauthenticated" if renewable else "authenticated",
                 )
             )
             async for event in client.events():
-                common: dict[str, Any] = {
-                    "at": time.time(),
-                    "conversationId": event.conversationId,
-                    "dialogId": event.dialogId,
-                    "serviceId": event.serviceId,
-                    "mode": event.mode,
-                    "agentId": event.agentId,
-                }
-                if isinstance(event, CallInvited):
-                    emit(ListenRecord(kind="event", name="invited", expires=event.expires, **common))
-                    for pub in answer_invitation(event, visitor, auto):
-                        # tell the tracker first: the server's CLOSED for a decline can arrive while
-                        # the payload is still being delivered, and must close as "declined"
-                        if pub.eventName == "cobrowseAccepted":
-                            client.accepted(event.dialogId)
-                        elif pub.eventName == "cobrowseDeclined":
-                            client.declined(event.dialogId)
-                        delivered = None
-                        if cobrowse_url is not None:
-                            delivered = await _deliver(channels, cobrowse_url, client, event.serviceId, pub)
-                        emit(
-                            ListenRecord(
-                                kind="lptag",
-                                name=str(pub.eventName),
-                                channel=pub.channel,
-                                data=pub.data,
-                                delivered=delivered,
-                                **common,
-                            )
-                        )
-                elif isinstance(event, CallAccepted):
-                    emit(ListenRecord(kind="event", name="accepted", **common))
-                elif isinstance(event, CallClosed):
-                    emit(ListenRecord(kind="event", name="closed", reason=str(event.reason), **common))
-                seen += 1
-                if count is not None and seen >= count:
+                await self._on_event(client, event)
+                self.seen += 1
+                if self.count is not None and self.seen >= self.count:
                     return
 
-    try:
-        if duration is None:
-            await run()
-        else:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(run(), duration)
-    finally:
-        for channel in channels.values():
-            await channel.close()
+    async def _on_event(self, client: ConsumerClient, event: TrackerEvent) -> None:
+        from callops.consumer.tracker import CallAccepted, CallClosed, CallInvited
+
+        common: dict[str, Any] = {
+            "at": time.time(),
+            "conversationId": event.conversationId,
+            "dialogId": event.dialogId,
+            "serviceId": event.serviceId,
+            "mode": event.mode,
+            "agentId": event.agentId,
+        }
+        if isinstance(event, CallInvited):
+            self.emit(ListenRecord(kind="event", name="invited", expires=event.expires, **common))
+            await self._answer(client, event, common)
+        elif isinstance(event, CallAccepted):
+            self.emit(ListenRecord(kind="event", name="accepted", **common))
+        elif isinstance(event, CallClosed):
+            self.emit(ListenRecord(kind="event", name="closed", reason=str(event.reason), **common))
+
+    async def _answer(self, client: ConsumerClient, event: CallInvited, common: dict[str, Any]) -> None:
+        """The lpTag payloads the page publishes for an invitation (and ``--auto``'s answer)."""
+        from callops.consumer.lptag import answer_invitation
+
+        for pub in answer_invitation(event, self.visitor, self.auto):
+            # tell the tracker first: the server's CLOSED for a decline can arrive while
+            # the payload is still being delivered, and must close as "declined"
+            if pub.eventName == "cobrowseAccepted":
+                client.accepted(event.dialogId)
+            elif pub.eventName == "cobrowseDeclined":
+                client.declined(event.dialogId)
+            delivered = None
+            if self.cobrowse_url is not None:
+                delivered = await _deliver(self.channels, self.cobrowse_url, client, event.serviceId, pub)
+            self.emit(
+                ListenRecord(
+                    kind="lptag",
+                    name=str(pub.eventName),
+                    channel=pub.channel,
+                    data=pub.data,
+                    delivered=delivered,
+                    **common,
+                )
+            )
 
 
 async def _deliver(

@@ -7,7 +7,7 @@ from typing import cast
 
 import click
 
-from callops.orchestrator.cli.turn_config import DEFAULT_CONFIG
+from callops.orchestrator.cli.turn_config import config_option
 
 
 @click.group()
@@ -22,15 +22,7 @@ def deploy() -> None:
     required=True,
     help="What to render for.",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_CONFIG,
-    envvar="CALLOPS_CONFIG",
-    show_default=True,
-    help="callops.yaml with turn: (and optionally deploy:) sections.",
-)
+@config_option("callops.yaml with turn: (and optionally deploy:) sections.")
 @click.option(
     "-o",
     "--output",

@@ -9,9 +9,15 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Literal, TypedDict, Unpack
 
 import click
+
+if TYPE_CHECKING:
+    from callops.orchestrator.load.plan import LoadPlan
+    from callops.orchestrator.load.report import LoadReport
+    from callops.orchestrator.load.runner import SampleCallAuth
+    from callops.secret import Secret
 
 SECRET_ENV = "CALLOPS_TURN_SECRET"
 PASSWORD_ENV = "CALLOPS_TURN_PASSWORD"
@@ -29,7 +35,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def _outputs(
-    report: Any, *, as_json: bool, report_path: Path | None, junit: Path | None, chart: Path | None
+    report: LoadReport, *, as_json: bool, report_path: Path | None, junit: Path | None, chart: Path | None
 ) -> None:
     from callops.orchestrator.load.output import junit_xml, summary_lines, write_chart
 
@@ -45,6 +51,141 @@ def _outputs(
     else:
         for line in summary_lines(report):
             click.echo(line)
+
+
+class _LoadOptions(TypedDict):
+    """What click passes to :func:`load` (one key per option)."""
+
+    turn_url: str | None
+    secret_file: str | None
+    user: str | None
+    password_file: str | None
+    ca_file: str | None
+    insecure: bool
+    profile: Literal["voice", "video"]
+    video_bitrate: int
+    fps: float
+    calls: int
+    duration: float
+    ramp: bool
+    ramp_start: int
+    ramp_step: int
+    ramp_max: int
+    step_duration: float
+    max_loss: float
+    max_jitter: float
+    max_calls: int
+    max_rate: int
+    max_duration: float
+    workers: int | None
+    shard: str
+    sample_calls: int
+    relay_pid: int | None
+    refresh_s: float | None
+    rebind_s: float
+    as_json: bool
+    report_path: Path | None
+    junit: Path | None
+    chart: Path | None
+
+
+def _check_ranges(o: _LoadOptions) -> None:
+    """Counts at least 1, durations positive, a few sampled calls (before the plan's own checks)."""
+    from callops.errors import UsageError
+
+    counts = {
+        "calls": o["calls"],
+        "ramp_start": o["ramp_start"],
+        "ramp_step": o["ramp_step"],
+        "ramp_max": o["ramp_max"],
+        "max_calls": o["max_calls"],
+        "max_rate": o["max_rate"],
+    }
+    for name, count in counts.items():
+        if count < 1:
+            raise UsageError(f"--{name.replace('_', '-')} {count} must be at least 1")
+    durations = {
+        "duration": o["duration"],
+        "step_duration": o["step_duration"],
+        "max_duration": o["max_duration"],
+    }
+    for name, seconds in durations.items():
+        if seconds <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} {seconds:g} must be positive")
+    if o["sample_calls"] < 0 or o["sample_calls"] > 10:
+        raise UsageError(
+            f"--sample-calls {o['sample_calls']} must be 0-10", hint="each is a full aiortc call"
+        )
+
+
+def _plan(o: _LoadOptions) -> LoadPlan:
+    """The :class:`LoadPlan` of the options, checked against its caps; a bad one names the option."""
+    from pydantic import ValidationError
+
+    from callops.errors import UsageError
+    from callops.orchestrator.load.cpu import cpu_count
+    from callops.orchestrator.load.plan import Caps, LoadPlan, Ramp, Thresholds, parse_shard
+
+    if o["turn_url"] is None:
+        raise UsageError(
+            "callops load needs --turn URI", hint="the relay to load, e.g. --turn turn:127.0.0.1:3478"
+        )
+    shard_index, shard_count = parse_shard(o["shard"])
+    _check_ranges(o)
+    try:
+        ramp = (
+            Ramp(start=o["ramp_start"], step=o["ramp_step"], max=o["ramp_max"], step_s=o["step_duration"])
+            if o["ramp"]
+            else None
+        )
+        plan = LoadPlan(
+            turn=o["turn_url"],
+            profile=o["profile"],
+            video_bitrate_bps=o["video_bitrate"],
+            video_fps=o["fps"],
+            calls=o["calls"],
+            duration_s=o["duration"],
+            ramp=ramp,
+            workers=o["workers"] or cpu_count(),
+            shard_index=shard_index,
+            shard_count=shard_count,
+            thresholds=Thresholds(max_loss_percent=o["max_loss"], max_jitter_p99_ms=o["max_jitter"]),
+            caps=Caps(max_calls=o["max_calls"], max_rate=o["max_rate"], max_duration_s=o["max_duration"]),
+            refresh_s=o["refresh_s"],
+            rebind_s=o["rebind_s"],
+            ca_file=o["ca_file"],
+            insecure=o["insecure"],
+        )
+    except ValidationError as exc:  # name the option
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
+        )
+        raise UsageError(f"invalid load plan: {problems}", hint="see callops load --help") from None
+    plan.check()
+    return plan
+
+
+def _credentials(o: _LoadOptions, plan: LoadPlan) -> tuple[str, Secret, SampleCallAuth]:
+    """User name and password of the load allocations, and how the sampled calls authenticate."""
+    from callops.errors import UsageError
+    from callops.orchestrator.load.runner import SampleCallAuth
+    from callops.secret import Secret, load_secret
+    from callops.turn.credentials import rest_credentials
+
+    secret = load_secret(file=o["secret_file"], env=SECRET_ENV, what="TURN shared secret", required=False)
+    if secret is not None:
+        creds = rest_credentials(secret, o["user"] or LOAD_USER, ttl=int(plan.total_s + 3600))
+        password = Secret(creds.credential, source="TURN REST credential")
+        return creds.username, password, SampleCallAuth(secret=secret, user=o["user"])
+    password_secret = load_secret(
+        file=o["password_file"], env=PASSWORD_ENV, what="TURN password", required=False
+    )
+    if password_secret is None or o["user"] is None:
+        raise UsageError(
+            f"--turn {o['turn_url']} needs credentials",
+            hint=f"--secret-file (or {SECRET_ENV}), or --user with --password-file (or {PASSWORD_ENV})",
+        )
+    return o["user"], password_secret, SampleCallAuth(user=o["user"], password=password_secret)
 
 
 @click.group(invoke_without_command=True)
@@ -111,7 +252,7 @@ def _outputs(
     "--chart", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG: calls vs loss/jitter/CPU."
 )
 @click.pass_context
-def load(ctx: click.Context, /, **kwargs: Any) -> None:
+def load(ctx: click.Context, /, **kwargs: Unpack[_LoadOptions]) -> None:
     """Call-shaped relayed load against ONE relay you operate: each call is two TURN allocations
     exchanging ChannelData at a voice or video codec's rate both ways; per-call loss, jitter, RTT;
     with --ramp, the capacity (largest step where every call keeps loss and p99 jitter under the
@@ -120,97 +261,17 @@ def load(ctx: click.Context, /, **kwargs: Any) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from callops.errors import UsageError
-    from callops.orchestrator.load.cpu import cpu_count
     from callops.orchestrator.load.output import TABLE_HEADER, step_row
-    from callops.orchestrator.load.plan import Caps, LoadPlan, Ramp, Thresholds, parse_shard
-    from callops.orchestrator.load.runner import LoadRun, SampleCallAuth, run_load
-    from callops.secret import Secret, load_secret
-    from callops.turn.credentials import rest_credentials
+    from callops.orchestrator.load.runner import LoadRun, run_load
 
-    if kwargs["turn_url"] is None:
-        raise UsageError(
-            "callops load needs --turn URI", hint="the relay to load, e.g. --turn turn:127.0.0.1:3478"
-        )
-    shard_index, shard_count = parse_shard(kwargs["shard"])
-    for name in ("calls", "ramp_start", "ramp_step", "ramp_max", "max_calls", "max_rate"):
-        if kwargs[name] < 1:
-            raise UsageError(f"--{name.replace('_', '-')} {kwargs[name]} must be at least 1")
-    for name in ("duration", "step_duration", "max_duration"):
-        if kwargs[name] <= 0:
-            raise UsageError(f"--{name.replace('_', '-')} {kwargs[name]:g} must be positive")
-    if kwargs["sample_calls"] < 0 or kwargs["sample_calls"] > 10:
-        raise UsageError(
-            f"--sample-calls {kwargs['sample_calls']} must be 0-10", hint="each is a full aiortc call"
-        )
-    try:
-        plan = LoadPlan(
-            turn=kwargs["turn_url"],
-            profile=kwargs["profile"],
-            video_bitrate_bps=kwargs["video_bitrate"],
-            video_fps=kwargs["fps"],
-            calls=kwargs["calls"],
-            duration_s=kwargs["duration"],
-            ramp=Ramp(
-                start=kwargs["ramp_start"],
-                step=kwargs["ramp_step"],
-                max=kwargs["ramp_max"],
-                step_s=kwargs["step_duration"],
-            )
-            if kwargs["ramp"]
-            else None,
-            workers=kwargs["workers"] or cpu_count(),
-            shard_index=shard_index,
-            shard_count=shard_count,
-            thresholds=Thresholds(
-                max_loss_percent=kwargs["max_loss"], max_jitter_p99_ms=kwargs["max_jitter"]
-            ),
-            caps=Caps(
-                max_calls=kwargs["max_calls"],
-                max_rate=kwargs["max_rate"],
-                max_duration_s=kwargs["max_duration"],
-            ),
-            refresh_s=kwargs["refresh_s"],
-            rebind_s=kwargs["rebind_s"],
-            ca_file=kwargs["ca_file"],
-            insecure=kwargs["insecure"],
-        )
-    except Exception as exc:  # pydantic's ValidationError: name the option
-        from pydantic import ValidationError
-
-        if not isinstance(exc, ValidationError):
-            raise
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
-        )
-        raise UsageError(f"invalid load plan: {problems}", hint="see callops load --help") from None
-    plan.check()
-    secret = load_secret(
-        file=kwargs["secret_file"], env=SECRET_ENV, what="TURN shared secret", required=False
-    )
-    sample_auth = SampleCallAuth()
-    if secret is not None:
-        ttl = int(plan.total_s + 3600)
-        creds = rest_credentials(secret, kwargs["user"] or LOAD_USER, ttl=ttl)
-        username, password = creds.username, Secret(creds.credential, source="TURN REST credential")
-        sample_auth = SampleCallAuth(secret=secret, user=kwargs["user"])
-    else:
-        password_secret = load_secret(
-            file=kwargs["password_file"], env=PASSWORD_ENV, what="TURN password", required=False
-        )
-        if password_secret is None or kwargs["user"] is None:
-            raise UsageError(
-                f"--turn {kwargs['turn_url']} needs credentials",
-                hint=f"--secret-file (or {SECRET_ENV}), or --user with --password-file (or {PASSWORD_ENV})",
-            )
-        username, password = kwargs["user"], password_secret
-        sample_auth = SampleCallAuth(user=kwargs["user"], password=password_secret)
+    plan = _plan(kwargs)
+    username, password, sample_auth = _credentials(kwargs, plan)
     out = sys.stderr if kwargs["as_json"] else sys.stdout
     print(
         f"callops load: {plan.peak_calls} {plan.profile} calls max over {plan.transport.upper()} "
         f"to {plan.uri}, "
         f"{len(plan.steps())} step(s), {plan.total_s:g} s, {plan.workers} worker(s), "
-        f"shard {shard_index}/{shard_count}",
+        f"shard {plan.shard_index}/{plan.shard_count}",
         file=out,
     )
     print(TABLE_HEADER, file=out, flush=True)

@@ -8,14 +8,27 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from callops.orchestrator.probe.ice import IceSettings
+    from callops.orchestrator.probe.paths import TwoSiteReport
     from callops.orchestrator.probe.profile import Checklist
     from callops.orchestrator.probe.report import ProbeReport
+    from callops.orchestrator.probe.settings import ProbeSettings
+    from callops.orchestrator.probe.twosite import CallServers
+    from callops.secret import Secret
+
+T = TypeVar("T")
+#: a report printed as JSON or rendered
+R = TypeVar("R", bound="BaseModel")
+F = TypeVar("F", bound=Callable[..., object])
 
 DEFAULT_CONFIG = "callops.yaml"
 
@@ -139,11 +152,8 @@ def probe(  # noqa: PLR0917 -- click passes every option as an argument
     """
     if ctx.invoked_subcommand is not None:
         return
-    import asyncio
-
-    from callops.errors import DeadlineExceeded
     from callops.orchestrator.probe.settings import merge_settings
-    from callops.orchestrator.probe.site import probe_site, process_age
+    from callops.orchestrator.probe.site import process_age
 
     # The deadline counts from process start: start-up is part of what the user waits for.
     spent = min(process_age(), 1.0)
@@ -164,47 +174,70 @@ def probe(  # noqa: PLR0917 -- click passes every option as an argument
         from callops.errors import UsageError
 
         raise UsageError("no servers to probe", hint="pass --stun URI and/or --turn URI, or --config FILE")
-
     if profile is not None:
-        from callops.orchestrator.probe.profile import load_profile
-        from callops.orchestrator.probe.site import BANDWIDTH_SETUP_S, probe_profile
-
-        brand = load_profile(profile)
-        # The one-site deadline, then each bandwidth flow alone; the guard only catches a bug.
-        bound = settings.timeout + sum(i.duration_s + BANDWIDTH_SETUP_S for i in brand.items) + 2.0
-        try:
-            run = probe_profile(settings, os.environ, brand, spent=spent)
-            checklist = asyncio.run(asyncio.wait_for(run, bound))
-        except TimeoutError:
-            raise DeadlineExceeded(f"the {brand.name} profile overran its {bound:.1f} s bound") from None
-        if as_json:
-            click.echo(checklist.model_dump_json(indent=2))
-        else:
-            render_checklist(checklist)
+        checklist = _check_profile(settings, profile, spent)
+        _emit(checklist, as_json, render_checklist)
         sys.exit(checklist.exit_code)
+    report = _probe_site(settings, spent)
+    _emit(report, as_json, render_report)
+    # The verdict's exit code is not an error: exit directly (also under ``python -m callops``).
+    sys.exit(report.exit_code)
+
+
+def _check_profile(settings: ProbeSettings, name: str, spent: float) -> Checklist:
+    """The brand's checklist: the one-site probes, then each bandwidth flow alone."""
+    import asyncio
+
+    from callops.errors import DeadlineExceeded
+    from callops.orchestrator.probe.profile import load_profile
+    from callops.orchestrator.probe.site import BANDWIDTH_SETUP_S, probe_profile
+
+    brand = load_profile(name)
+    # The one-site deadline, then each bandwidth flow alone; the guard only catches a bug.
+    bound = settings.timeout + sum(i.duration_s + BANDWIDTH_SETUP_S for i in brand.items) + 2.0
+    try:
+        run = probe_profile(settings, os.environ, brand, spent=spent)
+        return asyncio.run(asyncio.wait_for(run, bound))
+    except TimeoutError:
+        raise DeadlineExceeded(f"the {brand.name} profile overran its {bound:.1f} s bound") from None
+
+
+def _probe_site(settings: ProbeSettings, spent: float) -> ProbeReport:
+    """The one-site probes, by their deadline (a stop signal exits 130/143/129)."""
+    import asyncio
+
+    from callops.errors import DeadlineExceeded
+    from callops.orchestrator.probe.site import probe_site
 
     async def bounded() -> ProbeReport:
         # The probes end by the deadline themselves; this guard only catches a bug.
         return await asyncio.wait_for(probe_site(settings, os.environ, spent=spent), settings.timeout + 2.0)
 
-    from callops.orchestrator.cli.stopping import run_stoppable
-
     try:
-        result, stopped = run_stoppable(bounded())
+        return _until_stopped(bounded())
     except TimeoutError:
         raise DeadlineExceeded(f"probes overran the {settings.timeout:.1f} s deadline") from None
-    if stopped is not None or result is None:  # Ctrl-C, SIGTERM, SIGHUP: exit 130/143/129
+
+
+def _until_stopped(main: Coroutine[Any, Any, T]) -> T:
+    """What ``main`` returns; Ctrl-C, SIGTERM, SIGHUP stop it and exit 130/143/129."""
+    from callops.orchestrator.cli.stopping import run_stoppable
+
+    result, stopped = run_stoppable(main)
+    if stopped is not None or result is None:
         raise stopped or KeyboardInterrupt
-    report = result
+    return result
+
+
+def _emit(document: R, as_json: bool, render: Callable[[R], None]) -> None:
+    """``document`` as one JSON document, or rendered for a terminal."""
     if as_json:
-        click.echo(report.model_dump_json(indent=2))
+        click.echo(document.model_dump_json(indent=2))
     else:
-        render_report(report)
-    # The verdict's exit code is not an error: exit directly (also under ``python -m callops``).
-    sys.exit(report.exit_code)
+        render(document)
 
 
-def _server_options(f: Any) -> Any:
+def _server_options(f: F) -> F:
     for option in reversed(
         [
             click.option("--stun", multiple=True, metavar="URI", help="STUN server URI (repeatable)."),
@@ -239,13 +272,14 @@ def _server_options(f: Any) -> Any:
     return f
 
 
-def _site(kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
+def _site(kwargs: dict[str, Any]) -> tuple[Secret, IceSettings, CallServers]:
     """(token, IceSettings, CallServers) from the common options of serve and peer."""
     from callops.orchestrator.probe.settings import merge_settings
     from callops.orchestrator.probe.twosite import site_servers
     from callops.secret import load_secret
 
     token = load_secret(file=kwargs.pop("token_file"), env="CALLOPS_PROBE_TOKEN", what="probe token")
+    assert token is not None  # required: load_secret raised
     hosts = list(kwargs.pop("host_addresses")) or None
     section, source = _config_section(kwargs.pop("config"), "probe")
     settings = merge_settings(section, os.environ, kwargs, source=source)
@@ -332,49 +366,46 @@ def peer(  # noqa: PLR0917 -- click passes every option as an argument
         from callops.turn.bandwidth import FlowSpec
 
         flow = FlowSpec("voice", 600, 600) if bandwidth == "voice" else FlowSpec("video", 2600, 1100)
-    from callops.orchestrator.cli.stopping import run_stoppable
-
-    result, stopped = run_stoppable(
+    report = _until_stopped(
         run_peer(
             url, token, ice, timeout=timeout, paths=chosen, call=call if with_call else None, bandwidth=flow
         )
     )
-    if stopped is not None or result is None:  # Ctrl-C, SIGTERM, SIGHUP: exit 130/143/129
-        raise stopped or KeyboardInterrupt
-    report = result
-    if as_json:
-        click.echo(report.model_dump_json(indent=2))
-    else:
-        from rich.console import Console
-        from rich.table import Table
-
-        console = Console()
-        transports = f" over {', '.join(report.relay_transports)}" if report.relay_transports else ""
-        console.print(f"[bold]{report.verdict}[/]{transports} (with {report.server})")
-        table = Table("path", "connected", "selected pair (local -> remote)", "rtt ms", "error")
-        for r in report.paths:
-            pair = (
-                f"{r.local.type} {r.local.address} -> {r.remote.type} {r.remote.address}"
-                if r.local and r.remote
-                else ""
-            )
-            rtt = f"{r.rtt_ms:.1f}" if r.rtt_ms is not None else ""
-            table.add_row(r.path, "yes" if r.connected else "no", pair, rtt, r.error or "")
-        console.print(table)
-        for r in report.paths:
-            if r.bandwidth_detail:
-                console.print(f"bandwidth over {r.path}: {r.bandwidth_status} -- {r.bandwidth_detail}")
-        if report.call is not None:
-            c = report.call
-            via = f" via TURN/{c.relay_protocol}" if c.relay_protocol else ""
-            pair = (
-                f"{c.local.type} {c.local.address} -> {c.remote.type} {c.remote.address}{via}"
-                if c.local and c.remote
-                else "no pair"
-            )
-            media = f"media received={c.media_received} sent={c.media_sent}"
-            console.print(f"call: connected={c.connected} {media}; {pair} {c.error or ''}")
+    _emit(report, as_json, render_two_site_report)
     sys.exit(report.exit_code)
 
 
-__all__ = ["peer", "probe", "render_checklist", "render_report", "serve"]
+def render_two_site_report(report: TwoSiteReport) -> None:
+    """The verdict, a row per path class, bandwidth and the real call when they were asked for."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    transports = f" over {', '.join(report.relay_transports)}" if report.relay_transports else ""
+    console.print(f"[bold]{report.verdict}[/]{transports} (with {report.server})")
+    table = Table("path", "connected", "selected pair (local -> remote)", "rtt ms", "error")
+    for r in report.paths:
+        pair = (
+            f"{r.local.type} {r.local.address} -> {r.remote.type} {r.remote.address}"
+            if r.local and r.remote
+            else ""
+        )
+        rtt = f"{r.rtt_ms:.1f}" if r.rtt_ms is not None else ""
+        table.add_row(r.path, "yes" if r.connected else "no", pair, rtt, r.error or "")
+    console.print(table)
+    for r in report.paths:
+        if r.bandwidth_detail:
+            console.print(f"bandwidth over {r.path}: {r.bandwidth_status} -- {r.bandwidth_detail}")
+    if report.call is not None:
+        c = report.call
+        via = f" via TURN/{c.relay_protocol}" if c.relay_protocol else ""
+        pair = (
+            f"{c.local.type} {c.local.address} -> {c.remote.type} {c.remote.address}{via}"
+            if c.local and c.remote
+            else "no pair"
+        )
+        media = f"media received={c.media_received} sent={c.media_sent}"
+        console.print(f"call: connected={c.connected} {media}; {pair} {c.error or ''}")
+
+
+__all__ = ["peer", "probe", "render_checklist", "render_report", "render_two_site_report", "serve"]

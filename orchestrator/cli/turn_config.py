@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
 DEFAULT_CONFIG = "callops.yaml"
 
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def config_option(help_text: str) -> Callable[[F], F]:
+    """``--config FILE`` (or ``CALLOPS_CONFIG``, default ``callops.yaml``), passed as ``config_path``."""
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=DEFAULT_CONFIG,
+        envvar="CALLOPS_CONFIG",
+        show_default=True,
+        help=help_text,
+    )
+
 
 @click.command()
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_CONFIG,
-    envvar="CALLOPS_CONFIG",
-    show_default=True,
-    help="callops.yaml with a turn: section.",
-)
+@config_option("callops.yaml with a turn: section.")
 @click.option(
     "-o",
     "--output",

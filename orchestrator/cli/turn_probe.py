@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
+from typing import TypedDict, TypeVar, Unpack
 
 import click
 
@@ -52,6 +54,26 @@ _timeout = click.option(
 )
 _json = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 
+F = TypeVar("F", bound=Callable[..., object])
+
+
+class RelayAccess(TypedDict):
+    """The options of a command that talks to a relay: credentials, TLS trust, one deadline."""
+
+    secret_file: str | None
+    user: str | None
+    password_file: str | None
+    ca_file: str | None
+    insecure: bool
+    timeout: float
+
+
+def _relay_access(command: F) -> F:
+    """Add the :class:`RelayAccess` options to ``command``."""
+    for option in reversed((_secret_file, _user, _password_file, _ca_file, _insecure, _timeout)):
+        command = option(command)
+    return command
+
 
 def turn_credentials(
     *, user: str | None, secret_file: str | None, password_file: str | None, required: bool
@@ -74,6 +96,15 @@ def turn_credentials(
         return None
     creds = rest_credentials(secret, user or DEFAULT_PROBE_USER, ttl=PROBE_TTL)
     return creds.username, creds.credential
+
+
+def _credentials(access: RelayAccess, *, required: bool) -> tuple[str, str] | None:
+    return turn_credentials(
+        user=access["user"],
+        secret_file=access["secret_file"],
+        password_file=access["password_file"],
+        required=required,
+    )
 
 
 def _parse_peer(text: str | None) -> tuple[str, int] | None:
@@ -121,12 +152,7 @@ def creds(secret_file: str | None, user: str, ttl: int, uris: tuple[str, ...], a
 
 @click.command()
 @click.argument("uris", nargs=-1, required=True)
-@_secret_file
-@_user
-@_password_file
-@_ca_file
-@_insecure
-@_timeout
+@_relay_access
 @click.option("--nat", is_flag=True, help="Also run RFC 5780 NAT behaviour discovery (first UDP server).")
 @click.option("--no-relay", is_flag=True, help="Skip the relay data test.")
 @click.option("--no-stun-tcp", is_flag=True, help="Skip STUN over TCP for stun: URIs.")
@@ -138,18 +164,13 @@ def creds(secret_file: str | None, user: str, ttl: int, uris: tuple[str, ...], a
 def probe(
     *,
     uris: tuple[str, ...],
-    secret_file: str | None,
-    user: str | None,
-    password_file: str | None,
-    ca_file: str | None,
-    insecure: bool,
-    timeout: float,
     nat: bool,
     no_relay: bool,
     no_stun_tcp: bool,
     count: int,
     peer: str | None,
     as_json: bool,
+    **access: Unpack[RelayAccess],
 ) -> None:
     """STUN bindings, TURN allocations, a relay data test (and --nat) -- concurrently, by one deadline.
 
@@ -163,18 +184,16 @@ def probe(
     from callops.turn.uri import parse_uri
 
     parsed = [parse_uri(u) for u in uris]
-    credentials = turn_credentials(
-        user=user, secret_file=secret_file, password_file=password_file, required=False
-    )
+    credentials = _credentials(access, required=False)
     username, password = credentials if credentials else (None, None)
     result = asyncio.run(
         run_probe_set(
             parsed,
             username=username,
             password=password,
-            timeout=timeout,
-            ca_file=ca_file,
-            insecure=insecure,
+            timeout=access["timeout"],
+            ca_file=access["ca_file"],
+            insecure=access["insecure"],
             stun_tcp=not no_stun_tcp,
             nat=nat,
             relay=not no_relay,
@@ -197,23 +216,13 @@ def probe(
 
 @click.command()
 @click.argument("uri")
-@_secret_file
-@_user
-@_password_file
-@_ca_file
-@_insecure
-@_timeout
+@_relay_access
 @_json
 def audit(
     *,
     uri: str,
-    secret_file: str | None,
-    user: str | None,
-    password_file: str | None,
-    ca_file: str | None,
-    insecure: bool,
-    timeout: float,
     as_json: bool,
+    **access: Unpack[RelayAccess],
 ) -> None:
     """Check that a TURN server YOU OPERATE refuses to relay to loopback, private and metadata addresses.
 
@@ -230,12 +239,10 @@ def audit(
     server = parse_uri(uri)
     if not server.is_turn:
         raise UsageError(f"audit needs a turn: or turns: URI, not {uri!r}")
-    credentials = turn_credentials(
-        user=user, secret_file=secret_file, password_file=password_file, required=True
-    )
+    credentials = _credentials(access, required=True)
     assert credentials is not None
-    context = client_context(ca_file, insecure=insecure) if server.secure else None
-    report = asyncio.run(audit_server(server, *credentials, timeout=timeout, ssl_context=context))
+    context = client_context(access["ca_file"], insecure=access["insecure"]) if server.secure else None
+    report = asyncio.run(audit_server(server, *credentials, timeout=access["timeout"], ssl_context=context))
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:

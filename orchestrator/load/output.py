@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from callops.errors import EnvironmentProblem, UsageError
 from callops.orchestrator.load.report import LoadReport, StepReport
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 TABLE_HEADER = (
     f"{'step':>4} {'calls':>6} {'up':>6} {'failed':>6} {'loss%':>7} {'jit p50':>8} {'jit p99':>8} "
@@ -101,6 +105,87 @@ def junit_xml(report: LoadReport) -> str:
     return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
 
+#: one line of a chart panel: values per step, matplotlib format, alpha (None: opaque), label
+_Line = tuple[list[float], str, float | None, str]
+
+
+def _plot_against_limit(
+    axis: Axes,
+    calls: list[int],
+    lines: list[_Line],
+    *,
+    color: str,
+    limit: tuple[float, str, str],
+    ceiling: float,
+    ylabel: str,
+) -> None:
+    """``lines`` in ``color`` with the pass/fail ``limit`` (value, line style, label) across them."""
+    for values, fmt, alpha, label in lines:
+        axis.plot(calls, values, fmt, color=color, alpha=alpha, label=label)
+    value, style, label = limit
+    axis.axhline(value, color=color, linestyle=style, linewidth=1, label=label)
+    axis.set_ylim(0, ceiling)
+    axis.set_ylabel(ylabel, color=color)
+
+
+def _loss_panel(axis: Axes, report: LoadReport, steps: list[StepReport], calls: list[int]) -> None:
+    worst = [s.call_loss_percent_max for s in steps]
+    overall = [s.loss_percent for s in steps]
+    limit = report.max_loss_percent
+    _plot_against_limit(
+        axis,
+        calls,
+        [(overall, "o-", None, "loss % (all packets)"), (worst, "x--", 0.5, "loss % (worst call)")],
+        color="tab:red",
+        limit=(limit, ":", f"loss limit {limit:g} %"),
+        ceiling=max(*worst, *overall, 0.0, limit) * 1.25,
+        ylabel="loss %",
+    )
+
+
+def _jitter_panel(axis: Axes, report: LoadReport, steps: list[StepReport], calls: list[int]) -> None:
+    worst = [s.call_jitter_p99_ms_max for s in steps]
+    limit = report.max_jitter_p99_ms
+    _plot_against_limit(
+        axis,
+        calls,
+        [
+            ([s.jitter_ms.p99 or 0.0 for s in steps], "s-", None, "jitter p99 ms"),
+            (worst, "+--", 0.5, "jitter p99 ms (worst call)"),
+        ],
+        color="tab:blue",
+        limit=(limit, "-.", f"jitter limit {limit:g} ms"),
+        ceiling=max(*worst, 0.0, limit) * 1.4,
+        ylabel="jitter p99 ms",
+    )
+
+
+def _cpu_panel(axis: Axes, report: LoadReport, steps: list[StepReport], calls: list[int]) -> None:
+    """Generator CPU, and the relay's and the machine's when they were measured."""
+    axis.plot(
+        calls, [s.generator_cpu_percent for s in steps], "o-", color="tab:green", label="generator CPU %"
+    )
+    if any(s.relay_cpu_percent is not None for s in steps):
+        relay = [s.relay_cpu_percent or 0.0 for s in steps]
+        axis.plot(calls, relay, "s-", color="tab:purple", label="relay CPU %")
+    if any(s.machine_cpu_percent is not None for s in steps):
+        cores = report.machine.get("cpus", 1.0)
+        machine = [(s.machine_cpu_percent or 0.0) * cores for s in steps]
+        axis.plot(calls, machine, ":", color="grey", label=f"whole machine ({cores:g} cores, all processes)")
+    axis.set_ylabel("CPU % of one core")
+    axis.set_xlabel(f"concurrent {report.profile} calls ({report.transport.upper()})")
+    axis.legend(loc="upper left", fontsize="small")
+
+
+def _chart_title(report: LoadReport) -> str:
+    title = f"callops load: {report.relay}"
+    title += f" -- capacity {report.capacity} calls" if report.capacity is not None else " -- no passing step"
+    mos = [s.mos for s in report.sample_calls if s.mos is not None]
+    if mos:
+        title += f", sampled MOS {min(mos):.1f}"
+    return title
+
+
 def write_chart(report: LoadReport, path: Path) -> None:
     """A PNG of calls vs loss, p99 jitter and CPU, one point per step (matplotlib, Agg backend)."""
     try:
@@ -115,77 +200,18 @@ def write_chart(report: LoadReport, path: Path) -> None:
     steps = [s for s in report.steps if not s.partial] or report.steps
     calls = [s.calls for s in steps]
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True, constrained_layout=True)
-    top.plot(calls, [s.loss_percent for s in steps], "o-", color="tab:red", label="loss % (all packets)")
-    top.plot(
-        calls,
-        [s.call_loss_percent_max for s in steps],
-        "x--",
-        color="tab:red",
-        alpha=0.5,
-        label="loss % (worst call)",
-    )
-    top.axhline(
-        report.max_loss_percent,
-        color="tab:red",
-        linestyle=":",
-        linewidth=1,
-        label=f"loss limit {report.max_loss_percent:g} %",
-    )
-    worst_loss = max([s.call_loss_percent_max for s in steps] + [s.loss_percent for s in steps] + [0.0])
-    top.set_ylim(0, max(worst_loss, report.max_loss_percent) * 1.25)
-    top.set_ylabel("loss %", color="tab:red")
+    _loss_panel(top, report, steps, calls)
     right = top.twinx()
-    right.plot(calls, [s.jitter_ms.p99 or 0.0 for s in steps], "s-", color="tab:blue", label="jitter p99 ms")
-    right.plot(
-        calls,
-        [s.call_jitter_p99_ms_max for s in steps],
-        "+--",
-        color="tab:blue",
-        alpha=0.5,
-        label="jitter p99 ms (worst call)",
-    )
-    right.axhline(
-        report.max_jitter_p99_ms,
-        color="tab:blue",
-        linestyle="-.",
-        linewidth=1,
-        label=f"jitter limit {report.max_jitter_p99_ms:g} ms",
-    )
-    worst_jitter = max([s.call_jitter_p99_ms_max for s in steps] + [0.0])
-    right.set_ylim(0, max(worst_jitter, report.max_jitter_p99_ms) * 1.4)
-    right.set_ylabel("jitter p99 ms", color="tab:blue")
+    _jitter_panel(right, report, steps, calls)
     lines = top.get_legend_handles_labels()
     more = right.get_legend_handles_labels()
     top.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize="small")
-    bottom.plot(
-        calls, [s.generator_cpu_percent for s in steps], "o-", color="tab:green", label="generator CPU %"
-    )
-    if any(s.relay_cpu_percent is not None for s in steps):
-        bottom.plot(
-            calls, [s.relay_cpu_percent or 0.0 for s in steps], "s-", color="tab:purple", label="relay CPU %"
-        )
-    if any(s.machine_cpu_percent is not None for s in steps):
-        cores = report.machine.get("cpus", 1.0)
-        bottom.plot(
-            calls,
-            [(s.machine_cpu_percent or 0.0) * cores for s in steps],
-            ":",
-            color="grey",
-            label=f"whole machine ({cores:g} cores, all processes)",
-        )
-    bottom.set_ylabel("CPU % of one core")
-    bottom.set_xlabel(f"concurrent {report.profile} calls ({report.transport.upper()})")
-    bottom.legend(loc="upper left", fontsize="small")
+    _cpu_panel(bottom, report, steps, calls)
     for axis in (top, bottom):
         axis.grid(True, alpha=0.3)
         if report.capacity is not None:
             axis.axvline(report.capacity, color="black", linestyle="--", linewidth=1)
-    title = f"callops load: {report.relay}"
-    title += f" -- capacity {report.capacity} calls" if report.capacity is not None else " -- no passing step"
-    mos = [s.mos for s in report.sample_calls if s.mos is not None]
-    if mos:
-        title += f", sampled MOS {min(mos):.1f}"
-    figure.suptitle(title, fontsize="medium")
+    figure.suptitle(_chart_title(report), fontsize="medium")
     try:
         figure.savefig(path, dpi=100)
     except OSError as exc:

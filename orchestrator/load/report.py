@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from callops.turn.traffic import Histogram, percentile
 
 CallState = Literal["active", "setup", "failed"]
+#: why a run ended: its plan ran out, a ramp step failed, a signal, a worker's error
+StoppedBy = Literal["plan", "capacity", "signal", "error"]
 
 
 class _Model(BaseModel):
@@ -163,7 +165,7 @@ class LoadReport(_Model):
     shard_count: int = 1
     workers: int = 1
     duration_s: float = 0.0
-    stopped_by: Literal["plan", "capacity", "signal", "error"] = "plan"
+    stopped_by: StoppedBy = "plan"
     machine: dict[str, float] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
     ok: bool = True
@@ -185,6 +187,46 @@ def _pct_ms(histogram: Histogram) -> Percentiles:
     return Percentiles(
         p50=None if p50 is None else round(p50 / 1000, 3), p99=None if p99 is None else round(p99 / 1000, 3)
     )
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _step_problems(
+    results: Sequence[CallResult],
+    *,
+    max_loss_percent: float,
+    max_jitter_p99_ms: float,
+    partial: bool,
+    expected: int,
+) -> list[str]:
+    """Why a step fails: failed calls, calls over a threshold, calls not up or not reported."""
+    active = [r for r in results if r.state == "active"]
+    failed = [r for r in results if r.state == "failed"]
+    bad_loss = [r for r in active if r.loss_percent >= max_loss_percent]
+    bad_jitter = [r for r in active if r.jitter_p99_ms >= max_jitter_p99_ms]
+    not_up = [r for r in results if r.state == "setup"]
+    problems: list[str] = []
+    if failed:
+        problems.append(f"{len(failed)} call(s) failed: {failed[0].error}")
+    if bad_loss:
+        worst = max(bad_loss, key=lambda r: r.loss_percent)
+        problems.append(
+            f"{len(bad_loss)} call(s) lost >= {max_loss_percent:g} % (worst: call {worst.call}, "
+            f"{worst.loss_percent:g} %)"
+        )
+    if bad_jitter:
+        worst = max(bad_jitter, key=lambda r: r.jitter_p99_ms)
+        problems.append(
+            f"{len(bad_jitter)} call(s) had p99 jitter >= {max_jitter_p99_ms:g} ms "
+            f"(worst: call {worst.call}, {worst.jitter_p99_ms:g} ms)"
+        )
+    if not partial and not_up:
+        problems.append(f"{len(not_up)} call(s) were still being set up at the end of the step")
+    if not partial and len(results) < expected:
+        problems.append(f"only {len(results)} of {expected} calls reported")
+    return problems
 
 
 def aggregate_step(
@@ -209,32 +251,14 @@ def aggregate_step(
     active = [r for r in results if r.state == "active"]
     failed = [r for r in results if r.state == "failed"]
     sent = sum(r.a_to_b.sent + r.b_to_a.sent for r in results)
-    received = sum(r.a_to_b.received + r.b_to_a.received for r in results)
     lost = sum(r.a_to_b.lost + r.b_to_a.lost for r in results)
-    codes = Counter(str(r.error_code) for r in failed if r.error_code is not None)
-    problems: list[str] = []
-    bad_loss = [r for r in active if r.loss_percent >= max_loss_percent]
-    bad_jitter = [r for r in active if r.jitter_p99_ms >= max_jitter_p99_ms]
-    not_up = [r for r in results if r.state == "setup"]
-    if failed:
-        problems.append(f"{len(failed)} call(s) failed: {failed[0].error}")
-    if bad_loss:
-        worst = max(bad_loss, key=lambda r: r.loss_percent)
-        problems.append(
-            f"{len(bad_loss)} call(s) lost >= {max_loss_percent:g} % (worst: call {worst.call}, "
-            f"{worst.loss_percent:g} %)"
-        )
-    if bad_jitter:
-        worst = max(bad_jitter, key=lambda r: r.jitter_p99_ms)
-        problems.append(
-            f"{len(bad_jitter)} call(s) had p99 jitter >= {max_jitter_p99_ms:g} ms "
-            f"(worst: call {worst.call}, {worst.jitter_p99_ms:g} ms)"
-        )
-    if not partial and not_up:
-        problems.append(f"{len(not_up)} call(s) were still being set up at the end of the step")
-    expected = planned_calls if expected_calls is None else expected_calls
-    if not partial and len(results) < expected:
-        problems.append(f"only {len(results)} of {expected} calls reported")
+    problems = _step_problems(
+        results,
+        max_loss_percent=max_loss_percent,
+        max_jitter_p99_ms=max_jitter_p99_ms,
+        partial=partial,
+        expected=planned_calls if expected_calls is None else expected_calls,
+    )
     return StepReport(
         index=index,
         calls=planned_calls,
@@ -242,19 +266,19 @@ def aggregate_step(
         failed=len(failed),
         duration_s=round(duration_s, 3),
         packets_sent=sent,
-        packets_received=received,
+        packets_received=sum(r.a_to_b.received + r.b_to_a.received for r in results),
         loss_percent=round(100 * lost / sent, 3) if sent else 0.0,
         jitter_ms=_pct_ms(jitter),
         rtt_ms=_pct_ms(rtt),
         delay_ms=_pct_ms(delay),
         call_loss_percent_max=max((r.loss_percent for r in active), default=0.0),
         call_jitter_p99_ms_max=max((r.jitter_p99_ms for r in active), default=0.0),
-        allocation_failures=dict(codes),
+        allocation_failures=dict(Counter(str(r.error_code) for r in failed if r.error_code is not None)),
         skipped_frames=sum(r.skipped_frames for r in results),
         send_drops=sum(r.send_drops for r in results),
         generator_cpu_percent=round(generator_cpu_percent, 1),
-        relay_cpu_percent=None if relay_cpu_percent is None else round(relay_cpu_percent, 1),
-        machine_cpu_percent=None if machine_cpu_percent is None else round(machine_cpu_percent, 1),
+        relay_cpu_percent=_round(relay_cpu_percent, 1),
+        machine_cpu_percent=_round(machine_cpu_percent, 1),
         partial=partial,
         ok=not problems,
         problems=problems,
@@ -331,8 +355,8 @@ def conclude(
     return report.model_copy(update=update)
 
 
-def merge_reports(reports: Sequence[LoadReport]) -> LoadReport:
-    """One report from shard reports: per step, calls and histograms pooled, figures recomputed."""
+def _merged_shards(reports: Sequence[LoadReport]) -> list[int]:
+    """The shards of ``reports`` (of one run: same profile, transport and relay; each shard once)."""
     if not reports:
         raise ValueError("no reports to merge")
     first = reports[0]
@@ -345,28 +369,39 @@ def merge_reports(reports: Sequence[LoadReport]) -> LoadReport:
     shards = sorted({s for r in reports for s in r.shards})
     if len(shards) != sum(len(r.shards) for r in reports):
         raise ValueError(f"a shard appears in more than one report: {[r.shards for r in reports]}")
+    return shards
+
+
+def _merge_step(
+    index: int, parts: Sequence[StepReport], first: LoadReport, *, all_shards: bool
+) -> StepReport:
+    """Step ``index`` of every shard that reached it, figures recomputed from the pooled data."""
+    planned = max(s.calls for s in parts)
+    relays = [s.relay_cpu_percent for s in parts if s.relay_cpu_percent is not None]
+    return aggregate_step(
+        index,
+        planned,
+        [c for s in parts for c in s.call_results],
+        [s.histograms for s in parts],
+        duration_s=max(s.duration_s for s in parts),
+        max_loss_percent=first.max_loss_percent,
+        max_jitter_p99_ms=first.max_jitter_p99_ms,
+        generator_cpu_percent=sum(s.generator_cpu_percent for s in parts),
+        relay_cpu_percent=max(relays) if relays else None,
+        partial=any(s.partial for s in parts),
+        expected_calls=planned if all_shards else sum(len(s.call_results) for s in parts),
+    )
+
+
+def merge_reports(reports: Sequence[LoadReport]) -> LoadReport:
+    """One report from shard reports: per step, calls and histograms pooled, figures recomputed."""
+    shards = _merged_shards(reports)
+    first = reports[0]
     indices = sorted({s.index for r in reports for s in r.steps})
     steps: list[StepReport] = []
     for index in indices:
         parts = [s for r in reports for s in r.steps if s.index == index]
-        planned = max(s.calls for s in parts)
-        cpu = sum(s.generator_cpu_percent for s in parts)
-        relays = [s.relay_cpu_percent for s in parts if s.relay_cpu_percent is not None]
-        step = aggregate_step(
-            index,
-            planned,
-            [c for s in parts for c in s.call_results],
-            [s.histograms for s in parts],
-            duration_s=max(s.duration_s for s in parts),
-            max_loss_percent=first.max_loss_percent,
-            max_jitter_p99_ms=first.max_jitter_p99_ms,
-            generator_cpu_percent=cpu,
-            relay_cpu_percent=max(relays) if relays else None,
-            partial=any(s.partial for s in parts),
-            expected_calls=planned
-            if len(shards) == first.shard_count
-            else sum(len(s.call_results) for s in parts),
-        )
+        step = _merge_step(index, parts, first, all_shards=len(shards) == first.shard_count)
         if len(parts) < len(reports):
             step = step.model_copy(update={"partial": True})
         steps.append(step)
@@ -412,6 +447,7 @@ __all__ = [
     "StepHistograms",
     "StepPart",
     "StepReport",
+    "StoppedBy",
     "aggregate_step",
     "bottleneck",
     "call_percentile",

@@ -20,6 +20,8 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.context import SpawnProcess
 from typing import Any
 
 from callops.errors import CallopsError, NetworkError
@@ -38,6 +40,7 @@ from callops.orchestrator.load.report import (
     SampleCall,
     StepPart,
     StepReport,
+    StoppedBy,
     aggregate_step,
     conclude,
 )
@@ -47,8 +50,14 @@ log = logging.getLogger(__name__)
 
 #: how long the parent waits for workers to report after a stop
 STOP_GRACE_S = 0.7
+#: how long the workers may take to spawn and import
+WORKER_START_S = 60.0
 #: how long sampled calls still running at the end of the load may take to finish
 SAMPLE_GRACE_S = 20.0
+
+
+#: a worker process and the parent's end of its pipe
+_WorkerProcess = tuple[Connection, SpawnProcess]
 
 
 @dataclass
@@ -144,13 +153,15 @@ class _Parent:
         self.steps = plan.steps()
         self.ctx = multiprocessing.get_context("spawn")
         self.stop = self.ctx.Event()
-        self.stopped_by: str = "plan"
+        self.stopped_by: StoppedBy = "plan"
         self.parts: dict[int, list[StepPart]] = {}
         self.reports: list[StepReport] = []
         self.samples: list[SampleCall] = []
         self.done: set[int] = set()
         self.errors: list[str] = []
         self.finished = asyncio.Event()
+        #: set by the workers' end or a signal: the run stops waiting
+        self.finished_or_stopped = asyncio.Event()
         self.step_cpu: dict[int, tuple[float | None, tuple[float, float] | None]] = {}
         self.relay_pid = run.relay_pid
         self.sample_tasks: list[asyncio.Task[None]] = []
@@ -158,7 +169,7 @@ class _Parent:
 
     # -- workers ----------------------------------------------------------------------------------
 
-    def _receive(self, conn: Any) -> None:
+    def _receive(self, conn: Connection) -> None:
         try:
             while conn.poll():
                 message = conn.recv()
@@ -261,21 +272,46 @@ class _Parent:
     # -- the run ----------------------------------------------------------------------------------
 
     async def execute(self) -> LoadReport:
-        from callops.orchestrator.load.worker import worker_main
-
-        plan = self.plan
-        server = resolve_relay(plan)
+        server = resolve_relay(self.plan)
         if self.relay_pid is None and (server[0] == "::1" or server[0].startswith("127.")):
             self.relay_pid = find_listener_pid(server[1])
         loop = asyncio.get_running_loop()
-        conns: list[Any] = []
-        processes: list[Any] = []
-        for index in range(plan.workers):
+        workers = self._spawn(server)
+        installed = self._install_signal_handlers(loop)
+        started = time.monotonic()
+        marks: asyncio.Task[None] | None = None
+        try:
+            await self._wait_ready(workers)
+            self.t0 = time.monotonic() + 0.2
+            for conn, _ in workers:
+                conn.send(("start", self.t0))
+                loop.add_reader(conn.fileno(), self._receive, conn)
+            marks = loop.create_task(self._marks())
+            await self._wait_end(loop)
+        finally:
+            if marks is not None:
+                marks.cancel()
+            await self._cancel_samples()
+            self._collect(loop, workers)
+            for signum in installed:
+                loop.remove_signal_handler(signum)
+        # steps every worker reported in part (a stop cut them short): aggregate what there is
+        for index in sorted(self.parts):
+            if self.parts[index]:
+                self._step_complete(index)
+        return self._report(time.monotonic() - started)
+
+    def _spawn(self, server: tuple[str, int]) -> list[_WorkerProcess]:
+        """One process per worker; plan and credentials go through the pipe, never ``argv``."""
+        from callops.orchestrator.load.worker import worker_main
+
+        workers = []
+        for index in range(self.plan.workers):
             parent_conn, child_conn = self.ctx.Pipe()
             process = self.ctx.Process(
                 target=worker_main,
                 args=(
-                    plan.model_dump_json(),
+                    self.plan.model_dump_json(),
                     index,
                     server,
                     self.run.username,
@@ -288,8 +324,11 @@ class _Parent:
             )
             process.start()
             child_conn.close()
-            conns.append(parent_conn)
-            processes.append(process)
+            workers.append((parent_conn, process))
+        return workers
+
+    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
+        """SIGINT/SIGTERM stop the workers' current step (the signals handled here, to remove)."""
 
         def on_signal() -> None:
             if not self.stop.is_set():
@@ -298,77 +337,70 @@ class _Parent:
                 self.stop.set()
             self.finished_or_stopped.set()
 
-        self.finished_or_stopped = asyncio.Event()
         installed = []
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, on_signal)
                 installed.append(signum)
-        started = time.monotonic()
-        marks: asyncio.Task[None] | None = None
+        return installed
+
+    async def _wait_ready(self, workers: list[_WorkerProcess]) -> None:
+        """Every worker spawned and imported (so that one common start time is fair to all)."""
+        not_started = CallopsError("the load workers did not start", hint="run again with --debug")
+        ready = 0
         try:
-            # every worker ready (spawned and imported), then one common start time
-            ready = 0
-            deadline = time.monotonic() + 60
-            while ready < plan.workers:
-                if self.stop.is_set():
-                    break
-                for conn in conns:
-                    if conn.poll(0.01):
-                        message = conn.recv()
-                        if message[0] == "ready":
+            async with asyncio.timeout(WORKER_START_S):
+                while ready < self.plan.workers and not self.stop.is_set():
+                    for conn, _ in workers:
+                        if conn.poll(0.01) and conn.recv()[0] == "ready":
                             ready += 1
-                if time.monotonic() > deadline or any(not p.is_alive() for p in processes):
-                    raise CallopsError("the load workers did not start", hint="run again with --debug")
-                await asyncio.sleep(0)
-            self.t0 = time.monotonic() + 0.2
-            for conn in conns:
-                conn.send(("start", self.t0))
-                loop.add_reader(conn.fileno(), self._receive, conn)
-            marks = loop.create_task(self._marks())
-            waiter = loop.create_task(self.finished.wait())
-            stopper = loop.create_task(self.finished_or_stopped.wait())
-            budget = plan.total_s + 30.0
-            await asyncio.wait({waiter, stopper}, timeout=budget, return_when=asyncio.FIRST_COMPLETED)
-            if not self.finished.is_set():
-                self.stop.set()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.finished.wait(), STOP_GRACE_S)
-            waiter.cancel()
-            pending = [t for t in self.sample_tasks if not t.done()]
-            if pending and self.stopped_by != "signal":  # let running sampled calls finish (bounded)
-                samples = loop.create_task(asyncio.wait(pending, timeout=SAMPLE_GRACE_S))
-                await asyncio.wait([samples, stopper], return_when=asyncio.FIRST_COMPLETED)
-                samples.cancel()
-            stopper.cancel()
-        finally:
-            if marks is not None:
-                marks.cancel()
-            for task in self.sample_tasks:
-                task.cancel()
-            if self.sample_tasks:
-                await asyncio.wait(self.sample_tasks, timeout=0.2)
-            for conn in conns:
-                with contextlib.suppress(ValueError, OSError):
-                    loop.remove_reader(conn.fileno())
-                with contextlib.suppress(OSError, EOFError):
-                    while conn.poll():
-                        self._handle(conn.recv())
-            for process in processes:
-                process.join(timeout=0.1)
-                if process.is_alive():
-                    process.terminate()
-            for process in processes:
-                process.join(timeout=1.0)
-                if process.is_alive():
-                    process.kill()
-            for signum in installed:
-                loop.remove_signal_handler(signum)
-        # steps every worker reported in part (a stop cut them short): aggregate what there is
-        for index in sorted(self.parts):
-            if self.parts[index]:
-                self._step_complete(index)
-        return self._report(time.monotonic() - started)
+                    if any(not process.is_alive() for _, process in workers):
+                        raise not_started
+                    await asyncio.sleep(0)
+        except TimeoutError:
+            raise not_started from None
+
+    async def _wait_end(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Until the workers are done, a signal stops them, or the plan's budget is spent."""
+        waiter = loop.create_task(self.finished.wait())
+        stopper = loop.create_task(self.finished_or_stopped.wait())
+        budget = self.plan.total_s + 30.0
+        await asyncio.wait({waiter, stopper}, timeout=budget, return_when=asyncio.FIRST_COMPLETED)
+        if not self.finished.is_set():
+            self.stop.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STOP_GRACE_S):
+                    await self.finished.wait()
+        waiter.cancel()
+        pending = [t for t in self.sample_tasks if not t.done()]
+        if pending and self.stopped_by != "signal":  # let running sampled calls finish (bounded)
+            samples = loop.create_task(asyncio.wait(pending, timeout=SAMPLE_GRACE_S))
+            await asyncio.wait([samples, stopper], return_when=asyncio.FIRST_COMPLETED)
+            samples.cancel()
+        stopper.cancel()
+
+    async def _cancel_samples(self) -> None:
+        for task in self.sample_tasks:
+            task.cancel()
+        if self.sample_tasks:
+            await asyncio.wait(self.sample_tasks, timeout=0.2)
+
+    def _collect(self, loop: asyncio.AbstractEventLoop, workers: list[_WorkerProcess]) -> None:
+        """Read what the workers still sent, then end them (politely first)."""
+        for conn, _ in workers:
+            with contextlib.suppress(ValueError, OSError):
+                loop.remove_reader(conn.fileno())
+            with contextlib.suppress(OSError, EOFError):
+                while conn.poll():
+                    self._handle(conn.recv())
+        for _, process in workers:
+            process.join(timeout=0.1)
+            if process.is_alive():
+                process.terminate()
+        for _, process in workers:
+            process.join(timeout=1.0)
+            if process.is_alive():
+                process.kill()
 
     def _report(self, duration_s: float) -> LoadReport:
         plan = self.plan
@@ -391,7 +423,7 @@ class _Parent:
             shard_count=plan.shard_count,
             workers=plan.workers,
             duration_s=round(duration_s, 3),
-            stopped_by=self.stopped_by,  # type: ignore[arg-type]
+            stopped_by=self.stopped_by,
             machine=_machine(),
             notes=list(self.errors),
         )

@@ -185,44 +185,9 @@ class TurnClient:
         if pending is None or self.state in ("failed", "released"):
             return
         if message.message_class == stun.Class.ERROR:
-            code, reason = message.attributes.get("ERROR-CODE", (0, ""))
-            if code == 401 and not pending.authenticated and "NONCE" in message.attributes:
-                self.realm = str(message.attributes.get("REALM", ""))
-                self.nonce = message.attributes["NONCE"]
-                self._key = make_integrity_key(self.username, self.realm, self._password)
-                self._resend(pending, now)
-                return
-            if code == 438 and "NONCE" in message.attributes:
-                self.nonce = message.attributes["NONCE"]
-                self._resend(pending, now)
-                return
-            if code == 437 and pending.kind == "allocate" and pending.sends > 1 and not self.recoveries:
-                # a retransmitted Allocate whose first copy created the allocation, but whose answer
-                # was lost (or overtaken): delete that allocation, then allocate again
-                self.recoveries += 1
-                self._set_state("allocating", "437 after a retransmission: deleting the orphan")
-                self._refresh(now, 0, kind="reset")
-                return
-            if pending.kind == "reset":  # the orphan is gone either way: allocate again
-                self._allocate_request(now)
-                return
-            meaning = ERROR_MEANINGS.get(int(code), str(reason).strip() or "error")
-            self._fail(f"{self.label}: {pending.kind} failed: {code}: {meaning}", int(code))
-            return
-        if pending.kind == "allocate":
-            relayed = message.attributes.get("XOR-RELAYED-ADDRESS")
-            if relayed is None:
-                self._fail(f"{self.label}: Allocate success response lacks XOR-RELAYED-ADDRESS", 0)
-                return
-            self.relayed = (str(relayed[0]), int(relayed[1]))
-            mapped = message.attributes.get("XOR-MAPPED-ADDRESS")
-            self.mapped = None if mapped is None else (str(mapped[0]), int(mapped[1]))
-            granted = int(message.attributes.get("LIFETIME", self.lifetime))
-            self.refresh_s = min(self.refresh_s, max(1.0, granted - 60.0), max(1.0, granted / 2))
-            self.allocate_ms = (now - self._started) * 1000
-            self._next_refresh = now + self.refresh_s
-            self._set_state("allocated")
-            self._events.append(TurnEvent("allocated"))
+            self._error_response(pending, message, now)
+        elif pending.kind == "allocate":
+            self._allocated(message, now)
         elif pending.kind == "bind":
             self._next_rebind = now + self.rebind_s
             if self.state == "binding":
@@ -236,6 +201,46 @@ class TurnClient:
             self._events.append(TurnEvent("refreshed", "allocation"))
         elif pending.kind == "reset":
             self._allocate_request(now)
+
+    def _error_response(self, pending: _Pending, message: stun.Message, now: float) -> None:
+        """401 and 438 are answered with the new nonce, a 437 after a retransmission recovered;
+        any other error fails the client with its code's meaning."""
+        code, reason = message.attributes.get("ERROR-CODE", (0, ""))
+        if code == 401 and not pending.authenticated and "NONCE" in message.attributes:
+            self.realm = str(message.attributes.get("REALM", ""))
+            self.nonce = message.attributes["NONCE"]
+            self._key = make_integrity_key(self.username, self.realm, self._password)
+            self._resend(pending, now)
+        elif code == 438 and "NONCE" in message.attributes:
+            self.nonce = message.attributes["NONCE"]
+            self._resend(pending, now)
+        elif code == 437 and pending.kind == "allocate" and pending.sends > 1 and not self.recoveries:
+            # a retransmitted Allocate whose first copy created the allocation, but whose answer
+            # was lost (or overtaken): delete that allocation, then allocate again
+            self.recoveries += 1
+            self._set_state("allocating", "437 after a retransmission: deleting the orphan")
+            self._refresh(now, 0, kind="reset")
+        elif pending.kind == "reset":  # the orphan is gone either way: allocate again
+            self._allocate_request(now)
+        else:
+            meaning = ERROR_MEANINGS.get(int(code), str(reason).strip() or "error")
+            self._fail(f"{self.label}: {pending.kind} failed: {code}: {meaning}", int(code))
+
+    def _allocated(self, message: stun.Message, now: float) -> None:
+        """Allocate success: the relayed address, the granted lifetime, the refresh timer."""
+        relayed = message.attributes.get("XOR-RELAYED-ADDRESS")
+        if relayed is None:
+            self._fail(f"{self.label}: Allocate success response lacks XOR-RELAYED-ADDRESS", 0)
+            return
+        self.relayed = (str(relayed[0]), int(relayed[1]))
+        mapped = message.attributes.get("XOR-MAPPED-ADDRESS")
+        self.mapped = None if mapped is None else (str(mapped[0]), int(mapped[1]))
+        granted = int(message.attributes.get("LIFETIME", self.lifetime))
+        self.refresh_s = min(self.refresh_s, max(1.0, granted - 60.0), max(1.0, granted / 2))
+        self.allocate_ms = (now - self._started) * 1000
+        self._next_refresh = now + self.refresh_s
+        self._set_state("allocated")
+        self._events.append(TurnEvent("allocated"))
 
     def poll(self, now: float) -> None:
         """Retransmit (UDP), give up on unanswered requests, and send due refreshes."""

@@ -19,6 +19,7 @@ sent to the parent as a :class:`~.report.StepPart`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import heapq
 import logging
@@ -31,7 +32,8 @@ import ssl
 import struct
 import time
 from collections.abc import Callable
-from typing import Any
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as EventType
 
 from aioice import stun
 
@@ -105,17 +107,16 @@ class _Peer:
         "side",
         "sock",
         "stream",
-        "tls",
     )
 
     def __init__(self, call: _Call, side: int, sock: socket.socket, client: TurnClient, stream: bool) -> None:
         self.call = call
         self.side = side
-        self.sock: Any = sock
+        #: the socket, an ssl.SSLSocket once a TLS peer is connected
+        self.sock: socket.socket = sock
         self.fd = sock.fileno()
         self.client = client
         self.stream = stream
-        self.tls = False
         self.connected = not stream
         self.inbuf = bytearray()
         self.outbuf = bytearray()
@@ -159,20 +160,40 @@ class _Call:
         self.replacements = 0
 
 
+@dataclasses.dataclass(slots=True)
 class _Ending:
     """A step that ended and waits ``drain_s`` for late packets before it is summed up."""
 
-    __slots__ = ("cpu_s", "due", "partial", "states", "step", "wall_s")
+    step: Step
+    due: float
+    cpu_s: float
+    wall_s: float
+    states: dict[int, str]
+    partial: bool = dataclasses.field(kw_only=True)
 
-    def __init__(
-        self, step: Step, due: float, cpu_s: float, wall_s: float, states: dict[int, str], *, partial: bool
-    ) -> None:
-        self.step = step
-        self.due = due
-        self.cpu_s = cpu_s
-        self.wall_s = wall_s
-        self.states = states
-        self.partial = partial
+
+@dataclasses.dataclass(slots=True)
+class _Progress:
+    """Where :meth:`Worker.run` is in the plan's steps."""
+
+    steps: list[Step]
+    #: when the current step started (monotonic) and the CPU time used by then
+    started: float
+    cpu_started: float
+    index: int = 0
+    #: the step that ended and drains, not yet reported
+    ending: _Ending | None = None
+    #: the last step ended (the loop ends once it is reported)
+    ended: bool = False
+    #: should_stop() said so: end the current step now, as partial
+    stopping: bool = False
+
+    @property
+    def step(self) -> Step:
+        return self.steps[self.index]
+
+    def step_end(self, t0: float) -> float:
+        return t0 + self.step.start_s + self.step.duration_s
 
 
 class Worker:
@@ -285,7 +306,7 @@ class Worker:
     def _stream_writable(self, peer: _Peer, now: float) -> None:
         """Finish connect and TLS handshake; then flush the send buffer."""
         if not peer.connected:
-            if not peer.tls:
+            if not isinstance(peer.sock, ssl.SSLSocket):
                 err = peer.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if err:
                     self._fail_call(peer.call, f"{self.plan.uri.label}: {os.strerror(err)}", 0)
@@ -297,8 +318,7 @@ class Worker:
                         peer.sock, server_hostname=self.plan.uri.host, do_handshake_on_connect=False
                     )
                     assert peer.sock.fileno() == fd
-                    peer.tls = True
-            if peer.tls:
+            if isinstance(peer.sock, ssl.SSLSocket):
                 try:
                     peer.sock.do_handshake()
                 except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
@@ -384,9 +404,8 @@ class Worker:
                 n = peer.sock.recv_into(self._rbuf)
             except BlockingIOError:
                 return
-            except OSError as exc:  # an ICMP error: nothing listens there (any more)
-                if peer.call.state == "setup":
-                    self._fail_call(peer.call, f"{self.plan.uri.label}: {exc.strerror or exc}", 0)
+            except OSError as exc:
+                self._receive_error(peer, exc)
                 return
             self._datagram(peer, self._rbuf, n, now, now_us)
             return
@@ -395,6 +414,11 @@ class Worker:
             return
         self._read_stream(peer, now, now_us)
 
+    def _receive_error(self, peer: _Peer, exc: OSError) -> None:
+        """An ICMP error on a datagram socket: nothing listens there (any more)."""
+        if peer.call.state == "setup":
+            self._fail_call(peer.call, f"{self.plan.uri.label}: {exc.strerror or exc}", 0)
+
     def _read_stamped(self, peer: _Peer, now: float) -> None:
         """One datagram with its kernel receive time (SO_TIMESTAMPNS): it may have waited in the
         socket buffer while the loop slept to the next send tick."""
@@ -402,9 +426,8 @@ class Worker:
             n, anc, _flags, _addr = peer.sock.recvmsg_into(self._rbufs, _ANC_SIZE)
         except BlockingIOError:
             return
-        except OSError as exc:  # an ICMP error: nothing listens there (any more)
-            if peer.call.state == "setup":
-                self._fail_call(peer.call, f"{self.plan.uri.label}: {exc.strerror or exc}", 0)
+        except OSError as exc:
+            self._receive_error(peer, exc)
             return
         if anc:
             sec, nsec = _TIMESPEC.unpack(anc[0][2])
@@ -628,103 +651,120 @@ class Worker:
 
     def run(self, t0: float) -> None:
         """Run the plan's steps from ``t0`` (this machine's monotonic clock) until done or stopped."""
-        steps = self.plan.steps()
-        step_i = 0
-        step = steps[0]
-        step_started = t0
-        cpu_started = time.process_time()
-        ending: _Ending | None = None
+        progress = _Progress(self.plan.steps(), t0, time.process_time())
+        end_at = t0 + self.plan.total_s
         next_control = t0
         next_stop_check = t0
-        ended = False
-        stopping = False
-        end_at = t0 + self.plan.total_s
-        while self.clock() < t0:
-            time.sleep(min(0.01, max(0.0, t0 - self.clock())))
-        for cid in self.plan.call_ids(step.calls, self.index):
-            self._open_call(cid, t0)
+        self._wait_for(t0)
+        self._open_calls(progress.step, t0)
         while True:
             now = self.clock()
             if now >= next_stop_check:
                 next_stop_check = now + 0.02
-                if not stopping and self.should_stop():
-                    stopping = True
+                if not progress.stopping and self.should_stop():
+                    progress.stopping = True
                     self.stopped_early = True
             # a step ends: roll the statistics over, report it once late packets had time to arrive
-            if not ended and (stopping or now >= end_at or now >= t0 + step.start_s + step.duration_s):
-                if ending is not None:  # the step before is still draining: report it now
-                    self.report(self._summarise(ending))
-                self._roll()
-                cpu_now = time.process_time()
-                last = stopping or step_i + 1 >= len(steps)
-                drain = min(self.plan.drain_s, 0.2) if stopping else self.plan.drain_s
-                ending = _Ending(
-                    step,
-                    now + drain,
-                    cpu_now - cpu_started,
-                    now - step_started,
-                    {cid: call.state for cid, call in self.calls.items()},
-                    partial=stopping,
-                )
-                cpu_started, step_started = cpu_now, now
-                if last:
-                    ended = True
-                    self.heap.clear()
-                else:
-                    step_i += 1
-                    step = steps[step_i]
-                    for cid in self.plan.call_ids(step.calls, self.index):
-                        if cid not in self.calls:
-                            self._open_call(cid, now)
-            if ending is not None and (now >= ending.due or (stopping and not ended)):
+            if not progress.ended and (progress.stopping or now >= end_at or now >= progress.step_end(t0)):
+                self._end_step(progress, now)
+            ending = progress.ending
+            if ending is not None and (now >= ending.due or (progress.stopping and not progress.ended)):
                 self.report(self._summarise(ending))
-                ending = None
-                if ended:
+                progress.ending = None
+                if progress.ended:
                     break
-            # setups
             if self.pending_setup:
-                batch = self.pending_setup[:SETUPS_PER_TURN]
-                del self.pending_setup[:SETUPS_PER_TURN]
-                for peer in batch:
-                    if peer.call.state == "setup":
-                        self._start_peer(peer, now)
-            # media
-            heap = self.heap
-            horizon = now + SEND_EARLY_S
-            while heap and heap[0][0] <= horizon:
-                _, cid, direction = heapq.heappop(heap)
-                call = self.calls.get(cid)
-                if call is None or call.state != "active":
-                    continue
-                schedule = call.schedules[direction]
-                sizes = schedule.due(horizon)
-                if sizes:
-                    # the time of this send, not of the wake-up: a batch takes a while to go out
-                    self._send_media(call, direction, sizes, self.clock())
-                heapq.heappush(heap, (schedule.next_due, cid, direction))
+                self._start_setups(now)
+            self._send_due(now + SEND_EARLY_S)
             # control timers
             if now >= next_control:
                 next_control = now + CONTROL_PERIOD_S
                 self._control(now)
-            # wait until the next packet is due (not until it is within SEND_EARLY_S: then every
-            # wake-up would send one direction's packet; this way each sends SEND_EARLY_S worth)
-            timeout = MAX_WAIT_S
-            if heap:
-                timeout = min(timeout, max(0.0, heap[0][0] - self.clock()))
-            if self.stamped and not self.in_setup and not self.pending_setup:
-                self._wait_stamped(timeout)
-                continue
-            # arrival times are taken when a datagram is read
-            for fd, events in self.epoll.poll(timeout, 1024):
-                peer_ = self.by_fd.get(fd)
-                if peer_ is None:
-                    continue
-                now2 = self.clock()
-                if events & (_EPOLLIN | select.EPOLLERR | select.EPOLLHUP):
-                    self._readable(peer_, now2)
-                if events & _EPOLLOUT and peer_.fd in self.by_fd:
-                    self._stream_writable(peer_, now2)
+            self._wait_and_read()
         self.close()
+
+    def _wait_for(self, t0: float) -> None:
+        """Sleep until the common start time ``t0`` (every worker starts its calls at once)."""
+        while self.clock() < t0:
+            time.sleep(min(0.01, max(0.0, t0 - self.clock())))
+
+    def _open_calls(self, step: Step, now: float) -> None:
+        """Open this worker's calls of ``step`` that are not open yet."""
+        for cid in self.plan.call_ids(step.calls, self.index):
+            if cid not in self.calls:
+                self._open_call(cid, now)
+
+    def _end_step(self, progress: _Progress, now: float) -> None:
+        """Roll every call's statistics over; the ended step drains, the next one starts."""
+        if progress.ending is not None:  # the step before is still draining: report it now
+            self.report(self._summarise(progress.ending))
+        self._roll()
+        cpu_now = time.process_time()
+        stopping = progress.stopping
+        last = stopping or progress.index + 1 >= len(progress.steps)
+        drain = min(self.plan.drain_s, 0.2) if stopping else self.plan.drain_s
+        progress.ending = _Ending(
+            progress.step,
+            now + drain,
+            cpu_now - progress.cpu_started,
+            now - progress.started,
+            {cid: call.state for cid, call in self.calls.items()},
+            partial=stopping,
+        )
+        progress.cpu_started, progress.started = cpu_now, now
+        if last:
+            progress.ended = True
+            self.heap.clear()
+        else:
+            progress.index += 1
+            self._open_calls(progress.step, now)
+
+    def _start_setups(self, now: float) -> None:
+        """Start up to :data:`SETUPS_PER_TURN` queued allocations."""
+        batch = self.pending_setup[:SETUPS_PER_TURN]
+        del self.pending_setup[:SETUPS_PER_TURN]
+        for peer in batch:
+            if peer.call.state == "setup":
+                self._start_peer(peer, now)
+
+    def _send_due(self, horizon: float) -> None:
+        """Send every packet due by ``horizon``, each direction's batch at once."""
+        heap = self.heap
+        while heap and heap[0][0] <= horizon:
+            _, cid, direction = heapq.heappop(heap)
+            call = self.calls.get(cid)
+            if call is None or call.state != "active":
+                continue
+            schedule = call.schedules[direction]
+            sizes = schedule.due(horizon)
+            if sizes:
+                # the time of this send, not of the wake-up: a batch takes a while to go out
+                self._send_media(call, direction, sizes, self.clock())
+            heapq.heappush(heap, (schedule.next_due, cid, direction))
+
+    def _wait_and_read(self) -> None:
+        """Wait until the next packet is due, reading what arrives.
+
+        Not until it is within SEND_EARLY_S: then every wake-up would send one direction's
+        packet; this way each sends SEND_EARLY_S worth.
+        """
+        heap = self.heap
+        timeout = MAX_WAIT_S
+        if heap:
+            timeout = min(timeout, max(0.0, heap[0][0] - self.clock()))
+        if self.stamped and not self.in_setup and not self.pending_setup:
+            self._wait_stamped(timeout)
+            return
+        # arrival times are taken when a datagram is read
+        for fd, events in self.epoll.poll(timeout, 1024):
+            peer = self.by_fd.get(fd)
+            if peer is None:
+                continue
+            now = self.clock()
+            if events & (_EPOLLIN | select.EPOLLERR | select.EPOLLHUP):
+                self._readable(peer, now)
+            if events & _EPOLLOUT and peer.fd in self.by_fd:
+                self._stream_writable(peer, now)
 
     def _wait_stamped(self, timeout: float) -> None:
         """Sleep to the next send tick, then read what arrived meanwhile: one wake-up per tick
@@ -783,7 +823,13 @@ def raise_fd_limit(wanted: int) -> None:
 
 
 def worker_main(  # noqa: PLR0917 -- a multiprocessing target takes positional args
-    plan_json: str, index: int, server: tuple[str, int], username: str, password: str, conn: Any, stop: Any
+    plan_json: str,
+    index: int,
+    server: tuple[str, int],
+    username: str,
+    password: str,
+    conn: Connection,
+    stop: EventType,
 ) -> None:
     """Entry point of a worker process: wait for the start time, run, report over ``conn``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us through ``stop``

@@ -48,6 +48,34 @@ def netns_deployment() -> TurnDeployment:
     )
 
 
+#: a relay behind a 1:1 NAT (external IP 203.0.113.10)
+_NATTED_RELAY = {
+    "realm": "turn.example.com",
+    "listening_ips": ["10.0.0.5"],
+    "relay_ips": ["10.0.0.5"],
+    "external_ips": [{"public": "203.0.113.10", "private": "10.0.0.5"}],
+}
+
+
+@pytest.fixture
+def deployment() -> TurnDeployment:
+    """The NATted relay with TLS on 443."""
+    return TurnDeployment.model_validate(
+        {
+            **_NATTED_RELAY,
+            "tls_listening_port": 443,
+            "tls_cert_file": "/etc/coturn/tls/fullchain.pem",
+            "tls_key_file": "/etc/coturn/tls/privkey.pem",
+        }
+    )
+
+
+@pytest.fixture
+def relay_without_tls() -> TurnDeployment:
+    """The NATted relay, TURN over UDP and TCP only."""
+    return TurnDeployment.model_validate(_NATTED_RELAY)
+
+
 @pytest.fixture
 def systemd_bundle(tmp_path: Path, netns_deployment: TurnDeployment) -> Path:
     """The systemd bundle of ``netns_deployment``, in ``tmp_path / "bundle"``."""

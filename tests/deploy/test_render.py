@@ -28,21 +28,6 @@ from callops.turn.lint import lint_conf
 K8S_VERSIONS = ("1.28", "1.30", "1.33")
 
 
-@pytest.fixture
-def deployment() -> TurnDeployment:
-    return TurnDeployment.model_validate(
-        {
-            "realm": "turn.example.com",
-            "listening_ips": ["10.0.0.5"],
-            "relay_ips": ["10.0.0.5"],
-            "external_ips": [{"public": "203.0.113.10", "private": "10.0.0.5"}],
-            "tls_listening_port": 443,
-            "tls_cert_file": "/etc/coturn/tls/fullchain.pem",
-            "tls_key_file": "/etc/coturn/tls/privkey.pem",
-        }
-    )
-
-
 def k8s_docs(text: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(text) if doc]
 

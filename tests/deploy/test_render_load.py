@@ -18,15 +18,8 @@ K8S_VERSIONS = ("1.28", "1.30", "1.33")
 
 
 @pytest.fixture
-def deployment() -> TurnDeployment:
-    return TurnDeployment.model_validate(
-        {
-            "realm": "turn.example.com",
-            "listening_ips": ["10.0.0.5"],
-            "relay_ips": ["10.0.0.5"],
-            "external_ips": [{"public": "203.0.113.10", "private": "10.0.0.5"}],
-        }
-    )
+def deployment(relay_without_tls: TurnDeployment) -> TurnDeployment:
+    return relay_without_tls
 
 
 def _docs(text: str) -> list[dict[str, Any]]:
