@@ -22,7 +22,7 @@ stays inside the lab), with the ICE servers of the consumer's one-site verdict, 
 own call. The browser's real outcome (connected, decoded media, the selected pair's candidate types
 and ``relayProtocol`` from its ``getStats()``) must equal the row's two-site verdict. The rows'
 probes run once per row (a module-scoped lab, prefix ``copmx-``) for both the aiortc and the
-browser check; the browser adds about 10 s per row, all six rows.
+browser check; the browser adds 5-7 s per row (all six rows: about 35 s for the file).
 """
 
 from __future__ import annotations
