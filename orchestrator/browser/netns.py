@@ -4,7 +4,17 @@ Chromium phones home on its own (DNS lookups of Google hosts, even queries to pu
 whatever its flags. Every Chromium callops starts therefore runs in a network namespace with no
 route out: one made here (:func:`isolated_namespace`: ``callops-browser-<id>`` with only ``lo``
 up), or one that the caller names (the lab's consumer site: a veth to the lab's own addresses).
-:func:`check_browser_namespace` refuses the root namespace.
+
+:func:`check_browser_namespace` is the guard. A default route alone says nothing (the lab's
+consumer site has one, to its NAT router; a namespace without one may still have a veth into the
+host), so it follows the *links*: starting from the browser's namespace, every interface must be
+``lo``, a bridge or a dummy, or a veth whose peer lives in a namespace made with ``ip netns add``
+(named in ``/run/netns``) -- and that namespace is checked the same way, hop by hop, until every
+namespace reachable over links has been seen. A veth whose peer is in an unnamed namespace (the
+root namespace has no name in ``/run/netns``), a physical interface, a tunnel or any other kind of
+link, or the init process's namespace under a name, is a way out and refused. The walk is pure
+(:func:`find_way_out`, over facts read with ``ip -j -d link`` and ``ip -j netns list-id``: two
+commands per namespace, a dozen for the NAT lab).
 
 Tests and benches run the other parts of the call (emulator, coturn, the aiortc agent) inside the
 same namespace on 127.0.0.1 with :func:`run_in_namespace`: a thread that entered the namespace
@@ -17,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import json
 import logging
 import os
 import secrets
@@ -25,6 +36,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from callops.errors import EnvironmentProblem, UsageError
@@ -80,28 +92,115 @@ def has_route_out(netns: str | None = None) -> bool:
     return any(_ip(*prefix, family, "route", "show", "default").strip() for family in ("-4", "-6"))
 
 
+#: link kinds that lead nowhere by themselves (a bridge's ports are checked one by one)
+CONTAINED_KINDS = frozenset({"bridge", "dummy"})
+
+
+@dataclass(frozen=True)
+class Link:
+    """One interface of a namespace, as far as the guard cares."""
+
+    name: str
+    #: ``linkinfo.info_kind`` (``veth``, ``bridge`` ...); "loopback" for lo; None: a physical device
+    kind: str | None
+    #: a veth's peer namespace, as this namespace numbers it (``link_netnsid``); None: same namespace
+    peer_nsid: int | None = None
+
+
+@dataclass(frozen=True)
+class NamespaceFacts:
+    """What :func:`find_way_out` needs to know about one namespace."""
+
+    links: tuple[Link, ...]
+    #: nsid -> name in /run/netns (None: a namespace without a name, e.g. the root namespace)
+    names: dict[int, str | None]
+    #: True when this is the init process's namespace (known only where /proc/1 is readable)
+    is_init: bool = False
+
+
+def parse_links(ip_json: str) -> tuple[Link, ...]:
+    """``ip -j -d link show`` output as :class:`Link` s."""
+    out = []
+    for entry in json.loads(ip_json or "[]"):
+        info = entry.get("linkinfo") or {}
+        kind = info.get("info_kind")
+        if kind is None and entry.get("link_type") == "loopback":
+            kind = "loopback"
+        peer = entry.get("link_netnsid")
+        out.append(Link(str(entry.get("ifname")), kind, int(peer) if isinstance(peer, int) else None))
+    return tuple(out)
+
+
+def parse_nsids(ip_json: str) -> dict[int, str | None]:
+    """``ip -j netns list-id`` output: nsid -> namespace name (None where it has none)."""
+    return {int(e["nsid"]): e.get("name") or None for e in json.loads(ip_json or "[]") if "nsid" in e}
+
+
+def find_way_out(start: str | None, read: Callable[[str | None], NamespaceFacts]) -> str | None:
+    """Why a process in ``start`` (None: the caller's namespace) could reach beyond the namespaces
+    made with ``ip netns add``, or None when it cannot: a breadth-first walk over veth peers."""
+    seen: set[str | None] = {start}
+    todo: list[str | None] = [start]
+    while todo:
+        current = todo.pop(0)
+        where = "this namespace" if current is None else f"namespace {current}"
+        facts = read(current)
+        if facts.is_init:
+            return f"{where} is the init process's (root) network namespace"
+        for link in facts.links:
+            if link.kind == "loopback" or link.kind in CONTAINED_KINDS:
+                continue
+            if link.kind != "veth":
+                return f"{where} has interface {link.name} ({link.kind or 'a physical device'})"
+            if link.peer_nsid is None:
+                continue  # both ends here
+            peer = facts.names.get(link.peer_nsid)
+            if peer is None:
+                return (
+                    f"{where}: veth {link.name} leads to a namespace without a name in /run/netns "
+                    "(the root namespace, or one no test created)"
+                )
+            if peer not in seen:
+                seen.add(peer)
+                todo.append(peer)
+    return None
+
+
+def read_namespace_facts(netns: str | None) -> NamespaceFacts:
+    """The links and peer namespace names of ``netns`` (None: the calling thread's namespace)."""
+    prefix = [] if netns is None else ["-n", netns]
+    init = _netns_inode("/proc/1/ns/net")
+    own = _netns_inode("/proc/thread-self/ns/net" if netns is None else f"/run/netns/{netns}")
+    return NamespaceFacts(
+        links=parse_links(_ip(*prefix, "-j", "-d", "link", "show")),
+        names=parse_nsids(_ip(*prefix, "-j", "netns", "list-id")),
+        is_init=init is not None and own == init,
+    )
+
+
 def check_browser_namespace(netns: str | None) -> None:
     """Refuse to start a browser where it could reach the internet.
 
-    ``netns`` None means the caller's own namespace: allowed only when it has no default route
-    (callops itself runs in an isolated namespace, e.g. ``ip netns exec``, with only ``lo``). A named
-    namespace must be one made with ``ip netns add`` (the isolated one, or the lab's consumer site
-    whose only way out is the lab's own NAT) and must not be the init process's namespace.
+    ``netns`` None means the caller's own namespace (callops itself runs in an isolated namespace,
+    e.g. ``ip netns exec``, or in the lab's consumer site); a named one must exist in /run/netns.
+    Either is accepted only when every link, hop by hop, stays among the namespaces made with
+    ``ip netns add`` (:func:`find_way_out`; see the module docstring).
     """
-    if netns is None:
-        if has_route_out():
-            raise UsageError(
-                "refusing to start Chromium in a network namespace with a route out "
-                "(it contacts Google services on its own)",
-                hint="give --browser-netns NAME, or run callops inside an isolated namespace (ip netns exec)",
-            )
-        return
-    path = f"/run/netns/{netns}"
-    if not os.path.exists(path):
+    if netns is not None and not os.path.exists(f"/run/netns/{netns}"):
         raise UsageError(f"--browser-netns {netns}: no such network namespace", hint="ip netns list")
-    init = _netns_inode("/proc/1/ns/net")
-    if init is not None and _netns_inode(path) == init:
-        raise UsageError(f"--browser-netns {netns} is the root network namespace")
+    way_out = find_way_out(netns, read_namespace_facts)
+    if way_out is None:
+        return
+    if netns is None:
+        raise UsageError(
+            "refusing to start Chromium in a network namespace with a route out "
+            f"(it contacts Google services on its own): {way_out}",
+            hint="give --browser-netns NAME, or run callops inside an isolated namespace (ip netns exec)",
+        )
+    raise UsageError(
+        f"--browser-netns {netns}: refusing a namespace with a route out of the test's namespaces: {way_out}",
+        hint="an isolated namespace (only lo) or a lab site namespace",
+    )
 
 
 def namespace_pids(name: str) -> list[int]:
@@ -179,13 +278,20 @@ def run_in_namespace(name: str, main: Callable[[], Coroutine[Any, Any, T]], time
 
 __all__ = [
     "CHROMIUM_BINARY",
+    "CONTAINED_KINDS",
     "NAMESPACE_PREFIX",
+    "Link",
+    "NamespaceFacts",
     "browser_environment_problem",
     "check_browser_namespace",
     "enter_namespace",
+    "find_way_out",
     "has_route_out",
     "isolated_namespace",
     "namespace_pids",
+    "parse_links",
+    "parse_nsids",
+    "read_namespace_facts",
     "remove_namespace",
     "run_in_namespace",
 ]

@@ -167,15 +167,15 @@ def ns_name(prefix: str, role: str) -> str:
     if len(name) > MAX_NAME:
         raise UsageError(
             f"lab namespace name {name!r} is longer than {MAX_NAME} characters",
-            hint="use a shorter --prefix (at most 5 characters)",
+            hint="use a shorter --prefix (at most 7 characters)",
         )
     return name
 
 
 def check_prefix(prefix: str) -> str:
-    if not prefix or len(prefix) > 5 or not all(c.isalnum() or c == "-" for c in prefix):
+    if not prefix or len(prefix) > 7 or not all(c.isalnum() or c == "-" for c in prefix):
         raise UsageError(
-            f"lab prefix {prefix!r} is invalid", hint="use 1-5 letters, digits or '-', e.g. 'cops-'"
+            f"lab prefix {prefix!r} is invalid", hint="use 1-7 letters, digits or '-', e.g. 'cops-'"
         )
     return prefix
 

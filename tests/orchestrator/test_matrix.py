@@ -13,6 +13,16 @@ consumer's class has the same path. :data:`MATRIX` rows add the real call; the o
 two-site ICE test alone. Not ``tls-only`` with ``tls-only``: the responder runs on the agent, and a
 ``tls-only`` router forwards only the *inbound* signalling port and drops the responder's replies
 (lab topology, see ``router_rules``); with one ``tls-only`` site it is the consumer.
+
+Each :data:`MATRIX` row also runs the call with a real browser as the consumer: in the same lab,
+after the probes, ``callops emulator serve`` on the agent's host, ``callops call-site --role agent``
+(aiortc) there and ``callops call-site --role consumer --leg chromium`` in the consumer's site
+namespace -- Chromium runs there (the browser namespace guard accepts it: every link, hop by hop,
+stays inside the lab), with the ICE servers of the consumer's one-site verdict, like the probe's
+own call. The browser's real outcome (connected, decoded media, the selected pair's candidate types
+and ``relayProtocol`` from its ``getStats()``) must equal the row's two-site verdict. The rows'
+probes run once per row (a module-scoped lab, prefix ``copmx-``) for both the aiortc and the
+browser check; the browser adds 5-7 s per row (all six rows: about 35 s for the file).
 """
 
 from __future__ import annotations
@@ -22,14 +32,17 @@ import logging
 import select
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from callops.orchestrator.lab.lab import LabState
-from callops.orchestrator.lab.netns import exec_argv
+from callops.orchestrator.browser.netns import browser_environment_problem
+from callops.orchestrator.lab.lab import LabState, lab_down, lab_up
+from callops.orchestrator.lab.netns import exec_argv, lab_environment_problem
 from callops.orchestrator.lab.topology import SIGNALLING_PORT, TOPOLOGIES, Topology
 from callops.orchestrator.probe.verdict import two_site_path
 
@@ -39,6 +52,8 @@ log = logging.getLogger(__name__)
 
 #: lab prefix, read by the shared ``lab`` fixture (tests/orchestrator/conftest.py)
 PREFIX = "copm-"
+#: prefix of the MATRIX rows' labs (module-scoped, so that the browser call reuses the row's probes)
+MATRIX_PREFIX = "copmx-"
 # Deadlines with room for a loaded 2-core CI machine (interpreter start-up counts against the
 # one-site deadline); only the paths that cannot connect wait them out.
 ONE_SITE_TIMEOUT = 5.0
@@ -223,10 +238,48 @@ def check_call(row: Row, call: dict[str, Any]) -> None:
         assert call["relay_protocol"] == row.call_via.removeprefix("relay-"), call
 
 
-@pytest.mark.parametrize("lab", MATRIX, ids=[f"{r.agent}-{r.consumer}" for r in MATRIX], indirect=True)
-def test_matrix_verdicts_and_call(lab: LabState, tmp_path: Path) -> None:
-    row = next(r for r in MATRIX if (r.agent, r.consumer) == (lab.agent, lab.consumer))
-    verdicts = one_site(lab)
+@dataclass(frozen=True)
+class RowRun:
+    """A MATRIX row's lab with its probes done: one-site verdicts and the two-site report."""
+
+    row: Row
+    lab: LabState
+    verdicts: dict[str, dict[str, Any]]
+    two_site: dict[str, Any]
+
+
+@pytest.fixture(scope="module", params=MATRIX, ids=[f"{r.agent}-{r.consumer}" for r in MATRIX])
+def row_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RowRun]:
+    """The row's lab, the one-site probes from both sites and the two-site probe with ``--call``;
+    kept up for the row's tests (the aiortc checks, then the browser call), always torn down."""
+    problem = lab_environment_problem()
+    if problem is not None:
+        pytest.skip(problem)
+    row: Row = request.param
+    root = tmp_path_factory.mktemp(f"matrix-{row.agent}-{row.consumer}")
+    try:
+        lab = lab_up(row.agent, row.consumer, prefix=MATRIX_PREFIX, root=root / "run")
+        verdicts = one_site(lab)
+        token = root / "token"
+        token.write_text("matrix-token-0123456789\n")
+        servers = {site: v["ice_servers"] for site, v in verdicts.items()}
+        report = two_site(lab, servers, token)
+        summary = {p["path"]: (p["connected"], p["local"], p["remote"], p["rtt_ms"]) for p in report["paths"]}
+        log.warning(
+            "matrix %s-%s: two-site %s %s; call %s",
+            row.agent,
+            row.consumer,
+            report["verdict"],
+            summary,
+            report["call"],
+        )
+        yield RowRun(row, lab, verdicts, report)
+    finally:
+        lab_down(MATRIX_PREFIX, root=root / "run")
+
+
+def test_matrix_verdicts_and_call(row_run: RowRun) -> None:
+    row, lab, verdicts, report = row_run.row, row_run.lab, row_run.verdicts, row_run.two_site
     consumer, agent = verdicts["consumer"], verdicts["agent"]
     assert consumer["verdict"] == row.consumer_verdict, consumer
     assert consumer["relay_transports"] == row.consumer_transports, consumer
@@ -234,26 +287,164 @@ def test_matrix_verdicts_and_call(lab: LabState, tmp_path: Path) -> None:
     assert agent["verdict"] == AGENT_VERDICT[row.agent], agent
     if row.consumer == "tls-only":
         assert [s["urls"][0] for s in consumer["ice_servers"]] == ["turns:203.0.113.10:443?transport=tcp"]
-
-    token = tmp_path / "token"
-    token.write_text("matrix-token-0123456789\n")
-    servers = {site: v["ice_servers"] for site, v in verdicts.items()}
-    report = two_site(lab, servers, token)
-    summary = {p["path"]: (p["connected"], p["local"], p["remote"], p["rtt_ms"]) for p in report["paths"]}
-    log.warning(
-        "matrix %s-%s: two-site %s %s; call %s",
-        row.agent,
-        row.consumer,
-        report["verdict"],
-        summary,
-        report["call"],
-    )
     assert report["verdict"] in row.two_site, report
     if report["verdict"] == "relay-required":
         assert set(report["relay_transports"]) <= set(row.consumer_transports)
         assert report["relay_transports"], report
     check_call(row, report["call"])
     check_peers(lab, verdicts, report)
+
+
+# -- the same rows with a real browser as the consumer -------------------------------------------
+
+
+def wait_line(proc: subprocess.Popen[str], stream: Any, want: str, within: float) -> str:
+    """The first line of ``stream`` containing ``want``, bounded by ``within`` seconds."""
+    deadline = time.monotonic() + within
+    seen: list[str] = []
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {want!r} within {within:g} s: {seen}"
+        ready, _, _ = select.select([stream], [], [], left)
+        if not ready:
+            continue
+        line = stream.readline()
+        assert line, f"process exited ({proc.poll()}) before {want!r}: {seen}"
+        if want in line:
+            return str(line)
+        seen.append(line)
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def browser_call(run: RowRun) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Emulator + aiortc agent on the agent's host, Chromium consumer in the consumer's site;
+    each side with the ICE servers of its one-site verdict. (consumer report, agent report)."""
+    state, procs = run.lab, []
+    site_files = ["--secret-file", state.secret_file, "--ca-file", state.ca_file]
+
+    def start(host: str, *args: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            callops(state, host, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        procs.append(proc)
+        return proc
+
+    def servers(site: str) -> list[str]:
+        return [*server_flags(run.verdicts[site]["ice_servers"]), *site_files]
+
+    common = ["--policy", "all", "--duration", "1", "--timeout", str(PROCESS_TIMEOUT), "--json"]
+    try:
+        emulator = start("agent", "emulator", "serve", "--host", "0.0.0.0", "--port", str(SIGNALLING_PORT))
+        wait_line(emulator, emulator.stdout, "emulator on", PROCESS_TIMEOUT)
+        # no --browser-netns: Chromium runs in call-site's own namespace, the consumer's site
+        consumer = start(
+            "consumer",
+            "call-site",
+            "--role",
+            "consumer",
+            "--leg",
+            "chromium",
+            "--emulator",
+            state.signalling_url("agent").replace("ws://", "http://"),
+            *servers("consumer"),
+            *common,
+        )
+        line = wait_line(consumer, consumer.stderr, '"event": "ready"', PROCESS_TIMEOUT)
+        conversation = json.loads(line)["conversation_id"]
+        agent = start(
+            "agent",
+            "call-site",
+            "--role",
+            "agent",
+            "--emulator",
+            f"http://127.0.0.1:{SIGNALLING_PORT}",
+            "--conversation",
+            conversation,
+            *servers("agent"),
+            *common,
+        )
+        a_out, a_err = agent.communicate(timeout=PROCESS_TIMEOUT)
+        c_out, c_err = consumer.communicate(timeout=PROCESS_TIMEOUT)
+        assert c_out, c_err[-3000:]
+        assert a_out, a_err[-3000:]
+        return json.loads(c_out), json.loads(a_out)
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+
+
+def check_browser(run: RowRun, browser: dict[str, Any]) -> None:
+    """The browser's real outcome equals the two-site verdict: connected or not, and over which path
+    (its getStats' selected pair: relay or not, and the relay's transport)."""
+    report = run.two_site
+    truth = two_site_path(report["verdict"], report["relay_transports"])
+    seen = (browser["failure"], browser["errors"], browser["legs"]["consumer"]["console"][-10:])
+    if truth.path == "blocked":
+        assert browser["outcome"] != "connected" and not browser["ok"], browser
+        return
+    assert browser["ok"] and browser["outcome"] == "connected", seen
+    received = [m for m in browser["stats"]["media"] if m["direction"] == "agent->consumer"]
+    assert sum(m["frames_decoded"] for m in received) > 0, browser["stats"]
+    pair = browser["selected_pair"]
+    local, remote = pair["local"], pair["remote"]
+    path = "relay" if "relay" in (local["type"], remote["type"]) else "p2p"
+    assert path == truth.path, (f"two-site {report['verdict']} {report['relay_transports']}", pair)
+    if local["type"] == "relay":
+        # the browser's own relay, over a transport the two-site probe found working from this site
+        assert local["relay_protocol"] in report["relay_transports"], (report["relay_transports"], pair)
+    if run.row.consumer in ("udp-blocked", "tls-only"):
+        # no UDP out of the consumer's site: its relay over the best transport that connected
+        assert (local["type"], local["relay_protocol"]) == ("relay", truth.transport), pair
+    check_pair_types(run.row, local, remote)
+
+
+def check_pair_types(row: Row, local: dict[str, Any], remote: dict[str, Any]) -> None:
+    """The row's expectation on the selected pair (as :func:`check_call` checks the aiortc call)."""
+    types = (local["type"], remote["type"])
+    if row.call_via == "host":
+        assert types == ("host", "host"), (local, remote)
+    elif row.call_via == "no-relay":
+        assert "relay" not in types, (local, remote)
+    elif row.call_via == "relay-udp":
+        assert "relay" in types, (local, remote)
+        assert local["type"] != "relay" or local["relay_protocol"] == "udp", (local, remote)
+    elif row.call_via.startswith("relay-"):
+        assert local["type"] == "relay", (local, remote)
+        assert local["relay_protocol"] == row.call_via.removeprefix("relay-"), (local, remote)
+
+
+def test_matrix_chromium_consumer_matches_the_two_site_verdict(row_run: RowRun) -> None:
+    problem = browser_environment_problem()
+    if problem is not None:
+        pytest.skip(problem)
+    browser, agent = browser_call(row_run)
+    log.warning(
+        "matrix %s-%s chromium: two-site %s %s; browser %s %s, agent pair %s, timeline %s",
+        row_run.row.agent,
+        row_run.row.consumer,
+        row_run.two_site["verdict"],
+        row_run.two_site["relay_transports"],
+        browser["outcome"],
+        browser["selected_pair"],
+        agent["agent_selected_pair"],
+        browser["timeline_ms"],
+    )
+    assert browser["legs"]["consumer"]["kind"] == "chromium", browser["legs"]
+    check_browser(row_run, browser)
+    assert agent["ok"] and agent["outcome"] == "connected", agent["failure"]
+    assert agent["service_id"] == browser["service_id"]
 
 
 def check_peers(lab: LabState, verdicts: dict[str, dict[str, Any]], report: dict[str, Any]) -> None:
