@@ -172,6 +172,12 @@ def _announce(role: str, ready_file: Path | None) -> Any:
     show_default=True,
     help="Consumer: what the visitor decides.",
 )
+@click.option(
+    "--deny-media", is_flag=True, hidden=True, help="--leg chromium: the page is refused the camera."
+)
+@click.option(
+    "--without-container", is_flag=True, hidden=True, help="--leg chromium: the page forgets the container."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the CallReport).")
 def call_site(
     *,
@@ -196,6 +202,8 @@ def call_site(
     leg: str,
     browser_netns: str | None,
     scenario: str,
+    deny_media: bool,
+    without_container: bool,
     as_json: bool,
 ) -> None:
     """One side of a headless call (scenario accept) through a shared emulator.
@@ -254,7 +262,7 @@ def call_site(
     env = CallEnvironment(
         base_url=emulator_url.rstrip("/"), ice_servers=servers, jwt_secret=jwt_secret, ssl_context=context
     )
-    consumer_leg = _consumer_leg(leg, browser_netns, scenario, ca_file)
+    consumer_leg = _consumer_leg(leg, browser_netns, scenario, ca_file, (deny_media, without_container))
     run = SiteRun(
         role,  # type: ignore[arg-type]
         settings,
@@ -279,7 +287,9 @@ def call_site(
         sys.exit(1)
 
 
-def _consumer_leg(leg: str, netns: str | None, scenario: str, ca_file: str | None) -> Any:
+def _consumer_leg(
+    leg: str, netns: str | None, scenario: str, ca_file: str | None, faults: tuple[bool, bool]
+) -> Any:
     """The consumer's leg factory: callops' aiortc peer, or a real Chromium (never in a namespace
     with a route out: checked before anything starts)."""
     from callops.orchestrator.call.runs import aiortc_consumer
@@ -296,6 +306,8 @@ def _consumer_leg(leg: str, netns: str | None, scenario: str, ca_file: str | Non
             netns=netns,
             trusted_ca=[Path(ca_file)] if ca_file else [],
             decide=row(scenario).decision,
+            grant_media=not faults[0],
+            without_container=faults[1],
         )
     )
 
