@@ -310,8 +310,9 @@ def _own_phases(on_phase: PhaseCallback) -> PhaseCallback:
     return phase
 
 
-class _AiortcMedia:
-    """What both aiortc legs share: one :class:`HeadlessPeer` at a time."""
+class AiortcMedia:
+    """What both aiortc legs share: one :class:`HeadlessPeer` at a time. Alone, the media of a call
+    without the invitation path (the two-site probe's ``--call``)."""
 
     kind = "aiortc"
 
@@ -333,10 +334,17 @@ class _AiortcMedia:
     async def wait_connected(self) -> bool:
         return await self._peer.wait_connected(self.settings.ice_timeout_s)
 
-    async def media(self, within: float) -> bool:
+    async def answer(self, pipe: SignalPipe, epoch: int) -> bool:
+        """Answer the offer of ``epoch`` from ``pipe`` (a fresh peer) and wait for ICE+DTLS."""
+        offer = await pipe.next_signal(Offer, epoch, self.settings.step_timeout_s)
+        answer = await self._new_peer().accept_offer(offer.sdp)
+        await pipe.send(Answer(kind="answer", sdp=answer, epoch=epoch))
+        return await self.wait_connected()
+
+    async def media(self, within: float, frames: int = 1) -> bool:
         try:
             async with asyncio.timeout(within):
-                await self._peer.wait_media()
+                await self._peer.wait_media(frames)
         except TimeoutError:
             return False
         return True
@@ -368,7 +376,7 @@ class _AiortcMedia:
             await self.peer.close()
 
 
-class AiortcAgent(_AiortcMedia):
+class AiortcAgent(AiortcMedia):
     """The agent's headless peer: complete offers (no trickle), trickled answers applied."""
 
     def __init__(self, settings: LegSettings, on_phase: PhaseCallback) -> None:
@@ -419,7 +427,7 @@ class AiortcAgent(_AiortcMedia):
         await super().close()
 
 
-class AiortcConsumer(_AiortcMedia):
+class AiortcConsumer(AiortcMedia):
     """The consumer's headless stand-in for a tagged page: callops' consumer client + an aiortc peer."""
 
     def __init__(self, settings: LegSettings, on_phase: PhaseCallback) -> None:
@@ -524,10 +532,7 @@ class AiortcConsumer(_AiortcMedia):
         await self._event(CallAccepted, within)
 
     async def connect(self, epoch: int) -> bool:
-        offer = await self._inbox.next_signal(Offer, epoch, self.settings.step_timeout_s)
-        answer = await self._new_peer().accept_offer(offer.sdp)
-        await self._inbox.send(Answer(kind="answer", sdp=answer, epoch=epoch))
-        return await self.wait_connected()
+        return await self.answer(self._inbox, epoch)
 
     def session_error(self, error_id: str, msg: str) -> None:
         from callops.consumer.lptag import build_session_error
@@ -619,6 +624,7 @@ __all__ = [
     "AgentLeg",
     "AiortcAgent",
     "AiortcConsumer",
+    "AiortcMedia",
     "ChannelInbox",
     "ConsumerLeg",
     "HealthSample",

@@ -21,6 +21,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from callops.orchestrator.call.report import InterruptionEntry, TransportEventEntry
 from callops.orchestrator.probe.verdict import TwoSiteVerdict
 from callops.turn.results import BandwidthData
 
@@ -150,6 +151,12 @@ class CallResult(BaseModel):
     remote: CandidateSummary | None = None
     #: the TURN transport of a relayed local candidate (``udp``, ``tcp``, ``tls``)
     relay_protocol: str | None = None
+    #: seconds of watched media after both sides decoded (docs/call.md "Mid-call health")
+    media_s: float = 0.0
+    #: the media stopped for good while watched (``error`` says how)
+    dropped: bool = False
+    interruptions: list[InterruptionEntry] = Field(default_factory=list)
+    transport_events: list[TransportEventEntry] = Field(default_factory=list)
     error: str | None = None
 
 

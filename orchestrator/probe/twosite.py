@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from callops.errors import AuthenticationError, CallopsError, NetworkError, RemoteProtocolError
+from callops.orchestrator.call.signalling import Answer as SignalAnswer
+from callops.orchestrator.call.signalling import Offer as SignalOffer
 from callops.orchestrator.probe import ice as icelib
 from callops.orchestrator.probe.paths import (
     CLOSE_TOO_MANY_SESSIONS,
@@ -53,6 +55,7 @@ from callops.orchestrator.probe.verdict import decide_two_site
 from callops.secret import Secret
 
 if TYPE_CHECKING:
+    from callops.orchestrator.call.legs import LegSettings
     from callops.turn.bandwidth import FlowSpec
 
 log = logging.getLogger(__name__)
@@ -75,24 +78,69 @@ class CallServers:
     ssl_context: ssl.SSLContext | None = None
 
 
-def _headless_peer(role: str, call: CallServers) -> Any:
-    """A :class:`~callops.orchestrator.call.peer.HeadlessPeer` whose TURN/TLS uses ``call.ssl_context``."""
-    from callops.orchestrator.call.pair import ice_connection
-    from callops.orchestrator.call.peer import HeadlessPeer
+def _leg_settings(call: CallServers, *, step_s: float, ice_s: float) -> LegSettings:
+    """The call's leg settings: the site's servers, ``iceTransportPolicy=all``, a voice call."""
+    from callops.orchestrator.call.legs import LegSettings
+    from callops.orchestrator.call.peer import IceServer
 
-    peer = HeadlessPeer(role, "VOICE_CALL", _peer_config(call))  # type: ignore[arg-type]
-    connection = ice_connection(peer.pc)
-    # aioice takes an SSLContext where aiortc passes True (aioice >= 0.9); set before gathering.
-    if call.ssl_context is not None and connection is not None and connection.turn_ssl is True:
-        connection.turn_ssl = call.ssl_context
-    return peer
+    return LegSettings(
+        base_url="",  # no emulator: the offer and answer travel over the probe's websocket
+        ice_servers=[IceServer(url=u, username=n, credential=c) for u, n, c in call.servers],
+        ssl_context=call.ssl_context,
+        host_addresses=call.host_addresses,
+        step_timeout_s=step_s,
+        ice_timeout_s=ice_s,
+    )
 
 
-def _peer_config(call: CallServers) -> Any:
-    from callops.orchestrator.call.peer import IceServer, PeerConfig
+class _ResponderPipe:
+    """Site B's signal pipe of one call session: its offer out, site A's answer in."""
 
-    servers = [IceServer(url=u, username=n, credential=c) for u, n, c in call.servers]
-    return PeerConfig(ice_servers=servers, policy="all", host_addresses=call.host_addresses)
+    def __init__(self, ws: Any, session: str, queue: asyncio.Queue[Any]) -> None:
+        self.ws, self.session, self.queue = ws, session, queue
+
+    async def send(self, message: SignalOffer | SignalAnswer) -> None:
+        await self.ws.send(CallOffer(session=self.session, sdp=message.sdp).model_dump_json())
+
+    async def next_signal(self, want: Any, epoch: int, within: float) -> SignalOffer | SignalAnswer:
+        async with asyncio.timeout(within):
+            while True:
+                msg = await self.queue.get()
+                if isinstance(msg, CallAnswer):
+                    return SignalAnswer(kind="answer", sdp=msg.sdp, epoch=epoch)
+                if isinstance(msg, Bye):
+                    raise NetworkError(f"the peer ended call session {self.session}")
+
+    async def next(self, kind: str, within: float) -> dict[str, Any]:
+        raise NetworkError("no trickled candidates over the probe's signalling")
+
+
+class _PeerPipe:
+    """Site A's signal pipe of one call session: the call request brings B's offer, A answers."""
+
+    def __init__(self, sig: _Signalling, session: str, deadline: float) -> None:
+        self.sig, self.session, self.deadline = sig, session, deadline
+        #: site B's ``call-media``, once it decodes ours (registered before the answer goes out)
+        self.remote_media: asyncio.Future[Any] | None = None
+
+    async def send(self, message: SignalOffer | SignalAnswer) -> None:
+        self.remote_media = self.sig.expect(self.session)
+        await self.sig.send(CallAnswer(session=self.session, sdp=message.sdp))
+
+    def close(self) -> None:
+        self.sig.waiting.pop(self.session, None)
+        future = self.remote_media
+        if future is not None:
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved: the result already says what failed
+            future.cancel()
+
+    async def next_signal(self, want: Any, epoch: int, within: float) -> SignalOffer | SignalAnswer:
+        offer = await self.sig.request(CallRequest(session=self.session), self.deadline - time.monotonic())
+        return SignalOffer(kind="offer", sdp=offer.sdp, epoch=epoch)
+
+    async def next(self, kind: str, within: float) -> dict[str, Any]:
+        raise NetworkError("no trickled candidates over the probe's signalling")
 
 
 def _pair_summary(pair: Any) -> tuple[CandidateSummary | None, CandidateSummary | None, str | None]:
@@ -136,6 +184,8 @@ def site_servers(
 
 #: decoded frames per media kind that count as "media arrives" (each side, each direction)
 CALL_MEDIA_FRAMES = 5
+#: seconds of watched media once both sides decode (within the probe's deadline)
+CALL_WATCH_S = 2.0
 
 
 # -- responder (site B) ---------------------------------------------------------------------------
@@ -275,30 +325,23 @@ class Responder:
             await connection.close()
 
     async def _call_session(self, ws: Any, request: CallRequest, queue: asyncio.Queue[Any]) -> None:
-        peer = _headless_peer("agent", self.call)
-        media: asyncio.Task[None] | None = None
-        try:
-            offer = await peer.create_offer()
-            await ws.send(CallOffer(session=request.session, sdp=offer).model_dump_json())
-            while True:
-                msg = await queue.get()
-                if isinstance(msg, CallAnswer) and media is None:
-                    await peer.accept_answer(msg.sdp)
-                    media = asyncio.create_task(self._report_media(ws, request.session, peer))
-                elif isinstance(msg, Bye):
-                    return
-        finally:
-            if media is not None:
-                media.cancel()
-                await asyncio.gather(media, return_exceptions=True)
-            await peer.close()
+        """The agent's side of a probe call: the same aiortc leg as ``callops call``'s agent."""
+        from callops.orchestrator.call.legs import AiortcAgent
 
-    async def _report_media(self, ws: Any, session: str, peer: Any) -> None:
-        """Tell site A once this side decoded its media (the session's timeout bounds the wait)."""
-        await peer.wait_media(frames=CALL_MEDIA_FRAMES)
-        log.info("probe serve: call %s decodes media from the peer", session)
-        with contextlib.suppress(Exception):
-            await ws.send(CallMedia(session=session, media=True).model_dump_json())
+        settings = _leg_settings(self.call, step_s=self.session_seconds, ice_s=self.session_seconds)
+        leg = AiortcAgent(settings, lambda _phase, _now: None)
+        pipe = _ResponderPipe(ws, request.session, queue)
+        try:
+            leg.prepare(epoch=0)
+            if await leg.connect(pipe, 0, lambda _step: None) and await leg.media(
+                self.session_seconds, frames=CALL_MEDIA_FRAMES
+            ):
+                log.info("probe serve: call %s decodes media from the peer", request.session)
+                await ws.send(CallMedia(session=request.session, media=True).model_dump_json())
+            while not isinstance(await queue.get(), Bye):
+                pass
+        finally:
+            await leg.close()
 
 
 def _forget(queues: dict[str, asyncio.Queue[Any]], session: str) -> Any:
@@ -436,46 +479,60 @@ async def _run_path(
 
 
 async def _run_call(sig: _Signalling, call: CallServers, deadline: float) -> CallResult:
+    """The consumer's side of a probe call: the same aiortc media as ``callops call``, then up to
+    :data:`CALL_WATCH_S` of watched media (interruptions, transport events, a drop)."""
+    from callops.orchestrator.call.legs import AiortcMedia
+    from callops.orchestrator.call.roles import CallState, MediaMarks, MediaPhase
+    from callops.orchestrator.call.timeline import Timeline
+
     started = time.monotonic()
     session = f"call-{secrets.token_hex(4)}"
     result = CallResult(connected=False, media=False, duration_ms=0.0)
-    peer = _headless_peer("consumer", call)
-    remote_media: asyncio.Future[Any] | None = None
+    left = max(0.001, deadline - started)
+    state = CallState(Timeline(started, name="probe-call"), [])
+    marks = MediaMarks(state, ("consumer",), ["audio"])
+    leg = AiortcMedia("consumer", _leg_settings(call, step_s=left, ice_s=left), marks.callback("consumer"))
+    pipe = _PeerPipe(sig, session, deadline)
     try:
-        offer = await sig.request(CallRequest(session=session), deadline - time.monotonic())
-        answer = await peer.accept_offer(offer.sdp)
-        remote_media = sig.expect(session)  # the responder's call-media, once it decodes ours
-        await sig.send(CallAnswer(session=session, sdp=answer))
-        result.connected = await peer.wait_connected(max(0.001, deadline - time.monotonic()))
-        if result.connected:
-            result.local, result.remote, result.relay_protocol = _pair_summary(peer.selected_pair())
-            try:
-                await asyncio.wait_for(
-                    peer.wait_media(frames=CALL_MEDIA_FRAMES), max(0.001, deadline - time.monotonic())
-                )
-                result.media_received = True
-                reply = await asyncio.wait_for(remote_media, max(0.001, deadline - time.monotonic()))
-                result.media_sent = isinstance(reply, CallMedia) and reply.media
-            except TimeoutError:
-                pass
-            result.media = result.media_received and result.media_sent
-            if not result.media:
-                missing = "from the responder" if not result.media_received else "at the responder"
-                result.error = f"connected, but no media arrived {missing} by the deadline"
+        result.connected = await leg.answer(pipe, 0)
+        if result.connected and pipe.remote_media is not None:
+            result.local, result.remote, result.relay_protocol = _pair_summary(await leg.selected_pair())
+            await _call_media(leg, result, pipe.remote_media, deadline)
+            watch = min(CALL_WATCH_S, deadline - time.monotonic() - 0.5)
+            if result.media and watch > 0:
+                phase = MediaPhase(state, {"consumer": leg}, ["audio"], marks)
+                result.dropped = not await phase.run(watch)
+                result.media_s = round(watch, 3)
+                if state.health is not None:
+                    result.interruptions = state.health.interruption_entries()
+                    result.transport_events = state.health.transport_entries()
+                if result.dropped:
+                    result.media, result.error = False, state.failure
         else:
             result.error = "ICE/DTLS did not connect by the deadline"
     except CallopsError as exc:
         result.error = str(exc)
     finally:
-        sig.waiting.pop(session, None)
-        if remote_media is not None:
-            if remote_media.done() and not remote_media.cancelled():
-                remote_media.exception()  # retrieved: the result already says what failed
-            remote_media.cancel()
+        pipe.close()
         await sig.send(Bye(session=session))
-        await peer.close()
+        await leg.close()
     result.duration_ms = round((time.monotonic() - started) * 1000, 3)
     return result
+
+
+async def _call_media(
+    leg: Any, result: CallResult, remote_media: asyncio.Future[Any], deadline: float
+) -> None:
+    """Media both ways: this side decodes, and site B says it does (its ``call-media``)."""
+    result.media_received = await leg.media(max(0.001, deadline - time.monotonic()), frames=CALL_MEDIA_FRAMES)
+    if result.media_received:
+        with contextlib.suppress(TimeoutError):
+            reply = await asyncio.wait_for(remote_media, max(0.001, deadline - time.monotonic()))
+            result.media_sent = isinstance(reply, CallMedia) and reply.media
+    result.media = result.media_received and result.media_sent
+    if not result.media:
+        missing = "from the responder" if not result.media_received else "at the responder"
+        result.error = f"connected, but no media arrived {missing} by the deadline"
 
 
 async def run_peer(

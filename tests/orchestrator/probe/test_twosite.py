@@ -138,6 +138,9 @@ def test_a_headless_call_over_loopback_reports_media_both_ways_and_the_pair() ->
         assert report.call is not None
         assert report.call.connected and report.call.error is None, report.call
         assert report.call.media_received and report.call.media_sent and report.call.media
+        # the same watched media phase as `callops call`: seconds watched, no gap, no drop
+        assert report.call.media_s > 0 and not report.call.dropped
+        assert report.call.interruptions == [] and report.call.transport_events == []
         assert report.call.local is not None and report.call.local.type == "host"
         assert report.call.remote is not None and report.call.remote.address.startswith("127.0.0.1:")
 
