@@ -29,9 +29,9 @@ from urllib.parse import quote, urlsplit
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from callops.consumer.models import describe_validation_error
 from callops.consumer.rest import DEFAULT_TIMEOUT, origin, request_json
 from callops.errors import NetworkError, RemoteProtocolError, UsageError
+from callops.validation import describe_validation_error
 
 log = logging.getLogger("callops.consumer.discovery")
 

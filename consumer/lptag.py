@@ -19,10 +19,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import ErrorDetails
 
 from callops.consumer.models import CallMode
 from callops.consumer.tracker import ActiveCall, CallAccepted, CallClosed, CallInvited
 from callops.errors import ValidationError
+from callops.validation import Fix, validation_problems
 
 #: The lpTag events channel of the call application.
 LPTAG_CHANNEL = "lpCoBrowse"
@@ -121,26 +123,17 @@ _MODELS: dict[str, type[LpTagModel]] = {
     LpTagEventName.SESSION_ERROR: SessionError,
 }
 
-_FIXES = {
+
+def _one_of(err: ErrorDetails) -> str:
+    return f"must be one of {err.get('ctx', {}).get('expected', '')}, got {err.get('input')!r}"
+
+
+_FIXES: dict[str, Fix] = {
     "missing": "is mandatory and missing",
     "string_too_short": "must be a non-empty string",
     "string_type": "must be a string",
-    "enum": "must be one of",
+    "enum": _one_of,
 }
-
-
-def _problems(exc: PydanticValidationError) -> list[tuple[str, str]]:
-    problems = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "(payload)"
-        kind = err["type"]
-        if kind == "enum":
-            expected = err.get("ctx", {}).get("expected", "")
-            message = f"must be one of {expected}, got {err.get('input')!r}"
-        else:
-            message = _FIXES.get(kind, err["msg"])
-        problems.append((field, message))
-    return problems
 
 
 def validate_event(name: str, payload: Any) -> LpTagModel:
@@ -160,7 +153,7 @@ def validate_event(name: str, payload: Any) -> LpTagModel:
     try:
         return model.model_validate(payload)
     except PydanticValidationError as exc:
-        raise ValidationError(name, _problems(exc)) from None
+        raise ValidationError(name, validation_problems(exc, root="(payload)", fixes=_FIXES)) from None
 
 
 def _call_payload(

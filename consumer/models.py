@@ -24,6 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter,
 from pydantic import ValidationError as PydanticValidationError
 
 from callops.errors import RemoteProtocolError
+from callops.validation import describe_validation_error
 
 #: Largest frame callops accepts or sends (the emulator closes or answers 400 above it).
 MAX_FRAME_BYTES = 1024 * 1024
@@ -225,19 +226,6 @@ def parse_frame(data: str | bytes) -> Request | Response | Notification:
             f"invalid {raw['kind']} frame: {describe_validation_error(exc, skip_tag=True)}"
         ) from None
     return frame
-
-
-def describe_validation_error(exc: PydanticValidationError, *, skip_tag: bool = False) -> str:
-    """One line naming every bad field: ``id: String should have at least 1 character; ...``.
-
-    ``skip_tag`` drops the first location element (the union tag of a discriminated union).
-    """
-    parts = []
-    for err in exc.errors():
-        locs = list(err["loc"])[1:] if skip_tag else list(err["loc"])
-        loc = ".".join(str(p) for p in locs if not str(p).startswith("function-")) or "(root)"
-        parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts)
 
 
 # --- request and answer bodies -----------------------------------------------------------------

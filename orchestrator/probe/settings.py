@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from callops.errors import ConfigError, UsageError
 from callops.secret import Secret, read_secret_file
 from callops.turn.uri import ServerUri, parse_uri
+from callops.validation import describe_validation_error
 
 DEFAULT_TIMEOUT = 10.0
 #: REST API user name the probe asks credentials for (``<expiry>:callops-probe``).
@@ -124,9 +125,7 @@ def merge_settings(
     try:
         return ProbeSettings.model_validate(merged)
     except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = describe_validation_error(exc)
         raise ConfigError(
             f"invalid probe settings from {source}: {problems}", hint="fix the named field(s)"
         ) from None
