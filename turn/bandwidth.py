@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from callops.errors import UsageError
-from callops.turn.results import BandwidthData, BandwidthResult, DirectionStats, ProbeData, ProbeStatus
+from callops.turn.results import BandwidthData, BandwidthResult, FlowStats, ProbeData, ProbeStatus
 from callops.turn.stun import Address
 from callops.turn.traffic import (
     DEFAULT_MTU_PAYLOAD,
@@ -177,14 +177,14 @@ class FlowMeter:
             self.feedback_stats.on_packet(sequence, sent_us, len(data), to_us(now))
             self.flow.on_echo(echo_us, delay_us, to_us(now))
 
-    def stats(self, duration_s: float) -> tuple[DirectionStats, DirectionStats]:
+    def stats(self, duration_s: float) -> tuple[FlowStats, FlowStats]:
         """``(flow, feedback)`` over a sending time of ``duration_s`` seconds."""
         flow = self.flow.summary(self.sent)
         feedback = self.feedback_stats.summary(self._fb_seq)
 
-        def direction(sent: int, stats: ReceiverStats, jitter_ms: float, reordered: int) -> DirectionStats:
+        def direction(sent: int, stats: ReceiverStats, jitter_ms: float, reordered: int) -> FlowStats:
             lost = max(0, sent - stats.packets)
-            return DirectionStats(
+            return FlowStats(
                 sent=sent,
                 received=stats.packets,
                 loss=round(lost / sent, 4) if sent else 0.0,
@@ -203,7 +203,7 @@ def _ms(us: float | None) -> float | None:
     return None if us is None else round(us / 1000, 3)
 
 
-def judge(spec: FlowSpec, flow: DirectionStats) -> tuple[ProbeStatus, str]:
+def judge(spec: FlowSpec, flow: FlowStats) -> tuple[ProbeStatus, str]:
     """pass: the target got through with loss under the limit; warn: degraded (at least the floor);
     fail: below the floor. The sentence names what was asked and what was measured."""
     got = f"{flow.achieved_kbps:.0f} of {spec.target_kbps:.0f} kbit/s got through, loss {flow.loss:.1%}"

@@ -66,7 +66,7 @@ class Behaviour(enum.StrEnum):
     SKIPPED = "skipped"
 
 
-class Finding(BaseModel):
+class NatFinding(BaseModel):
     """What one side of RFC 5780 discovery (mapping or filtering) proved, and why."""
 
     behaviour: Behaviour
@@ -83,8 +83,8 @@ class NatReport(BaseModel):
     other_address: str | None = None
     #: the mapped address differs from the local one
     nat: bool | None = None
-    mapping: Finding
-    filtering: Finding
+    mapping: NatFinding
+    filtering: NatFinding
     #: why OTHER-ADDRESS was not followed (scope rule), if it was not
     other_address_refused: str | None = None
     #: tests answered wrongly (malformed, error response, wrong transaction id), by test name
@@ -167,33 +167,33 @@ def _fmt(addr: Address | None) -> str | None:
 
 def classify_mapping(
     test1: Address | None, other_address: Address | None, test2: Address | None, test3: Address | None
-) -> Finding:
+) -> NatFinding:
     """RFC 5780 section 4.3 from the mapped addresses of tests I, II and III (None: no answer)."""
     if test1 is None:
-        return Finding(behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test I (primary address)")
+        return NatFinding(behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test I (primary address)")
     if other_address is None:
-        return Finding(
+        return NatFinding(
             behaviour=Behaviour.UNSUPPORTED, reason="server does not support RFC 5780 (no OTHER-ADDRESS)"
         )
     if test2 is None:
-        return Finding(
+        return NatFinding(
             behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test II (alternate IP, primary port)"
         )
     if test2 == test1:
-        return Finding(
+        return NatFinding(
             behaviour=Behaviour.ENDPOINT_INDEPENDENT,
             reason="same mapping towards the primary and the alternate IP",
         )
     if test3 is None:
-        return Finding(
+        return NatFinding(
             behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test III (alternate IP and port)"
         )
     if test3 == test2:
-        return Finding(
+        return NatFinding(
             behaviour=Behaviour.ADDRESS_DEPENDENT,
             reason="mapping changes with the destination IP but not with its port",
         )
-    return Finding(
+    return NatFinding(
         behaviour=Behaviour.ADDRESS_AND_PORT_DEPENDENT,
         reason="mapping changes with the destination IP and with its port",
     )
@@ -207,42 +207,42 @@ def classify_filtering(
     change_port_answered: bool,
     control_ok: bool,
     nat: bool | None,
-) -> Finding:
+) -> NatFinding:
     """RFC 5780 section 4.4 from which CHANGE-REQUEST tests were answered.
 
     ``control_ok``: the server was seen answering from its alternate address and port, so a missing
     answer can be blamed on the path. ``nat``: whether test I showed a translation.
     """
     if not test1_answered:
-        return Finding(behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test I (primary address)")
+        return NatFinding(behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test I (primary address)")
     if not supported:
-        return Finding(
+        return NatFinding(
             behaviour=Behaviour.UNSUPPORTED, reason="server does not support RFC 5780 (no OTHER-ADDRESS)"
         )
     if change_ip_and_port_answered:
-        return Finding(
+        return NatFinding(
             behaviour=Behaviour.ENDPOINT_INDEPENDENT,
             reason="answer from the alternate IP and port came through (test II)",
         )
     if not control_ok:
-        return Finding(
+        return NatFinding(
             behaviour=Behaviour.INCONCLUSIVE,
             reason="no CHANGE-REQUEST answer, and the server never answered from its alternate address, "
             "so the missing answers prove nothing",
         )
     if change_port_answered:
-        return Finding(
+        return NatFinding(
             behaviour=Behaviour.ADDRESS_DEPENDENT,
             reason="answer from the alternate port came through (test III), "
             "not from the alternate IP (test II)",
         )
     if nat is False:
-        return Finding(
+        return NatFinding(
             behaviour=Behaviour.INCONCLUSIVE,
             reason="no NAT in the path but CHANGE-REQUEST answers did not arrive: a local firewall, "
             "or a server that ignores CHANGE-REQUEST",
         )
-    return Finding(
+    return NatFinding(
         behaviour=Behaviour.ADDRESS_AND_PORT_DEPENDENT,
         reason="only answers from the address and port contacted came through (tests II and III unanswered)",
     )
@@ -290,7 +290,9 @@ async def discover(server: Address, *, timeout: float, label: str = "STUN") -> N
         refused = alternate_refusal(server, other) if other is not None else None
         if test1 is None or other is None or refused is not None:
             if refused is not None:
-                skipped = Finding(behaviour=Behaviour.SKIPPED, reason=f"tests II and III skipped: {refused}")
+                skipped = NatFinding(
+                    behaviour=Behaviour.SKIPPED, reason=f"tests II and III skipped: {refused}"
+                )
                 mapping = filtering = skipped
             else:
                 mapping = classify_mapping(test1, other, None, None)
@@ -436,7 +438,7 @@ __all__ = [
     "PEER_CLASSES",
     "PROVEN",
     "Behaviour",
-    "Finding",
+    "NatFinding",
     "NatReport",
     "NatType",
     "PeerClass",

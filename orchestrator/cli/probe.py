@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    from callops.orchestrator.probe.onesite_report import ProbeReport
     from callops.orchestrator.probe.profile import Checklist
-    from callops.orchestrator.probe.report import ProbeReport
 
 DEFAULT_CONFIG = "callops.yaml"
 
@@ -142,8 +142,8 @@ def probe(  # noqa: PLR0917 -- click passes every option as an argument
     import asyncio
 
     from callops.errors import DeadlineExceeded
+    from callops.orchestrator.probe.onesite import probe_site, process_age
     from callops.orchestrator.probe.settings import merge_settings
-    from callops.orchestrator.probe.site import probe_site, process_age
 
     # The deadline counts from process start: start-up is part of what the user waits for.
     spent = min(process_age(), 1.0)
@@ -166,8 +166,8 @@ def probe(  # noqa: PLR0917 -- click passes every option as an argument
         raise UsageError("no servers to probe", hint="pass --stun URI and/or --turn URI, or --config FILE")
 
     if profile is not None:
+        from callops.orchestrator.probe.onesite import BANDWIDTH_SETUP_S, probe_profile
         from callops.orchestrator.probe.profile import load_profile
-        from callops.orchestrator.probe.site import BANDWIDTH_SETUP_S, probe_profile
 
         brand = load_profile(profile)
         # The one-site deadline, then each bandwidth flow alone; the guard only catches a bug.

@@ -29,7 +29,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from callops.errors import ConfigError, UsageError
-from callops.orchestrator.probe.report import ProbeReport
+from callops.orchestrator.probe.onesite_report import ProbeReport
 from callops.turn.results import (
     BandwidthResult,
     ProbeResult,

@@ -33,18 +33,18 @@ from callops.orchestrator.probe.paths import (
     CLOSE_TOO_MANY_SESSIONS,
     MAX_MESSAGE_BYTES,
     PATH_CLASSES,
-    Answer,
-    Bye,
     CallAnswer,
     CallMedia,
     CallOffer,
-    CallRequest,
-    CallResult,
+    CallSessionRequest,
     CandidateSummary,
     ErrorMessage,
-    Offer,
+    PathAnswer,
     PathClass,
+    PathOffer,
     PathResult,
+    SessionBye,
+    TwoSiteCallResult,
     TwoSiteReport,
     parse_message,
 )
@@ -192,7 +192,7 @@ class Responder:
                         ).model_dump_json()
                     )
                     continue
-                if isinstance(msg, Offer | CallRequest):
+                if isinstance(msg, PathOffer | CallSessionRequest):
                     if self.active >= self.max_sessions or msg.session in queues:
                         reason = "too many sessions" if msg.session not in queues else "duplicate session"
                         await ws.send(ErrorMessage(session=msg.session, message=reason).model_dump_json())
@@ -210,7 +210,7 @@ class Responder:
                     task.add_done_callback(tasks.discard)
                     task.add_done_callback(self._release)
                     task.add_done_callback(_forget(queues, msg.session))
-                elif isinstance(msg, CallAnswer | Bye) and msg.session in queues:
+                elif isinstance(msg, CallAnswer | SessionBye) and msg.session in queues:
                     queues[msg.session].put_nowait(msg)
         except ConnectionClosed:
             pass
@@ -222,18 +222,18 @@ class Responder:
     def _release(self, _task: asyncio.Task[None]) -> None:
         self.active -= 1
 
-    async def _session(self, ws: Any, msg: Offer | CallRequest, queue: asyncio.Queue[Any]) -> None:
+    async def _session(self, ws: Any, msg: PathOffer | CallSessionRequest, queue: asyncio.Queue[Any]) -> None:
         log.info("probe serve: session %s (%s) started, %d active", msg.session, _kind(msg), self.active)
         try:
             async with asyncio.timeout(self.session_seconds):
-                if isinstance(msg, Offer):
+                if isinstance(msg, PathOffer):
                     await self._ice_session(ws, msg, queue)
                 else:
                     await self._call_session(ws, msg, queue)
         except TimeoutError:
             log.info("probe serve: session %s ended after %.0f s", msg.session, self.session_seconds)
             with contextlib.suppress(Exception):
-                await ws.send(Bye(session=msg.session).model_dump_json())
+                await ws.send(SessionBye(session=msg.session).model_dump_json())
         except CallopsError as exc:
             log.info("probe serve: session %s: %s", msg.session, exc)
             with contextlib.suppress(Exception):
@@ -245,11 +245,11 @@ class Responder:
         finally:
             log.info("probe serve: session %s over, %d active", msg.session, self.active - 1)
 
-    async def _ice_session(self, ws: Any, offer: Offer, queue: asyncio.Queue[Any]) -> None:
+    async def _ice_session(self, ws: Any, offer: PathOffer, queue: asyncio.Queue[Any]) -> None:
         connection = icelib.make_connection(offer.path, self.ice, controlling=False)
         try:
             await icelib.gather(connection, self.ice)
-            answer = Answer(
+            answer = PathAnswer(
                 session=offer.session,
                 ufrag=connection.local_username,
                 pwd=connection.local_password,
@@ -274,7 +274,7 @@ class Responder:
         finally:
             await connection.close()
 
-    async def _call_session(self, ws: Any, request: CallRequest, queue: asyncio.Queue[Any]) -> None:
+    async def _call_session(self, ws: Any, request: CallSessionRequest, queue: asyncio.Queue[Any]) -> None:
         peer = _headless_peer("agent", self.call)
         media: asyncio.Task[None] | None = None
         try:
@@ -285,7 +285,7 @@ class Responder:
                 if isinstance(msg, CallAnswer) and media is None:
                     await peer.accept_answer(msg.sdp)
                     media = asyncio.create_task(self._report_media(ws, request.session, peer))
-                elif isinstance(msg, Bye):
+                elif isinstance(msg, SessionBye):
                     return
         finally:
             if media is not None:
@@ -308,8 +308,8 @@ def _forget(queues: dict[str, asyncio.Queue[Any]], session: str) -> Any:
     return done
 
 
-def _kind(msg: Offer | CallRequest) -> str:
-    return msg.path if isinstance(msg, Offer) else "call"
+def _kind(msg: PathOffer | CallSessionRequest) -> str:
+    return msg.path if isinstance(msg, PathOffer) else "call"
 
 
 # -- peer (site A) --------------------------------------------------------------------------------
@@ -353,7 +353,7 @@ class _Signalling:
             self.waiting[session] = future
         return future
 
-    async def request(self, msg: Offer | CallRequest, within: float) -> Any:
+    async def request(self, msg: PathOffer | CallSessionRequest, within: float) -> Any:
         future = self.expect(msg.session)
         await self.ws.send(msg.model_dump_json())
         try:
@@ -364,11 +364,11 @@ class _Signalling:
             self.waiting.pop(msg.session, None)
         if isinstance(reply, ErrorMessage):
             raise RemoteProtocolError(f"the responder refused session {msg.session}: {reply.message}")
-        if isinstance(reply, Bye):
+        if isinstance(reply, SessionBye):
             raise NetworkError(f"the responder ended session {msg.session} (its --session-seconds)")
         return reply
 
-    async def send(self, msg: Bye | CallAnswer) -> None:
+    async def send(self, msg: SessionBye | CallAnswer) -> None:
         with contextlib.suppress(Exception):
             await self.ws.send(msg.model_dump_json())
 
@@ -393,7 +393,7 @@ async def _run_path(
             raise NetworkError(
                 f"{path}: no candidate to offer (STUN/TURN server unreachable over this path?)"
             )
-        offer = Offer(
+        offer = PathOffer(
             session=session,
             path=path,
             ufrag=connection.local_username,
@@ -427,7 +427,7 @@ async def _run_path(
     except (OSError, ConnectionError, ValueError) as exc:  # aioice failures not translated below
         result.error = f"{path}: {exc.__class__.__name__}: {exc}"
     finally:
-        await sig.send(Bye(session=session))
+        await sig.send(SessionBye(session=session))
         if connection is not None:
             await connection.close()
     result.duration_ms = round((time.monotonic() - started) * 1000, 3)
@@ -435,14 +435,14 @@ async def _run_path(
     return result
 
 
-async def _run_call(sig: _Signalling, call: CallServers, deadline: float) -> CallResult:
+async def _run_call(sig: _Signalling, call: CallServers, deadline: float) -> TwoSiteCallResult:
     started = time.monotonic()
     session = f"call-{secrets.token_hex(4)}"
-    result = CallResult(connected=False, media=False, duration_ms=0.0)
+    result = TwoSiteCallResult(connected=False, media=False, duration_ms=0.0)
     peer = _headless_peer("consumer", call)
     remote_media: asyncio.Future[Any] | None = None
     try:
-        offer = await sig.request(CallRequest(session=session), deadline - time.monotonic())
+        offer = await sig.request(CallSessionRequest(session=session), deadline - time.monotonic())
         answer = await peer.accept_offer(offer.sdp)
         remote_media = sig.expect(session)  # the responder's call-media, once it decodes ours
         await sig.send(CallAnswer(session=session, sdp=answer))
@@ -472,7 +472,7 @@ async def _run_call(sig: _Signalling, call: CallServers, deadline: float) -> Cal
             if remote_media.done() and not remote_media.cancelled():
                 remote_media.exception()  # retrieved: the result already says what failed
             remote_media.cancel()
-        await sig.send(Bye(session=session))
+        await sig.send(SessionBye(session=session))
         await peer.close()
     result.duration_ms = round((time.monotonic() - started) * 1000, 3)
     return result

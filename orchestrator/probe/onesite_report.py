@@ -21,6 +21,7 @@ from callops.orchestrator.probe.verdict import (
     VerdictName,
     decide,
 )
+from callops.turn.credentials import RtcIceServer
 from callops.turn.nat import PeerClass
 from callops.turn.results import NatResult, ProbeResult, StunResult, TlsResult
 
@@ -41,14 +42,6 @@ class NatSummary(BaseModel):
     #: ``None`` when unknown
     present: bool | None = None
     mapped: str | None = None
-
-
-class RtcIceServer(BaseModel):
-    """One ``RTCIceServer`` (W3C webrtc-pc section 4.2.2). Long-term passwords are never shown."""
-
-    urls: list[str]
-    username: str | None = None
-    credential: str | None = None
 
 
 class ProbeReport(BaseModel):
