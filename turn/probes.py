@@ -113,7 +113,8 @@ async def _probe(
     name = f"{name or kind} {uri}"
     error: str | None = None
     try:
-        status, detail, data = await asyncio.wait_for(body(started + timeout), max(0.001, timeout))
+        async with asyncio.timeout(max(0.001, timeout)):
+            status, detail, data = await body(started + timeout)
         if status is ProbeStatus.FAIL:
             detail, error = "", detail
     except CallopsError as exc:

@@ -400,31 +400,27 @@ async def stream_exchange(
     server_hostname: str | None = None,
 ) -> tuple[stun.Message, float, float]:
     """One STUN request over a fresh TCP (or TLS) connection: ``(response, connect_s, rtt_s)``."""
-    deadline = time.monotonic() + timeout
     started = time.monotonic()
     writer: asyncio.StreamWriter | None = None
     try:
-        reader, stream_writer = await asyncio.wait_for(
-            asyncio.open_connection(
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(
                 server[0],
                 server[1],
                 ssl=ssl_context,
                 server_hostname=server_hostname if ssl_context is not None else None,
-            ),
-            timeout,
-        )
-        writer = stream_writer
-        connected = time.monotonic()
-        stream_writer.write(bytes(message))
-        header = await asyncio.wait_for(reader.readexactly(20), max(0.001, deadline - time.monotonic()))
-        if header[0] & 0xC0 or header[4:8] != _COOKIE:
-            raise RemoteProtocolError(
-                f"{label}: not a STUN answer (no magic cookie: {printable(header[:8])})",
-                hint="is another protocol listening on that port?",
             )
-        (length,) = struct.unpack("!H", header[2:4])
-        body = await asyncio.wait_for(reader.readexactly(length), max(0.001, deadline - time.monotonic()))
-        answered = time.monotonic()
+            connected = time.monotonic()
+            writer.write(bytes(message))
+            header = await reader.readexactly(20)
+            if header[0] & 0xC0 or header[4:8] != _COOKIE:
+                raise RemoteProtocolError(
+                    f"{label}: not a STUN answer (no magic cookie: {printable(header[:8])})",
+                    hint="is another protocol listening on that port?",
+                )
+            (length,) = struct.unpack("!H", header[2:4])
+            body = await reader.readexactly(length)
+            answered = time.monotonic()
     except (OSError, TimeoutError, EOFError, asyncio.IncompleteReadError) as exc:
         raise transport_error(label, exc) from None
     finally:

@@ -9,6 +9,7 @@ aioice exceptions become :class:`~callops.errors.NetworkError` naming the class.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import ssl
 import statistics
@@ -173,20 +174,16 @@ def selected(
 
 async def measure_rtt(connection: Any, *, count: int, within: float) -> float | None:
     """Median RTT (ms) of ``count`` pings over the nominated pair, echoed by the other site."""
-    deadline = time.monotonic() + within
-    rtts = []
-    for seq in range(count):
-        payload = PING + str(seq).encode()
-        sent = time.monotonic()
-        try:
-            await connection.send(payload)
-            while True:
-                data = await asyncio.wait_for(connection.recv(), max(0.001, deadline - time.monotonic()))
-                if data == payload:
-                    break
-        except (TimeoutError, ConnectionError):
-            break
-        rtts.append((time.monotonic() - sent) * 1000)
+    rtts: list[float] = []
+    with contextlib.suppress(TimeoutError, ConnectionError):
+        async with asyncio.timeout(max(0.001, within)):
+            for seq in range(count):
+                payload = PING + str(seq).encode()
+                sent = time.monotonic()
+                await connection.send(payload)
+                while await connection.recv() != payload:
+                    pass
+                rtts.append((time.monotonic() - sent) * 1000)
     return round(statistics.median(rtts), 3) if rtts else None
 
 
