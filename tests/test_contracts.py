@@ -203,6 +203,7 @@ def test_the_sans_io_modules_are_found() -> None:
     expected = {
         "consumer/protocol.py",
         "consumer/tracker.py",
+        "turn/nat_behaviour.py",
         "orchestrator/emulator/model.py",
         "orchestrator/emulator/session.py",
         "orchestrator/emulator/cobrowse.py",

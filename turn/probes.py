@@ -236,7 +236,8 @@ async def stun_binding(
 
 async def nat_behaviour(uri: ServerUri | str, timeout: float) -> NatResult:
     """RFC 5780 mapping and filtering behaviour through the NAT between here and ``uri`` (UDP)."""
-    from callops.turn.nat import Behaviour, discover
+    from callops.turn.nat import discover
+    from callops.turn.nat_behaviour import Behaviour
 
     server_uri = _as_uri(uri)
 

@@ -25,7 +25,7 @@ from pydantic import (
     model_serializer,
 )
 
-from callops.turn.nat import Behaviour
+from callops.turn.nat_behaviour import Behaviour
 
 
 class ProbeStatus(enum.StrEnum):
@@ -67,7 +67,7 @@ class StunData(ProbeData):
 
 
 class NatData(ProbeData):
-    """RFC 5780 findings (see :class:`callops.turn.nat.NatReport`)."""
+    """RFC 5780 findings (see :class:`callops.turn.nat_behaviour.NatReport`)."""
 
     mapping: Behaviour | None = None
     filtering: Behaviour | None = None

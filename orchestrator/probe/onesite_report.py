@@ -22,7 +22,7 @@ from callops.orchestrator.probe.verdict import (
     decide,
 )
 from callops.turn.credentials import RtcIceServer
-from callops.turn.nat import PeerClass
+from callops.turn.nat_behaviour import PeerClass
 from callops.turn.results import NatResult, ProbeResult, StunResult, TlsResult
 
 
