@@ -19,7 +19,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel
 
 from callops.turn.ranges import special_range_of
-from callops.turn.stun import Address
+from callops.turn.stun import Address, format_address
 
 
 class Behaviour(enum.StrEnum):
@@ -129,12 +129,6 @@ class BindingAnswer:
     source: Address | None = None
     #: a wrong answer (malformed, error response, wrong transaction id); ``None`` when fine or silent
     error: str | None = None
-
-
-def format_address(addr: Address | None) -> str | None:
-    if addr is None:
-        return None
-    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
 
 
 def classify_mapping(
@@ -373,7 +367,6 @@ __all__ = [
     "classify_filtering",
     "classify_mapping",
     "decide",
-    "format_address",
     "hole_punch",
     "possible_types",
 ]

@@ -24,7 +24,7 @@ import ssl
 import struct
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 
 from aioice import stun
 
@@ -445,8 +445,14 @@ async def stream_exchange(
     return response, connected - started, answered - connected
 
 
-def format_address(addr: Address) -> str:
-    """``1.2.3.4:5`` or ``[::1]:5``."""
+@overload
+def format_address(addr: Address) -> str: ...
+@overload
+def format_address(addr: Address | None) -> str | None: ...
+def format_address(addr: Address | None) -> str | None:
+    """``1.2.3.4:5`` or ``[::1]:5`` (``None`` stays ``None``: an address nobody reported)."""
+    if addr is None:
+        return None
     return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
 
 
