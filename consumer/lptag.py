@@ -13,9 +13,10 @@ Unknown extra fields are kept, as lpTag passes them on; only the documented fiel
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
@@ -156,17 +157,19 @@ def validate_event(name: str, payload: Any) -> LpTagModel:
         raise ValidationError(name, validation_problems(exc, root="(payload)", fixes=_FIXES)) from None
 
 
-def _call_payload(
+def build_call_payload(
     name: LpTagEventName,
     call: CallInvited | CallAccepted | CallClosed | ActiveCall,
-    *,
     visitor_name: str,
     ssid: str,
     svid: str,
-    scid: str | None,
-    cid: str | None,
-    eid: str | None,
+    *,
+    scid: str | None = None,
+    cid: str | None = None,
+    eid: str | None = None,
 ) -> LpTagCallPayload:
+    """The payload of the call event ``name`` (``cobrowseOffered``, ``cobrowseAccepted``,
+    ``cobrowseDeclined``) for an invitation; ValidationError names every bad field."""
     raw: dict[str, Any] = {
         "serviceId": call.serviceId,
         "agentId": call.agentId,
@@ -185,73 +188,32 @@ def _call_payload(
     return model
 
 
-def build_offered(
-    invite: CallInvited | ActiveCall,
-    visitor_name: str,
-    ssid: str,
-    svid: str,
-    *,
-    scid: str | None = None,
-    cid: str | None = None,
-    eid: str | None = None,
-) -> LpTagCallPayload:
-    """The ``cobrowseOffered`` payload for an invitation (ValidationError names every bad field)."""
-    return _call_payload(
-        LpTagEventName.COBROWSE_OFFERED,
-        invite,
-        visitor_name=visitor_name,
-        ssid=ssid,
-        svid=svid,
-        scid=scid,
-        cid=cid,
-        eid=eid,
-    )
+class CallPayloadBuilder(Protocol):
+    """:func:`build_call_payload` with the event chosen: ``build_offered(invite, name, ssid, svid)``."""
+
+    def __call__(
+        self,
+        call: CallInvited | ActiveCall,
+        visitor_name: str,
+        ssid: str,
+        svid: str,
+        *,
+        scid: str | None = None,
+        cid: str | None = None,
+        eid: str | None = None,
+    ) -> LpTagCallPayload: ...
 
 
-def build_accepted(
-    invite: CallInvited | ActiveCall,
-    visitor_name: str,
-    ssid: str,
-    svid: str,
-    *,
-    scid: str | None = None,
-    cid: str | None = None,
-    eid: str | None = None,
-) -> LpTagCallPayload:
-    """The ``cobrowseAccepted`` payload for an invitation."""
-    return _call_payload(
-        LpTagEventName.COBROWSE_ACCEPTED,
-        invite,
-        visitor_name=visitor_name,
-        ssid=ssid,
-        svid=svid,
-        scid=scid,
-        cid=cid,
-        eid=eid,
-    )
+def _builder(name: LpTagEventName) -> CallPayloadBuilder:
+    return functools.partial(build_call_payload, name)
 
 
-def build_declined(
-    invite: CallInvited | ActiveCall,
-    visitor_name: str,
-    ssid: str,
-    svid: str,
-    *,
-    scid: str | None = None,
-    cid: str | None = None,
-    eid: str | None = None,
-) -> LpTagCallPayload:
-    """The ``cobrowseDeclined`` payload for an invitation."""
-    return _call_payload(
-        LpTagEventName.COBROWSE_DECLINED,
-        invite,
-        visitor_name=visitor_name,
-        ssid=ssid,
-        svid=svid,
-        scid=scid,
-        cid=cid,
-        eid=eid,
-    )
+#: the ``cobrowseOffered`` payload for an invitation
+build_offered = _builder(LpTagEventName.COBROWSE_OFFERED)
+#: the ``cobrowseAccepted`` payload for an invitation
+build_accepted = _builder(LpTagEventName.COBROWSE_ACCEPTED)
+#: the ``cobrowseDeclined`` payload for an invitation
+build_declined = _builder(LpTagEventName.COBROWSE_DECLINED)
 
 
 def build_slider_opened() -> SliderOpened:
@@ -301,25 +263,27 @@ def answer_invitation(
     """What the page publishes for an invitation: ``cobrowseOffered``, then, with ``auto``,
     ``cobrowseAccepted`` or ``cobrowseDeclined`` (ValidationError names every bad field)."""
     v = visitor
-    out = [
-        publication(
-            LpTagEventName.COBROWSE_OFFERED,
-            build_offered(invite, v.visitorName, v.ssid, v.svid, scid=v.scid, cid=v.cid, eid=v.eid),
-        )
-    ]
+    names = [LpTagEventName.COBROWSE_OFFERED]
     if auto is AutoAnswer.ACCEPT:
-        answer = build_accepted(invite, v.visitorName, v.ssid, v.svid, scid=v.scid, cid=v.cid, eid=v.eid)
-        out.append(publication(LpTagEventName.COBROWSE_ACCEPTED, answer))
+        names.append(LpTagEventName.COBROWSE_ACCEPTED)
     elif auto is AutoAnswer.DECLINE:
-        answer = build_declined(invite, v.visitorName, v.ssid, v.svid, scid=v.scid, cid=v.cid, eid=v.eid)
-        out.append(publication(LpTagEventName.COBROWSE_DECLINED, answer))
-    return out
+        names.append(LpTagEventName.COBROWSE_DECLINED)
+    return [
+        publication(
+            name,
+            build_call_payload(
+                name, invite, v.visitorName, v.ssid, v.svid, scid=v.scid, cid=v.cid, eid=v.eid
+            ),
+        )
+        for name in names
+    ]
 
 
 __all__ = [
     "LPTAG_APP_NAME",
     "LPTAG_CHANNEL",
     "AutoAnswer",
+    "CallPayloadBuilder",
     "LpTagCallPayload",
     "LpTagEventName",
     "LpTagModel",
@@ -332,6 +296,7 @@ __all__ = [
     "Visitor",
     "answer_invitation",
     "build_accepted",
+    "build_call_payload",
     "build_declined",
     "build_offered",
     "build_session_error",
