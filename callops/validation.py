@@ -15,6 +15,7 @@ way:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import TypedDict, Unpack
 
 import pydantic
 from pydantic_core import ErrorDetails
@@ -62,17 +63,26 @@ def validation_problems(
     return [(field, " or ".join(messages)) for field, messages in merged.items()]
 
 
-def describe_validation_error(
-    exc: pydantic.ValidationError,
-    *,
-    section: str = "",
-    skip_tag: bool = False,
-    root: str = TOP_LEVEL,
-    fixes: Mapping[str, Fix] | None = None,
-) -> str:
+class ProblemOptions(TypedDict, total=False):
+    """The keyword arguments of :func:`validation_problems`."""
+
+    section: str
+    skip_tag: bool
+    root: str
+    fixes: Mapping[str, Fix] | None
+
+
+def describe_validation_error(exc: pydantic.ValidationError, **options: Unpack[ProblemOptions]) -> str:
     """:func:`validation_problems` on one line: ``id: String should have at least 1 character; ...``."""
-    problems = validation_problems(exc, section=section, skip_tag=skip_tag, root=root, fixes=fixes)
+    problems = validation_problems(exc, **options)
     return "; ".join(f"{field}: {message}" for field, message in problems)
 
 
-__all__ = ["TOP_LEVEL", "Fix", "describe_validation_error", "field_path", "validation_problems"]
+__all__ = [
+    "TOP_LEVEL",
+    "Fix",
+    "ProblemOptions",
+    "describe_validation_error",
+    "field_path",
+    "validation_problems",
+]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
@@ -188,32 +188,12 @@ def build_call_payload(
     return model
 
 
-class CallPayloadBuilder(Protocol):
-    """:func:`build_call_payload` with the event chosen: ``build_offered(invite, name, ssid, svid)``."""
-
-    def __call__(
-        self,
-        call: CallInvited | ActiveCall,
-        visitor_name: str,
-        ssid: str,
-        svid: str,
-        *,
-        scid: str | None = None,
-        cid: str | None = None,
-        eid: str | None = None,
-    ) -> LpTagCallPayload: ...
-
-
-def _builder(name: LpTagEventName) -> CallPayloadBuilder:
-    return functools.partial(build_call_payload, name)
-
-
 #: the ``cobrowseOffered`` payload for an invitation
-build_offered = _builder(LpTagEventName.COBROWSE_OFFERED)
+build_offered = functools.partial(build_call_payload, LpTagEventName.COBROWSE_OFFERED)
 #: the ``cobrowseAccepted`` payload for an invitation
-build_accepted = _builder(LpTagEventName.COBROWSE_ACCEPTED)
+build_accepted = functools.partial(build_call_payload, LpTagEventName.COBROWSE_ACCEPTED)
 #: the ``cobrowseDeclined`` payload for an invitation
-build_declined = _builder(LpTagEventName.COBROWSE_DECLINED)
+build_declined = functools.partial(build_call_payload, LpTagEventName.COBROWSE_DECLINED)
 
 
 def build_slider_opened() -> SliderOpened:
@@ -283,7 +263,6 @@ __all__ = [
     "LPTAG_APP_NAME",
     "LPTAG_CHANNEL",
     "AutoAnswer",
-    "CallPayloadBuilder",
     "LpTagCallPayload",
     "LpTagEventName",
     "LpTagModel",

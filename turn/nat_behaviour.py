@@ -131,37 +131,41 @@ class BindingAnswer:
     error: str | None = None
 
 
+_NO_RFC5780 = "server does not support RFC 5780 (no OTHER-ADDRESS)"
+
+
+def _first_rule(*rules: tuple[bool, Behaviour, str]) -> NatFinding:
+    """The finding of the first rule whose condition holds (the rules of a section, in its order)."""
+    for holds, behaviour, reason in rules:
+        if holds:
+            return NatFinding(behaviour=behaviour, reason=reason)
+    raise AssertionError("the last rule of a section always holds")
+
+
 def classify_mapping(
     test1: Address | None, other_address: Address | None, test2: Address | None, test3: Address | None
 ) -> NatFinding:
     """RFC 5780 section 4.3 from the mapped addresses of tests I, II and III (None: no answer)."""
-    if test1 is None:
-        return NatFinding(behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test I (primary address)")
-    if other_address is None:
-        return NatFinding(
-            behaviour=Behaviour.UNSUPPORTED, reason="server does not support RFC 5780 (no OTHER-ADDRESS)"
-        )
-    if test2 is None:
-        return NatFinding(
-            behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test II (alternate IP, primary port)"
-        )
-    if test2 == test1:
-        return NatFinding(
-            behaviour=Behaviour.ENDPOINT_INDEPENDENT,
-            reason="same mapping towards the primary and the alternate IP",
-        )
-    if test3 is None:
-        return NatFinding(
-            behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test III (alternate IP and port)"
-        )
-    if test3 == test2:
-        return NatFinding(
-            behaviour=Behaviour.ADDRESS_DEPENDENT,
-            reason="mapping changes with the destination IP but not with its port",
-        )
-    return NatFinding(
-        behaviour=Behaviour.ADDRESS_AND_PORT_DEPENDENT,
-        reason="mapping changes with the destination IP and with its port",
+    return _first_rule(
+        (test1 is None, Behaviour.INCONCLUSIVE, "no answer to test I (primary address)"),
+        (other_address is None, Behaviour.UNSUPPORTED, _NO_RFC5780),
+        (test2 is None, Behaviour.INCONCLUSIVE, "no answer to test II (alternate IP, primary port)"),
+        (
+            test2 == test1,
+            Behaviour.ENDPOINT_INDEPENDENT,
+            "same mapping towards the primary and the alternate IP",
+        ),
+        (test3 is None, Behaviour.INCONCLUSIVE, "no answer to test III (alternate IP and port)"),
+        (
+            test3 == test2,
+            Behaviour.ADDRESS_DEPENDENT,
+            "mapping changes with the destination IP but not with its port",
+        ),
+        (
+            True,
+            Behaviour.ADDRESS_AND_PORT_DEPENDENT,
+            "mapping changes with the destination IP and with its port",
+        ),
     )
 
 
@@ -179,38 +183,36 @@ def classify_filtering(
     ``control_ok``: the server was seen answering from its alternate address and port, so a missing
     answer can be blamed on the path. ``nat``: whether test I showed a translation.
     """
-    if not test1_answered:
-        return NatFinding(behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test I (primary address)")
-    if not supported:
-        return NatFinding(
-            behaviour=Behaviour.UNSUPPORTED, reason="server does not support RFC 5780 (no OTHER-ADDRESS)"
-        )
-    if change_ip_and_port_answered:
-        return NatFinding(
-            behaviour=Behaviour.ENDPOINT_INDEPENDENT,
-            reason="answer from the alternate IP and port came through (test II)",
-        )
-    if not control_ok:
-        return NatFinding(
-            behaviour=Behaviour.INCONCLUSIVE,
-            reason="no CHANGE-REQUEST answer, and the server never answered from its alternate address, "
+    return _first_rule(
+        (not test1_answered, Behaviour.INCONCLUSIVE, "no answer to test I (primary address)"),
+        (not supported, Behaviour.UNSUPPORTED, _NO_RFC5780),
+        (
+            change_ip_and_port_answered,
+            Behaviour.ENDPOINT_INDEPENDENT,
+            "answer from the alternate IP and port came through (test II)",
+        ),
+        (
+            not control_ok,
+            Behaviour.INCONCLUSIVE,
+            "no CHANGE-REQUEST answer, and the server never answered from its alternate address, "
             "so the missing answers prove nothing",
-        )
-    if change_port_answered:
-        return NatFinding(
-            behaviour=Behaviour.ADDRESS_DEPENDENT,
-            reason="answer from the alternate port came through (test III), "
-            "not from the alternate IP (test II)",
-        )
-    if nat is False:
-        return NatFinding(
-            behaviour=Behaviour.INCONCLUSIVE,
-            reason="no NAT in the path but CHANGE-REQUEST answers did not arrive: a local firewall, "
+        ),
+        (
+            change_port_answered,
+            Behaviour.ADDRESS_DEPENDENT,
+            "answer from the alternate port came through (test III), not from the alternate IP (test II)",
+        ),
+        (
+            nat is False,
+            Behaviour.INCONCLUSIVE,
+            "no NAT in the path but CHANGE-REQUEST answers did not arrive: a local firewall, "
             "or a server that ignores CHANGE-REQUEST",
-        )
-    return NatFinding(
-        behaviour=Behaviour.ADDRESS_AND_PORT_DEPENDENT,
-        reason="only answers from the address and port contacted came through (tests II and III unanswered)",
+        ),
+        (
+            True,
+            Behaviour.ADDRESS_AND_PORT_DEPENDENT,
+            "only answers from the address and port contacted came through (tests II and III unanswered)",
+        ),
     )
 
 

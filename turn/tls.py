@@ -53,17 +53,14 @@ def make_self_signed(
 ) -> tuple[Path, Path]:
     """Write ``<name>.crt`` and ``<name>.key`` (EC P-256) into ``directory``; return their paths."""
     from cryptography import x509
-    from cryptography.hazmat.primitives.asymmetric import ec
 
     if not hosts:
         raise UsageError("a self-signed certificate needs at least one host name or IP address")
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = _common_name(hosts[0])
     now = datetime.datetime.now(datetime.UTC)
-    cert = _sign(
-        subject,
-        key.public_key(),
-        (subject, key),
+    return _issue(
+        directory,
+        name,
+        hosts[0],
         valid=(now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=days)),
         extensions=[
             (x509.SubjectAlternativeName(_alt_names(hosts)), False),
@@ -72,7 +69,6 @@ def make_self_signed(
             (x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), False),
         ],
     )
-    return _write_key_and_cert(Path(directory), name, key, cert)
 
 
 def client_context(
@@ -181,26 +177,45 @@ def _sign(
     return builder.sign(issuer[1], hashes.SHA256())
 
 
-def make_ca(directory: str | os.PathLike[str], *, name: str = "ca", days: int = 30) -> tuple[Path, Path]:
-    """A private CA (``<name>.crt``, ``<name>.key``) for :func:`make_certificate`."""
+def _issue(
+    directory: str | os.PathLike[str],
+    name: str,
+    common_name: str,
+    *,
+    valid: tuple[datetime.datetime, datetime.datetime],
+    extensions: Sequence[tuple[x509.ExtensionType, bool]],
+    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None = None,
+    key_id: bool = False,
+) -> tuple[Path, Path]:
+    """Write ``<name>.key`` (a new EC P-256 key) and ``<name>.crt``, its certificate for
+    ``common_name`` signed by ``issuer`` (default: itself); ``key_id`` adds its SubjectKeyIdentifier."""
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec
 
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = _common_name(f"callops {name}")
+    subject = _common_name(common_name)
+    if key_id:
+        extensions = [*extensions, (x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)]
+    cert = _sign(subject, key.public_key(), issuer or (subject, key), valid=valid, extensions=extensions)
+    return _write_key_and_cert(Path(directory), name, key, cert)
+
+
+def make_ca(directory: str | os.PathLike[str], *, name: str = "ca", days: int = 30) -> tuple[Path, Path]:
+    """A private CA (``<name>.crt``, ``<name>.key``) for :func:`make_certificate`."""
+    from cryptography import x509
+
     now = datetime.datetime.now(datetime.UTC)
-    cert = _sign(
-        subject,
-        key.public_key(),
-        (subject, key),
+    return _issue(
+        directory,
+        name,
+        f"callops {name}",
         valid=(now - datetime.timedelta(days=1), now + datetime.timedelta(days=days)),
         extensions=[
             (x509.BasicConstraints(ca=True, path_length=0), True),
             (_key_usage(key_agreement=False, crl_sign=True), True),
-            (x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False),
         ],
+        key_id=True,
     )
-    return _write_key_and_cert(Path(directory), name, key, cert)
 
 
 def make_certificate(
@@ -223,12 +238,12 @@ def make_certificate(
     ca_cert = x509.load_pem_x509_certificate(ca[0].read_bytes())
     ca_key = serialization.load_pem_private_key(ca[1].read_bytes(), password=None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
-    cert = _sign(
-        _common_name(hosts[0]),
-        key.public_key(),
-        (ca_cert.subject, ca_key),
+    return _issue(
+        directory,
+        name,
+        hosts[0],
+        issuer=(ca_cert.subject, ca_key),
         valid=(
             not_before or now - datetime.timedelta(days=1),
             not_after or now + datetime.timedelta(days=30),
@@ -240,7 +255,6 @@ def make_certificate(
             (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False),
         ],
     )
-    return _write_key_and_cert(Path(directory), name, key, cert)
 
 
 # -- the certificate as a browser sees it ----------------------------------------------------------
