@@ -205,8 +205,9 @@ Frame = Annotated[Request | Response | Notification, Field(discriminator="kind")
 _FRAME: TypeAdapter[Request | Response | Notification] = TypeAdapter(Frame)
 
 
-def parse_frame(data: str | bytes) -> Request | Response | Notification:
-    """Parse one websocket frame; :class:`RemoteProtocolError` says exactly what is wrong."""
+def frame_object(data: str | bytes) -> dict[str, Any]:
+    """One websocket frame as a JSON object, not yet validated: within :data:`MAX_FRAME_BYTES`,
+    JSON (see :func:`decode_json`) and an object; :class:`RemoteProtocolError` says what is wrong."""
     if len(data) > MAX_FRAME_BYTES:
         raise RemoteProtocolError(f"frame of {len(data)} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
     try:
@@ -215,6 +216,12 @@ def parse_frame(data: str | bytes) -> Request | Response | Notification:
         raise RemoteProtocolError(f"frame is {exc.message}") from None
     if not isinstance(raw, dict):
         raise RemoteProtocolError(f"frame must be a JSON object, got {type(raw).__name__}")
+    return raw
+
+
+def parse_frame(data: str | bytes) -> Request | Response | Notification:
+    """Parse one websocket frame; :class:`RemoteProtocolError` says exactly what is wrong."""
+    raw = frame_object(data)
     if raw.get("kind") not in ("req", "resp", "notification"):
         raise RemoteProtocolError(
             f"frame field 'kind' must be 'req', 'resp' or 'notification', got {raw.get('kind')!r}"
@@ -503,6 +510,7 @@ __all__ = [
     "WireModel",
     "decode_json",
     "describe_validation_error",
+    "frame_object",
     "json_depth",
     "parse_body",
     "parse_frame",

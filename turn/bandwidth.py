@@ -163,11 +163,8 @@ class FlowMeter:
 
     def on_packet(self, data: bytes, now: float) -> None:
         """A flow packet arrived at the receiver (anything else is ignored)."""
-        try:
-            _, direction, sequence, sent_us, _, _ = unpack_fields(data)
-        except ValueError:
-            return
-        if direction == Direction.A_TO_B:
+        if (fields := _going(data, Direction.A_TO_B)) is not None:
+            sequence, sent_us, _, _ = fields
             self.flow.on_packet(sequence, sent_us, len(data), to_us(now))
 
     def feedback(self, now: float) -> bytes:
@@ -180,11 +177,8 @@ class FlowMeter:
 
     def on_feedback(self, data: bytes, now: float) -> None:
         """A feedback packet arrived at the sender: an RTT sample for the flow."""
-        try:
-            _, direction, sequence, sent_us, echo_us, delay_us = unpack_fields(data)
-        except ValueError:
-            return
-        if direction == Direction.B_TO_A:
+        if (fields := _going(data, Direction.B_TO_A)) is not None:
+            sequence, sent_us, echo_us, delay_us = fields
             self.feedback_stats.on_packet(sequence, sent_us, len(data), to_us(now))
             self.flow.on_echo(echo_us, delay_us, to_us(now))
 
@@ -208,6 +202,16 @@ class FlowMeter:
             direction(self.sent, self.flow, flow.jitter_ms, flow.reordered),
             direction(self._fb_seq, self.feedback_stats, feedback.jitter_ms, feedback.reordered),
         )
+
+
+def _going(data: bytes, direction: Direction) -> tuple[int, int, int, int] | None:
+    """``(sequence, sent_us, echo_us, echo_delay_us)`` of a packet going ``direction``; ``None`` for
+    anything else (another direction, not a flow packet)."""
+    try:
+        _, going, sequence, sent_us, echo_us, delay_us = unpack_fields(data)
+    except ValueError:
+        return None
+    return (sequence, sent_us, echo_us, delay_us) if going == direction else None
 
 
 def _ms(us: float | None) -> float | None:
