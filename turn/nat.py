@@ -2,7 +2,7 @@
 
 :func:`discover` runs the tests on fresh local UDP ports under one time budget and hands every
 answer to the sans-I/O rules of :mod:`callops.turn.nat_behaviour`
-(:func:`~callops.turn.nat_behaviour.decide`), which say what the answers prove -- including when
+(:func:`~callops.turn.nat_behaviour.nat_report`), which say what the answers prove -- including when
 they prove nothing.
 
 Documented choices (RFC 5780 leaves them open):
@@ -34,7 +34,7 @@ import logging
 import time
 
 from callops.errors import DeadlineExceeded
-from callops.turn.nat_behaviour import AlternateTests, BindingAnswer, NatReport, alternate_to_test, decide
+from callops.turn.nat_behaviour import AlternateTests, BindingAnswer, NatReport, alternate_to_test, nat_report
 from callops.turn.stun import (
     CHANGE_IP,
     CHANGE_PORT,
@@ -97,7 +97,7 @@ async def discover(server: Address, *, timeout: float, label: str = "STUN") -> N
                 _binding(filter_port, server, change=CHANGE_PORT, timeout=remaining, label=f"{label} F-III"),
             )
             alternate = AlternateTests(*answers)
-        return decide(server, local, first, alternate)
+        return nat_report(server, local, first, alternate)
     finally:
         for client in sockets:
             client.close()

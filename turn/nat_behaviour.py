@@ -4,7 +4,7 @@ Sans-I/O: this module decides, :mod:`callops.turn.nat` sends. :func:`classify_ma
 :func:`classify_filtering` say what the answers of the tests of RFC 5780 sections 4.3 and 4.4
 prove -- including when they prove nothing; :func:`alternate_refusal` decides whether OTHER-ADDRESS
 may be followed; :func:`alternate_to_test` whether tests II and III run at all, and
-:func:`decide` turns every answer into the :class:`NatReport`. The RFC 4787 part
+:func:`nat_report` turns every answer into the :class:`NatReport`. The RFC 4787 part
 (:func:`admits`, :func:`hole_punch`, :func:`possible_types`) says which pairs of NATs can
 hole-punch. The documented choices are in :mod:`callops.turn.nat`.
 """
@@ -236,7 +236,7 @@ def alternate_to_test(server: Address, first: BindingAnswer) -> Address | None:
     return first.other
 
 
-def decide(
+def nat_report(
     server: Address, local: Address, first: BindingAnswer, alternate: AlternateTests | None
 ) -> NatReport:
     """The report from test I's answer and, when they ran, the alternate tests' answers."""
@@ -368,7 +368,7 @@ __all__ = [
     "class_of",
     "classify_filtering",
     "classify_mapping",
-    "decide",
     "hole_punch",
+    "nat_report",
     "possible_types",
 ]

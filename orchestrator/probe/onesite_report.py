@@ -65,7 +65,9 @@ class ProbeReport(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
 
-def ice_servers(decision: Decision, username: str | None, credential: str | None) -> list[RtcIceServer]:
+def working_ice_servers(
+    decision: Decision, username: str | None, credential: str | None
+) -> list[RtcIceServer]:
     """One ``RTCIceServer`` per working URI, best first; TURN entries carry the credentials given."""
     servers = [RtcIceServer(urls=[uri]) for uri in decision.stun_uris]
     servers += [
@@ -125,7 +127,7 @@ def build_report(
             )
             for r in results
         ],
-        ice_servers=ice_servers(decision, username, credential),
+        ice_servers=working_ice_servers(decision, username, credential),
         reason=decision.reason,
         exit_code=decision.exit_code,
         timeout_s=timeout_s,
@@ -141,5 +143,5 @@ __all__ = [
     "ProbeReport",
     "RtcIceServer",
     "build_report",
-    "ice_servers",
+    "working_ice_servers",
 ]

@@ -16,7 +16,7 @@ from callops.turn.nat_behaviour import (
     alternate_to_test,
     classify_filtering,
     classify_mapping,
-    decide,
+    nat_report,
 )
 from callops.turn.probes import ProbeStatus, nat_behaviour
 
@@ -98,7 +98,7 @@ def test_filtering_against_a_server_without_rfc5780_is_unsupported() -> None:
     assert verdict.behaviour is Behaviour.UNSUPPORTED
 
 
-# -- decide: every answer to the report, without sockets ------------------------------------------
+# -- nat_report: every answer to the report, without sockets ------------------------------------------
 
 SERVER = ("203.0.113.10", 3478)
 LOCAL = ("192.0.2.5", 50000)
@@ -107,7 +107,7 @@ LOCAL = ("192.0.2.5", 50000)
 def test_a_public_server_naming_a_loopback_alternate_skips_tests_two_and_three() -> None:
     first = BindingAnswer(mapped=M1, other=("127.0.0.1", 3479), source=SERVER)
     assert alternate_to_test(SERVER, first) is None
-    report = decide(SERVER, LOCAL, first, None)
+    report = nat_report(SERVER, LOCAL, first, None)
     assert report.mapping.behaviour is report.filtering.behaviour is Behaviour.SKIPPED
     assert report.other_address_refused is not None and "loopback" in report.other_address_refused
     assert (report.mapped, report.nat) == ("198.51.100.7:40000", True)
@@ -116,7 +116,7 @@ def test_a_public_server_naming_a_loopback_alternate_skips_tests_two_and_three()
 def test_test_one_alone_decides_when_the_server_names_no_alternate() -> None:
     first = BindingAnswer(mapped=LOCAL, source=SERVER)
     assert alternate_to_test(SERVER, first) is None
-    report = decide(SERVER, LOCAL, first, None)
+    report = nat_report(SERVER, LOCAL, first, None)
     assert report.mapping.behaviour is report.filtering.behaviour is Behaviour.UNSUPPORTED
     assert report.nat is False
 
@@ -130,7 +130,7 @@ def test_the_alternate_answers_classify_a_port_restricted_cone_and_name_wrong_an
         filtering2=BindingAnswer(),
         filtering3=BindingAnswer(error="answer for another transaction"),
     )
-    report = decide(SERVER, LOCAL, first, answers)
+    report = nat_report(SERVER, LOCAL, first, answers)
     assert report.mapping.behaviour is Behaviour.ENDPOINT_INDEPENDENT
     assert report.filtering.behaviour is Behaviour.ADDRESS_AND_PORT_DEPENDENT
     assert report.test_errors == {"filtering3": "answer for another transaction"}
