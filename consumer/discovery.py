@@ -131,7 +131,7 @@ def _host(value: str, *, where: str, service: str) -> str:
 M = TypeVar("M", bound=BaseModel)
 
 
-def _validated(model: type[M], data: Any, what: str, *, hint: str) -> M:
+def _validated(model: type[M], data: object, what: str, *, hint: str) -> M:
     try:
         return model.model_validate(data)
     except PydanticValidationError as exc:

@@ -92,17 +92,12 @@ async def request_json(
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"{what} URL {origin(url)!r} is not an http:// or https:// URL")
     log.debug("%s %s", method, url)
-    kwargs: dict[str, Any] = {"headers": {"Accept": "application/json"}}
-    if json_body is not None:
-        kwargs["json"] = json_body
-    elif method == "POST":
-        kwargs["content"] = b""
     try:
         async with asyncio.timeout(timeout):
             async with httpx.AsyncClient(
                 timeout=httpx.Timeout(timeout), verify=_tls(verify), follow_redirects=False
             ) as client:
-                status, content_type, raw = await _exchange(client, method, url, kwargs, where=where)
+                status, content_type, raw = await _exchange(client, method, url, json_body, where=where)
     except (TimeoutError, httpx.TimeoutException):
         raise DeadlineExceeded(
             f"{where}: no answer within {timeout:g} s",
@@ -114,9 +109,14 @@ async def request_json(
 
 
 async def _exchange(
-    client: httpx.AsyncClient, method: str, url: str, kwargs: dict[str, Any], *, where: str
+    client: httpx.AsyncClient, method: str, url: str, json_body: object, *, where: str
 ) -> tuple[int, str, bytes]:
     """``(status, content type, body)``; a body over :data:`MAX_ANSWER_BYTES` is refused as it streams."""
+    kwargs: dict[str, Any] = {"headers": {"Accept": "application/json"}}
+    if json_body is not None:
+        kwargs["json"] = json_body
+    elif method == "POST":
+        kwargs["content"] = b""
     async with client.stream(method, url, **kwargs) as response:
         chunks: list[bytes] = []
         size = 0

@@ -342,11 +342,15 @@ def possible_types(nat: bool | None, mapping: Behaviour | None, filtering: Behav
     return [NatType(m, f) for m in mappings for f in filterings]
 
 
+#: the class of a cone (endpoint-independent mapping) by its filtering
+_CONE_CLASSES: dict[Behaviour, PeerClass] = {EI: "open", AD: "address-restricted", APD: "port-restricted"}
+
+
 def class_of(nat_type: NatType) -> PeerClass:
     """The peer class of a NAT type: a dependent mapping is ``symmetric`` whatever its filtering."""
     if nat_type.mapping is not EI:
         return "symmetric"
-    return {EI: "open", AD: "address-restricted", APD: "port-restricted"}[nat_type.filtering]  # type: ignore[return-value]
+    return _CONE_CLASSES[nat_type.filtering]
 
 
 __all__ = [

@@ -17,6 +17,7 @@ import asyncio
 import collections
 import contextlib
 import errno
+import functools
 import ipaddress
 import logging
 import socket
@@ -52,16 +53,16 @@ def _strict(unpack: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     """``unpack`` raising ``ValueError`` for a value of the wrong length, as the rest of aioice's
     codec does. aioice's fixed-size unpackers raise ``struct.error`` instead, which its own
     receivers (ICE, TURN) do not catch: asyncio would print the traceback of every such packet."""
-    if getattr(unpack, "callops_strict", False):
+    if getattr(unpack, "__wrapped__", None) is not None:  # wrapped by an earlier import already
         return unpack
 
+    @functools.wraps(unpack)
     def strict(data: bytes) -> Any:
         try:
             return unpack(data)
         except struct.error:
             raise ValueError("an attribute of the wrong length") from None
 
-    strict.callops_strict = True  # type: ignore[attr-defined]
     return strict
 
 
