@@ -17,9 +17,11 @@ from typing import Any
 
 import pydantic
 from pydantic import BaseModel, ConfigDict
+from pydantic_core import ErrorDetails
 
 from callops.errors import ConfigError
 from callops.turn.config import TurnDeployment
+from callops.validation import Fix, describe_validation_error
 
 
 class CallopsConfig(BaseModel):
@@ -43,26 +45,20 @@ class CallopsConfig(BaseModel):
         return self.turn
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    # pydantic names union members in the location ("lax-or-strict[...]", "function-after[...]"):
-    # a person wants only the field and the index.
-    return ".".join(str(part) for part in loc if isinstance(part, int) or not any(c in part for c in "[("))
+def _not_an_ip(err: ErrorDetails) -> str:
+    kind = "network" if "network" in err["type"] else "address"
+    return f"{str(err.get('input'))[:64]!r} is not a valid IP {kind}"
+
+
+_FIXES: dict[str, Fix] = {
+    "extra_forbidden": "unknown field (check the spelling against docs/turn-config.md)",
+    **dict.fromkeys(("ip_v4_address", "ip_v6_address", "ip_v4_network", "ip_v6_network"), _not_an_ip),
+}
 
 
 def config_error_from(exc: pydantic.ValidationError, source: str, *, section: str = "") -> ConfigError:
     """A :class:`ConfigError` naming every bad field of ``source`` (under ``section``) and the fix."""
-    problems: dict[str, list[str]] = {}
-    for err in exc.errors():
-        field = ".".join(part for part in (section, _field_path(err["loc"])) if part) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field (check the spelling against docs/turn-config.md)"
-        elif err["type"] in ("ip_v4_address", "ip_v6_address", "ip_v4_network", "ip_v6_network"):
-            kind = "network" if "network" in err["type"] else "address"
-            msg = f"{str(err.get('input'))[:64]!r} is not a valid IP {kind}"
-        if msg not in problems.setdefault(field, []):
-            problems[field].append(msg)
-    text = "; ".join(f"{field}: {' or '.join(msgs)}" for field, msgs in problems.items())
+    text = describe_validation_error(exc, section=section, fixes=_FIXES)
     return ConfigError(f"invalid {source}: " + text, hint="fix the named field(s)")
 
 

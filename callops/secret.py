@@ -110,7 +110,7 @@ _CREDENTIAL_MARKERS = (
 )
 
 
-class RedactedFrameLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+class RedactedFrameLog(logging.LoggerAdapter[logging.Logger]):
     """websockets' frame and handshake log (``logger=`` of a connection) without credentials.
 
     websockets shows long frames truncated to their beginning and end, so the tail of a JWT could

@@ -23,15 +23,15 @@ from __future__ import annotations
 import logging
 import ssl
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from callops.consumer.models import describe_validation_error
 from callops.consumer.rest import DEFAULT_TIMEOUT, origin, request_json
 from callops.errors import NetworkError, RemoteProtocolError, UsageError
+from callops.validation import describe_validation_error
 
 log = logging.getLogger("callops.consumer.discovery")
 
@@ -128,6 +128,16 @@ def _host(value: str, *, where: str, service: str) -> str:
     return text
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def _validated(model: type[M], data: object, what: str, *, hint: str) -> M:
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        raise RemoteProtocolError(f"{what}: {describe_validation_error(exc)}", hint=hint) from None
+
+
 def parse_service(data: Any, service: str, *, where: str) -> str:
     """The host of ``service`` from a one-service answer ``{"service","account","baseURI"}``.
 
@@ -139,13 +149,12 @@ def parse_service(data: Any, service: str, *, where: str) -> str:
         if service not in hosts:
             raise _missing(service, where, sorted(hosts))
         return hosts[service]
-    try:
-        entry = BaseUri.model_validate(data)
-    except PydanticValidationError as exc:
-        raise RemoteProtocolError(
-            f"{where}: unexpected answer for service {service!r}: {describe_validation_error(exc)}",
-            hint='expected {"service": ..., "account": ..., "baseURI": "host"}',
-        ) from None
+    entry = _validated(
+        BaseUri,
+        data,
+        f"{where}: unexpected answer for service {service!r}",
+        hint='expected {"service": ..., "account": ..., "baseURI": "host"}',
+    )
     if entry.service != service:
         raise RemoteProtocolError(f"{where}: asked for service {service!r}, answer is for {entry.service!r}")
     return _host(entry.baseURI, where=where, service=service)
@@ -153,13 +162,12 @@ def parse_service(data: Any, service: str, *, where: str) -> str:
 
 def parse_services(data: Any, *, where: str) -> dict[str, str]:
     """Service name -> host from an all-services answer ``{"baseURIs": [...]}``."""
-    try:
-        listing = BaseUriList.model_validate(data)
-    except PydanticValidationError as exc:
-        raise RemoteProtocolError(
-            f"{where}: unexpected all-services answer: {describe_validation_error(exc)}",
-            hint='expected {"baseURIs": [{"service": ..., "account": ..., "baseURI": "host"}, ...]}',
-        ) from None
+    listing = _validated(
+        BaseUriList,
+        data,
+        f"{where}: unexpected all-services answer",
+        hint='expected {"baseURIs": [{"service": ..., "account": ..., "baseURI": "host"}, ...]}',
+    )
     return {e.service: _host(e.baseURI, where=where, service=e.service) for e in listing.baseURIs}
 
 

@@ -13,16 +13,19 @@ Unknown extra fields are kept, as lpTag passes them on; only the documented fiel
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import ErrorDetails
 
 from callops.consumer.models import CallMode
 from callops.consumer.tracker import ActiveCall, CallAccepted, CallClosed, CallInvited
 from callops.errors import ValidationError
+from callops.validation import Fix, validation_problems
 
 #: The lpTag events channel of the call application.
 LPTAG_CHANNEL = "lpCoBrowse"
@@ -121,26 +124,17 @@ _MODELS: dict[str, type[LpTagModel]] = {
     LpTagEventName.SESSION_ERROR: SessionError,
 }
 
-_FIXES = {
+
+def _one_of(err: ErrorDetails) -> str:
+    return f"must be one of {err.get('ctx', {}).get('expected', '')}, got {err.get('input')!r}"
+
+
+_FIXES: dict[str, Fix] = {
     "missing": "is mandatory and missing",
     "string_too_short": "must be a non-empty string",
     "string_type": "must be a string",
-    "enum": "must be one of",
+    "enum": _one_of,
 }
-
-
-def _problems(exc: PydanticValidationError) -> list[tuple[str, str]]:
-    problems = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "(payload)"
-        kind = err["type"]
-        if kind == "enum":
-            expected = err.get("ctx", {}).get("expected", "")
-            message = f"must be one of {expected}, got {err.get('input')!r}"
-        else:
-            message = _FIXES.get(kind, err["msg"])
-        problems.append((field, message))
-    return problems
 
 
 def validate_event(name: str, payload: Any) -> LpTagModel:
@@ -160,20 +154,22 @@ def validate_event(name: str, payload: Any) -> LpTagModel:
     try:
         return model.model_validate(payload)
     except PydanticValidationError as exc:
-        raise ValidationError(name, _problems(exc)) from None
+        raise ValidationError(name, validation_problems(exc, root="(payload)", fixes=_FIXES)) from None
 
 
-def _call_payload(
+def build_call_payload(
     name: LpTagEventName,
     call: CallInvited | CallAccepted | CallClosed | ActiveCall,
-    *,
     visitor_name: str,
     ssid: str,
     svid: str,
-    scid: str | None,
-    cid: str | None,
-    eid: str | None,
+    *,
+    scid: str | None = None,
+    cid: str | None = None,
+    eid: str | None = None,
 ) -> LpTagCallPayload:
+    """The payload of the call event ``name`` (``cobrowseOffered``, ``cobrowseAccepted``,
+    ``cobrowseDeclined``) for an invitation; ValidationError names every bad field."""
     raw: dict[str, Any] = {
         "serviceId": call.serviceId,
         "agentId": call.agentId,
@@ -192,73 +188,12 @@ def _call_payload(
     return model
 
 
-def build_offered(
-    invite: CallInvited | ActiveCall,
-    visitor_name: str,
-    ssid: str,
-    svid: str,
-    *,
-    scid: str | None = None,
-    cid: str | None = None,
-    eid: str | None = None,
-) -> LpTagCallPayload:
-    """The ``cobrowseOffered`` payload for an invitation (ValidationError names every bad field)."""
-    return _call_payload(
-        LpTagEventName.COBROWSE_OFFERED,
-        invite,
-        visitor_name=visitor_name,
-        ssid=ssid,
-        svid=svid,
-        scid=scid,
-        cid=cid,
-        eid=eid,
-    )
-
-
-def build_accepted(
-    invite: CallInvited | ActiveCall,
-    visitor_name: str,
-    ssid: str,
-    svid: str,
-    *,
-    scid: str | None = None,
-    cid: str | None = None,
-    eid: str | None = None,
-) -> LpTagCallPayload:
-    """The ``cobrowseAccepted`` payload for an invitation."""
-    return _call_payload(
-        LpTagEventName.COBROWSE_ACCEPTED,
-        invite,
-        visitor_name=visitor_name,
-        ssid=ssid,
-        svid=svid,
-        scid=scid,
-        cid=cid,
-        eid=eid,
-    )
-
-
-def build_declined(
-    invite: CallInvited | ActiveCall,
-    visitor_name: str,
-    ssid: str,
-    svid: str,
-    *,
-    scid: str | None = None,
-    cid: str | None = None,
-    eid: str | None = None,
-) -> LpTagCallPayload:
-    """The ``cobrowseDeclined`` payload for an invitation."""
-    return _call_payload(
-        LpTagEventName.COBROWSE_DECLINED,
-        invite,
-        visitor_name=visitor_name,
-        ssid=ssid,
-        svid=svid,
-        scid=scid,
-        cid=cid,
-        eid=eid,
-    )
+#: the ``cobrowseOffered`` payload for an invitation
+build_offered = functools.partial(build_call_payload, LpTagEventName.COBROWSE_OFFERED)
+#: the ``cobrowseAccepted`` payload for an invitation
+build_accepted = functools.partial(build_call_payload, LpTagEventName.COBROWSE_ACCEPTED)
+#: the ``cobrowseDeclined`` payload for an invitation
+build_declined = functools.partial(build_call_payload, LpTagEventName.COBROWSE_DECLINED)
 
 
 def build_slider_opened() -> SliderOpened:
@@ -308,19 +243,20 @@ def answer_invitation(
     """What the page publishes for an invitation: ``cobrowseOffered``, then, with ``auto``,
     ``cobrowseAccepted`` or ``cobrowseDeclined`` (ValidationError names every bad field)."""
     v = visitor
-    out = [
-        publication(
-            LpTagEventName.COBROWSE_OFFERED,
-            build_offered(invite, v.visitorName, v.ssid, v.svid, scid=v.scid, cid=v.cid, eid=v.eid),
-        )
-    ]
+    names = [LpTagEventName.COBROWSE_OFFERED]
     if auto is AutoAnswer.ACCEPT:
-        answer = build_accepted(invite, v.visitorName, v.ssid, v.svid, scid=v.scid, cid=v.cid, eid=v.eid)
-        out.append(publication(LpTagEventName.COBROWSE_ACCEPTED, answer))
+        names.append(LpTagEventName.COBROWSE_ACCEPTED)
     elif auto is AutoAnswer.DECLINE:
-        answer = build_declined(invite, v.visitorName, v.ssid, v.svid, scid=v.scid, cid=v.cid, eid=v.eid)
-        out.append(publication(LpTagEventName.COBROWSE_DECLINED, answer))
-    return out
+        names.append(LpTagEventName.COBROWSE_DECLINED)
+    return [
+        publication(
+            name,
+            build_call_payload(
+                name, invite, v.visitorName, v.ssid, v.svid, scid=v.scid, cid=v.cid, eid=v.eid
+            ),
+        )
+        for name in names
+    ]
 
 
 __all__ = [
@@ -339,6 +275,7 @@ __all__ = [
     "Visitor",
     "answer_invitation",
     "build_accepted",
+    "build_call_payload",
     "build_declined",
     "build_offered",
     "build_session_error",

@@ -24,6 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter,
 from pydantic import ValidationError as PydanticValidationError
 
 from callops.errors import RemoteProtocolError
+from callops.validation import describe_validation_error
 
 #: Largest frame callops accepts or sends (the emulator closes or answers 400 above it).
 MAX_FRAME_BYTES = 1024 * 1024
@@ -204,8 +205,9 @@ Frame = Annotated[Request | Response | Notification, Field(discriminator="kind")
 _FRAME: TypeAdapter[Request | Response | Notification] = TypeAdapter(Frame)
 
 
-def parse_frame(data: str | bytes) -> Request | Response | Notification:
-    """Parse one websocket frame; :class:`RemoteProtocolError` says exactly what is wrong."""
+def frame_object(data: str | bytes) -> dict[str, Any]:
+    """One websocket frame as a JSON object, not yet validated: within :data:`MAX_FRAME_BYTES`,
+    JSON (see :func:`decode_json`) and an object; :class:`RemoteProtocolError` says what is wrong."""
     if len(data) > MAX_FRAME_BYTES:
         raise RemoteProtocolError(f"frame of {len(data)} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
     try:
@@ -214,6 +216,12 @@ def parse_frame(data: str | bytes) -> Request | Response | Notification:
         raise RemoteProtocolError(f"frame is {exc.message}") from None
     if not isinstance(raw, dict):
         raise RemoteProtocolError(f"frame must be a JSON object, got {type(raw).__name__}")
+    return raw
+
+
+def parse_frame(data: str | bytes) -> Request | Response | Notification:
+    """Parse one websocket frame; :class:`RemoteProtocolError` says exactly what is wrong."""
+    raw = frame_object(data)
     if raw.get("kind") not in ("req", "resp", "notification"):
         raise RemoteProtocolError(
             f"frame field 'kind' must be 'req', 'resp' or 'notification', got {raw.get('kind')!r}"
@@ -225,19 +233,6 @@ def parse_frame(data: str | bytes) -> Request | Response | Notification:
             f"invalid {raw['kind']} frame: {describe_validation_error(exc, skip_tag=True)}"
         ) from None
     return frame
-
-
-def describe_validation_error(exc: PydanticValidationError, *, skip_tag: bool = False) -> str:
-    """One line naming every bad field: ``id: String should have at least 1 character; ...``.
-
-    ``skip_tag`` drops the first location element (the union tag of a discriminated union).
-    """
-    parts = []
-    for err in exc.errors():
-        locs = list(err["loc"])[1:] if skip_tag else list(err["loc"])
-        loc = ".".join(str(p) for p in locs if not str(p).startswith("function-")) or "(root)"
-        parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts)
 
 
 # --- request and answer bodies -----------------------------------------------------------------
@@ -515,6 +510,7 @@ __all__ = [
     "WireModel",
     "decode_json",
     "describe_validation_error",
+    "frame_object",
     "json_depth",
     "parse_body",
     "parse_frame",

@@ -20,10 +20,13 @@ import os
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from callops.errors import DeadlineExceeded, NetworkError, RemoteProtocolError, UsageError
+from callops.errors import CallopsError, DeadlineExceeded, NetworkError, RemoteProtocolError, UsageError
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("callops.consumer.rest")
 
@@ -94,50 +97,62 @@ async def request_json(
             async with httpx.AsyncClient(
                 timeout=httpx.Timeout(timeout), verify=_tls(verify), follow_redirects=False
             ) as client:
-                kwargs: dict[str, Any] = {"headers": {"Accept": "application/json"}}
-                if json_body is not None:
-                    kwargs["json"] = json_body
-                elif method == "POST":
-                    kwargs["content"] = b""
-                async with client.stream(method, url, **kwargs) as response:
-                    chunks: list[bytes] = []
-                    size = 0
-                    async for chunk in response.aiter_bytes():
-                        size += len(chunk)
-                        if size > MAX_ANSWER_BYTES:
-                            raise RemoteProtocolError(
-                                f"{where}: answer exceeds {MAX_ANSWER_BYTES} bytes", hint="is the URL right?"
-                            )
-                        chunks.append(chunk)
-                    status = response.status_code
-                    content_type = response.headers.get("content-type", "")
-    except TimeoutError:
+                status, content_type, raw = await _exchange(client, method, url, json_body, where=where)
+    except (TimeoutError, httpx.TimeoutException):
         raise DeadlineExceeded(
             f"{where}: no answer within {timeout:g} s",
             hint="check the network path to the service (firewall, proxy) or try again",
         ) from None
-    except httpx.TimeoutException:
-        raise DeadlineExceeded(
-            f"{where}: no answer within {timeout:g} s",
-            hint="check the network path to the service (firewall, proxy) or try again",
-        ) from None
-    except httpx.ConnectError as exc:
+    except httpx.HTTPError as exc:
+        raise _translated(exc, what=what, where=where, url=url) from None
+    return _json_answer(status, content_type, raw, where=where)
+
+
+async def _exchange(
+    client: httpx.AsyncClient, method: str, url: str, json_body: object, *, where: str
+) -> tuple[int, str, bytes]:
+    """``(status, content type, body)``; a body over :data:`MAX_ANSWER_BYTES` is refused as it streams."""
+    kwargs: dict[str, Any] = {"headers": {"Accept": "application/json"}}
+    if json_body is not None:
+        kwargs["json"] = json_body
+    elif method == "POST":
+        kwargs["content"] = b""
+    async with client.stream(method, url, **kwargs) as response:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise RemoteProtocolError(
+                    f"{where}: answer exceeds {MAX_ANSWER_BYTES} bytes", hint="is the URL right?"
+                )
+            chunks.append(chunk)
+        return response.status_code, response.headers.get("content-type", ""), b"".join(chunks)
+
+
+def _translated(exc: httpx.HTTPError, *, what: str, where: str, url: str) -> CallopsError:
+    """The :mod:`callops.errors` error for an httpx failure (timeouts are handled by the caller)."""
+    import httpx
+
+    if isinstance(exc, httpx.ConnectError):
         reason = _reason(exc)
         hint = (
             "is the service listening on that port?"
             if "refused" in reason.lower()
             else "check the host name and the network path (DNS, firewall, proxy)"
         )
-        raise NetworkError(f"{where}: cannot connect: {reason}", hint=hint) from None
-    except httpx.RemoteProtocolError as exc:
-        raise RemoteProtocolError(f"{where}: not a valid HTTP answer: {_reason(exc)}") from None
-    except httpx.UnsupportedProtocol:
-        raise UsageError(f"{what} URL {origin(url)!r} is not an http:// or https:// URL") from None
-    except httpx.InvalidURL as exc:
-        raise UsageError(f"{what} URL is invalid: {exc}") from None
-    except httpx.HTTPError as exc:
-        raise NetworkError(f"{where}: {exc.__class__.__name__}: {_reason(exc)}") from None
-    raw = b"".join(chunks)
+        return NetworkError(f"{where}: cannot connect: {reason}", hint=hint)
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return RemoteProtocolError(f"{where}: not a valid HTTP answer: {_reason(exc)}")
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return UsageError(f"{what} URL {origin(url)!r} is not an http:// or https:// URL")
+    if isinstance(exc, httpx.InvalidURL):
+        return UsageError(f"{what} URL is invalid: {exc}")
+    return NetworkError(f"{where}: {exc.__class__.__name__}: {_reason(exc)}")
+
+
+def _json_answer(status: int, content_type: str, raw: bytes, *, where: str) -> JsonAnswer:
+    """The answer with its body parsed; a 2xx answer that is not JSON is a protocol error."""
     if not raw.strip():
         return JsonAnswer(status, None)
     try:
@@ -145,7 +160,7 @@ async def request_json(
     except (ValueError, UnicodeDecodeError):
         if not 200 <= status < 300:
             return JsonAnswer(status, None)  # an error page: the status says enough
-        shown = content_type.split(";")[0] or "no content type"
+        shown = content_type.split(";", maxsplit=1)[0] or "no content type"
         raise RemoteProtocolError(
             f"{where}: answer {status} is not JSON ({shown}, {len(raw)} bytes)",
             hint="is the URL that of LivePerson's service (or of a proxy that rewrites answers)?",

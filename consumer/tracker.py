@@ -112,13 +112,18 @@ class CloseReason(StrEnum):
     UNKNOWN = "unknown"
 
 
+@dataclass(frozen=True, slots=True)
 class _CallEvent:
-    """snake_case aliases shared by the events (the fields use the wire's own names)."""
+    """The call an event is about (the fields use the wire's own names; snake_case aliases too)."""
 
-    __slots__ = ()
     conversationId: str
     dialogId: str
+    #: ``"<consumerId>#<uuid>"``, the key that matches consumer and agent on the CoBrowse side
     serviceId: str
+    #: ``VOICE_CALL`` or ``VIDEO_CALL``
+    mode: str
+    #: the inviting agent, from the dialog's or the conversation's participants (None if not found)
+    agentId: str | None
 
     @property
     def conversation_id(self) -> str:
@@ -132,58 +137,31 @@ class _CallEvent:
     def service_id(self) -> str:
         return self.serviceId
 
+    @property
+    def agent_id(self) -> str | None:
+        return self.agentId
+
 
 @dataclass(frozen=True, slots=True)
 class CallInvited(_CallEvent):
     """An agent invited the consumer to a voice or video call."""
 
-    conversationId: str
-    dialogId: str
-    #: ``"<consumerId>#<uuid>"``, the key that matches consumer and agent on the CoBrowse side
-    serviceId: str
-    #: ``VOICE_CALL`` or ``VIDEO_CALL``
-    mode: str
-    #: the inviting agent, from the dialog's or the conversation's participants (None if not found)
-    agentId: str | None
     #: epoch seconds after which the invitation is void
     expires: float
     #: the dialog's ``creationTs`` (epoch ms), if sent
     creationTs: int | None = None
-
-    @property
-    def agent_id(self) -> str | None:
-        return self.agentId
 
 
 @dataclass(frozen=True, slots=True)
 class CallAccepted(_CallEvent):
     """The call dialog went ACCEPTED (the consumer accepted; the agent side joins)."""
 
-    conversationId: str
-    dialogId: str
-    serviceId: str
-    mode: str
-    agentId: str | None
-
-    @property
-    def agent_id(self) -> str | None:
-        return self.agentId
-
 
 @dataclass(frozen=True, slots=True)
 class CallClosed(_CallEvent):
     """The call is over: hung up, cancelled, declined or expired."""
 
-    conversationId: str
-    dialogId: str
-    serviceId: str
-    mode: str
-    agentId: str | None
     reason: CloseReason
-
-    @property
-    def agent_id(self) -> str | None:
-        return self.agentId
 
 
 TrackerEvent = CallInvited | CallAccepted | CallClosed

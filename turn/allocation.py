@@ -253,12 +253,12 @@ class Allocation:
         if remaining <= 0:
             raise transport_error(self.label, TimeoutError())
         try:
-            response, _ = await until_failure(
+            answer: tuple[stun.Message, Address] = await until_failure(
                 self._protocol.request_with_retry(request), self._protocol.failure, remaining
             )
         except (stun.TransactionError, OSError, TimeoutError, ConnectionError) as exc:
             raise describe_failure(self.label, method, exc, self.username, time.time()) from None
-        return response  # type: ignore[no-any-return]
+        return answer[0]
 
     async def create_permission(self, peer_ip: str, *, timeout: float) -> None:
         """CreatePermission for ``peer_ip`` (RFC 8656 section 9); :class:`TurnRequestFailed` on refusal."""

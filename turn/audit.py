@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from callops.errors import CallopsError
 from callops.turn.allocation import Allocation, TurnRequestFailed
 from callops.turn.relay import EchoPeer, packet_seq, relay_packet
-from callops.turn.stun import Address, resolve
+from callops.turn.stun import Address, format_address, resolve
 from callops.turn.uri import ServerUri
 
 log = logging.getLogger(__name__)
@@ -109,12 +109,6 @@ def forbidden_targets(listening_ip: str, relayed_ips: Sequence[str] = ()) -> lis
     return [AuditTarget(ip=ip, why="; ".join(whys)) for ip, whys in reasons.items()]
 
 
-def _fmt(addr: Address | None) -> str | None:
-    if addr is None:
-        return None
-    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
-
-
 async def _echo_once(allocation: Allocation, peer: Address, timeout: float) -> bool:
     """One small datagram to our own echo peer through ``allocation``; True if it came back."""
     back = asyncio.Event()
@@ -166,14 +160,39 @@ async def _check(
     if echo_peer is not None:
         finding.data_relayed = await _echo_once(allocation, echo_peer.address, min(ECHO_WAIT, timeout))
         if finding.data_relayed:
-            finding.detail += (
-                f"; a datagram to our echo peer {_fmt(echo_peer.address)} came back through the relay"
-            )
+            peer = format_address(echo_peer.address)
+            finding.detail += f"; a datagram to our echo peer {peer} came back through the relay"
     return finding
 
 
 def _is_loopback(ip: str) -> bool:
     return ipaddress.ip_address(ip).is_loopback
+
+
+async def _open_ipv6(
+    uri: ServerUri, username: str, password: str, *, timeout: float, ssl_context: ssl.SSLContext | None
+) -> tuple[Allocation | None, str]:
+    """An IPv6 relay (RFC 8656 REQUESTED-ADDRESS-FAMILY), or ``None`` and why there is none."""
+    try:
+        v6 = await Allocation.open(
+            uri, username, password, timeout=timeout, ssl_context=ssl_context, family=6
+        )
+    except TurnRequestFailed as exc:
+        return None, (
+            f"the server allocates no IPv6 relay ({exc.code} {exc.reason}), so it cannot reach IPv6 peers"
+        )
+    except CallopsError as exc:
+        return None, f"no IPv6 allocation: {exc}"
+    return v6, ""
+
+
+async def _loopback_echo_peers() -> dict[str, EchoPeer]:
+    """The audited server runs here: our own echo peers on loopback can prove data flows."""
+    peers: dict[str, EchoPeer] = {}
+    for ip in ("127.0.0.1", "::1"):
+        with contextlib.suppress(OSError):
+            peers[ip] = await EchoPeer.start(ip, 0)
+    return peers
 
 
 async def audit_server(
@@ -194,31 +213,14 @@ async def audit_server(
     server = await resolve(uri.host, uri.port, timeout=timeout, label=uri.label)
     v4 = await Allocation.open(uri, username, password, timeout=timeout, ssl_context=ssl_context)
     v6: Allocation | None = None
-    v6_note = ""
     peers: dict[str, EchoPeer] = {}
     try:
-        try:
-            v6 = await Allocation.open(
-                uri,
-                username,
-                password,
-                timeout=max(0.001, min(IPV6_WAIT, deadline - time.monotonic())),
-                ssl_context=ssl_context,
-                family=6,
-            )
-        except TurnRequestFailed as exc:
-            v6_note = (
-                f"the server allocates no IPv6 relay ({exc.code} {exc.reason}), so it cannot reach IPv6 peers"
-            )
-        except CallopsError as exc:
-            v6_note = f"no IPv6 allocation: {exc}"
+        v6_wait = max(0.001, min(IPV6_WAIT, deadline - time.monotonic()))
+        v6, v6_note = await _open_ipv6(uri, username, password, timeout=v6_wait, ssl_context=ssl_context)
         relayed = [a.relayed[0] for a in (v4, v6) if a is not None and a.relayed is not None]
         targets = forbidden_targets(server[0], relayed)
         if _is_loopback(server[0]):
-            # The audited server runs here: our own echo peers on loopback can prove data flows.
-            for ip in ("127.0.0.1", "::1"):
-                with contextlib.suppress(OSError):
-                    peers[ip] = await EchoPeer.start(ip, 0)
+            peers = await _loopback_echo_peers()
         remaining = max(0.5, deadline - time.monotonic())
         findings = await asyncio.gather(
             *(
@@ -241,9 +243,9 @@ async def audit_server(
             peer.close()
     report = AuditReport(
         server=str(uri),
-        listening=_fmt(server) or "",
-        relayed=_fmt(v4.relayed),
-        relayed_ipv6=_fmt(v6.relayed) if v6 is not None else None,
+        listening=format_address(server) or "",
+        relayed=format_address(v4.relayed),
+        relayed_ipv6=format_address(v6.relayed) if v6 is not None else None,
         findings=list(findings),
         duration_ms=round((time.monotonic() - started) * 1000, 3),
     )

@@ -25,16 +25,24 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from callops.errors import UsageError
-from callops.turn.results import BandwidthData, BandwidthResult, DirectionStats, ProbeData, ProbeStatus
+from callops.turn.results import (
+    BandwidthData,
+    BandwidthResult,
+    FlowStats,
+    ProbeData,
+    ProbeStatus,
+    RelayTransport,
+)
 from callops.turn.stun import Address
 from callops.turn.traffic import (
     DEFAULT_MTU_PAYLOAD,
     HEADER_SIZE,
     MAGIC,
     Direction,
+    Histogram,
     MediaProfile,
     PacketSchedule,
     ReceiverStats,
@@ -44,6 +52,9 @@ from callops.turn.traffic import (
     video_profile,
 )
 from callops.turn.uri import ServerUri, parse_uri
+
+if TYPE_CHECKING:
+    from callops.turn.allocation import Allocation
 
 Media = Literal["voice", "video"]
 
@@ -152,11 +163,8 @@ class FlowMeter:
 
     def on_packet(self, data: bytes, now: float) -> None:
         """A flow packet arrived at the receiver (anything else is ignored)."""
-        try:
-            _, direction, sequence, sent_us, _, _ = unpack_fields(data)
-        except ValueError:
-            return
-        if direction == Direction.A_TO_B:
+        if (fields := _going(data, Direction.A_TO_B)) is not None:
+            sequence, sent_us, _, _ = fields
             self.flow.on_packet(sequence, sent_us, len(data), to_us(now))
 
     def feedback(self, now: float) -> bytes:
@@ -169,22 +177,19 @@ class FlowMeter:
 
     def on_feedback(self, data: bytes, now: float) -> None:
         """A feedback packet arrived at the sender: an RTT sample for the flow."""
-        try:
-            _, direction, sequence, sent_us, echo_us, delay_us = unpack_fields(data)
-        except ValueError:
-            return
-        if direction == Direction.B_TO_A:
+        if (fields := _going(data, Direction.B_TO_A)) is not None:
+            sequence, sent_us, echo_us, delay_us = fields
             self.feedback_stats.on_packet(sequence, sent_us, len(data), to_us(now))
             self.flow.on_echo(echo_us, delay_us, to_us(now))
 
-    def stats(self, duration_s: float) -> tuple[DirectionStats, DirectionStats]:
+    def stats(self, duration_s: float) -> tuple[FlowStats, FlowStats]:
         """``(flow, feedback)`` over a sending time of ``duration_s`` seconds."""
         flow = self.flow.summary(self.sent)
         feedback = self.feedback_stats.summary(self._fb_seq)
 
-        def direction(sent: int, stats: ReceiverStats, jitter_ms: float, reordered: int) -> DirectionStats:
+        def direction(sent: int, stats: ReceiverStats, jitter_ms: float, reordered: int) -> FlowStats:
             lost = max(0, sent - stats.packets)
-            return DirectionStats(
+            return FlowStats(
                 sent=sent,
                 received=stats.packets,
                 loss=round(lost / sent, 4) if sent else 0.0,
@@ -199,11 +204,21 @@ class FlowMeter:
         )
 
 
+def _going(data: bytes, direction: Direction) -> tuple[int, int, int, int] | None:
+    """``(sequence, sent_us, echo_us, echo_delay_us)`` of a packet going ``direction``; ``None`` for
+    anything else (another direction, not a flow packet)."""
+    try:
+        _, going, sequence, sent_us, echo_us, delay_us = unpack_fields(data)
+    except ValueError:
+        return None
+    return (sequence, sent_us, echo_us, delay_us) if going == direction else None
+
+
 def _ms(us: float | None) -> float | None:
     return None if us is None else round(us / 1000, 3)
 
 
-def judge(spec: FlowSpec, flow: DirectionStats) -> tuple[ProbeStatus, str]:
+def judge(spec: FlowSpec, flow: FlowStats) -> tuple[ProbeStatus, str]:
     """pass: the target got through with loss under the limit; warn: degraded (at least the floor);
     fail: below the floor. The sentence names what was asked and what was measured."""
     got = f"{flow.achieved_kbps:.0f} of {spec.target_kbps:.0f} kbit/s got through, loss {flow.loss:.1%}"
@@ -239,6 +254,67 @@ async def _pace(
         await asyncio.sleep(max(0.0, wake - time.monotonic()))
 
 
+def _spec_data(spec: FlowSpec, transport: RelayTransport | None = None) -> BandwidthData:
+    """What a flow's result says before it runs: the asked-for flow."""
+    return BandwidthData(
+        media=spec.media,
+        target_kbps=spec.target_kbps,
+        floor_kbps=spec.floor_kbps,
+        duration_s=spec.duration_s,
+        transport=transport,
+    )
+
+
+def _verdict(
+    spec: FlowSpec,
+    base: BandwidthData,
+    meter: FlowMeter,
+    sent_for: float,
+    rtt: Histogram,
+    *,
+    with_feedback: bool,
+) -> tuple[ProbeStatus, str, BandwidthData]:
+    """:func:`judge` on what ``meter`` measured over ``sent_for`` seconds; ``rtt`` is the histogram
+    (microseconds) the RTT figures come from."""
+    flow, feedback = meter.stats(sent_for)
+    data = base.model_copy(
+        update={
+            "duration_s": round(sent_for, 3),
+            "packet_bytes": meter.schedule.profile.max_packet,
+            "flow": flow,
+            "feedback": feedback if with_feedback else None,
+            "rtt_ms_p50": _ms(rtt.percentile(50)),
+            "rtt_ms_p95": _ms(rtt.percentile(95)),
+            "rtt_ms_max": _ms(rtt.max) if rtt.count else None,
+        }
+    )
+    status, detail = judge(spec, flow)
+    data.passed = status is ProbeStatus.OK
+    return status, detail, data
+
+
+async def _relay_flow(
+    spec: FlowSpec, sender: Allocation, target: Address, echo: Allocation, deadline: float
+) -> tuple[FlowMeter, float]:
+    """The flow from ``sender`` to ``target`` (``echo``'s relayed address) with feedback back; the
+    meter and how long it sent. Stops in time to drain and release before ``deadline``."""
+    assert sender.relayed is not None
+    back: Address = sender.relayed
+    start = time.monotonic()
+    meter = FlowMeter(flow_profile(spec.media, spec.target_kbps), start)
+    echo.on_data(lambda data, _src: meter.on_packet(data, time.monotonic()))
+    sender.on_data(lambda data, _src: meter.on_feedback(data, time.monotonic()))
+    try:
+        stop_at = min(start + spec.duration_s, deadline - DRAIN_S - 0.3)
+        await _pace(meter, lambda p: sender.send(p, target), lambda p: echo.send(p, back), stop_at)
+        sent_for = max(0.001, time.monotonic() - start)
+        await asyncio.sleep(max(0.0, min(DRAIN_S, deadline - time.monotonic() - 0.3)))
+    finally:
+        sender.on_data(None)
+        echo.on_data(None)
+    return meter, sent_for
+
+
 async def bandwidth_test(
     uri: ServerUri | str,
     username: str | None,
@@ -254,14 +330,7 @@ async def bandwidth_test(
 
     server_uri = uri if isinstance(uri, ServerUri) else parse_uri(uri)
     spec.check(allow_above=allow_above)
-    transport = relay_transport(server_uri)
-    base = BandwidthData(
-        media=spec.media,
-        target_kbps=spec.target_kbps,
-        floor_kbps=spec.floor_kbps,
-        duration_s=spec.duration_s,
-        transport=transport,
-    )
+    base = _spec_data(spec, transport=relay_transport(server_uri))
 
     async def body(deadline: float) -> tuple[ProbeStatus, str, ProbeData]:
         if username is None or password is None:
@@ -272,35 +341,9 @@ async def bandwidth_test(
             target,
             echo,
         ):
-            assert echo is not None and sender.relayed is not None
-            back: Address = sender.relayed
-            start = time.monotonic()
-            meter = FlowMeter(flow_profile(spec.media, spec.target_kbps), start)
-            echo.on_data(lambda data, _src: meter.on_packet(data, time.monotonic()))
-            sender.on_data(lambda data, _src: meter.on_feedback(data, time.monotonic()))
-            # Send for the duration, but stop in time to drain and release before the deadline.
-            stop_at = min(start + spec.duration_s, deadline - DRAIN_S - 0.3)
-            await _pace(meter, lambda p: sender.send(p, target), lambda p: echo.send(p, back), stop_at)
-            sent_for = max(0.001, time.monotonic() - start)
-            await asyncio.sleep(max(0.0, min(DRAIN_S, deadline - time.monotonic() - 0.3)))
-            sender.on_data(None)
-            echo.on_data(None)
-        flow, feedback = meter.stats(sent_for)
-        summary = meter.flow.summary(meter.sent)
-        data = base.model_copy(
-            update={
-                "duration_s": round(sent_for, 3),
-                "packet_bytes": meter.schedule.profile.max_packet,
-                "flow": flow,
-                "feedback": feedback,
-                "rtt_ms_p50": summary.rtt_p50_ms,
-                "rtt_ms_p95": _ms(meter.flow.rtt.percentile(95)),
-                "rtt_ms_max": _ms(meter.flow.rtt.max) if meter.flow.rtt.count else None,
-            }
-        )
-        status, detail = judge(spec, flow)
-        data.passed = status is ProbeStatus.OK
-        return status, detail, data
+            assert echo is not None
+            meter, sent_for = await _relay_flow(spec, sender, target, echo, deadline)
+        return _verdict(spec, base, meter, sent_for, meter.flow.rtt, with_feedback=True)
 
     return await run_probe(BandwidthResult, "bandwidth", server_uri, timeout, body, base=base)
 
@@ -345,21 +388,8 @@ async def echo_flow(
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
-    flow, _ = meter.stats(sent_for)
-    data = BandwidthData(
-        media=spec.media,
-        target_kbps=spec.target_kbps,
-        floor_kbps=spec.floor_kbps,
-        duration_s=round(sent_for, 3),
-        packet_bytes=meter.schedule.profile.max_packet,
-        flow=flow,
-        rtt_ms_p50=_ms(meter.flow.delay.percentile(50)),
-        rtt_ms_p95=_ms(meter.flow.delay.percentile(95)),
-        rtt_ms_max=_ms(meter.flow.delay.max) if meter.flow.delay.count else None,
-    )
-    status, detail = judge(spec, flow)
-    data.passed = status is ProbeStatus.OK
-    return status, detail, data
+    # one clock: a packet's "delay" from its send stamp to its echo is the round trip
+    return _verdict(spec, _spec_data(spec), meter, sent_for, meter.flow.delay, with_feedback=False)
 
 
 __all__ = [

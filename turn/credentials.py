@@ -40,12 +40,12 @@ class TurnCredentials(BaseModel):
         return f"TurnCredentials(username={self.username!r}, credential=***, expires_at={self.expires_at})"
 
 
-class IceServer(BaseModel):
-    """One ``RTCIceServer`` dictionary (W3C webrtc-pc section 4.2.2)."""
+class RtcIceServer(BaseModel):
+    """One ``RTCIceServer`` dictionary (W3C webrtc-pc section 4.2.2); a STUN entry has no credentials."""
 
     urls: list[str]
-    username: str
-    credential: str
+    username: str | None = None
+    credential: str | None = None
 
 
 class CredentialsDocument(BaseModel):
@@ -55,7 +55,7 @@ class CredentialsDocument(BaseModel):
     credential: str
     ttl: int
     uris: list[str]
-    ice_servers: list[IceServer] = Field(serialization_alias="iceServers")
+    ice_servers: list[RtcIceServer] = Field(serialization_alias="iceServers")
 
 
 def rest_username(user: str, expires_at: int) -> str:
@@ -91,12 +91,12 @@ def rest_expiry(username: str) -> int | None:
     return int(head) if sep and head.isdigit() else None
 
 
-def ice_servers(uris: Iterable[ServerUri | str], username: str, credential: str) -> list[IceServer]:
+def ice_servers(uris: Iterable[ServerUri | str], username: str, credential: str) -> list[RtcIceServer]:
     """One ``RTCIceServer`` with every URI; STUN URIs need no credentials but carry them harmlessly."""
     urls = [str(u if isinstance(u, ServerUri) else parse_uri(u)) for u in uris]
     if not urls:
         raise UsageError("no server URI given", hint="pass --uri turn:host:3478 (several allowed)")
-    return [IceServer(urls=urls, username=username, credential=credential)]
+    return [RtcIceServer(urls=urls, username=username, credential=credential)]
 
 
 def credentials_document(creds: TurnCredentials, uris: Iterable[ServerUri | str]) -> CredentialsDocument:
@@ -113,7 +113,7 @@ def credentials_document(creds: TurnCredentials, uris: Iterable[ServerUri | str]
 __all__ = [
     "DEFAULT_TTL",
     "CredentialsDocument",
-    "IceServer",
+    "RtcIceServer",
     "TurnCredentials",
     "credentials_document",
     "ice_servers",

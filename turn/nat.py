@@ -1,9 +1,9 @@
-"""RFC 5780 NAT behaviour discovery: mapping and filtering.
+"""RFC 5780 NAT behaviour discovery: mapping and filtering, the asyncio adapter.
 
-The decision logic is pure (:func:`classify_mapping`, :func:`classify_filtering`): it takes the
-answers of the tests of RFC 5780 sections 4.3 and 4.4 and says what they prove -- including when
-they prove nothing. :func:`discover` is the asyncio adapter: it runs the tests on fresh local UDP
-ports under one time budget.
+:func:`discover` runs the tests on fresh local UDP ports under one time budget and hands every
+answer to the sans-I/O rules of :mod:`callops.turn.nat_behaviour`
+(:func:`~callops.turn.nat_behaviour.nat_report`), which say what the answers prove -- including when
+they prove nothing.
 
 Documented choices (RFC 5780 leaves them open):
 
@@ -15,11 +15,12 @@ Documented choices (RFC 5780 leaves them open):
 * A server without OTHER-ADDRESS in its Binding response does not support RFC 5780: the result says
   so, it is not a NAT type.
 * OTHER-ADDRESS is followed only to an address of the same scope as the server
-  (:func:`alternate_refusal`): a loopback or private server may name loopback or private
-  alternates, a public server only public ones; unspecified, multicast, broadcast and reserved
-  addresses, another address family and port 0 are never followed. Otherwise a hostile public
-  server could make callops send to this host's loopback or LAN. A refused alternate skips tests
-  II and III and the result says why (:attr:`Behaviour.SKIPPED`).
+  (:func:`~callops.turn.nat_behaviour.alternate_refusal`): a loopback or private server may name
+  loopback or private alternates, a public server only public ones; unspecified, multicast,
+  broadcast and reserved addresses, another address family and port 0 are never followed.
+  Otherwise a hostile public server could make callops send to this host's loopback or LAN. A
+  refused alternate skips tests II and III and the result says why
+  (:attr:`~callops.turn.nat_behaviour.Behaviour.SKIPPED`).
 * Packets are bounded: five transactions (test I, mapping II and III, filtering II and III), each
   at most ``1 + RETRANSMISSIONS`` (5) packets -- 25 packets per discovery at most.
 * An answer that is malformed, of the wrong kind or for another transaction is reported as such
@@ -29,17 +30,11 @@ Documented choices (RFC 5780 leaves them open):
 from __future__ import annotations
 
 import asyncio
-import enum
-import ipaddress
 import logging
 import time
-from dataclasses import dataclass
-from typing import Literal, get_args
-
-from pydantic import BaseModel
 
 from callops.errors import DeadlineExceeded
-from callops.turn.ranges import special_range_of
+from callops.turn.nat_behaviour import AlternateTests, BindingAnswer, NatReport, alternate_to_test, nat_report
 from callops.turn.stun import (
     CHANGE_IP,
     CHANGE_PORT,
@@ -52,202 +47,6 @@ from callops.turn.stun import (
 log = logging.getLogger(__name__)
 
 
-class Behaviour(enum.StrEnum):
-    """Mapping or filtering behaviour (RFC 4787 section 4.1 and 5, RFC 5780 section 4)."""
-
-    ENDPOINT_INDEPENDENT = "endpoint-independent"
-    ADDRESS_DEPENDENT = "address-dependent"
-    ADDRESS_AND_PORT_DEPENDENT = "address-and-port-dependent"
-    #: the tests ran but their answers prove nothing
-    INCONCLUSIVE = "inconclusive"
-    #: the server lacks RFC 5780 support (no OTHER-ADDRESS)
-    UNSUPPORTED = "unsupported"
-    #: the tests against the alternate address were not run (see the reason)
-    SKIPPED = "skipped"
-
-
-class Finding(BaseModel):
-    """What one side of RFC 5780 discovery (mapping or filtering) proved, and why."""
-
-    behaviour: Behaviour
-    #: why: which tests answered
-    reason: str
-
-
-class NatReport(BaseModel):
-    """The result of :func:`discover`."""
-
-    server: str
-    local: str | None = None
-    mapped: str | None = None
-    other_address: str | None = None
-    #: the mapped address differs from the local one
-    nat: bool | None = None
-    mapping: Finding
-    filtering: Finding
-    #: why OTHER-ADDRESS was not followed (scope rule), if it was not
-    other_address_refused: str | None = None
-    #: tests answered wrongly (malformed, error response, wrong transaction id), by test name
-    test_errors: dict[str, str] = {}
-
-
-Scope = Literal["public", "private", "loopback", "link-local", "unusable"]
-
-#: which scopes of alternate address a server of each scope may name
-_MAY_NAME: dict[str, frozenset[str]] = {
-    "public": frozenset({"public"}),
-    "private": frozenset({"private", "loopback"}),
-    "loopback": frozenset({"loopback", "private"}),
-    "link-local": frozenset({"link-local"}),
-    "unusable": frozenset(),
-}
-
-
-def address_scope(ip: str) -> Scope:
-    """The scope of ``ip`` for the OTHER-ADDRESS rule.
-
-    Documentation and benchmarking ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, ...)
-    count as public: they stand in for public addresses in labs and network namespaces.
-    """
-    try:
-        addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    except ValueError:
-        return "unusable"
-    if addr.is_unspecified or addr.is_multicast:
-        return "unusable"
-    special = special_range_of(addr)
-    if special is None or special.globally_reachable:
-        return "public"
-    if special.kind == "loopback":
-        return "loopback"
-    if special.kind in ("private", "shared"):
-        return "private"
-    if special.kind == "link-local":
-        return "link-local"
-    if special.name.startswith(("Documentation", "Benchmarking")):
-        return "public"
-    return "unusable"  # reserved, broadcast, IPv4-mapped, 6to4, Teredo, ...
-
-
-def alternate_refusal(server: Address, other: Address) -> str | None:
-    """Why OTHER-ADDRESS ``other`` named by ``server`` must not be followed, or ``None`` if it may."""
-    try:
-        server_ip = ipaddress.ip_address(server[0].split("%", 1)[0])
-        other_ip = ipaddress.ip_address(other[0].split("%", 1)[0])
-    except ValueError:
-        return f"OTHER-ADDRESS {other[0]} is not an IP address"
-    shown = f"OTHER-ADDRESS {_fmt(other)}"
-    if server_ip.version != other_ip.version:
-        return f"{shown} is IPv{other_ip.version}, the server is IPv{server_ip.version}"
-    if not 0 < other[1] < 65536:
-        return f"{shown} has port {other[1]}"
-    server_scope, other_scope = address_scope(server[0]), address_scope(other[0])
-    if other_scope not in _MAY_NAME[server_scope]:
-        return (
-            f"{shown} is a {other_scope} address and the server {server[0]} a {server_scope} one: "
-            "callops follows OTHER-ADDRESS only within the server's scope"
-        )
-    return None
-
-
-@dataclass(frozen=True)
-class _Answer:
-    mapped: Address | None = None
-    other: Address | None = None
-    source: Address | None = None
-    #: a wrong answer (malformed, error response, wrong transaction id); ``None`` when fine or silent
-    error: str | None = None
-
-
-def _fmt(addr: Address | None) -> str | None:
-    if addr is None:
-        return None
-    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
-
-
-def classify_mapping(
-    test1: Address | None, other_address: Address | None, test2: Address | None, test3: Address | None
-) -> Finding:
-    """RFC 5780 section 4.3 from the mapped addresses of tests I, II and III (None: no answer)."""
-    if test1 is None:
-        return Finding(behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test I (primary address)")
-    if other_address is None:
-        return Finding(
-            behaviour=Behaviour.UNSUPPORTED, reason="server does not support RFC 5780 (no OTHER-ADDRESS)"
-        )
-    if test2 is None:
-        return Finding(
-            behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test II (alternate IP, primary port)"
-        )
-    if test2 == test1:
-        return Finding(
-            behaviour=Behaviour.ENDPOINT_INDEPENDENT,
-            reason="same mapping towards the primary and the alternate IP",
-        )
-    if test3 is None:
-        return Finding(
-            behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test III (alternate IP and port)"
-        )
-    if test3 == test2:
-        return Finding(
-            behaviour=Behaviour.ADDRESS_DEPENDENT,
-            reason="mapping changes with the destination IP but not with its port",
-        )
-    return Finding(
-        behaviour=Behaviour.ADDRESS_AND_PORT_DEPENDENT,
-        reason="mapping changes with the destination IP and with its port",
-    )
-
-
-def classify_filtering(
-    *,
-    test1_answered: bool,
-    supported: bool,
-    change_ip_and_port_answered: bool,
-    change_port_answered: bool,
-    control_ok: bool,
-    nat: bool | None,
-) -> Finding:
-    """RFC 5780 section 4.4 from which CHANGE-REQUEST tests were answered.
-
-    ``control_ok``: the server was seen answering from its alternate address and port, so a missing
-    answer can be blamed on the path. ``nat``: whether test I showed a translation.
-    """
-    if not test1_answered:
-        return Finding(behaviour=Behaviour.INCONCLUSIVE, reason="no answer to test I (primary address)")
-    if not supported:
-        return Finding(
-            behaviour=Behaviour.UNSUPPORTED, reason="server does not support RFC 5780 (no OTHER-ADDRESS)"
-        )
-    if change_ip_and_port_answered:
-        return Finding(
-            behaviour=Behaviour.ENDPOINT_INDEPENDENT,
-            reason="answer from the alternate IP and port came through (test II)",
-        )
-    if not control_ok:
-        return Finding(
-            behaviour=Behaviour.INCONCLUSIVE,
-            reason="no CHANGE-REQUEST answer, and the server never answered from its alternate address, "
-            "so the missing answers prove nothing",
-        )
-    if change_port_answered:
-        return Finding(
-            behaviour=Behaviour.ADDRESS_DEPENDENT,
-            reason="answer from the alternate port came through (test III), "
-            "not from the alternate IP (test II)",
-        )
-    if nat is False:
-        return Finding(
-            behaviour=Behaviour.INCONCLUSIVE,
-            reason="no NAT in the path but CHANGE-REQUEST answers did not arrive: a local firewall, "
-            "or a server that ignores CHANGE-REQUEST",
-        )
-    return Finding(
-        behaviour=Behaviour.ADDRESS_AND_PORT_DEPENDENT,
-        reason="only answers from the address and port contacted came through (tests II and III unanswered)",
-    )
-
-
 async def _binding(
     client: StunUdpClient,
     server: Address,
@@ -255,23 +54,19 @@ async def _binding(
     change: int = 0,
     timeout: float,
     label: str,
-) -> _Answer:
+) -> BindingAnswer:
     """The answer to one Binding request; silence is an empty answer, a wrong answer has ``error``."""
     try:
         response, source = await client.request(binding_request(change), server, timeout=timeout, label=label)
     except DeadlineExceeded as exc:
         log.debug("%s: %s", label, exc)
-        return _Answer()
+        return BindingAnswer()
     except Exception as exc:  # RemoteProtocolError, NetworkError: say what was wrong
         log.debug("%s: %s", label, exc)
-        return _Answer(error=str(exc))
+        return BindingAnswer(error=str(exc))
     other = response.attributes.get("OTHER-ADDRESS") or response.attributes.get("CHANGED-ADDRESS")
     other_addr = (str(other[0]), int(other[1])) if other else None
-    return _Answer(mapped_address(response), other_addr, source)
-
-
-def _errors(**answers: _Answer) -> dict[str, str]:
-    return {name: a.error for name, a in answers.items() if a.error is not None}
+    return BindingAnswer(mapped_address(response), other_addr, source)
 
 
 async def discover(server: Address, *, timeout: float, label: str = "STUN") -> NatReport:
@@ -284,65 +79,25 @@ async def discover(server: Address, *, timeout: float, label: str = "STUN") -> N
         # Test I on the mapping socket; it also names the alternate address.
         remaining = deadline - time.monotonic()
         first = await _binding(mapping_client, server, timeout=remaining / 2, label=f"{label} test I")
-        test1, other = first.mapped, first.other
         local = (_source_ip_towards(server), mapping_client.local_address[1])
-        nat = None if test1 is None else test1 != local
-        refused = alternate_refusal(server, other) if other is not None else None
-        if test1 is None or other is None or refused is not None:
-            if refused is not None:
-                skipped = Finding(behaviour=Behaviour.SKIPPED, reason=f"tests II and III skipped: {refused}")
-                mapping = filtering = skipped
-            else:
-                mapping = classify_mapping(test1, other, None, None)
-                filtering = classify_filtering(
-                    test1_answered=test1 is not None,
-                    supported=other is not None,
-                    change_ip_and_port_answered=False,
-                    change_port_answered=False,
-                    control_ok=False,
-                    nat=nat,
-                )
-            return NatReport(
-                server=_fmt(server) or "",
-                local=_fmt(local),
-                mapped=_fmt(test1),
-                other_address=_fmt(other),
-                nat=nat,
-                mapping=mapping,
-                filtering=filtering,
-                other_address_refused=refused,
-                test_errors=_errors(test1=first),
+        alternate = None
+        if (other := alternate_to_test(server, first)) is not None:
+            remaining = max(0.001, deadline - time.monotonic())
+            # Mapping tests II and III, and filtering tests II and III (each on a fresh port), at once.
+            answers = await asyncio.gather(
+                _binding(mapping_client, (other[0], server[1]), timeout=remaining, label=f"{label} test II"),
+                _binding(mapping_client, other, timeout=remaining, label=f"{label} test III"),
+                _binding(
+                    filter_both,
+                    server,
+                    change=CHANGE_IP | CHANGE_PORT,
+                    timeout=remaining,
+                    label=f"{label} F-II",
+                ),
+                _binding(filter_port, server, change=CHANGE_PORT, timeout=remaining, label=f"{label} F-III"),
             )
-        remaining = max(0.001, deadline - time.monotonic())
-        # Mapping tests II and III, and filtering tests II and III (each on a fresh port), at once.
-        m2, m3, f_both, f_port = await asyncio.gather(
-            _binding(mapping_client, (other[0], server[1]), timeout=remaining, label=f"{label} test II"),
-            _binding(mapping_client, other, timeout=remaining, label=f"{label} test III"),
-            _binding(
-                filter_both, server, change=CHANGE_IP | CHANGE_PORT, timeout=remaining, label=f"{label} F-II"
-            ),
-            _binding(filter_port, server, change=CHANGE_PORT, timeout=remaining, label=f"{label} F-III"),
-        )
-        mapping = classify_mapping(test1, other, m2.mapped, m3.mapped)
-        control_ok = m3.source == other
-        filtering = classify_filtering(
-            test1_answered=True,
-            supported=True,
-            change_ip_and_port_answered=f_both.mapped is not None,
-            change_port_answered=f_port.mapped is not None,
-            control_ok=control_ok,
-            nat=nat,
-        )
-        return NatReport(
-            server=_fmt(server) or "",
-            local=_fmt(local),
-            mapped=_fmt(test1),
-            other_address=_fmt(other),
-            nat=nat,
-            mapping=mapping,
-            filtering=filtering,
-            test_errors=_errors(test1=first, test2=m2, test3=m3, filtering2=f_both, filtering3=f_port),
-        )
+            alternate = AlternateTests(*answers)
+        return nat_report(server, local, first, alternate)
     finally:
         for client in sockets:
             client.close()
@@ -357,97 +112,4 @@ def _source_ip_towards(server: Address) -> str:
         return str(probe.getsockname()[0])
 
 
-# -- RFC 4787: which pairs of NATs can hole-punch -------------------------------------------------
-
-#: The behaviours a NAT can be proven to have (the other two values say discovery proved nothing).
-PROVEN = (
-    Behaviour.ENDPOINT_INDEPENDENT,
-    Behaviour.ADDRESS_DEPENDENT,
-    Behaviour.ADDRESS_AND_PORT_DEPENDENT,
-)
-
-PeerClass = Literal["open", "address-restricted", "port-restricted", "symmetric", "relay-only"]
-PEER_CLASSES: tuple[PeerClass, ...] = get_args(PeerClass)
-
-
-@dataclass(frozen=True)
-class NatType:
-    """A NAT (or its absence) as RFC 4787 describes it: mapping (section 4.1) and filtering (section 5)."""
-
-    mapping: Behaviour
-    filtering: Behaviour
-
-
-EI, AD, APD = PROVEN
-#: The representative NAT of each class of peer that has UDP (``relay-only`` has none): ``open`` is no
-#: NAT or a full cone, the ``-restricted`` classes are cones (endpoint-independent mapping) with that
-#: filtering, ``symmetric`` maps and filters per destination address and port.
-CLASS_TYPES: dict[PeerClass, NatType] = {
-    "open": NatType(EI, EI),
-    "address-restricted": NatType(EI, AD),
-    "port-restricted": NatType(EI, APD),
-    "symmetric": NatType(APD, APD),
-}
-
-
-def admits(sender: NatType, receiver: NatType) -> bool:
-    """Does ``receiver``'s NAT let in a check that ``sender`` sends to its server-reflexive address?
-
-    Both sides send checks to each other's server-reflexive address at the same time (ICE, RFC 8445).
-    The receiver's mapping was made towards its STUN server; it has also sent *from that mapping*
-    towards the sender's reflexive address only when its mapping is endpoint-independent (RFC 4787
-    section 4.1). The sender's check leaves from its reflexive address only when its own mapping is
-    endpoint-independent; otherwise from a new port on the same IP ("paired" pooling, REQ-2).
-    Then the receiver's filter (section 5) decides: endpoint-independent lets everything in,
-    address-dependent what comes from an IP it sent to, address-and-port-dependent what comes from
-    the exact address and port it sent to. Once one check is let in, its answer and the triggered
-    check in the other direction travel the same binding, so the pair works.
-    """
-    if receiver.filtering is EI:
-        return True
-    if receiver.mapping is not EI:
-        return False
-    if receiver.filtering is AD:
-        return True
-    return sender.mapping is EI
-
-
-def hole_punch(a: NatType, b: NatType) -> bool:
-    """Can two peers behind ``a`` and ``b`` connect directly over UDP (either direction's check)?"""
-    return admits(a, b) or admits(b, a)
-
-
-def possible_types(nat: bool | None, mapping: Behaviour | None, filtering: Behaviour | None) -> list[NatType]:
-    """Every NAT type consistent with what discovery proved (no NAT means mapping endpoint-independent)."""
-    mappings = [EI] if nat is False else [mapping] if mapping in PROVEN else list(PROVEN)
-    filterings = [filtering] if filtering in PROVEN else list(PROVEN)
-    return [NatType(m, f) for m in mappings for f in filterings]
-
-
-def class_of(nat_type: NatType) -> PeerClass:
-    """The peer class of a NAT type: a dependent mapping is ``symmetric`` whatever its filtering."""
-    if nat_type.mapping is not EI:
-        return "symmetric"
-    return {EI: "open", AD: "address-restricted", APD: "port-restricted"}[nat_type.filtering]  # type: ignore[return-value]
-
-
-__all__ = [
-    "CLASS_TYPES",
-    "PEER_CLASSES",
-    "PROVEN",
-    "Behaviour",
-    "Finding",
-    "NatReport",
-    "NatType",
-    "PeerClass",
-    "Scope",
-    "address_scope",
-    "admits",
-    "alternate_refusal",
-    "class_of",
-    "classify_filtering",
-    "classify_mapping",
-    "discover",
-    "hole_punch",
-    "possible_types",
-]
+__all__ = ["discover"]

@@ -51,6 +51,7 @@ from callops.turn.stun import (
     Address,
     StunUdpClient,
     binding_request,
+    format_address,
     mapped_address,
     resolve,
     stream_exchange,
@@ -59,7 +60,7 @@ from callops.turn.uri import ServerUri, parse_uri
 
 if TYPE_CHECKING:
     from callops.turn.allocation import Allocation
-    from callops.turn.relay import RelayStats
+    from callops.turn.relay import RelayResult, RelayStats
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +83,6 @@ class ProbeSet(BaseModel):
 R = TypeVar("R", StunResult, NatResult, AllocationResult, RelayTestResult, TlsResult, BandwidthResult)
 #: what a probe body finds: status, one-line detail (with ``fail``: the error sentence), typed data
 Outcome = tuple[ProbeStatus, str, ProbeData]
-
-
-def _fmt(addr: Address | None) -> str | None:
-    if addr is None:
-        return None
-    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
 
 
 def _as_uri(uri: ServerUri | str) -> ServerUri:
@@ -113,7 +108,8 @@ async def _probe(
     name = f"{name or kind} {uri}"
     error: str | None = None
     try:
-        status, detail, data = await asyncio.wait_for(body(started + timeout), max(0.001, timeout))
+        async with asyncio.timeout(max(0.001, timeout)):
+            status, detail, data = await body(started + timeout)
         if status is ProbeStatus.FAIL:
             detail, error = "", detail
     except CallopsError as exc:
@@ -224,10 +220,10 @@ async def stun_binding(
             raise RemoteProtocolError(
                 f"{server_uri.label}: Binding success response without XOR-MAPPED-ADDRESS or MAPPED-ADDRESS"
             )
-        data.mapped = _fmt(mapped)
+        data.mapped = format_address(mapped)
         other = response.attributes.get("OTHER-ADDRESS")
         if other:
-            data.other_address = _fmt((str(other[0]), int(other[1])))
+            data.other_address = format_address((str(other[0]), int(other[1])))
         return ProbeStatus.OK, f"mapped {data.mapped}, rtt {rtt_ms:.1f} ms", data
 
     return await _probe(StunResult, kind, server_uri, timeout, body, base=StunData())
@@ -235,7 +231,8 @@ async def stun_binding(
 
 async def nat_behaviour(uri: ServerUri | str, timeout: float) -> NatResult:
     """RFC 5780 mapping and filtering behaviour through the NAT between here and ``uri`` (UDP)."""
-    from callops.turn.nat import Behaviour, discover
+    from callops.turn.nat import discover
+    from callops.turn.nat_behaviour import Behaviour
 
     server_uri = _as_uri(uri)
 
@@ -308,8 +305,8 @@ async def turn_allocation(
         )
         try:
             data = AllocationData(
-                relayed=_fmt(allocation.relayed),
-                mapped=_fmt(allocation.mapped),
+                relayed=format_address(allocation.relayed),
+                mapped=format_address(allocation.mapped),
                 allocate_ms=round(allocation.allocate_ms or 0.0, 3),
                 lifetime=allocation.lifetime,
                 transport=transport,
@@ -437,19 +434,11 @@ async def relay_data_test(
             result = await round_trips(
                 sender, target, count=count, timeout=max(0.001, _remaining(deadline) - 0.05)
             )
-        data = RelayData(
-            sent=result.sent,
-            received=result.received,
-            loss=result.loss,
-            rtt_ms=result.rtt_ms_p50,
-            rtt_ms_max=result.rtt_ms_max,
-            peer="allocation" if echo is not None else "address",
-            peer_address=_fmt(target),
-            transport=transport,
-        )
+        base = RelayData(transport=transport, peer="allocation" if echo is not None else "address")
+        data = _relay_data(base, result, target)
         if result.received == 0:
             raise CallopsError(
-                f"{server_uri.label}: no packet came back through the relay from {_fmt(target)} "
+                f"{server_uri.label}: no packet came back through the relay from {format_address(target)} "
                 f"({result.sent} sent)",
                 hint="the server may refuse relaying to that peer (denied-peer-ip) or drop the data",
             )
@@ -479,6 +468,41 @@ class _HostSocket(asyncio.DatagramProtocol):
                 self.done.set()
 
 
+def _relay_data(base: RelayData, result: RelayResult, peer: Address) -> RelayData:
+    """``base`` with the numbers of the packets sent to ``peer`` and echoed back."""
+    return base.model_copy(
+        update={
+            "sent": result.sent,
+            "received": result.received,
+            "loss": result.loss,
+            "rtt_ms": result.rtt_ms_p50,
+            "rtt_ms_max": result.rtt_ms_max,
+            "peer_address": format_address(peer),
+        }
+    )
+
+
+async def _send_from_host(relayed: Address, count: int, deadline: float) -> RelayResult:
+    """``count`` numbered packets from a plain UDP socket of this site to ``relayed``, echoed back."""
+    from callops.turn.relay import RelayStats, relay_packet
+
+    stats, done = RelayStats(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _HostSocket(stats, done, count), remote_addr=relayed
+    )
+    try:
+        for seq in range(count):
+            stats.sent(seq, time.monotonic())
+            transport.sendto(relay_packet(seq))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.001, _remaining(deadline) - 0.25)):
+                await done.wait()
+    finally:
+        transport.close()
+    return stats.result()
+
+
 async def relay_reach_test(
     uri: ServerUri | str,
     username: str | None,
@@ -496,7 +520,7 @@ async def relay_reach_test(
     the relayed address. Named ``relay-range``; its ``peer`` is ``host``.
     """
     from callops.turn.allocation import Allocation
-    from callops.turn.relay import RelayStats, echo_through, relay_packet
+    from callops.turn.relay import echo_through
 
     server_uri = _as_uri(uri)
     transport = relay_transport(server_uri)
@@ -509,46 +533,24 @@ async def relay_reach_test(
         allocation = await Allocation.open(
             server_uri, username, password, timeout=_remaining(deadline), ssl_context=context
         )
-        stats, done = RelayStats(), asyncio.Event()
-        transport_: asyncio.DatagramTransport | None = None
         try:
             assert allocation.relayed is not None and allocation.mapped is not None
             relayed = allocation.relayed
             await _permit(allocation, allocation.mapped[0], deadline, "this site's public address")
             echo_through(allocation)
-            loop = asyncio.get_running_loop()
-            transport_, _ = await loop.create_datagram_endpoint(
-                lambda: _HostSocket(stats, done, count), remote_addr=relayed
-            )
-            for seq in range(count):
-                stats.sent(seq, time.monotonic())
-                transport_.sendto(relay_packet(seq))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), max(0.001, _remaining(deadline) - 0.25))
+            result = await _send_from_host(relayed, count, deadline)
             await allocation.release(timeout=min(0.2, _remaining(deadline)))
         finally:
-            if transport_ is not None:
-                transport_.close()
             allocation.close()
-        result = stats.result()
-        data = base.model_copy(
-            update={
-                "sent": result.sent,
-                "received": result.received,
-                "loss": result.loss,
-                "rtt_ms": result.rtt_ms_p50,
-                "rtt_ms_max": result.rtt_ms_max,
-                "peer_address": _fmt(relayed),
-            }
-        )
+        data = _relay_data(base, result, relayed)
         if result.received == 0:
             raise CallopsError(
-                f"{server_uri.label}: UDP from this site to the relayed address {_fmt(relayed)} did not come "
-                f"back ({result.sent} sent)",
+                f"{server_uri.label}: UDP from this site to the relayed address {format_address(relayed)} "
+                f"did not come back ({result.sent} sent)",
                 hint="allow outbound UDP to the relay servers' media port range",
             )
         back = f"{result.received}/{result.sent} back"
-        return ProbeStatus.OK, f"{_fmt(relayed)} reached from this site, {back}", data
+        return ProbeStatus.OK, f"{format_address(relayed)} reached from this site, {back}", data
 
     return await _probe(RelayTestResult, "relay", server_uri, timeout, body, base=base, name="relay-range")
 

@@ -72,6 +72,11 @@ def _r(
     )
 
 
+def _reachable(cidr: str, name: str, rfc: str) -> SpecialRange:
+    """A block the registry lists as globally reachable: kept for reference, never denied."""
+    return _r(cidr, name, rfc, "reserved", globally_reachable=True, deny=False)
+
+
 #: IPv4 Special-Purpose Address Registry (RFC 6890 section 2.2.2) + multicast (RFC 5771).
 IPV4_SPECIAL: tuple[SpecialRange, ...] = (
     _r("0.0.0.0/8", '"This network"', "RFC 791 section 3.2", "reserved"),
@@ -87,18 +92,11 @@ IPV4_SPECIAL: tuple[SpecialRange, ...] = (
         "internal",
     ),
     _r("192.0.2.0/24", "Documentation (TEST-NET-1)", "RFC 5737", "reserved"),
-    _r("192.31.196.0/24", "AS112-v4", "RFC 7535", "reserved", globally_reachable=True, deny=False),
-    _r("192.52.193.0/24", "AMT", "RFC 7450", "reserved", globally_reachable=True, deny=False),
+    _reachable("192.31.196.0/24", "AS112-v4", "RFC 7535"),
+    _reachable("192.52.193.0/24", "AMT", "RFC 7450"),
     _r("192.88.99.0/24", "Deprecated (6to4 Relay Anycast)", "RFC 7526", "reserved"),
     _r("192.168.0.0/16", "Private-Use", "RFC 1918", "private"),
-    _r(
-        "192.175.48.0/24",
-        "Direct Delegation AS112 Service",
-        "RFC 7534",
-        "reserved",
-        globally_reachable=True,
-        deny=False,
-    ),
+    _reachable("192.175.48.0/24", "Direct Delegation AS112 Service", "RFC 7534"),
     _r("198.18.0.0/15", "Benchmarking", "RFC 2544", "reserved"),
     _r("198.51.100.0/24", "Documentation (TEST-NET-2)", "RFC 5737", "reserved"),
     _r("203.0.113.0/24", "Documentation (TEST-NET-3)", "RFC 5737", "reserved"),
@@ -112,14 +110,7 @@ IPV6_SPECIAL: tuple[SpecialRange, ...] = (
     _r("::/128", "Unspecified Address", "RFC 4291", "reserved"),
     _r("::1/128", "Loopback Address", "RFC 4291", "loopback"),
     _r("::ffff:0:0/96", "IPv4-mapped Address (would bypass the IPv4 rules)", "RFC 4291", "internal"),
-    _r(
-        "64:ff9b::/96",
-        "IPv4-IPv6 Translat. (NAT64)",
-        "RFC 6052",
-        "reserved",
-        globally_reachable=True,
-        deny=False,
-    ),
+    _reachable("64:ff9b::/96", "IPv4-IPv6 Translat. (NAT64)", "RFC 6052"),
     _r("64:ff9b:1::/48", "IPv4-IPv6 Translat. (local use)", "RFC 8215", "internal"),
     _r("100::/64", "Discard-Only Address Block", "RFC 6666", "reserved"),
     _r("2001::/32", "TEREDO (embeds IPv4 addresses)", "RFC 4380, RFC 8190", "internal"),

@@ -25,7 +25,7 @@ from pydantic import (
     model_serializer,
 )
 
-from callops.turn.nat import Behaviour
+from callops.turn.nat_behaviour import Behaviour
 
 
 class ProbeStatus(enum.StrEnum):
@@ -67,7 +67,7 @@ class StunData(ProbeData):
 
 
 class NatData(ProbeData):
-    """RFC 5780 findings (see :class:`callops.turn.nat.NatReport`)."""
+    """RFC 5780 findings (see :class:`callops.turn.nat_behaviour.NatReport`)."""
 
     mapping: Behaviour | None = None
     filtering: Behaviour | None = None
@@ -184,7 +184,7 @@ class TlsData(ProbeData):
     connect_ms: float | None = None
 
 
-class DirectionStats(BaseModel):
+class FlowStats(BaseModel):
     """One flow of a bandwidth test, as its receiver measured it."""
 
     sent: int
@@ -208,9 +208,9 @@ class BandwidthData(ProbeData):
     duration_s: float | None = None
     packet_bytes: int | None = None
     #: the media flow: this site -> relay -> this site's second allocation (loads the link up *and* down)
-    flow: DirectionStats | None = None
+    flow: FlowStats | None = None
     #: the small return flow (one packet per 20 ms) that carries echoed timestamps for the RTT
-    feedback: DirectionStats | None = None
+    feedback: FlowStats | None = None
     rtt_ms_p50: float | None = None
     rtt_ms_p95: float | None = None
     rtt_ms_max: float | None = None
@@ -244,7 +244,7 @@ __all__ = [
     "BandwidthData",
     "BandwidthResult",
     "CertificateInfo",
-    "DirectionStats",
+    "FlowStats",
     "NatData",
     "NatResult",
     "ProbeData",

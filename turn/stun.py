@@ -17,6 +17,7 @@ import asyncio
 import collections
 import contextlib
 import errno
+import functools
 import ipaddress
 import logging
 import socket
@@ -24,7 +25,7 @@ import ssl
 import struct
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 
 from aioice import stun
 
@@ -52,16 +53,16 @@ def _strict(unpack: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     """``unpack`` raising ``ValueError`` for a value of the wrong length, as the rest of aioice's
     codec does. aioice's fixed-size unpackers raise ``struct.error`` instead, which its own
     receivers (ICE, TURN) do not catch: asyncio would print the traceback of every such packet."""
-    if getattr(unpack, "callops_strict", False):
+    if getattr(unpack, "__wrapped__", None) is not None:  # wrapped by an earlier import already
         return unpack
 
+    @functools.wraps(unpack)
     def strict(data: bytes) -> Any:
         try:
             return unpack(data)
         except struct.error:
             raise ValueError("an attribute of the wrong length") from None
 
-    strict.callops_strict = True  # type: ignore[attr-defined]
     return strict
 
 
@@ -400,31 +401,27 @@ async def stream_exchange(
     server_hostname: str | None = None,
 ) -> tuple[stun.Message, float, float]:
     """One STUN request over a fresh TCP (or TLS) connection: ``(response, connect_s, rtt_s)``."""
-    deadline = time.monotonic() + timeout
     started = time.monotonic()
     writer: asyncio.StreamWriter | None = None
     try:
-        reader, stream_writer = await asyncio.wait_for(
-            asyncio.open_connection(
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(
                 server[0],
                 server[1],
                 ssl=ssl_context,
                 server_hostname=server_hostname if ssl_context is not None else None,
-            ),
-            timeout,
-        )
-        writer = stream_writer
-        connected = time.monotonic()
-        stream_writer.write(bytes(message))
-        header = await asyncio.wait_for(reader.readexactly(20), max(0.001, deadline - time.monotonic()))
-        if header[0] & 0xC0 or header[4:8] != _COOKIE:
-            raise RemoteProtocolError(
-                f"{label}: not a STUN answer (no magic cookie: {printable(header[:8])})",
-                hint="is another protocol listening on that port?",
             )
-        (length,) = struct.unpack("!H", header[2:4])
-        body = await asyncio.wait_for(reader.readexactly(length), max(0.001, deadline - time.monotonic()))
-        answered = time.monotonic()
+            connected = time.monotonic()
+            writer.write(bytes(message))
+            header = await reader.readexactly(20)
+            if header[0] & 0xC0 or header[4:8] != _COOKIE:
+                raise RemoteProtocolError(
+                    f"{label}: not a STUN answer (no magic cookie: {printable(header[:8])})",
+                    hint="is another protocol listening on that port?",
+                )
+            (length,) = struct.unpack("!H", header[2:4])
+            body = await reader.readexactly(length)
+            answered = time.monotonic()
     except (OSError, TimeoutError, EOFError, asyncio.IncompleteReadError) as exc:
         raise transport_error(label, exc) from None
     finally:
@@ -449,8 +446,14 @@ async def stream_exchange(
     return response, connected - started, answered - connected
 
 
-def format_address(addr: Address) -> str:
-    """``1.2.3.4:5`` or ``[::1]:5``."""
+@overload
+def format_address(addr: Address) -> str: ...
+@overload
+def format_address(addr: Address | None) -> str | None: ...
+def format_address(addr: Address | None) -> str | None:
+    """``1.2.3.4:5`` or ``[::1]:5`` (``None`` stays ``None``: an address nobody reported)."""
+    if addr is None:
+        return None
     return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
 
 

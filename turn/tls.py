@@ -34,6 +34,7 @@ from callops.turn.uri import ServerUri, parse_uri
 
 if TYPE_CHECKING:
     from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 #: A certificate with fewer days left than this is a warning (issue 12: "warn under 14 days").
 WARN_DAYS = 14
@@ -52,60 +53,22 @@ def make_self_signed(
 ) -> tuple[Path, Path]:
     """Write ``<name>.crt`` and ``<name>.key`` (EC P-256) into ``directory``; return their paths."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
     if not hosts:
         raise UsageError("a self-signed certificate needs at least one host name or IP address")
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
-    alt_names: list[x509.GeneralName] = []
-    for host in hosts:
-        try:
-            alt_names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            alt_names.append(x509.DNSName(host))
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=True,
-                key_cert_sign=True,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
+    return _issue(
+        directory,
+        name,
+        hosts[0],
+        valid=(now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=days)),
+        extensions=[
+            (x509.SubjectAlternativeName(_alt_names(hosts)), False),
+            (x509.BasicConstraints(ca=True, path_length=None), True),
+            (_key_usage(key_agreement=True, crl_sign=False), True),
+            (x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), False),
+        ],
     )
-    cert_path = out / f"{name}.crt"
-    key_path = out / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    key_path.chmod(0o600)
-    return cert_path, key_path
 
 
 def client_context(
@@ -134,11 +97,11 @@ def client_context(
     return context
 
 
-def _write_key_and_cert(out: Path, name: str, key: object, cert: x509.Certificate) -> tuple[Path, Path]:
+def _write_key_and_cert(
+    out: Path, name: str, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate
+) -> tuple[Path, Path]:
     from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
 
-    assert isinstance(key, ec.EllipticCurvePrivateKey)
     out.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = out / f"{name}.crt", out / f"{name}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -163,43 +126,96 @@ def _alt_names(hosts: Sequence[str]) -> list[x509.GeneralName]:
     return names
 
 
+def _common_name(name: str) -> x509.Name:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+
+
+def _key_usage(*, key_agreement: bool, crl_sign: bool) -> x509.KeyUsage:
+    """Signing certificates (``key_cert_sign``) with an EC key; ``key_agreement`` for ECDH suites."""
+    from cryptography import x509
+
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=key_agreement,
+        key_cert_sign=True,
+        crl_sign=crl_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _sign(
+    subject: x509.Name,
+    public_key: ec.EllipticCurvePublicKey,
+    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey],
+    *,
+    valid: tuple[datetime.datetime, datetime.datetime],
+    extensions: Sequence[tuple[x509.ExtensionType, bool]],
+) -> x509.Certificate:
+    """One certificate for ``public_key`` signed (SHA-256) by ``issuer`` (its name and key), with a
+    random serial, the validity window ``valid`` and the ``(extension, critical)`` pairs in order."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer[0])
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(valid[0])
+        .not_valid_after(valid[1])
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(issuer[1], hashes.SHA256())
+
+
+def _issue(
+    directory: str | os.PathLike[str],
+    name: str,
+    common_name: str,
+    *,
+    valid: tuple[datetime.datetime, datetime.datetime],
+    extensions: Sequence[tuple[x509.ExtensionType, bool]],
+    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None = None,
+    key_id: bool = False,
+) -> tuple[Path, Path]:
+    """Write ``<name>.key`` (a new EC P-256 key) and ``<name>.crt``, its certificate for
+    ``common_name`` signed by ``issuer`` (default: itself); ``key_id`` adds its SubjectKeyIdentifier."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = _common_name(common_name)
+    if key_id:
+        extensions = [*extensions, (x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)]
+    cert = _sign(subject, key.public_key(), issuer or (subject, key), valid=valid, extensions=extensions)
+    return _write_key_and_cert(Path(directory), name, key, cert)
+
+
 def make_ca(directory: str | os.PathLike[str], *, name: str = "ca", days: int = 30) -> tuple[Path, Path]:
     """A private CA (``<name>.crt``, ``<name>.key``) for :func:`make_certificate`."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"callops {name}")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
+    return _issue(
+        directory,
+        name,
+        f"callops {name}",
+        valid=(now - datetime.timedelta(days=1), now + datetime.timedelta(days=days)),
+        extensions=[
+            (x509.BasicConstraints(ca=True, path_length=0), True),
+            (_key_usage(key_agreement=False, crl_sign=True), True),
+        ],
+        key_id=True,
     )
-    return _write_key_and_cert(Path(directory), name, key, cert)
 
 
 def make_certificate(
@@ -213,34 +229,32 @@ def make_certificate(
 ) -> tuple[Path, Path]:
     """A server certificate for ``hosts`` signed by ``ca`` (default: valid from yesterday for 30 days)."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from cryptography.x509.oid import ExtendedKeyUsageOID
 
     if not hosts:
         raise UsageError("a certificate needs at least one host name or IP address")
     ca_cert = x509.load_pem_x509_certificate(ca[0].read_bytes())
     ca_key = serialization.load_pem_private_key(ca[1].read_bytes(), password=None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before or now - datetime.timedelta(days=1))
-        .not_valid_after(not_after or now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName(_alt_names(hosts)), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
+    return _issue(
+        directory,
+        name,
+        hosts[0],
+        issuer=(ca_cert.subject, ca_key),
+        valid=(
+            not_before or now - datetime.timedelta(days=1),
+            not_after or now + datetime.timedelta(days=30),
+        ),
+        extensions=[
+            (x509.SubjectAlternativeName(_alt_names(hosts)), False),
+            (x509.BasicConstraints(ca=False, path_length=None), True),
+            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+            (x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False),
+        ],
     )
-    return _write_key_and_cert(Path(directory), name, key, cert)
 
 
 # -- the certificate as a browser sees it ----------------------------------------------------------
@@ -290,6 +304,55 @@ def _self_signed(cert: x509.Certificate) -> bool:
     return True
 
 
+def _certificate_info(cert: x509.Certificate) -> CertificateInfo:
+    return CertificateInfo(
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        not_before=cert.not_valid_before_utc.isoformat(),
+        not_after=cert.not_valid_after_utc.isoformat(),
+        self_signed=_self_signed(cert),
+    )
+
+
+def _browser_objections(
+    leaf: x509.Certificate,
+    names: Sequence[str],
+    server_name: str,
+    *,
+    trusted: bool,
+    matches: bool,
+    now: datetime.datetime,
+    days_left: float,
+) -> tuple[list[str], list[str]]:
+    """Why a browser rejects ``leaf`` (problem names, in order) and the fix for each."""
+    objections: list[tuple[str, str]] = []
+    if _self_signed(leaf):
+        objections.append(
+            (
+                "self-signed",
+                "use a certificate from a public CA (e.g. Let's Encrypt): "
+                "visitors' browsers never trust a self-signed one",
+            )
+        )
+    elif not trusted:
+        objections.append(
+            ("untrusted", "serve the full chain (leaf + intermediates) from a CA browsers trust")
+        )
+    if not matches:
+        objections.append(
+            (
+                "name-mismatch",
+                f"the certificate names {', '.join(names) or 'nothing'}: get one for {server_name}, "
+                "or point the turns: URI at a name it covers",
+            )
+        )
+    if now < leaf.not_valid_before_utc:
+        objections.append(("not-yet-valid", "check the server's clock and the certificate's start date"))
+    if days_left < 0:
+        objections.append(("expired", "renew the certificate and reload coturn (SIGUSR2)"))
+    return [problem for problem, _ in objections], [fix for _, fix in objections]
+
+
 def assess(
     chain: Sequence[x509.Certificate],
     server_name: str,
@@ -306,44 +369,15 @@ def assess(
     leaf = chain[0]
     names = _names(leaf)
     days_left = (leaf.not_valid_after_utc - now).total_seconds() / 86400
-    problems: list[str] = []
-    fixes: list[str] = []
-    if _self_signed(leaf):
-        problems.append("self-signed")
-        fixes.append(
-            "use a certificate from a public CA (e.g. Let's Encrypt): "
-            "visitors' browsers never trust a self-signed one"
-        )
-    elif not trusted:
-        problems.append("untrusted")
-        fixes.append("serve the full chain (leaf + intermediates) from a CA browsers trust")
     matches = name_matches(server_name, names)
-    if not matches:
-        problems.append("name-mismatch")
-        fixes.append(
-            f"the certificate names {', '.join(names) or 'nothing'}: get one for {server_name}, "
-            "or point the turns: URI at a name it covers"
-        )
-    if now < leaf.not_valid_before_utc:
-        problems.append("not-yet-valid")
-        fixes.append("check the server's clock and the certificate's start date")
-    if days_left < 0:
-        problems.append("expired")
-        fixes.append("renew the certificate and reload coturn (SIGUSR2)")
-    elif days_left < warn_days:
+    problems, fixes = _browser_objections(
+        leaf, names, server_name, trusted=trusted, matches=matches, now=now, days_left=days_left
+    )
+    if 0 <= days_left < warn_days:
         problems.append("expires-soon")
     accepts = not (set(problems) - {"expires-soon"})
     data = TlsData(
-        chain=[
-            CertificateInfo(
-                subject=c.subject.rfc4514_string(),
-                issuer=c.issuer.rfc4514_string(),
-                not_before=c.not_valid_before_utc.isoformat(),
-                not_after=c.not_valid_after_utc.isoformat(),
-                self_signed=_self_signed(c),
-            )
-            for c in chain
-        ],
+        chain=[_certificate_info(c) for c in chain],
         names=names,
         server_name=server_name,
         not_after=leaf.not_valid_after_utc.isoformat(),

@@ -18,9 +18,9 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from callops.orchestrator.probe.ice import IceSettings
+    from callops.orchestrator.probe.onesite_report import ProbeReport
     from callops.orchestrator.probe.paths import TwoSiteReport
     from callops.orchestrator.probe.profile import Checklist
-    from callops.orchestrator.probe.report import ProbeReport
     from callops.orchestrator.probe.settings import ProbeSettings
     from callops.orchestrator.probe.twosite import CallServers
     from callops.secret import Secret
@@ -152,8 +152,8 @@ def probe(  # noqa: PLR0917 -- click passes every option as an argument
     """
     if ctx.invoked_subcommand is not None:
         return
+    from callops.orchestrator.probe.onesite import process_age
     from callops.orchestrator.probe.settings import merge_settings
-    from callops.orchestrator.probe.site import process_age
 
     # The deadline counts from process start: start-up is part of what the user waits for.
     spent = min(process_age(), 1.0)
@@ -189,8 +189,8 @@ def _check_profile(settings: ProbeSettings, name: str, spent: float) -> Checklis
     import asyncio
 
     from callops.errors import DeadlineExceeded
+    from callops.orchestrator.probe.onesite import BANDWIDTH_SETUP_S, probe_profile
     from callops.orchestrator.probe.profile import load_profile
-    from callops.orchestrator.probe.site import BANDWIDTH_SETUP_S, probe_profile
 
     brand = load_profile(name)
     # The one-site deadline, then each bandwidth flow alone; the guard only catches a bug.
@@ -207,7 +207,7 @@ def _probe_site(settings: ProbeSettings, spent: float) -> ProbeReport:
     import asyncio
 
     from callops.errors import DeadlineExceeded
-    from callops.orchestrator.probe.site import probe_site
+    from callops.orchestrator.probe.onesite import probe_site
 
     async def bounded() -> ProbeReport:
         # The probes end by the deadline themselves; this guard only catches a bug.

@@ -326,15 +326,15 @@ def profile_uris(module: LivePersonModule, host: str) -> list[str]:
 async def run_liveperson(
     module: LivePersonModule, target: HostPort, timeout: float, env: Mapping[str, str]
 ) -> ProbeOutcome:
-    """The module's readiness profile (:func:`callops.orchestrator.probe.site.probe_profile`) against
+    """The module's readiness profile (:func:`callops.orchestrator.probe.onesite.probe_profile`) against
     the target host's TURN servers: one series per checklist item that ran.
 
     The one-site probes get what the bandwidth items leave of the budget; each bandwidth item gets
     its ``duration_s`` plus set-up, one after the other (as ``callops probe --profile`` runs them).
     """
+    from callops.orchestrator.probe.onesite import BANDWIDTH_SETUP_S, probe_profile
     from callops.orchestrator.probe.profile import load_profile
     from callops.orchestrator.probe.settings import ENV_PASSWORD, ProbeSettings
-    from callops.orchestrator.probe.site import BANDWIDTH_SETUP_S, probe_profile
 
     profile = load_profile(module.profile)
     flows = sum(i.duration_s + BANDWIDTH_SETUP_S for i in profile.items if i.check == "bandwidth")

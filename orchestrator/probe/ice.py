@@ -9,18 +9,22 @@ aioice exceptions become :class:`~callops.errors.NetworkError` naming the class.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import ssl
 import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callops.errors import NetworkError, RemoteProtocolError, UsageError
 from callops.orchestrator.probe.paths import CandidateSummary, PathClass
 from callops.turn import stun as _hardened_stun_codec  # noqa: F401 - aioice's codec raises ValueError only
 from callops.turn.uri import ServerUri
+
+if TYPE_CHECKING:
+    from aioice import Candidate, Connection
 
 _PRIVATE = [
     ipaddress.ip_network(n)
@@ -73,7 +77,7 @@ def _turn_kwargs(uri: ServerUri, ice: IceSettings) -> dict[str, Any]:
     }
 
 
-def make_connection(path: PathClass, ice: IceSettings, *, controlling: bool) -> Any:
+def make_connection(path: PathClass, ice: IceSettings, *, controlling: bool) -> Connection:
     """The aioice ``Connection`` for ``path``: site A (``controlling``) or the responder (B)."""
     from aioice import Connection, TransportPolicy
 
@@ -97,7 +101,7 @@ def make_connection(path: PathClass, ice: IceSettings, *, controlling: bool) -> 
     return Connection(**kwargs)
 
 
-async def gather(connection: Any, ice: IceSettings) -> None:
+async def gather(connection: Connection, ice: IceSettings) -> None:
     """Gather candidates; on ``ice.host_addresses`` only when given (aioice's own loop otherwise)."""
     from aioice import TransportPolicy
 
@@ -110,7 +114,7 @@ async def gather(connection: Any, ice: IceSettings) -> None:
     connection._local_candidates_end = True
 
 
-def signalled(path: PathClass, connection: Any, *, controlling: bool) -> list[str]:
+def signalled(path: PathClass, connection: Connection, *, controlling: bool) -> list[str]:
     """The local candidates (SDP ``candidate`` values) that ``path`` signals to the other site."""
     out = []
     for c in connection.local_candidates:
@@ -126,7 +130,7 @@ def signalled(path: PathClass, connection: Any, *, controlling: bool) -> list[st
 
 
 async def negotiate(
-    connection: Any,
+    connection: Connection,
     remote_ufrag: str,
     remote_pwd: str,
     remote_candidates: Sequence[str],
@@ -152,14 +156,14 @@ async def negotiate(
         raise RemoteProtocolError(f"{label}: malformed remote candidate ({exc.__class__.__name__})") from None
 
 
-def _summary(candidate: Any, protocol: str = "udp") -> CandidateSummary:
+def _summary(candidate: Candidate, protocol: str = "udp") -> CandidateSummary:
     return CandidateSummary(
         type=str(candidate.type), address=f"{candidate.host}:{candidate.port}", protocol=protocol
     )
 
 
 def selected(
-    connection: Any, *, relay_protocol: str = "udp"
+    connection: Connection, *, relay_protocol: str = "udp"
 ) -> tuple[CandidateSummary, CandidateSummary] | None:
     """The nominated pair of component 1 as ``(local, remote)``, or ``None`` (aioice internals)."""
     pair = getattr(connection, "_nominated", {}).get(1)
@@ -171,26 +175,22 @@ def selected(
     )
 
 
-async def measure_rtt(connection: Any, *, count: int, within: float) -> float | None:
+async def measure_rtt(connection: Connection, *, count: int, within: float) -> float | None:
     """Median RTT (ms) of ``count`` pings over the nominated pair, echoed by the other site."""
-    deadline = time.monotonic() + within
-    rtts = []
-    for seq in range(count):
-        payload = PING + str(seq).encode()
-        sent = time.monotonic()
-        try:
-            await connection.send(payload)
-            while True:
-                data = await asyncio.wait_for(connection.recv(), max(0.001, deadline - time.monotonic()))
-                if data == payload:
-                    break
-        except (TimeoutError, ConnectionError):
-            break
-        rtts.append((time.monotonic() - sent) * 1000)
+    rtts: list[float] = []
+    with contextlib.suppress(TimeoutError, ConnectionError):
+        async with asyncio.timeout(max(0.001, within)):
+            for seq in range(count):
+                payload = PING + str(seq).encode()
+                sent = time.monotonic()
+                await connection.send(payload)
+                while await connection.recv() != payload:
+                    pass
+                rtts.append((time.monotonic() - sent) * 1000)
     return round(statistics.median(rtts), 3) if rtts else None
 
 
-async def echo(connection: Any) -> None:
+async def echo(connection: Connection) -> None:
     """Echo every ping and every bandwidth flow packet back until the connection closes (the
     responder's side of :func:`measure_rtt` and of :func:`callops.turn.bandwidth.echo_flow`)."""
     from callops.turn.bandwidth import is_flow_packet

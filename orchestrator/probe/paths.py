@@ -37,7 +37,7 @@ MAX_MESSAGE_BYTES = 64 * 1024
 # -- signalling messages --------------------------------------------------------------------------
 
 
-class Offer(BaseModel):
+class PathOffer(BaseModel):
     """A -> B: start an ICE negotiation of ``path``."""
 
     type: Literal["offer"] = "offer"
@@ -48,7 +48,7 @@ class Offer(BaseModel):
     candidates: list[str] = Field(max_length=64)
 
 
-class Answer(BaseModel):
+class PathAnswer(BaseModel):
     """B -> A: B's ICE credentials and candidates for ``session``."""
 
     type: Literal["answer"] = "answer"
@@ -58,7 +58,7 @@ class Answer(BaseModel):
     candidates: list[str] = Field(max_length=64)
 
 
-class CallRequest(BaseModel):
+class CallSessionRequest(BaseModel):
     """A -> B: start a real headless call (aiortc, media, ``iceTransportPolicy=all``); B offers."""
 
     type: Literal["call-request"] = "call-request"
@@ -85,7 +85,7 @@ class CallMedia(BaseModel):
     media: bool
 
 
-class Bye(BaseModel):
+class SessionBye(BaseModel):
     """Either side: ``session`` is over; free its resources."""
 
     type: Literal["bye"] = "bye"
@@ -98,7 +98,16 @@ class ErrorMessage(BaseModel):
     message: str
 
 
-AnyMessage = Offer | Answer | CallRequest | CallOffer | CallAnswer | CallMedia | Bye | ErrorMessage
+AnyMessage = (
+    PathOffer
+    | PathAnswer
+    | CallSessionRequest
+    | CallOffer
+    | CallAnswer
+    | CallMedia
+    | SessionBye
+    | ErrorMessage
+)
 MESSAGE: TypeAdapter[AnyMessage] = TypeAdapter(Annotated[AnyMessage, Field(discriminator="type")])
 
 
@@ -136,7 +145,7 @@ class PathResult(BaseModel):
     bandwidth_detail: str | None = None
 
 
-class CallResult(BaseModel):
+class TwoSiteCallResult(BaseModel):
     """The real headless call (``--call``): connected, media both ways, the selected pair."""
 
     connected: bool
@@ -166,7 +175,7 @@ class TwoSiteReport(BaseModel):
     verdict: TwoSiteVerdict
     relay_transports: list[str]
     paths: list[PathResult]
-    call: CallResult | None = None
+    call: TwoSiteCallResult | None = None
     server: str
     exit_code: int
     duration_ms: float
@@ -177,19 +186,19 @@ __all__ = [
     "CLOSE_UNAUTHORIZED",
     "MAX_MESSAGE_BYTES",
     "PATH_CLASSES",
-    "Answer",
     "AnyMessage",
-    "Bye",
     "CallAnswer",
     "CallMedia",
     "CallOffer",
-    "CallRequest",
-    "CallResult",
+    "CallSessionRequest",
     "CandidateSummary",
     "ErrorMessage",
-    "Offer",
+    "PathAnswer",
     "PathClass",
+    "PathOffer",
     "PathResult",
+    "SessionBye",
+    "TwoSiteCallResult",
     "TwoSiteReport",
     "TwoSiteVerdict",
     "parse_message",

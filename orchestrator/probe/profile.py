@@ -29,7 +29,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from callops.errors import ConfigError, UsageError
-from callops.orchestrator.probe.report import ProbeReport
+from callops.orchestrator.probe.onesite_report import ProbeReport
 from callops.turn.results import (
     BandwidthResult,
     ProbeResult,
@@ -40,6 +40,7 @@ from callops.turn.results import (
     TlsResult,
 )
 from callops.turn.uri import ServerUri
+from callops.validation import describe_validation_error
 
 CheckKind = Literal["relay", "stun", "tls-certificate", "relay-range", "bandwidth"]
 ItemStatus = Literal["pass", "fail", "warn", "skipped"]
@@ -151,9 +152,7 @@ def load_profile(name_or_file: str) -> Profile:
     try:
         return Profile.model_validate(data)
     except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = describe_validation_error(exc)
         raise ConfigError(f"{source}: {problems}", hint="fix the named field(s)") from None
 
 
@@ -171,9 +170,7 @@ def _served(item: ProfileItem, uris: Sequence[ServerUri]) -> ServerUri | None:
 
 def best_relay(report_results: Sequence[ProbeResult]) -> str | None:
     """The TURN URI a browser here would relay through: the first working one, UDP before TCP before TLS."""
-    working = [
-        r for r in report_results if isinstance(r, RelayTestResult) and r.ok and r.data.peer != "host"
-    ]
+    working = [r for r in report_results if isinstance(r, RelayTestResult) and r.ok and r.data.peer != "host"]
     for transport in ("udp", "tcp", "tls"):
         for r in working:
             if r.data.transport == transport:

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from callops.errors import ConfigError, UsageError
 from callops.secret import Secret, read_secret_file
 from callops.turn.uri import ServerUri, parse_uri
+from callops.validation import describe_validation_error
 
 DEFAULT_TIMEOUT = 10.0
 #: REST API user name the probe asks credentials for (``<expiry>:callops-probe``).
@@ -124,16 +125,14 @@ def merge_settings(
     try:
         return ProbeSettings.model_validate(merged)
     except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = describe_validation_error(exc)
         raise ConfigError(
             f"invalid probe settings from {source}: {problems}", hint="fix the named field(s)"
         ) from None
 
 
 @dataclass(frozen=True)
-class Credentials:
+class ProbeCredentials:
     """What the probe authenticates with; ``kind`` says whether the password may be shown."""
 
     #: ``rest`` (ephemeral: may appear in ``ice_servers``), ``long-term`` (never shown) or ``none``
@@ -149,7 +148,7 @@ def _secret(file: Path | None, env: Mapping[str, str], name: str, what: str) -> 
     return Secret(value, source=f"env {name}") if value else None
 
 
-def load_credentials(settings: ProbeSettings, env: Mapping[str, str], *, now: float) -> Credentials:
+def load_credentials(settings: ProbeSettings, env: Mapping[str, str], *, now: float) -> ProbeCredentials:
     """TURN credentials: REST (from the shared secret) or long-term (user + password), from file or env."""
     from callops.turn.credentials import rest_credentials
 
@@ -161,7 +160,7 @@ def load_credentials(settings: ProbeSettings, env: Mapping[str, str], *, now: fl
         password = _secret(settings.password_file, env, ENV_PASSWORD, "TURN password")
         if password is None:
             raise UsageError("no TURN password given", hint=f"pass --password-file F or set {ENV_PASSWORD}")
-        return Credentials(kind="long-term", username=settings.user, password=password)
+        return ProbeCredentials(kind="long-term", username=settings.user, password=password)
     secret = _secret(settings.secret_file, env, ENV_SECRET, "TURN shared secret")
     if secret is None:
         if settings.turn:
@@ -169,9 +168,9 @@ def load_credentials(settings: ProbeSettings, env: Mapping[str, str], *, now: fl
                 "TURN servers given but no credentials",
                 hint=f"pass --secret-file F (or set {ENV_SECRET}), or --user U --password-file F",
             )
-        return Credentials(kind="none")
+        return ProbeCredentials(kind="none")
     creds = rest_credentials(secret, settings.user or DEFAULT_REST_USER, ttl=3600, now=now)
-    return Credentials(kind="rest", username=creds.username, password=Secret(creds.credential, "REST"))
+    return ProbeCredentials(kind="rest", username=creds.username, password=Secret(creds.credential, "REST"))
 
 
 __all__ = [
@@ -181,7 +180,7 @@ __all__ = [
     "ENV_PASSWORD",
     "ENV_PREFIX",
     "ENV_SECRET",
-    "Credentials",
+    "ProbeCredentials",
     "ProbeSettings",
     "load_credentials",
     "merge_settings",

@@ -28,25 +28,24 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from callops.errors import AuthenticationError, CallopsError, NetworkError, RemoteProtocolError
-from callops.orchestrator.call.signalling import Answer as SignalAnswer
-from callops.orchestrator.call.signalling import Offer as SignalOffer
+from callops.orchestrator.call.signalling import Answer, Offer
 from callops.orchestrator.probe import ice as icelib
 from callops.orchestrator.probe.paths import (
     CLOSE_TOO_MANY_SESSIONS,
     MAX_MESSAGE_BYTES,
     PATH_CLASSES,
-    Answer,
-    Bye,
     CallAnswer,
     CallMedia,
     CallOffer,
-    CallRequest,
-    CallResult,
+    CallSessionRequest,
     CandidateSummary,
     ErrorMessage,
-    Offer,
+    PathAnswer,
     PathClass,
+    PathOffer,
     PathResult,
+    SessionBye,
+    TwoSiteCallResult,
     TwoSiteReport,
     parse_message,
 )
@@ -99,16 +98,16 @@ class _ResponderPipe:
     def __init__(self, ws: Any, session: str, queue: asyncio.Queue[Any]) -> None:
         self.ws, self.session, self.queue = ws, session, queue
 
-    async def send(self, message: SignalOffer | SignalAnswer) -> None:
+    async def send(self, message: Offer | Answer) -> None:
         await self.ws.send(CallOffer(session=self.session, sdp=message.sdp).model_dump_json())
 
-    async def next_signal(self, want: Any, epoch: int, within: float) -> SignalOffer | SignalAnswer:
+    async def next_signal(self, want: Any, epoch: int, within: float) -> Offer | Answer:
         async with asyncio.timeout(within):
             while True:
                 msg = await self.queue.get()
                 if isinstance(msg, CallAnswer):
-                    return SignalAnswer(kind="answer", sdp=msg.sdp, epoch=epoch)
-                if isinstance(msg, Bye):
+                    return Answer(kind="answer", sdp=msg.sdp, epoch=epoch)
+                if isinstance(msg, SessionBye):
                     raise NetworkError(f"the peer ended call session {self.session}")
 
     async def next(self, kind: str, within: float) -> dict[str, Any]:
@@ -123,7 +122,7 @@ class _PeerPipe:
         #: site B's ``call-media``, once it decodes ours (registered before the answer goes out)
         self.remote_media: asyncio.Future[Any] | None = None
 
-    async def send(self, message: SignalOffer | SignalAnswer) -> None:
+    async def send(self, message: Offer | Answer) -> None:
         self.remote_media = self.sig.expect(self.session)
         await self.sig.send(CallAnswer(session=self.session, sdp=message.sdp))
 
@@ -135,9 +134,11 @@ class _PeerPipe:
                 future.exception()  # retrieved: the result already says what failed
             future.cancel()
 
-    async def next_signal(self, want: Any, epoch: int, within: float) -> SignalOffer | SignalAnswer:
-        offer = await self.sig.request(CallRequest(session=self.session), self.deadline - time.monotonic())
-        return SignalOffer(kind="offer", sdp=offer.sdp, epoch=epoch)
+    async def next_signal(self, want: Any, epoch: int, within: float) -> Offer | Answer:
+        offer = await self.sig.request(
+            CallSessionRequest(session=self.session), self.deadline - time.monotonic()
+        )
+        return Offer(kind="offer", sdp=offer.sdp, epoch=epoch)
 
     async def next(self, kind: str, within: float) -> dict[str, Any]:
         raise NetworkError("no trickled candidates over the probe's signalling")
@@ -242,7 +243,7 @@ class Responder:
                         ).model_dump_json()
                     )
                     continue
-                if isinstance(msg, Offer | CallRequest):
+                if isinstance(msg, PathOffer | CallSessionRequest):
                     if self.active >= self.max_sessions or msg.session in queues:
                         reason = "too many sessions" if msg.session not in queues else "duplicate session"
                         await ws.send(ErrorMessage(session=msg.session, message=reason).model_dump_json())
@@ -260,7 +261,7 @@ class Responder:
                     task.add_done_callback(tasks.discard)
                     task.add_done_callback(self._release)
                     task.add_done_callback(_forget(queues, msg.session))
-                elif isinstance(msg, CallAnswer | Bye) and msg.session in queues:
+                elif isinstance(msg, CallAnswer | SessionBye) and msg.session in queues:
                     queues[msg.session].put_nowait(msg)
         except ConnectionClosed:
             pass
@@ -272,18 +273,18 @@ class Responder:
     def _release(self, _task: asyncio.Task[None]) -> None:
         self.active -= 1
 
-    async def _session(self, ws: Any, msg: Offer | CallRequest, queue: asyncio.Queue[Any]) -> None:
+    async def _session(self, ws: Any, msg: PathOffer | CallSessionRequest, queue: asyncio.Queue[Any]) -> None:
         log.info("probe serve: session %s (%s) started, %d active", msg.session, _kind(msg), self.active)
         try:
             async with asyncio.timeout(self.session_seconds):
-                if isinstance(msg, Offer):
+                if isinstance(msg, PathOffer):
                     await self._ice_session(ws, msg, queue)
                 else:
                     await self._call_session(ws, msg, queue)
         except TimeoutError:
             log.info("probe serve: session %s ended after %.0f s", msg.session, self.session_seconds)
             with contextlib.suppress(Exception):
-                await ws.send(Bye(session=msg.session).model_dump_json())
+                await ws.send(SessionBye(session=msg.session).model_dump_json())
         except CallopsError as exc:
             log.info("probe serve: session %s: %s", msg.session, exc)
             with contextlib.suppress(Exception):
@@ -295,11 +296,11 @@ class Responder:
         finally:
             log.info("probe serve: session %s over, %d active", msg.session, self.active - 1)
 
-    async def _ice_session(self, ws: Any, offer: Offer, queue: asyncio.Queue[Any]) -> None:
+    async def _ice_session(self, ws: Any, offer: PathOffer, queue: asyncio.Queue[Any]) -> None:
         connection = icelib.make_connection(offer.path, self.ice, controlling=False)
         try:
             await icelib.gather(connection, self.ice)
-            answer = Answer(
+            answer = PathAnswer(
                 session=offer.session,
                 ufrag=connection.local_username,
                 pwd=connection.local_password,
@@ -324,7 +325,7 @@ class Responder:
         finally:
             await connection.close()
 
-    async def _call_session(self, ws: Any, request: CallRequest, queue: asyncio.Queue[Any]) -> None:
+    async def _call_session(self, ws: Any, request: CallSessionRequest, queue: asyncio.Queue[Any]) -> None:
         """The agent's side of a probe call: the same aiortc leg as ``callops call``'s agent."""
         from callops.orchestrator.call.legs import AiortcAgent
 
@@ -338,7 +339,7 @@ class Responder:
             ):
                 log.info("probe serve: call %s decodes media from the peer", request.session)
                 await ws.send(CallMedia(session=request.session, media=True).model_dump_json())
-            while not isinstance(await queue.get(), Bye):
+            while not isinstance(await queue.get(), SessionBye):
                 pass
         finally:
             await leg.close()
@@ -351,8 +352,8 @@ def _forget(queues: dict[str, asyncio.Queue[Any]], session: str) -> Any:
     return done
 
 
-def _kind(msg: Offer | CallRequest) -> str:
-    return msg.path if isinstance(msg, Offer) else "call"
+def _kind(msg: PathOffer | CallSessionRequest) -> str:
+    return msg.path if isinstance(msg, PathOffer) else "call"
 
 
 # -- peer (site A) --------------------------------------------------------------------------------
@@ -396,7 +397,7 @@ class _Signalling:
             self.waiting[session] = future
         return future
 
-    async def request(self, msg: Offer | CallRequest, within: float) -> Any:
+    async def request(self, msg: PathOffer | CallSessionRequest, within: float) -> Any:
         future = self.expect(msg.session)
         await self.ws.send(msg.model_dump_json())
         try:
@@ -407,11 +408,11 @@ class _Signalling:
             self.waiting.pop(msg.session, None)
         if isinstance(reply, ErrorMessage):
             raise RemoteProtocolError(f"the responder refused session {msg.session}: {reply.message}")
-        if isinstance(reply, Bye):
+        if isinstance(reply, SessionBye):
             raise NetworkError(f"the responder ended session {msg.session} (its --session-seconds)")
         return reply
 
-    async def send(self, msg: Bye | CallAnswer) -> None:
+    async def send(self, msg: SessionBye | CallAnswer) -> None:
         with contextlib.suppress(Exception):
             await self.ws.send(msg.model_dump_json())
 
@@ -436,7 +437,7 @@ async def _run_path(
             raise NetworkError(
                 f"{path}: no candidate to offer (STUN/TURN server unreachable over this path?)"
             )
-        offer = Offer(
+        offer = PathOffer(
             session=session,
             path=path,
             ufrag=connection.local_username,
@@ -470,7 +471,7 @@ async def _run_path(
     except (OSError, ConnectionError, ValueError) as exc:  # aioice failures not translated below
         result.error = f"{path}: {exc.__class__.__name__}: {exc}"
     finally:
-        await sig.send(Bye(session=session))
+        await sig.send(SessionBye(session=session))
         if connection is not None:
             await connection.close()
     result.duration_ms = round((time.monotonic() - started) * 1000, 3)
@@ -478,7 +479,7 @@ async def _run_path(
     return result
 
 
-async def _run_call(sig: _Signalling, call: CallServers, deadline: float) -> CallResult:
+async def _run_call(sig: _Signalling, call: CallServers, deadline: float) -> TwoSiteCallResult:
     """The consumer's side of a probe call: the same aiortc media as ``callops call``, then up to
     :data:`CALL_WATCH_S` of watched media (interruptions, transport events, a drop)."""
     from callops.orchestrator.call.legs import AiortcMedia
@@ -487,7 +488,7 @@ async def _run_call(sig: _Signalling, call: CallServers, deadline: float) -> Cal
 
     started = time.monotonic()
     session = f"call-{secrets.token_hex(4)}"
-    result = CallResult(connected=False, media=False, duration_ms=0.0)
+    result = TwoSiteCallResult(connected=False, media=False, duration_ms=0.0)
     left = max(0.001, deadline - started)
     state = CallState(Timeline(started, name="probe-call"), [])
     marks = MediaMarks(state, ("consumer",), ["audio"])
@@ -514,14 +515,14 @@ async def _run_call(sig: _Signalling, call: CallServers, deadline: float) -> Cal
         result.error = str(exc)
     finally:
         pipe.close()
-        await sig.send(Bye(session=session))
+        await sig.send(SessionBye(session=session))
         await leg.close()
     result.duration_ms = round((time.monotonic() - started) * 1000, 3)
     return result
 
 
 async def _call_media(
-    leg: Any, result: CallResult, remote_media: asyncio.Future[Any], deadline: float
+    leg: Any, result: TwoSiteCallResult, remote_media: asyncio.Future[Any], deadline: float
 ) -> None:
     """Media both ways: this side decodes, and site B says it does (its ``call-media``)."""
     result.media_received = await leg.media(max(0.001, deadline - time.monotonic()), frames=CALL_MEDIA_FRAMES)

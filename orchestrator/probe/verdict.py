@@ -20,8 +20,8 @@ One-site rules (documented choices where the issue is silent):
   no relay works is ``blocked``: no path is proven.
 
 Per peer class (``open``, ``address-restricted``, ``port-restricted``, ``symmetric``, ``relay-only``;
-:data:`callops.turn.nat.CLASS_TYPES`): ``p2p`` when RFC 4787 hole punching works between this site's
-NAT and the class's (:func:`callops.turn.nat.hole_punch`); ``relay`` (with this site's best working
+:data:`callops.turn.nat_behaviour.CLASS_TYPES`): ``p2p`` when RFC 4787 hole punching works between this site's
+NAT and the class's (:func:`callops.turn.nat_behaviour.hole_punch`); ``relay`` (with this site's best working
 TURN transport) when it does not, or when either side has no UDP; ``blocked`` when a relay is needed
 and none of this site's TURN transports carried data; ``inconclusive`` when the answer depends on
 what discovery could not prove (every NAT type consistent with the findings is tried).
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
-from callops.turn.nat import (
+from callops.turn.nat_behaviour import (
     CLASS_TYPES,
     PEER_CLASSES,
     Behaviour,

@@ -75,7 +75,7 @@ def test_answers_of_both_forms_are_parsed_and_unknown_fields_ignored() -> None:
         ({"service": "idp", "account": "1"}, "baseURI"),
         ({"service": "msgHist", "account": "1", "baseURI": "h"}, "answer is for 'msgHist'"),
         ({"service": "idp", "account": "1", "baseURI": "h/with/path"}, "not a host"),
-        ([1, 2], "(root)"),
+        ([1, 2], "(top level)"),
     ],
 )
 def test_malformed_answers_are_protocol_errors_naming_the_field(answer: object, needle: str) -> None:

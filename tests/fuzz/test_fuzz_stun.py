@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from callops.errors import CallopsError, RemoteProtocolError
 from callops.testing import fuzz_examples
 from callops.turn.allocation import _UdpProtocol
-from callops.turn.nat import alternate_refusal
+from callops.turn.nat_behaviour import alternate_refusal
 from callops.turn.stun import MalformedStun, StunUdpClient, error_code, mapped_address, parse_stun
 
 TXID = bytes(range(12))

@@ -9,7 +9,7 @@ from callops.testing import run_bounded
 from callops.turn.bandwidth import FlowMeter, FlowSpec, bandwidth_test, flow_profile, judge
 from callops.turn.coturn import LoopbackCoturn
 from callops.turn.credentials import rest_credentials
-from callops.turn.results import DirectionStats, ProbeStatus
+from callops.turn.results import FlowStats, ProbeStatus
 
 VOICE = FlowSpec("voice", 600, 600, duration_s=1.0)
 VIDEO = FlowSpec("video", 2600, 1100, duration_s=1.0)
@@ -48,8 +48,8 @@ def test_meter_ignores_foreign_packets() -> None:
     assert meter.flow.packets == 0 and meter.feedback_stats.packets == 0
 
 
-def stats(kbps: float, loss: float) -> DirectionStats:
-    return DirectionStats(sent=100, received=100, loss=loss, achieved_kbps=kbps, jitter_ms=1.0)
+def stats(kbps: float, loss: float) -> FlowStats:
+    return FlowStats(sent=100, received=100, loss=loss, achieved_kbps=kbps, jitter_ms=1.0)
 
 
 def test_judge_passes_the_target_warns_when_degraded_and_fails_below_the_floor() -> None:

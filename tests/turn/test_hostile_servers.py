@@ -23,7 +23,8 @@ import pytest
 from aioice import stun
 
 from callops.testing import run_bounded
-from callops.turn.nat import address_scope, alternate_refusal, discover
+from callops.turn.nat import discover
+from callops.turn.nat_behaviour import address_scope, alternate_refusal
 from callops.turn.probes import ProbeResult, ProbeStatus, nat_behaviour, stun_binding, turn_allocation
 from callops.turn.results import NatData
 from callops.turn.stun import RETRANSMISSIONS

@@ -1,4 +1,4 @@
-"""callops.turn.nat: RFC 5780 classification (pure) and discovery against a real coturn."""
+"""RFC 5780: the classification (callops.turn.nat_behaviour, pure) and discovery against a real coturn."""
 
 from __future__ import annotations
 
@@ -8,7 +8,16 @@ import pytest
 
 from callops.testing import run_bounded
 from callops.turn.coturn import LoopbackCoturn
-from callops.turn.nat import Behaviour, classify_filtering, classify_mapping, discover
+from callops.turn.nat import discover
+from callops.turn.nat_behaviour import (
+    AlternateTests,
+    Behaviour,
+    BindingAnswer,
+    alternate_to_test,
+    classify_filtering,
+    classify_mapping,
+    nat_report,
+)
 from callops.turn.probes import ProbeStatus, nat_behaviour
 
 StartCoturn = Callable[..., LoopbackCoturn]
@@ -87,6 +96,44 @@ def test_filtering_against_a_server_without_rfc5780_is_unsupported() -> None:
         nat=None,
     )
     assert verdict.behaviour is Behaviour.UNSUPPORTED
+
+
+# -- nat_report: every answer to the report, without sockets ------------------------------------------
+
+SERVER = ("203.0.113.10", 3478)
+LOCAL = ("192.0.2.5", 50000)
+
+
+def test_a_public_server_naming_a_loopback_alternate_skips_tests_two_and_three() -> None:
+    first = BindingAnswer(mapped=M1, other=("127.0.0.1", 3479), source=SERVER)
+    assert alternate_to_test(SERVER, first) is None
+    report = nat_report(SERVER, LOCAL, first, None)
+    assert report.mapping.behaviour is report.filtering.behaviour is Behaviour.SKIPPED
+    assert report.other_address_refused is not None and "loopback" in report.other_address_refused
+    assert (report.mapped, report.nat) == ("198.51.100.7:40000", True)
+
+
+def test_test_one_alone_decides_when_the_server_names_no_alternate() -> None:
+    first = BindingAnswer(mapped=LOCAL, source=SERVER)
+    assert alternate_to_test(SERVER, first) is None
+    report = nat_report(SERVER, LOCAL, first, None)
+    assert report.mapping.behaviour is report.filtering.behaviour is Behaviour.UNSUPPORTED
+    assert report.nat is False
+
+
+def test_the_alternate_answers_classify_a_port_restricted_cone_and_name_wrong_answers() -> None:
+    first = BindingAnswer(mapped=M1, other=OTHER, source=SERVER)
+    assert alternate_to_test(SERVER, first) == OTHER
+    answers = AlternateTests(
+        mapping2=BindingAnswer(mapped=M1, source=(OTHER[0], SERVER[1])),
+        mapping3=BindingAnswer(mapped=M1, source=OTHER),  # the control: the alternate answered
+        filtering2=BindingAnswer(),
+        filtering3=BindingAnswer(error="answer for another transaction"),
+    )
+    report = nat_report(SERVER, LOCAL, first, answers)
+    assert report.mapping.behaviour is Behaviour.ENDPOINT_INDEPENDENT
+    assert report.filtering.behaviour is Behaviour.ADDRESS_AND_PORT_DEPENDENT
+    assert report.test_errors == {"filtering3": "answer for another transaction"}
 
 
 @pytest.mark.coturn

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from callops.turn.nat import (
+from callops.turn.nat_behaviour import (
     CLASS_TYPES,
     PROVEN,
     Behaviour,

@@ -23,7 +23,7 @@ from callops.orchestrator.probe.profile import (
 from callops.turn.results import (
     BandwidthData,
     BandwidthResult,
-    DirectionStats,
+    FlowStats,
     ProbeResult,
     ProbeStatus,
     RelayData,
@@ -84,7 +84,7 @@ def relay(target: str, status: ProbeStatus, transport: str, **data: Any) -> Rela
 
 
 def bandwidth(media: str, kbps: float, status: ProbeStatus, got: float) -> BandwidthResult:
-    flow = DirectionStats(sent=100, received=100, loss=0.0, achieved_kbps=got, jitter_ms=1.0)
+    flow = FlowStats(sent=100, received=100, loss=0.0, achieved_kbps=got, jitter_ms=1.0)
     return BandwidthResult(
         name=f"bandwidth {T_UDP}",
         target=T_UDP,

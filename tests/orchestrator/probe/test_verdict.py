@@ -16,7 +16,7 @@ from callops.orchestrator.probe.verdict import (
     decide_two_site,
     two_site_path,
 )
-from callops.turn.nat import Behaviour
+from callops.turn.nat_behaviour import Behaviour
 
 STUN = "stun:203.0.113.10:3478"
 T_UDP = "turn:203.0.113.10:3478?transport=udp"

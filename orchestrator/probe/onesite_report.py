@@ -21,7 +21,8 @@ from callops.orchestrator.probe.verdict import (
     VerdictName,
     decide,
 )
-from callops.turn.nat import PeerClass
+from callops.turn.credentials import RtcIceServer
+from callops.turn.nat_behaviour import PeerClass
 from callops.turn.results import NatResult, ProbeResult, StunResult, TlsResult
 
 
@@ -41,14 +42,6 @@ class NatSummary(BaseModel):
     #: ``None`` when unknown
     present: bool | None = None
     mapped: str | None = None
-
-
-class RtcIceServer(BaseModel):
-    """One ``RTCIceServer`` (W3C webrtc-pc section 4.2.2). Long-term passwords are never shown."""
-
-    urls: list[str]
-    username: str | None = None
-    credential: str | None = None
 
 
 class ProbeReport(BaseModel):
@@ -72,7 +65,9 @@ class ProbeReport(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
 
-def ice_servers(decision: Decision, username: str | None, credential: str | None) -> list[RtcIceServer]:
+def working_ice_servers(
+    decision: Decision, username: str | None, credential: str | None
+) -> list[RtcIceServer]:
     """One ``RTCIceServer`` per working URI, best first; TURN entries carry the credentials given."""
     servers = [RtcIceServer(urls=[uri]) for uri in decision.stun_uris]
     servers += [
@@ -132,7 +127,7 @@ def build_report(
             )
             for r in results
         ],
-        ice_servers=ice_servers(decision, username, credential),
+        ice_servers=working_ice_servers(decision, username, credential),
         reason=decision.reason,
         exit_code=decision.exit_code,
         timeout_s=timeout_s,
@@ -148,5 +143,5 @@ __all__ = [
     "ProbeReport",
     "RtcIceServer",
     "build_report",
-    "ice_servers",
+    "working_ice_servers",
 ]

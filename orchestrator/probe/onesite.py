@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING
 
-from callops.orchestrator.probe.report import ProbeReport, build_report
+from callops.orchestrator.probe.onesite_report import ProbeReport, build_report
 from callops.orchestrator.probe.settings import ProbeSettings, load_credentials
 from callops.turn.probes import ProbeResult, nat_behaviour, relay_data_test, stun_binding
 from callops.turn.uri import ServerUri

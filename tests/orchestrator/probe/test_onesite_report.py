@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from callops.orchestrator.probe.report import build_report
+from callops.orchestrator.probe.onesite_report import build_report
 from callops.orchestrator.probe.verdict import ProbeFacts
-from callops.turn.nat import Behaviour
+from callops.turn.nat_behaviour import Behaviour
 from callops.turn.results import (
     PROBE_RESULT,
     NatData,
