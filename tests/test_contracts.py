@@ -60,9 +60,7 @@ KNOWN_COLLISIONS = frozenset(
         "lab.py",  # orchestrator/lab/lab.py ~ orchestrator/cli/lab.py
         "netns.py",  # orchestrator/browser/netns.py ~ orchestrator/lab/netns.py
         "report.py",  # orchestrator/call/report.py ~ orchestrator/load/report.py
-        "session.py",  # orchestrator/emulator/session.py ~ orchestrator/call/session.py
         # classes
-        "Answer",  # orchestrator/browser/cdp.py ~ orchestrator/call/signalling.py
     }
 )
 

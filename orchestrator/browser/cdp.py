@@ -24,7 +24,7 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
-class Answer:
+class CommandResult:
     """The answer to command ``id``: ``result`` or ``error``."""
 
     id: int
@@ -50,7 +50,7 @@ class CdpConnection:
     def send_command(
         self, method: str, params: dict[str, Any] | None = None, session_id: str | None = None
     ) -> int:
-        """Queue a command; its id (to match the :class:`Answer`)."""
+        """Queue a command; its id (to match the :class:`CommandResult`)."""
         command_id = next(self._ids)
         message: dict[str, Any] = {"id": command_id, "method": method, "params": params or {}}
         if session_id is not None:
@@ -63,10 +63,10 @@ class CdpConnection:
         self._outgoing.clear()
         return data
 
-    def receive_data(self, data: bytes) -> list[Answer | Event]:
+    def receive_data(self, data: bytes) -> list[CommandResult | Event]:
         """The complete messages in ``data`` (and what was buffered before)."""
         self._buffer += data
-        out: list[Answer | Event] = []
+        out: list[CommandResult | Event] = []
         while True:
             end = self._buffer.find(b"\0")
             if end < 0:
@@ -82,11 +82,13 @@ class CdpConnection:
             if not isinstance(message, dict):
                 raise RemoteProtocolError("DevTools sent a message that is not an object")
             if "id" in message:
-                out.append(Answer(int(message["id"]), message.get("result") or {}, message.get("error")))
+                out.append(
+                    CommandResult(int(message["id"]), message.get("result") or {}, message.get("error"))
+                )
             elif "method" in message:
                 out.append(
                     Event(str(message["method"]), message.get("params") or {}, message.get("sessionId"))
                 )
 
 
-__all__ = ["MAX_MESSAGE_BYTES", "Answer", "CdpConnection", "Event"]
+__all__ = ["MAX_MESSAGE_BYTES", "CdpConnection", "CommandResult", "Event"]

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from callops.errors import DeadlineExceeded, EnvironmentProblem, LocalProtocolError, RemoteProtocolError
-from callops.orchestrator.browser.cdp import Answer, CdpConnection, Event
+from callops.orchestrator.browser.cdp import CdpConnection, CommandResult, Event
 from callops.orchestrator.browser.netns import CHROMIUM_BINARY, check_browser_namespace
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ class Chromium:
         self._cdp = CdpConnection()
         self._writer: asyncio.WriteTransport | None = None
         self._reader: asyncio.ReadTransport | None = None
-        self._waiting: dict[int, asyncio.Future[Answer]] = {}
+        self._waiting: dict[int, asyncio.Future[CommandResult]] = {}
         self._listeners: list[Callable[[Event], None]] = []
         self._gone = asyncio.Event()
 
@@ -274,7 +274,7 @@ class Chromium:
             self._gone.set()
             return
         for message in messages:
-            if isinstance(message, Answer):
+            if isinstance(message, CommandResult):
                 future = self._waiting.pop(message.id, None)
                 if future is not None and not future.done():
                     future.set_result(message)
@@ -289,7 +289,7 @@ class Chromium:
         if self._writer is None or self._gone.is_set():
             raise LocalProtocolError(f"{method}: Chromium is not running ({self.log_tail(3)})")
         command_id = self._cdp.send_command(method, params, session_id)
-        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
         self._waiting[command_id] = future
         self._writer.write(self._cdp.data_to_send())
         gone = asyncio.ensure_future(self._gone.wait())

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from callops.errors import RemoteProtocolError
-from callops.orchestrator.browser.cdp import Answer, CdpConnection, Event
+from callops.orchestrator.browser.cdp import CommandResult, CdpConnection, Event
 
 
 def test_commands_are_nul_terminated_json_with_increasing_ids() -> None:
@@ -30,12 +30,12 @@ def test_messages_split_across_reads_are_reassembled() -> None:
         b'{"method":"Page.loadEventFired","params":{},"sessionId":"A"}\0'
     )
     got = cdp.receive_data(wire[:10]) + cdp.receive_data(wire[10:60]) + cdp.receive_data(wire[60:])
-    assert got == [Answer(1, {"product": "HeadlessChrome/1"}), Event("Page.loadEventFired", {}, "A")]
+    assert got == [CommandResult(1, {"product": "HeadlessChrome/1"}), Event("Page.loadEventFired", {}, "A")]
 
 
 def test_an_error_answer_keeps_the_error() -> None:
     (answer,) = CdpConnection().receive_data(b'{"id":3,"error":{"code":-32000,"message":"nope"}}\0')
-    assert isinstance(answer, Answer) and answer.error == {"code": -32000, "message": "nope"}
+    assert isinstance(answer, CommandResult) and answer.error == {"code": -32000, "message": "nope"}
 
 
 def test_invalid_json_is_a_remote_protocol_error() -> None:
