@@ -7,7 +7,7 @@ import json
 import pytest
 
 from callops.errors import RemoteProtocolError
-from callops.orchestrator.browser.cdp import CommandResult, CdpConnection, Event
+from callops.orchestrator.browser.cdp import CdpConnection, CommandResult, Event
 
 
 def test_commands_are_nul_terminated_json_with_increasing_ids() -> None:
