@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from callops.errors import RemoteProtocolError
+from callops.validation import describe_validation_error
 
 
 class _Signal(BaseModel):
@@ -72,9 +73,7 @@ def parse_signal(data: Any) -> Offer | Answer | Candidate | EndOfCandidates | By
     try:
         return _ADAPTER.validate_python(data)
     except PydanticValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'data'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = describe_validation_error(exc, root="data")
         raise RemoteProtocolError(f"malformed signalling message: {problems}") from None
 
 

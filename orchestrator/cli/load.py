@@ -157,9 +157,9 @@ def _plan(o: _LoadOptions) -> LoadPlan:
             insecure=o["insecure"],
         )
     except ValidationError as exc:  # name the option
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
-        )
+        from callops.validation import describe_validation_error
+
+        problems = describe_validation_error(exc)
         raise UsageError(f"invalid load plan: {problems}", hint="see callops load --help") from None
     plan.check()
     return plan
@@ -320,6 +320,7 @@ def merge(  # noqa: PLR0917 -- click passes every option
     from callops.errors import UsageError, ValidationError
     from callops.orchestrator.load.output import TABLE_HEADER, step_row
     from callops.orchestrator.load.report import LoadReport, merge_reports
+    from callops.validation import validation_problems
 
     loaded = []
     for path in reports:
@@ -330,10 +331,7 @@ def merge(  # noqa: PLR0917 -- click passes every option
         except pydantic.ValidationError as exc:
             raise ValidationError(
                 f"load report {path}",
-                [
-                    (".".join(str(p) for p in e["loc"]) or "(document)", e["msg"])
-                    for e in exc.errors(include_url=False)
-                ][:5],
+                validation_problems(exc, root="(document)")[:5],
                 hint="give the JSON files written by callops load --report",
             ) from None
     try:
