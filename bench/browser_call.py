@@ -31,7 +31,7 @@ from typing import Any
 
 from bench._common import median, percentile, write_result
 from callops.orchestrator.browser.chromium import Chromium, ChromiumOptions
-from callops.orchestrator.browser.netns import isolated_namespace, run_in_namespace
+from callops.orchestrator.browser.isolation import isolated_namespace, run_in_namespace
 from callops.orchestrator.call.media import VIDEO_FPS
 from callops.orchestrator.emulator.server import Emulator, EmulatorConfig
 from callops.secret import Secret

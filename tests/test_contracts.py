@@ -54,12 +54,10 @@ KNOWN_COLLISIONS = frozenset(
     {
         # modules
         "config.py",  # turn/config.py (turnserver.conf) ~ orchestrator/exporter/config.py
-        "consumer.py",  # orchestrator/browser/consumer.py ~ orchestrator/cli/consumer.py
+        "consumer.py",  # orchestrator/browser/consumer_page.py ~ orchestrator/cli/consumer.py
         "exporter.py",  # orchestrator/cli/exporter.py ~ deploy/exporter.py
         "identity.py",  # consumer/identity.py (client) ~ orchestrator/emulator/identity.py (server)
         "lab.py",  # orchestrator/lab/lab.py ~ orchestrator/cli/lab.py
-        "netns.py",  # orchestrator/browser/netns.py ~ orchestrator/lab/netns.py
-        "report.py",  # orchestrator/call/report.py ~ orchestrator/load/report.py
         # classes
     }
 )

@@ -3,7 +3,7 @@
 :meth:`Chromium.launch` starts ``/usr/lib/chromium/chromium`` (the binary, not the wrapper script)
 with a temporary ``HOME`` and profile, fake media devices and everything that phones home turned
 off -- and, above all, inside a network namespace with no route out
-(:func:`callops.orchestrator.browser.netns.check_browser_namespace` refuses the root one). The
+(:func:`callops.orchestrator.browser.isolation.check_browser_namespace` refuses the root one). The
 browser runs in its own process group with a parent-death signal, and is killed in ``finally``.
 
 ``turns:`` servers are checked by Chromium as for real visitors: the CAs in
@@ -34,7 +34,7 @@ from typing import Any
 
 from callops.errors import DeadlineExceeded, EnvironmentProblem, LocalProtocolError, RemoteProtocolError
 from callops.orchestrator.browser.cdp import CdpConnection, CommandResult, Event
-from callops.orchestrator.browser.netns import CHROMIUM_BINARY, check_browser_namespace
+from callops.orchestrator.browser.isolation import CHROMIUM_BINARY, check_browser_namespace
 
 log = logging.getLogger(__name__)
 

@@ -2,12 +2,12 @@
 the DevTools protocol.
 
 :class:`PageLeg` launches Chromium in a network namespace with no route out
-(:mod:`callops.orchestrator.browser.netns`), loads one page of the emulator's ``/web/`` with its
+(:mod:`callops.orchestrator.browser.isolation`), loads one page of the emulator's ``/web/`` with its
 configuration injected before the page's scripts run, waits for what the page reaches (an awaited
 Promise in the page raced against a timer: no polling from here), and reads the page's
 ``getStats()`` for the health watcher, the statistics and the selected candidate pair. Times the
 page reports (epoch ms) are put on this process's monotonic clock. The consumer's page
-(:mod:`.consumer`) and the agent's (:mod:`.agent`) build on it.
+(:mod:`.consumer_page`) and the agent's (:mod:`.agent_page`) build on it.
 """
 
 from __future__ import annotations

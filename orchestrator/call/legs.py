@@ -2,7 +2,7 @@
 
 A call has two **roles**, the agent and the consumer (:mod:`callops.orchestrator.call.roles`).
 Each is played by a **leg**: callops' headless aiortc peer, or a real Chromium
-(:mod:`callops.orchestrator.browser.consumer`). The roles run the invitation path and the
+(:mod:`callops.orchestrator.browser.consumer_page`). The roles run the invitation path and the
 scenario; the legs do what differs between an aiortc peer and a browser:
 
 * :class:`ConsumerLeg` -- the visitor's side *including* its page: it connects to the Messaging

@@ -211,9 +211,9 @@ def _legs(kwargs: dict[str, Any]) -> dict[str, Any]:
 
             raise UsageError("--browser-netns is for --consumer/--agent chromium")
         return {"consumer_leg": aiortc_consumer, "agent_leg": aiortc_agent}
-    from callops.orchestrator.browser.agent import chromium_agent
-    from callops.orchestrator.browser.consumer import BrowserSettings, chromium_consumer
-    from callops.orchestrator.browser.netns import check_browser_namespace, has_route_out
+    from callops.orchestrator.browser.agent_page import chromium_agent
+    from callops.orchestrator.browser.consumer_page import BrowserSettings, chromium_consumer
+    from callops.orchestrator.browser.isolation import check_browser_namespace, has_route_out
     from callops.orchestrator.call.scenarios import scenario
 
     netns = kwargs["browser_netns"]
@@ -234,7 +234,7 @@ def _rerun_isolated(kwargs: dict[str, Any]) -> None:
     import subprocess
 
     from callops.errors import UsageError
-    from callops.orchestrator.browser.netns import browser_environment_problem, isolated_namespace
+    from callops.orchestrator.browser.isolation import browser_environment_problem, isolated_namespace
 
     problem = browser_environment_problem()
     if problem is not None or os.environ.get("CALLOPS_ISOLATED"):

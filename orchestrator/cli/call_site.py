@@ -296,8 +296,8 @@ def _consumer_leg(
 
     if leg != "chromium":
         return aiortc_consumer
-    from callops.orchestrator.browser.consumer import BrowserSettings, chromium_consumer
-    from callops.orchestrator.browser.netns import check_browser_namespace
+    from callops.orchestrator.browser.consumer_page import BrowserSettings, chromium_consumer
+    from callops.orchestrator.browser.isolation import check_browser_namespace
     from callops.orchestrator.call.scenarios import scenario as row
 
     check_browser_namespace(netns)

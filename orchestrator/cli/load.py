@@ -15,7 +15,7 @@ import click
 
 if TYPE_CHECKING:
     from callops.orchestrator.load.plan import LoadPlan
-    from callops.orchestrator.load.report import LoadReport
+    from callops.orchestrator.load.reporting import LoadReport
     from callops.orchestrator.load.runner import SampleCallAuth
     from callops.secret import Secret
 
@@ -319,7 +319,7 @@ def merge(  # noqa: PLR0917 -- click passes every option
 
     from callops.errors import UsageError, ValidationError
     from callops.orchestrator.load.output import TABLE_HEADER, step_row
-    from callops.orchestrator.load.report import LoadReport, merge_reports
+    from callops.orchestrator.load.reporting import LoadReport, merge_reports
     from callops.validation import validation_problems
 
     loaded = []

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from callops.errors import EnvironmentProblem, UsageError
-from callops.orchestrator.load.report import LoadReport, StepReport
+from callops.orchestrator.load.reporting import LoadReport, StepReport
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -34,7 +34,7 @@ from callops.orchestrator.load.cpu import (
     process_cpu_s,
 )
 from callops.orchestrator.load.plan import LoadPlan
-from callops.orchestrator.load.report import (
+from callops.orchestrator.load.reporting import (
     LoadReport,
     Percentiles,
     SampleCall,

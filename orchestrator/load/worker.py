@@ -38,7 +38,7 @@ from multiprocessing.synchronize import Event as EventType
 from aioice import stun
 
 from callops.orchestrator.load.plan import LoadPlan, Step
-from callops.orchestrator.load.report import CallResult, DirectionResult, StepHistograms, StepPart
+from callops.orchestrator.load.reporting import CallResult, DirectionResult, StepHistograms, StepPart
 from callops.orchestrator.load.turnclient import FIRST_CHANNEL, TurnClient
 from callops.turn.traffic import (
     HEADER_FORMAT,

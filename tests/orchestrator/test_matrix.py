@@ -40,7 +40,7 @@ from typing import Any
 
 import pytest
 
-from callops.orchestrator.browser.netns import browser_environment_problem
+from callops.orchestrator.browser.isolation import browser_environment_problem
 from callops.orchestrator.lab.lab import LabState, lab_down, lab_up
 from callops.orchestrator.lab.netns import exec_argv, lab_environment_problem
 from callops.orchestrator.lab.topology import SIGNALLING_PORT, TOPOLOGIES, Topology

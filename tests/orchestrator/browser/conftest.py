@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from callops.orchestrator.browser.netns import browser_environment_problem, isolated_namespace
+from callops.orchestrator.browser.isolation import browser_environment_problem, isolated_namespace
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from callops.orchestrator.browser.consumer import BrowserSettings, chromium_consumer
-from callops.orchestrator.browser.netns import browser_environment_problem, run_in_namespace
+from callops.orchestrator.browser.consumer_page import BrowserSettings, chromium_consumer
+from callops.orchestrator.browser.isolation import browser_environment_problem, run_in_namespace
 from callops.orchestrator.call.environment import EnvironmentRequest, call_environment
 from callops.orchestrator.call.report import CallReport
 from callops.orchestrator.call.runs import CallRun, CallSettings
@@ -129,7 +129,7 @@ def test_callops_call_isolates_itself_when_chromium_could_reach_the_internet() -
     problem = browser_environment_problem()
     if problem is not None:
         pytest.skip(problem)
-    from callops.orchestrator.browser.netns import has_route_out
+    from callops.orchestrator.browser.isolation import has_route_out
 
     if not has_route_out():
         pytest.skip("this namespace has no route out: nothing to isolate from")
@@ -166,7 +166,7 @@ def test_smoke_with_chromium_consumers_runs_each_call_in_its_own_browser(browser
 
 @pytest.mark.parametrize("consumer", ["aiortc", "chromium"])
 def test_a_chromium_agent_calls_either_consumer(browser_netns: str, consumer: str) -> None:
-    from callops.orchestrator.browser.agent import chromium_agent
+    from callops.orchestrator.browser.agent_page import chromium_agent
     from callops.orchestrator.call.runs import aiortc_consumer
 
     settings = CallSettings(

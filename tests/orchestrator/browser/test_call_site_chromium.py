@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from callops.orchestrator.browser.netns import run_in_namespace
+from callops.orchestrator.browser.isolation import run_in_namespace
 from callops.orchestrator.emulator.server import Emulator, EmulatorConfig
 from callops.secret import Secret
 from callops.turn.coturn import LoopbackCoturn, find_turnserver, start_loopback_coturn

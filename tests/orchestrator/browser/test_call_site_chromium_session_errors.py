@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from callops.orchestrator.browser.netns import (
+from callops.orchestrator.browser.isolation import (
     browser_environment_problem,
     isolated_namespace,
     run_in_namespace,

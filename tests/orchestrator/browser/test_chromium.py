@@ -14,7 +14,7 @@ from callops.orchestrator.browser.chromium import (
     chromium_argv,
     trust_ca_in_profile,
 )
-from callops.orchestrator.browser.netns import check_browser_namespace, has_route_out, run_in_namespace
+from callops.orchestrator.browser.isolation import check_browser_namespace, has_route_out, run_in_namespace
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

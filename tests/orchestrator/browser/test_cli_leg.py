@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from callops.errors import UsageError
-from callops.orchestrator.browser.netns import has_route_out
+from callops.orchestrator.browser.isolation import has_route_out
 from callops.orchestrator.cli.call_site import call_site
 
 BASE = ["--emulator", "http://127.0.0.1:9", "--timeout", "1"]

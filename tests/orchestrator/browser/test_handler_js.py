@@ -19,7 +19,7 @@ from callops.consumer.tracker import CallClosed, InvitationTracker, TrackerEvent
 from callops.consumer.web import handler_js
 from callops.errors import ValidationError
 from callops.orchestrator.browser.chromium import Chromium, ChromiumOptions
-from callops.orchestrator.browser.netns import run_in_namespace
+from callops.orchestrator.browser.isolation import run_in_namespace
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

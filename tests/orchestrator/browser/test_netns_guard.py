@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from callops.errors import UsageError
-from callops.orchestrator.browser.netns import (
+from callops.orchestrator.browser.isolation import (
     Link,
     NamespaceFacts,
     check_browser_namespace,

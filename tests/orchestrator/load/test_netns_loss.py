@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from callops.orchestrator.lab.netns import lab_environment_problem
-from callops.orchestrator.load.report import LoadReport
+from callops.orchestrator.load.reporting import LoadReport
 
 pytestmark = [pytest.mark.netns, pytest.mark.coturn]
 

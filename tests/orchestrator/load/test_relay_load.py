@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from callops.orchestrator.load.plan import LoadPlan, Ramp
-from callops.orchestrator.load.report import LoadReport, StepReport
+from callops.orchestrator.load.reporting import LoadReport, StepReport
 from callops.orchestrator.load.runner import LoadRun, run_load
 from callops.testing import run_bounded
 from callops.turn.coturn import LoopbackCoturn

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from callops.orchestrator.load.output import junit_xml, step_row, summary_lines, write_chart
-from callops.orchestrator.load.report import (
+from callops.orchestrator.load.reporting import (
     CallResult,
     DirectionResult,
     LoadReport,

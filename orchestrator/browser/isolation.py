@@ -203,16 +203,13 @@ def check_browser_namespace(netns: str | None) -> None:
     )
 
 
-def namespace_pids(name: str) -> list[int]:
-    out = _ip("netns", "pids", name)
-    return [int(p) for p in out.split() if p.isdigit()]
-
-
 def remove_namespace(name: str) -> None:
     """Kill what still runs in ``name`` and delete it (idempotent)."""
     if not os.path.exists(f"/run/netns/{name}"):
         return
     with contextlib.suppress(EnvironmentProblem):
+        from callops.orchestrator.lab.netns import namespace_pids
+
         for pid in namespace_pids(name):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
@@ -288,7 +285,6 @@ __all__ = [
     "find_way_out",
     "has_route_out",
     "isolated_namespace",
-    "namespace_pids",
     "parse_links",
     "parse_nsids",
     "read_namespace_facts",
