@@ -66,6 +66,41 @@ def turn_server(url: str, *, secret: Secret | None, user: str | None, password: 
     return IceServer(str(uri), user, password)
 
 
+async def _turn(
+    request: EnvironmentRequest, stack: contextlib.AsyncExitStack, servers: list[IceServer], notes: list[str]
+) -> str | None:
+    """The TURN server of the call: the one given, or an embedded coturn (stopped by ``stack``)."""
+    if request.turn_url is not None:
+        servers.append(
+            turn_server(
+                request.turn_url,
+                secret=request.turn_secret,
+                user=request.turn_user,
+                password=request.turn_password,
+            )
+        )
+        return request.turn_url
+    if not (request.embedded_turn and available()):
+        if request.embedded_turn:
+            notes.append("no TURN server: coturn's turnserver is not installed, the call runs host-only")
+        else:
+            notes.append("no TURN server given: the call runs host-only")
+        return None
+    embedded = EmbeddedTurn()
+    stack.callback(embedded.stop)
+    starting = asyncio.ensure_future(asyncio.to_thread(embedded.start))
+    try:
+        await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        # Ctrl-C while coturn starts: let the start finish so that stop() finds the process
+        with contextlib.suppress(Exception):
+            await starting
+        raise
+    servers.append(turn_server(embedded.url, secret=embedded.secret, user=None, password=None))
+    notes.append(f"embedded coturn on {embedded.url} (loopback, fresh secret)")
+    return embedded.url
+
+
 @contextlib.asynccontextmanager
 async def call_environment(request: EnvironmentRequest) -> AsyncIterator[CallEnvironment]:
     """Start what is embedded, yield the environment, stop it again (also on errors and Ctrl-C)."""
@@ -85,34 +120,7 @@ async def call_environment(request: EnvironmentRequest) -> AsyncIterator[CallEnv
             hint="the base URL printed by `callops emulator serve`",
         )
     async with contextlib.AsyncExitStack() as stack:
-        turn_url = request.turn_url
-        if turn_url is not None:
-            servers.append(
-                turn_server(
-                    turn_url,
-                    secret=request.turn_secret,
-                    user=request.turn_user,
-                    password=request.turn_password,
-                )
-            )
-        elif request.embedded_turn and available():
-            embedded = EmbeddedTurn()
-            stack.callback(embedded.stop)
-            starting = asyncio.ensure_future(asyncio.to_thread(embedded.start))
-            try:
-                await asyncio.shield(starting)
-            except asyncio.CancelledError:
-                # Ctrl-C while coturn starts: let the start finish so that stop() finds the process
-                with contextlib.suppress(Exception):
-                    await starting
-                raise
-            turn_url = embedded.url
-            servers.append(turn_server(embedded.url, secret=embedded.secret, user=None, password=None))
-            notes.append(f"embedded coturn on {embedded.url} (loopback, fresh secret)")
-        elif request.embedded_turn:
-            notes.append("no TURN server: coturn's turnserver is not installed, the call runs host-only")
-        else:
-            notes.append("no TURN server given: the call runs host-only")
+        turn_url = await _turn(request, stack, servers, notes)
         check_ice_servers(servers)
         if request.emulator_url is not None:
             base_url = request.emulator_url.rstrip("/")

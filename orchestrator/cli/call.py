@@ -7,9 +7,10 @@ is imported only when a command runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,114 +26,117 @@ JWT_SECRET_ENV = "CALLOPS_EMULATOR_JWT_SECRET"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+#: the options ``call`` and ``smoke`` share
+CALL_OPTIONS = (
+    click.option(
+        "--emulator",
+        "emulator_url",
+        metavar="URL",
+        help="Emulator base URL (http://HOST:PORT); default: start one in-process.",
+    ),
+    click.option("--account", default="callops", show_default=True, help="Account id on the emulator."),
+    click.option("--stun", "stun_url", metavar="URI", help="STUN server, e.g. stun:127.0.0.1:3478."),
+    click.option(
+        "--turn",
+        "turn_url",
+        metavar="URI",
+        help="TURN server (turn:/turns:); default: a loopback coturn if turnserver is installed.",
+    ),
+    click.option(
+        "--secret-file",
+        type=click.Path(dir_okay=False),
+        help=f"TURN REST shared secret file (or set {SECRET_ENV}).",
+    ),
+    click.option("--user", help="Long-term TURN user name (with --password-file), or REST user name."),
+    click.option(
+        "--password-file",
+        type=click.Path(dir_okay=False),
+        help=f"Long-term TURN password file (or set {PASSWORD_ENV}).",
+    ),
+    click.option(
+        "--mode",
+        type=click.Choice(["VOICE_CALL", "VIDEO_CALL"]),
+        default="VOICE_CALL",
+        show_default=True,
+        help="Audio (Opus) or audio+video (Opus+VP8).",
+    ),
+    click.option(
+        "--policy",
+        type=click.Choice(["all", "relay"]),
+        default="all",
+        show_default=True,
+        help="iceTransportPolicy of both peers.",
+    ),
+    click.option(
+        "--duration",
+        type=click.FloatRange(0, 3600),
+        default=3.0,
+        show_default=True,
+        help="Seconds of media once both sides decode.",
+    ),
+    click.option("--scenario", type=click.Choice(SCENARIOS), default="accept", show_default=True),
+    click.option(
+        "--ice-timeout",
+        type=click.FloatRange(0.5, 120),
+        default=10.0,
+        show_default=True,
+        help="Seconds for ICE+DTLS before UNABLE_TO_CONNECT.",
+    ),
+    click.option(
+        "--invite-expiry",
+        type=click.FloatRange(0.5, 3600),
+        default=120.0,
+        show_default=True,
+        help="Invitation expiry of the embedded emulator (s).",
+    ),
+    click.option(
+        "--all-interfaces",
+        is_flag=True,
+        help="Gather host candidates on every interface (default: 127.0.0.1 only).",
+    ),
+    click.option(
+        "--pre-encoded-audio",
+        is_flag=True,
+        help="Send a tone encoded once (cheap senders for many calls); receivers still decode.",
+    ),
+    click.option(
+        "--jwt-secret-file",
+        type=click.Path(dir_okay=False),
+        help=f"HS256 secret of the emulator's consumer JWTs (or set {JWT_SECRET_ENV}); default dev mode.",
+    ),
+    click.option(
+        "--consumer",
+        "consumer_leg",
+        type=click.Choice(["aiortc", "chromium"]),
+        default="aiortc",
+        show_default=True,
+        help="Who plays the consumer: callops' headless peer, or a real Chromium (docs/browser.md).",
+    ),
+    click.option(
+        "--agent",
+        "agent_leg",
+        type=click.Choice(["aiortc", "chromium"]),
+        default="aiortc",
+        show_default=True,
+        help="Who plays the agent: callops' headless peer, or a real Chromium (the Agent Workspace).",
+    ),
+    click.option(
+        "--browser-netns",
+        metavar="NAME",
+        help="--consumer chromium: the browser's network namespace (default: callops' own if it has "
+        "no route out; as root otherwise, the whole call runs in a fresh lo-only namespace).",
+    ),
+    click.option(
+        "--ca-file",
+        type=click.Path(dir_okay=False, exists=True),
+        help="PEM CA that verifies turns: servers (both legs; the browser trusts only it).",
+    ),
+)
+
+
 def call_options(func: F) -> F:
-    """The options ``call`` and ``smoke`` share."""
-    options = [
-        click.option(
-            "--emulator",
-            "emulator_url",
-            metavar="URL",
-            help="Emulator base URL (http://HOST:PORT); default: start one in-process.",
-        ),
-        click.option("--account", default="callops", show_default=True, help="Account id on the emulator."),
-        click.option("--stun", "stun_url", metavar="URI", help="STUN server, e.g. stun:127.0.0.1:3478."),
-        click.option(
-            "--turn",
-            "turn_url",
-            metavar="URI",
-            help="TURN server (turn:/turns:); default: a loopback coturn if turnserver is installed.",
-        ),
-        click.option(
-            "--secret-file",
-            type=click.Path(dir_okay=False),
-            help=f"TURN REST shared secret file (or set {SECRET_ENV}).",
-        ),
-        click.option("--user", help="Long-term TURN user name (with --password-file), or REST user name."),
-        click.option(
-            "--password-file",
-            type=click.Path(dir_okay=False),
-            help=f"Long-term TURN password file (or set {PASSWORD_ENV}).",
-        ),
-        click.option(
-            "--mode",
-            type=click.Choice(["VOICE_CALL", "VIDEO_CALL"]),
-            default="VOICE_CALL",
-            show_default=True,
-            help="Audio (Opus) or audio+video (Opus+VP8).",
-        ),
-        click.option(
-            "--policy",
-            type=click.Choice(["all", "relay"]),
-            default="all",
-            show_default=True,
-            help="iceTransportPolicy of both peers.",
-        ),
-        click.option(
-            "--duration",
-            type=click.FloatRange(0, 3600),
-            default=3.0,
-            show_default=True,
-            help="Seconds of media once both sides decode.",
-        ),
-        click.option("--scenario", type=click.Choice(SCENARIOS), default="accept", show_default=True),
-        click.option(
-            "--ice-timeout",
-            type=click.FloatRange(0.5, 120),
-            default=10.0,
-            show_default=True,
-            help="Seconds for ICE+DTLS before UNABLE_TO_CONNECT.",
-        ),
-        click.option(
-            "--invite-expiry",
-            type=click.FloatRange(0.5, 3600),
-            default=120.0,
-            show_default=True,
-            help="Invitation expiry of the embedded emulator (s).",
-        ),
-        click.option(
-            "--all-interfaces",
-            is_flag=True,
-            help="Gather host candidates on every interface (default: 127.0.0.1 only).",
-        ),
-        click.option(
-            "--pre-encoded-audio",
-            is_flag=True,
-            help="Send a tone encoded once (cheap senders for many calls); receivers still decode.",
-        ),
-        click.option(
-            "--jwt-secret-file",
-            type=click.Path(dir_okay=False),
-            help=f"HS256 secret of the emulator's consumer JWTs (or set {JWT_SECRET_ENV}); default dev mode.",
-        ),
-        click.option(
-            "--consumer",
-            "consumer_leg",
-            type=click.Choice(["aiortc", "chromium"]),
-            default="aiortc",
-            show_default=True,
-            help="Who plays the consumer: callops' headless peer, or a real Chromium (docs/browser.md).",
-        ),
-        click.option(
-            "--agent",
-            "agent_leg",
-            type=click.Choice(["aiortc", "chromium"]),
-            default="aiortc",
-            show_default=True,
-            help="Who plays the agent: callops' headless peer, or a real Chromium (the Agent Workspace).",
-        ),
-        click.option(
-            "--browser-netns",
-            metavar="NAME",
-            help="--consumer chromium: the browser's network namespace (default: callops' own if it has "
-            "no route out; as root otherwise, the whole call runs in a fresh lo-only namespace).",
-        ),
-        click.option(
-            "--ca-file",
-            type=click.Path(dir_okay=False, exists=True),
-            help="PEM CA that verifies turns: servers (both legs; the browser trusts only it).",
-        ),
-    ]
-    for option in reversed(options):
+    """The options ``call`` and ``smoke`` share (:data:`CALL_OPTIONS`)."""
+    for option in reversed(CALL_OPTIONS):
         func = option(func)
     return func
 
@@ -285,35 +289,63 @@ def _render_call(report: Any) -> None:
             via = f" via {pair.local.relay_protocol}" if pair.local.relay_protocol else ""
             console.print(f"  selected pair ({label}): {pair.local.type}{via} -> {pair.remote.type}")
     if report.stats.media:
-        media = Table(
-            "kind", "direction", "pkts", "kbit/s", "loss %", "jitter ms", "rtt ms", "frames", title="media"
+        console.print(_media_table(report.stats.media))
+    for line in _call_lines(report):
+        console.print(f"  {line}")
+
+
+def _media_table(rows: Any) -> Any:
+    from rich.table import Table
+
+    media = Table(
+        "kind", "direction", "pkts", "kbit/s", "loss %", "jitter ms", "rtt ms", "frames", title="media"
+    )
+    for m in rows:
+        rtt = f"{m.rtt_ms:.1f}" if m.rtt_ms is not None else "-"
+        media.add_row(
+            m.kind,
+            m.direction,
+            str(m.packets_received),
+            f"{m.bitrate_kbps:.0f}",
+            f"{m.loss_percent:.1f}",
+            f"{m.jitter_ms:.1f}",
+            rtt,
+            str(m.frames_decoded),
         )
-        for m in report.stats.media:
-            rtt = f"{m.rtt_ms:.1f}" if m.rtt_ms is not None else "-"
-            media.add_row(
-                m.kind,
-                m.direction,
-                str(m.packets_received),
-                f"{m.bitrate_kbps:.0f}",
-                f"{m.loss_percent:.1f}",
-                f"{m.jitter_ms:.1f}",
-                rtt,
-                str(m.frames_decoded),
-            )
-        console.print(media)
-    for q in report.stats.audio_quality:
-        console.print(f"  audio {q.direction}: MOS {q.mos:.2f} ({q.band}, R={q.r_factor})")
+    return media
+
+
+def _call_lines(report: Any) -> list[str]:
+    """The report's quality, interruptions, transport events, errors, resume and notes, one a line."""
+    lines = [
+        f"audio {q.direction}: MOS {q.mos:.2f} ({q.band}, R={q.r_factor})" for q in report.stats.audio_quality
+    ]
     for gap in report.interruptions:
         end = f"{gap.to_ms:.0f} ms" if gap.to_ms is not None else "never recovered"
-        console.print(f"  interruption {gap.kind} {gap.direction}: {gap.from_ms:.0f} ms -> {end}")
-    for event in report.transport_events:
-        console.print(f"  transport {event.side} {event.state} at {event.at_ms:.0f} ms")
-    for error in report.errors:
-        console.print(f"  sessionError {error.id}: {error.msg}")
+        lines.append(f"interruption {gap.kind} {gap.direction}: {gap.from_ms:.0f} ms -> {end}")
+    lines += [f"transport {e.side} {e.state} at {e.at_ms:.0f} ms" for e in report.transport_events]
+    lines += [f"sessionError {e.id}: {e.msg}" for e in report.errors]
     if report.resume_to_media_ms is not None:
-        console.print(f"  media again {report.resume_to_media_ms:.0f} ms after the resume")
-    for note in report.notes:
-        console.print(f"  note: {note}")
+        lines.append(f"media again {report.resume_to_media_ms:.0f} ms after the resume")
+    lines += [f"note: {note}" for note in report.notes]
+    legs = ", ".join(f"{role} {leg.kind} {leg.version or ''}".rstrip() for role, leg in report.legs.items())
+    if legs:
+        lines.append(f"legs: {legs}")
+    return lines
+
+
+def emit_call_report(report: Any, stopped: BaseException | None, *, as_json: bool) -> None:
+    """Print a call's report (JSON or rendered) and exit as it says: the stop signal's code,
+    1 for a call that did not reach its expected outcome, 0 otherwise."""
+    if report is not None:
+        if as_json:
+            click.echo(report.model_dump_json(indent=2))
+        else:
+            _render_call(report)
+    if stopped is not None:
+        raise stopped
+    if report is None or not report.ok:
+        sys.exit(1)
 
 
 @click.command()
@@ -355,15 +387,7 @@ def call(as_json: bool, **kwargs: Any) -> None:
     report, stopped = run_stoppable(main())
     if stopped is not None and runs:
         report = runs[0].report(stopped_by=stopped.name)
-    if report is not None:
-        if as_json:
-            click.echo(report.model_dump_json(indent=2))
-        else:
-            _render_call(report)
-    if stopped is not None:
-        raise stopped
-    if report is None or not report.ok:
-        sys.exit(1)
+    emit_call_report(report, stopped, as_json=as_json)
 
 
 def _render_summary(report: Any) -> None:
@@ -435,20 +459,10 @@ def smoke(  # noqa: PLR0917 - click passes every option
             def run_call(_i: int) -> Any:
                 return CallRun(settings, env, **legs).run()
 
-            if show_progress:
-                from rich.console import Console
-                from rich.progress import Progress
-
-                with Progress(console=Console(stderr=True), transient=True) as progress:
-                    task = progress.add_task("calls", total=calls)
-                    return await run_smoke(
-                        run_call,
-                        calls=calls,
-                        concurrency=concurrency,
-                        deadline_s=deadline,
-                        on_done=lambda _r: progress.advance(task),
-                    )
-            return await run_smoke(run_call, calls=calls, concurrency=concurrency, deadline_s=deadline)
+            with _progress(show_progress, calls) as advance:
+                return await run_smoke(
+                    run_call, calls=calls, concurrency=concurrency, deadline_s=deadline, on_done=advance
+                )
 
     # A stop signal (Ctrl-C, SIGTERM, SIGHUP) cancels the run: run_smoke returns what finished,
     # the environment is stopped, the report and JUnit are written, exit 130/143/129.
@@ -471,6 +485,20 @@ def smoke(  # noqa: PLR0917 - click passes every option
         raise stopped
     if not report.ok:
         sys.exit(1)
+
+
+@contextlib.contextmanager
+def _progress(show: bool, total: int) -> Iterator[Callable[[Any], None] | None]:
+    """A progress bar on stderr (a terminal only); yields what to call as each call ends."""
+    if not show:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("calls", total=total)
+        yield lambda _report: progress.advance(task)
 
 
 def _write_outputs(report: Any, report_path: Path | None, junit_path: Path | None, junit_xml: Any) -> None:

@@ -220,10 +220,44 @@ def call_site(
       callops call-site --role agent --emulator http://127.0.0.1:8443 \\
           --turn turn:203.0.113.10:3478 --secret-file turn-secret --duration 3 --json
     """
-    from callops.errors import UsageError
-    from callops.orchestrator.call.runs import CallEnvironment, CallSettings, SiteRun
+    from callops.orchestrator.call.runs import CallSettings, SiteRun
+    from callops.orchestrator.cli.call import emit_call_report
     from callops.orchestrator.cli.stopping import run_stoppable
-    from callops.secret import load_secret
+
+    _check_roles(role, emulator_url, conversation, leg, scenario)
+    env = _site_environment(
+        emulator_url, stun, turn, secret_file, user, password_file, ca_file, jwt_secret_file
+    )
+    if policy == "relay" and not any(s.url.startswith("turn") for s in env.ice_servers):
+        from callops.errors import UsageError
+
+        raise UsageError("--policy relay needs a TURN server", hint="give --turn")
+    settings = CallSettings(
+        mode=mode,  # type: ignore[arg-type]
+        policy=policy,  # type: ignore[arg-type]
+        scenario=scenario,
+        account=account,
+        host_addresses=("127.0.0.1",) if loopback_only else None,
+        duration_s=duration,
+        wait_timeout_s=timeout,
+        ice_timeout_s=ice_timeout,
+    )
+    run = SiteRun(
+        role,  # type: ignore[arg-type]
+        settings,
+        env,
+        conversation_id=conversation,
+        consumer_leg=_consumer_leg(leg, browser_netns, scenario, ca_file, (deny_media, without_container)),
+        on_ready=_announce(role, ready_file),
+    )
+    report, stopped = run_stoppable(run.run())
+    if stopped is not None:  # Ctrl-C, SIGTERM, SIGHUP: the report of what is known, exit 128+signal
+        report = run.report(stopped_by=stopped.name)
+    emit_call_report(report, stopped, as_json=as_json)
+
+
+def _check_roles(role: str, emulator_url: str, conversation: str | None, leg: str, scenario: str) -> None:
+    from callops.errors import UsageError
 
     if not emulator_url.startswith("http://"):
         raise UsageError(
@@ -238,9 +272,22 @@ def call_site(
             hint="the agent side is callops' aiortc peer and offers; the consumer side decides "
             "(--role consumer --scenario decline, --leg chromium)",
         )
-    servers = _ice_servers(stun, turn, secret_file, user, password_file)
-    if policy == "relay" and not any(s.url.startswith("turn") for s in servers):
-        raise UsageError("--policy relay needs a TURN server", hint="give --turn")
+
+
+def _site_environment(  # noqa: PLR0917 - the command's options, passed through
+    emulator_url: str,
+    stun: tuple[str, ...],
+    turn: tuple[str, ...],
+    secret_file: str | None,
+    user: str | None,
+    password_file: str | None,
+    ca_file: str | None,
+    jwt_secret_file: str | None,
+) -> Any:
+    """The shared emulator, this side's ICE servers, its CA and the emulator's JWT secret."""
+    from callops.orchestrator.call.runs import CallEnvironment
+    from callops.secret import load_secret
+
     context = None
     if ca_file is not None:
         from callops.turn.tls import client_context
@@ -249,42 +296,12 @@ def call_site(
     jwt_secret = load_secret(
         file=jwt_secret_file, env=JWT_SECRET_ENV, what="emulator JWT secret", required=False
     )
-    settings = CallSettings(
-        mode=mode,  # type: ignore[arg-type]
-        policy=policy,  # type: ignore[arg-type]
-        scenario=scenario,
-        account=account,
-        host_addresses=("127.0.0.1",) if loopback_only else None,
-        duration_s=duration,
-        wait_timeout_s=timeout,
-        ice_timeout_s=ice_timeout,
+    return CallEnvironment(
+        base_url=emulator_url.rstrip("/"),
+        ice_servers=_ice_servers(stun, turn, secret_file, user, password_file),
+        jwt_secret=jwt_secret,
+        ssl_context=context,
     )
-    env = CallEnvironment(
-        base_url=emulator_url.rstrip("/"), ice_servers=servers, jwt_secret=jwt_secret, ssl_context=context
-    )
-    consumer_leg = _consumer_leg(leg, browser_netns, scenario, ca_file, (deny_media, without_container))
-    run = SiteRun(
-        role,  # type: ignore[arg-type]
-        settings,
-        env,
-        conversation_id=conversation,
-        consumer_leg=consumer_leg,
-        on_ready=_announce(role, ready_file),
-    )
-    report, stopped = run_stoppable(run.run())
-    if stopped is not None:  # Ctrl-C, SIGTERM, SIGHUP: the report of what is known, exit 128+signal
-        report = run.report(stopped_by=stopped.name)
-    assert report is not None
-    if as_json:
-        click.echo(report.model_dump_json(indent=2))
-    else:
-        from callops.orchestrator.cli.call import _render_call
-
-        _render_call(report)
-    if stopped is not None:
-        raise stopped
-    if not report.ok:
-        sys.exit(1)
 
 
 def _consumer_leg(
