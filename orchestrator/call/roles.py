@@ -512,7 +512,8 @@ class AgentRole(_RoleBase):
                 await control.end_call(self.settings.account, conversation)
 
         self.cleanup.append(hang_up)
-        await self._join_channel(invitation.serviceId)
+        if not await self._join_channel(invitation.serviceId):
+            return  # closed unanswered before the agent's channel joined: the consumer reports it
         if self.scenario.ending == "cancel":
             await self._cancel(control, conversation)
             return
@@ -554,19 +555,28 @@ class AgentRole(_RoleBase):
                 hint="start the consumer side (callops call-site --role consumer) first",
             ) from None
 
-    async def _join_channel(self, service_id: str) -> None:
+    async def _join_channel(self, service_id: str) -> bool:
+        """The agent's CoBrowse channel joins the call. False: a call that the consumer left
+        unanswered closed before that (a page declines at once); raised when the agent is alone."""
         from callops.orchestrator.call.environment import AGENT_ID
         from callops.orchestrator.emulator.auth import mint_jwt
+        from callops.orchestrator.emulator.channel import ChannelRefused
 
         token = None
         if self.settings.agent_token is not None:
             token = self.settings.agent_token.reveal()
         elif self.settings.jwt_secret is not None:
             token = mint_jwt(AGENT_ID, self.settings.jwt_secret, now=time.time())
-        channel, inbox = await open_channel(self.settings, "agent", service_id, token=token)
+        try:
+            channel, inbox = await open_channel(self.settings, "agent", service_id, token=token)
+        except ChannelRefused as exc:
+            if exc.code == 409 and not self.scenario.answered and not self.alone:
+                return False
+            raise
         self.channel, self.inbox = channel, inbox
         self.cleanup.append(channel.close)
         self.cleanup.append(inbox.close)
+        return True
 
     async def _accepted_at_control(self, control: ControlClient) -> bool:
         for conv in await control.conversations(self.settings.account):

@@ -98,12 +98,17 @@ def test_a_real_page_reload_resumes_the_call(browser_netns: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "outcome"),
-    [("decline", "declined"), ("cancel", "cancelled"), ("hangup-consumer", "connected")],
+    [
+        ("decline", "declined"),
+        ("cancel", "cancelled"),
+        ("expire", "expired"),
+        ("hangup-consumer", "connected"),
+    ],
 )
 def test_scenarios_end_as_expected_with_a_chromium_consumer(
     browser_netns: str, name: str, outcome: str
 ) -> None:
-    report = _call_in(browser_netns, name)
+    report = _call_in(browser_netns, name, invite_expiry_s=2.0)
     assert report.ok, (report.failure, report.legs["consumer"].console)
     assert report.outcome == outcome and "closed" in report.timeline_ms
     if outcome != "connected":
