@@ -1,8 +1,9 @@
 """A local Messaging Window API emulator: consumer websocket, agent control API, CoBrowse stand-in.
 
 Layers: :mod:`.model` (conversations and the call state machine), :mod:`.session` (one consumer
-websocket) and :mod:`.cobrowse` (one CoBrowse channel socket) are sans-I/O; :mod:`.server` is the
-asyncio adapter; :mod:`.control` and :mod:`.channel` are the clients. See docs/emulator.md.
+websocket), :mod:`.cobrowse` (one CoBrowse channel socket), :mod:`.control_api` (the agent control
+API) and :mod:`.http11` (the h11 codec) are sans-I/O; :mod:`.server` is the asyncio adapter;
+:mod:`.control` and :mod:`.channel` are the clients. See docs/emulator.md.
 """
 
 from __future__ import annotations

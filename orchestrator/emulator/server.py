@@ -3,7 +3,7 @@
 Each accepted connection reads one bounded HTTP/1.1 request (h11, :mod:`.http11`). A websocket upgrade to
 ``/ws_api/account/{account}/messaging/consumer`` or ``/cobrowse/account/{account}`` is handed to
 websockets' sans-I/O :class:`~websockets.server.ServerProtocol`; anything else is a control API
-request (:func:`callops.orchestrator.emulator.control.handle_control`). The protocol logic lives in
+request (:func:`callops.orchestrator.emulator.control_api.handle_control`). The protocol logic lives in
 the sans-I/O cores (:mod:`.model`, :mod:`.session`, :mod:`.cobrowse`); this module only moves
 bytes, runs the timers (InitConnection deadline, invitation expiry, CoBrowse keep-alive) and
 routes :class:`~callops.orchestrator.emulator.model.Delivery` frames to sockets.
@@ -35,7 +35,7 @@ from callops.consumer.models import MAX_FRAME_BYTES
 from callops.errors import LocalProtocolError, NetworkError
 from callops.orchestrator.emulator.auth import RedactedFrameLog
 from callops.orchestrator.emulator.cobrowse import CoBrowseConnection
-from callops.orchestrator.emulator.control import ControlAnswer, handle_control
+from callops.orchestrator.emulator.control_api import ControlAnswer, handle_control
 from callops.orchestrator.emulator.http11 import HttpError, HttpRequest, HttpServerConnection, error_body
 from callops.orchestrator.emulator.identity import IdentityConfig, authority, handle_identity
 from callops.orchestrator.emulator.model import DEFAULT_AGENT_USER_ID, Delivery, EmulatorModel
