@@ -421,17 +421,14 @@ class Emulator:
 
     def _session_factory(self, path: str) -> Callable[[float], ConsumerSession | CoBrowseConnection] | None:
         """What serves a websocket at ``path`` (made once the handshake is read), or None: 404."""
-        secret, timeout = self.config.jwt_secret, self.config.init_timeout
-        if (consumer := _CONSUMER_PATH.match(path)) is not None:
-            account = consumer.group(1)
-            return lambda now: ConsumerSession(
-                self.model, account, jwt_secret=secret, now=now, init_timeout=timeout
-            )
-        if (cobrowse := _COBROWSE_PATH.match(path)) is not None:
-            account = cobrowse.group(1)
-            return lambda now: CoBrowseConnection(
-                self.model, account, jwt_secret=secret, now=now, init_timeout=timeout
-            )
+        kinds: tuple[tuple[re.Pattern[str], type[ConsumerSession | CoBrowseConnection]], ...] = (
+            (_CONSUMER_PATH, ConsumerSession),
+            (_COBROWSE_PATH, CoBrowseConnection),
+        )
+        for pattern, kind in kinds:
+            if (match := pattern.match(path)) is not None:
+                account, secret, timeout = match.group(1), self.config.jwt_secret, self.config.init_timeout
+                return lambda now: kind(self.model, account, jwt_secret=secret, now=now, init_timeout=timeout)
         return None
 
     def _detach(self, sock: _Socket) -> None:
