@@ -119,7 +119,7 @@ class CoBrowseConnection(SocketCore):
     def receive_text(self, data: str | bytes, now: float) -> Outcome:
         if self.closed:
             return Outcome()
-        msg_id: Any = None
+        msg_id: object = None
         try:
             try:
                 message = decode_json(data)
@@ -162,7 +162,7 @@ class CoBrowseConnection(SocketCore):
 
     # answers ------------------------------------------------------------------------------------------
 
-    def _error(self, msg_id: Any, exc: ChannelError) -> dict[str, Any]:
+    def _error(self, msg_id: object, exc: ChannelError) -> dict[str, Any]:
         frame: dict[str, Any] = {
             "type": "error",
             "code": exc.code,

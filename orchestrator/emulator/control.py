@@ -25,7 +25,6 @@ not list CO_BROWSE), 411/413/431 (size limits).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -126,7 +125,7 @@ class ControlClient:
         where = f"emulator control {self.host}:{self.port}"
         return answer_model(ConversationList, await self.request("GET", path), where).conversations
 
-    async def request(self, method: str, path: str, body: Any = None) -> Any:
+    async def request(self, method: str, path: str, body: object = None) -> object:
         """One request; the JSON answer of a 2xx, else :class:`ControlError`."""
         where = f"emulator control {self.host}:{self.port}"
         headers = {"Connection": "close"}

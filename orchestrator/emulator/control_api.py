@@ -182,7 +182,7 @@ class ControlError(UsageError):
 M = TypeVar("M", bound=BaseModel)
 
 
-def answer_model(model: type[M], data: Any, where: str) -> M:
+def answer_model(model: type[M], data: object, where: str) -> M:
     try:
         return model.model_validate(data)
     except PydanticValidationError as exc:
@@ -193,7 +193,7 @@ def call_path(account: str, conversation_id: str) -> str:
     return f"/control/accounts/{quote(account, safe='')}/conversations/{quote(conversation_id, safe='')}/call"
 
 
-def parse_answer(status: int, content: bytes, where: str) -> Any:
+def parse_answer(status: int, content: bytes, where: str) -> object:
     try:
         data = decode_json(content) if content else None
     except RemoteProtocolError:

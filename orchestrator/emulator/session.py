@@ -165,7 +165,9 @@ class ConsumerSession(SocketCore):
         log.debug("session %d: %s -> %s", self.session_id, self.phase, phase)
         self.phase = phase
 
-    def _authenticate(self, jwt: Any, client_properties: dict[str, Any] | None, now: float) -> Close | None:
+    def _authenticate(
+        self, jwt: object, client_properties: dict[str, Any] | None, now: float
+    ) -> Close | None:
         try:
             claims = verify_jwt(jwt, self.jwt_secret, now=now)
         except AuthenticationError as exc:

@@ -80,7 +80,7 @@ def server_uri(text: str, *, turn: bool, transport: Transport) -> ServerUri:
         scheme=scheme,
         host=host,
         port=port,
-        transport="tcp" if secure else transport,  # type: ignore[arg-type]
+        transport="udp" if transport == "udp" else "tcp",
         transport_given=turn,
     )
 
