@@ -149,10 +149,8 @@ async def run_stun(
     result = await stun_binding(uri, timeout, ca_file=module.ca_file, insecure=module.insecure)
     outcome = _from_probe_result(result)
     data = result.data
-    if (rtt := _seconds(data.rtt_ms)) is not None:
-        outcome.values.append(Value("probe_stun_rtt_seconds", rtt))
-    if (connect := _seconds(data.connect_ms)) is not None:
-        outcome.values.append(Value("probe_stun_connect_seconds", connect))
+    outcome.add("probe_stun_rtt_seconds", _seconds(data.rtt_ms))
+    outcome.add("probe_stun_connect_seconds", _seconds(data.connect_ms))
     if data.mapped:
         outcome.infos.append(Labels("probe_stun_mapped_address", (("address", data.mapped),)))
     return outcome
@@ -210,10 +208,8 @@ async def run_turn(
     )
     outcome = _from_probe_result(result)
     data = result.data
-    if (allocate := _seconds(data.allocate_ms)) is not None:
-        outcome.values.append(Value("probe_turn_allocate_seconds", allocate))
-    if data.lifetime is not None:
-        outcome.values.append(Value("probe_turn_allocation_lifetime_seconds", data.lifetime))
+    outcome.add("probe_turn_allocate_seconds", _seconds(data.allocate_ms))
+    outcome.add("probe_turn_allocation_lifetime_seconds", data.lifetime)
     if data.relayed:
         labels = (("address", data.relayed), ("transport", module.transport))
         outcome.infos.append(Labels("probe_turn_relayed_address", labels))
@@ -242,12 +238,9 @@ async def run_relay(
     )
     outcome = _from_probe_result(result)
     data = result.data
-    if (rtt := _seconds(data.rtt_ms)) is not None:
-        outcome.values.append(Value("probe_relay_rtt_seconds", rtt))
-    if (rtt_max := _seconds(data.rtt_ms_max)) is not None:
-        outcome.values.append(Value("probe_relay_rtt_max_seconds", rtt_max))
-    if data.loss is not None:
-        outcome.values.append(Value("probe_relay_loss_ratio", data.loss))
+    outcome.add("probe_relay_rtt_seconds", _seconds(data.rtt_ms))
+    outcome.add("probe_relay_rtt_max_seconds", _seconds(data.rtt_ms_max))
+    outcome.add("probe_relay_loss_ratio", data.loss)
     if data.sent is not None:
         outcome.values.append(Value("probe_relay_packets_sent", data.sent))
         outcome.values.append(Value("probe_relay_packets_received", data.received or 0))
