@@ -362,7 +362,8 @@ class Emulator:
         with contextlib.suppress(ConnectionError):
             await writer.drain()
 
-    def _refusal(self, writer: asyncio.StreamWriter, http: HttpServerConnection, error: HttpError) -> bytes:
+    @staticmethod
+    def _refusal(writer: asyncio.StreamWriter, http: HttpServerConnection, error: HttpError) -> bytes:
         """The answer to a request that cannot be served: one log line, the documented status."""
         log.info("http %s: %d %s", _peer(writer), error.status, error.details[:200])
         return http.respond(error.status, error_body(error.status, error.details))
