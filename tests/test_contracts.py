@@ -205,6 +205,7 @@ def test_the_sans_io_modules_are_found() -> None:
         "orchestrator/emulator/cobrowse.py",
         "orchestrator/emulator/identity.py",
         "orchestrator/emulator/http11.py",
+        "orchestrator/emulator/control_api.py",
         "orchestrator/emulator/auth.py",
         "orchestrator/call/timeline.py",
     }

@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from callops.errors import UsageError
+
+if TYPE_CHECKING:
+    from callops.orchestrator.emulator import EmulatorConfig
+    from callops.secret import Secret
 
 #: Environment variable holding the emulator's HS256 JWT secret (instead of --jwt-secret-file).
 JWT_SECRET_ENV = "CALLOPS_EMULATOR_JWT_SECRET"
@@ -34,6 +39,19 @@ def _control_token_option(help_text: str) -> Callable[[Callable[..., None]], Cal
     )
 
 
+def _seconds_option(
+    flag: str, default: float, help_text: str, *, zero_ok: bool = False
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A duration in seconds: above 0 (or at least 0 with ``zero_ok``)."""
+    return click.option(
+        flag,
+        default=default,
+        show_default=True,
+        type=click.FloatRange(min=0, min_open=not zero_ok),
+        help=help_text,
+    )
+
+
 @click.group()
 def emulator() -> None:
     """The local Messaging Window API emulator (consumer websocket, agent control API, CoBrowse)."""
@@ -49,26 +67,17 @@ def emulator() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help=f"HS256 secret for consumer JWTs (or env {JWT_SECRET_ENV}); none: dev mode, any well-formed JWT.",
 )
-@click.option(
-    "--invite-expiry",
-    default=120.0,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="Seconds before an invitation that was not accepted closes as CLOSED.",
+@_seconds_option(
+    "--invite-expiry", 120.0, "Seconds before an invitation that was not accepted closes as CLOSED."
 )
-@click.option(
-    "--init-timeout",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="Seconds a consumer websocket has to send InitConnection before it is closed.",
+@_seconds_option(
+    "--init-timeout", 5.0, "Seconds a consumer websocket has to send InitConnection before it is closed."
 )
-@click.option(
+@_seconds_option(
     "--signup-expiry",
-    default=3600.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="Seconds an IDP signup JWT is valid (short: exercise the consumer's renewal on 4401).",
+    3600.0,
+    "Seconds an IDP signup JWT is valid (short: exercise the consumer's renewal on 4401).",
+    zero_ok=True,
 )
 @_control_token_option("Bearer token the control API requires; none: no token needed")
 def serve(
@@ -82,8 +91,8 @@ def serve(
     control_token_file: Path | None,
 ) -> None:
     """Serve the emulator (consumer websocket, control API, CoBrowse) until interrupted (Ctrl-C)."""
-    from callops.orchestrator.emulator import Emulator, EmulatorConfig
-    from callops.orchestrator.emulator.auth import MIN_SECRET_BYTES, weak_secret
+    from callops.orchestrator.cli.stopping import run_stoppable
+    from callops.orchestrator.emulator import EmulatorConfig
     from callops.orchestrator.emulator.identity import IdentityConfig
     from callops.secret import load_secret
 
@@ -98,6 +107,18 @@ def serve(
         identity=IdentityConfig(signup_lifetime=signup_expiry),
         control_token=token,
     )
+    _warn_open(host, secret, token)
+    # Ctrl-C, SIGTERM (systemd, docker, kill) and SIGHUP stop alike: sockets closed, exit 128+signal
+    _, stopped = run_stoppable(_run(config))
+    if stopped is not None:
+        click.echo(f"emulator stopped ({stopped.name})", err=True)
+        raise stopped
+
+
+def _warn_open(host: str, secret: Secret | None, token: Secret | None) -> None:
+    """Warn on stderr about what anyone who can reach ``host`` could do, and about a weak secret."""
+    from callops.orchestrator.emulator.auth import MIN_SECRET_BYTES, weak_secret
+
     if not _is_loopback(host):
         open_doors = []
         if secret is None:
@@ -113,28 +134,25 @@ def serve(
             err=True,
         )
 
-    async def run() -> None:
-        emu = Emulator(config)
-        await emu.start()
-        mode = f"HS256 ({secret.source})" if secret is not None else "dev mode (any well-formed JWT)"
-        control = f"bearer token ({token.source})" if token is not None else "no token"
-        click.echo(f"emulator on {emu.base_url} -- JWTs: {mode}; control API: {control}")
-        click.echo(f"  consumer: {emu.consumer_url('ACCOUNT')}")
-        click.echo(f"  cobrowse: {emu.cobrowse_url('ACCOUNT')}")
-        click.echo(f"  control:  {emu.base_url}/control/accounts/ACCOUNT/conversations")
-        click.echo(f"  csds:     {emu.base_url}  (callops consumer listen --account ACCOUNT --csds URL)")
-        try:
-            await emu.serve_forever()
-        finally:
-            await emu.stop()
 
-    from callops.orchestrator.cli.stopping import run_stoppable
+async def _run(config: EmulatorConfig) -> None:
+    """Serve until cancelled, after printing where."""
+    from callops.orchestrator.emulator import Emulator
 
-    # Ctrl-C, SIGTERM (systemd, docker, kill) and SIGHUP stop alike: sockets closed, exit 128+signal
-    _, stopped = run_stoppable(run())
-    if stopped is not None:
-        click.echo(f"emulator stopped ({stopped.name})", err=True)
-        raise stopped
+    emu = Emulator(config)
+    await emu.start()
+    secret, token = config.jwt_secret, config.control_token
+    mode = f"HS256 ({secret.source})" if secret is not None else "dev mode (any well-formed JWT)"
+    control = f"bearer token ({token.source})" if token is not None else "no token"
+    click.echo(f"emulator on {emu.base_url} -- JWTs: {mode}; control API: {control}")
+    click.echo(f"  consumer: {emu.consumer_url('ACCOUNT')}")
+    click.echo(f"  cobrowse: {emu.cobrowse_url('ACCOUNT')}")
+    click.echo(f"  control:  {emu.base_url}/control/accounts/ACCOUNT/conversations")
+    click.echo(f"  csds:     {emu.base_url}  (callops consumer listen --account ACCOUNT --csds URL)")
+    try:
+        await emu.serve_forever()
+    finally:
+        await emu.stop()
 
 
 @emulator.command()
@@ -150,13 +168,7 @@ def serve(
 )
 @click.option("--cancel", is_flag=True, help="Cancel the invitation or hang up instead (DELETE).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-@click.option(
-    "--timeout",
-    default=10.0,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="Seconds to wait for the control API's answer.",
-)
+@_seconds_option("--timeout", 10.0, "Seconds to wait for the control API's answer.")
 @_control_token_option("The emulator's control API bearer token, if it has one")
 def invite(
     url: str,

@@ -22,7 +22,7 @@ import itertools
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callops.consumer.models import decode_json
 from callops.errors import (
@@ -35,6 +35,9 @@ from callops.errors import (
     ValidationError,
 )
 from callops.orchestrator.emulator.auth import RedactedFrameLog
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
 
 
 class ChannelRefused(ProtocolError):
@@ -67,7 +70,7 @@ def _refusal(frame: dict[str, Any]) -> CallopsError:
 class CoBrowseChannel:
     """One socket of the CoBrowse stand-in, bound to one call (``service_id``)."""
 
-    def __init__(self, ws: Any, *, role: str, service_id: str, timeout: float) -> None:
+    def __init__(self, ws: ClientConnection, *, role: str, service_id: str, timeout: float) -> None:
         self._ws = ws
         self.role = role
         self.service_id = service_id

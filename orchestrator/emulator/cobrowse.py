@@ -32,10 +32,8 @@ from callops.orchestrator.emulator.model import (
     CallEvent,
     CallStateError,
     Delivery,
-    EmulatorModel,
 )
-from callops.orchestrator.emulator.session import CLOSE_INIT_TIMEOUT, Close, Outcome
-from callops.secret import Secret
+from callops.orchestrator.emulator.session import CLOSE_INIT_TIMEOUT, Close, Outcome, SocketCore
 
 log = logging.getLogger("callops.emulator")
 
@@ -76,28 +74,38 @@ def _set_peer(call: Call, role: Role, session_id: int | None) -> None:
         call.consumer_peer = session_id
 
 
-class CoBrowseConnection:
+#: the page's events about one call (``sliderOpened`` is about every joined call)
+_CALL_EVENTS = frozenset(
+    {LpTagEventName.COBROWSE_OFFERED, LpTagEventName.COBROWSE_ACCEPTED, LpTagEventName.COBROWSE_DECLINED}
+)
+
+
+def _check_matches(call: Call, event: str, payload: dict[str, Any]) -> None:
+    """The event's agentId and mode must be the call's (400 naming each field otherwise)."""
+    problems = []
+    if payload.get("agentId") != call.agent_id:
+        problems.append(("agentId", f"is {payload.get('agentId')!r}, the call's agent is {call.agent_id!r}"))
+    if payload.get("mode") != call.mode:
+        problems.append(("mode", f"is {payload.get('mode')!r}, the call's mode is {call.mode!r}"))
+    if problems:
+        raise ChannelError(
+            400, "Invalid lpTag event", f"{event} does not match call {call.service_id}", problems
+        )
+
+
+class CoBrowseConnection(SocketCore):
     """The protocol state of one CoBrowse channel socket."""
 
-    def __init__(
-        self,
-        model: EmulatorModel,
-        account: str,
-        *,
-        jwt_secret: Secret | None,
-        now: float,
-        init_timeout: float = 5.0,
-    ) -> None:
-        self.model = model
-        self.account = account
-        self.jwt_secret = jwt_secret
-        self.session_id = model.open_session()
-        self.init_deadline = now + init_timeout
-        self.init_timeout = init_timeout
-        self.role: Role | None = None
-        self.identity: str | None = None
-        #: serviceIds this socket has joined
-        self.joined: set[str] = set()
+    role: Role | None
+    identity: str | None
+    #: serviceIds this socket has joined
+    joined: set[str]
+    closed: bool
+
+    def _begin(self) -> None:
+        self.role = None
+        self.identity = None
+        self.joined = set()
         self.closed = False
 
     # entry points -----------------------------------------------------------------------------------
@@ -111,7 +119,7 @@ class CoBrowseConnection:
     def receive_text(self, data: str | bytes, now: float) -> Outcome:
         if self.closed:
             return Outcome()
-        msg_id: Any = None
+        msg_id: object = None
         try:
             try:
                 message = decode_json(data)
@@ -154,7 +162,7 @@ class CoBrowseConnection:
 
     # answers ------------------------------------------------------------------------------------------
 
-    def _error(self, msg_id: Any, exc: ChannelError) -> dict[str, Any]:
+    def _error(self, msg_id: object, exc: ChannelError) -> dict[str, Any]:
         frame: dict[str, Any] = {
             "type": "error",
             "code": exc.code,
@@ -246,11 +254,7 @@ class CoBrowseConnection:
                     self.model.calls_by_service_id[service_id], Role.CONSUMER, event, payload
                 )
             return Outcome(out)
-        if event not in (
-            LpTagEventName.COBROWSE_OFFERED,
-            LpTagEventName.COBROWSE_ACCEPTED,
-            LpTagEventName.COBROWSE_DECLINED,
-        ):
+        if event not in _CALL_EVENTS:
             raise ChannelError(
                 400,
                 "Unsupported lpTag event",
@@ -258,36 +262,30 @@ class CoBrowseConnection:
                 [("event", "unsupported")],
             )
         call = self._call(payload)
-        problems = []
-        if payload.get("agentId") != call.agent_id:
-            problems.append(
-                ("agentId", f"is {payload.get('agentId')!r}, the call's agent is {call.agent_id!r}")
-            )
-        if payload.get("mode") != call.mode:
-            problems.append(("mode", f"is {payload.get('mode')!r}, the call's mode is {call.mode!r}"))
-        if problems:
-            raise ChannelError(
-                400, "Invalid lpTag event", f"{event} does not match call {call.service_id}", problems
-            )
-        out = []
+        _check_matches(call, str(event), payload)
+        out = self._call_event(call, LpTagEventName(event), now)
+        out.insert(
+            0, self._ack(message, event=event, serviceId=call.service_id, sessionState=str(call.state))
+        )
+        out += self._forward(call, Role.CONSUMER, str(event), payload)
+        return Outcome(out)
+
+    def _call_event(self, call: Call, event: LpTagEventName, now: float) -> list[Delivery]:
+        """The call's answer to the page's cobrowseOffered / cobrowseDeclined / cobrowseAccepted."""
         if event == LpTagEventName.COBROWSE_OFFERED:
             if not call.live:
                 raise ChannelError(
                     409, "Call state conflict", f"call {call.service_id} is CLOSED ({call.closed_reason})"
                 )
             call.offered = True
-        elif event == LpTagEventName.COBROWSE_DECLINED:
-            out += self._apply(call, CallEvent.CONSUMER_DECLINE, now, "declined by consumer")
-        elif call.state == "ACCEPTED":
-            pass  # a duplicate accept is idempotent (docs/emulator.md)
-        else:
-            out += self._apply(call, CallEvent.CONSUMER_ACCEPT, now, "accepted by consumer")
-            out += self._join(call, now)
-        out.insert(
-            0, self._ack(message, event=event, serviceId=call.service_id, sessionState=str(call.state))
+            return []
+        if event == LpTagEventName.COBROWSE_DECLINED:
+            return self._apply(call, CallEvent.CONSUMER_DECLINE, now, "declined by consumer")
+        if call.state == "ACCEPTED":
+            return []  # a duplicate accept is idempotent (docs/emulator.md)
+        return self._apply(call, CallEvent.CONSUMER_ACCEPT, now, "accepted by consumer") + self._join(
+            call, now
         )
-        out += self._forward(call, Role.CONSUMER, str(event), payload)
-        return Outcome(out)
 
     def _forward(self, call: Call, sender: Role, event: str, payload: dict[str, Any]) -> list[Delivery]:
         peer = _peer(call, _other(sender))

@@ -165,21 +165,19 @@ class Call:
 
     def __init__(
         self,
+        conversation: Conversation,
         *,
-        account: str,
-        conversation_id: str,
-        consumer_id: str,
-        agent_id: str,
         dialog_id: str,
         service_id: str,
         mode: CallMode,
         expires: float,
         now: float,
     ) -> None:
-        self.account = account
-        self.conversation_id = conversation_id
-        self.consumer_id = consumer_id
-        self.agent_id = agent_id
+        """A new INVITED call in ``conversation``, between its consumer and its agent."""
+        self.account = conversation.account
+        self.conversation_id = conversation.conversation_id
+        self.consumer_id = conversation.consumer_id
+        self.agent_id = conversation.agent_id
         self.dialog_id = dialog_id
         self.service_id = service_id
         self.mode = mode
@@ -679,10 +677,7 @@ class EmulatorModel:
             )
         dialog_id = self._new_id()
         call = Call(
-            account=account,
-            conversation_id=conversation_id,
-            consumer_id=conv.consumer_id,
-            agent_id=conv.agent_id,
+            conv,
             dialog_id=dialog_id,
             service_id=f"{conv.consumer_id}#{self._new_id()}",
             mode=mode,

@@ -3,7 +3,7 @@
 Each accepted connection reads one bounded HTTP/1.1 request (h11, :mod:`.http11`). A websocket upgrade to
 ``/ws_api/account/{account}/messaging/consumer`` or ``/cobrowse/account/{account}`` is handed to
 websockets' sans-I/O :class:`~websockets.server.ServerProtocol`; anything else is a control API
-request (:func:`callops.orchestrator.emulator.control.handle_control`). The protocol logic lives in
+request (:func:`callops.orchestrator.emulator.control_api.handle_control`). The protocol logic lives in
 the sans-I/O cores (:mod:`.model`, :mod:`.session`, :mod:`.cobrowse`); this module only moves
 bytes, runs the timers (InitConnection deadline, invitation expiry, CoBrowse keep-alive) and
 routes :class:`~callops.orchestrator.emulator.model.Delivery` frames to sockets.
@@ -21,6 +21,7 @@ import logging
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -34,7 +35,7 @@ from callops.consumer.models import MAX_FRAME_BYTES
 from callops.errors import LocalProtocolError, NetworkError
 from callops.orchestrator.emulator.auth import RedactedFrameLog
 from callops.orchestrator.emulator.cobrowse import CoBrowseConnection
-from callops.orchestrator.emulator.control import handle_control
+from callops.orchestrator.emulator.control_api import ControlAnswer, handle_control
 from callops.orchestrator.emulator.http11 import HttpError, HttpRequest, HttpServerConnection, error_body
 from callops.orchestrator.emulator.identity import IdentityConfig, authority, handle_identity
 from callops.orchestrator.emulator.model import DEFAULT_AGENT_USER_ID, Delivery, EmulatorModel
@@ -308,20 +309,26 @@ class Emulator:
         http = HttpServerConnection()
         try:
             async with asyncio.timeout(self.config.request_timeout):
-                while (request := http.next_request()) is None:
-                    if http.closed:
-                        return
-                    http.receive_data(await reader.read(65536))
+                request = await http.read_request(reader)
         except HttpError as exc:
-            self._refuse(writer, http, exc.status, exc.details)
+            await self._answer(writer, self._refusal(writer, http, exc))
             return
         except TimeoutError:
-            if http.started:
-                self._refuse(writer, http, 408, "request not received in time")
+            if (late := http.timed_out()) is not None:
+                await self._answer(writer, self._refusal(writer, http, late))
+            return
+        if request is None:
             return
         if request.is_websocket_upgrade:
             await self._websocket(http, request, reader, writer)
             return
+        await self._answer(writer, *self._response(http, request, writer))
+
+    def _response(
+        self, http: HttpServerConnection, request: HttpRequest, writer: asyncio.StreamWriter
+    ) -> tuple[bytes, ControlAnswer | None]:
+        """The answer to a plain request -- identity (CSDS, IDP), a web asset or the control API --
+        and, for the control API, what it caused (frames to fan out, a timer to set)."""
         served = handle_identity(
             request.method,
             request.path,
@@ -332,30 +339,34 @@ class Emulator:
             now=time.time(),
         )
         if served is not None:  # CSDS and IDP (docs/emulator.md)
-            writer.write(http.respond(served.status, served.body))
-            with contextlib.suppress(ConnectionError):
-                await writer.drain()
-            return
+            return http.respond(served.status, served.body), None
         if request.method in ("GET", "HEAD") and (asset := web_asset(request.path)) is not None:
             content_type, content = asset  # the browser leg's pages (docs/browser.md)
-            writer.write(http.respond_content(200, content, content_type, head=request.method == "HEAD"))
-            return
+            return http.respond_content(200, content, content_type, head=request.method == "HEAD"), None
         answer = handle_control(self.model, request, time.time(), token=self.config.control_token)
         if answer.status >= 400:
             details = answer.body.get("details", "") if isinstance(answer.body, dict) else ""
             log.info("http %s: %d %s", _peer(writer), answer.status, str(details)[:200])
-        writer.write(http.respond(answer.status, answer.body, headers=answer.headers))
-        self.deliver(answer.deliveries)
-        if answer.expires is not None:
-            self._schedule_expiry(answer.expires)
+        return http.respond(answer.status, answer.body, headers=answer.headers), answer
+
+    async def _answer(
+        self, writer: asyncio.StreamWriter, response: bytes, caused: ControlAnswer | None = None
+    ) -> None:
+        """Write one HTTP answer and drain it. A control answer's frames fan out after its bytes
+        are queued (the agent reads its 201 before the consumer's UPSERT can arrive)."""
+        writer.write(response)
+        if caused is not None:
+            self.deliver(caused.deliveries)
+            if caused.expires is not None:
+                self._schedule_expiry(caused.expires)
         with contextlib.suppress(ConnectionError):
             await writer.drain()
 
     @staticmethod
-    def _refuse(writer: asyncio.StreamWriter, http: HttpServerConnection, status: int, details: str) -> None:
-        """Answer a request that cannot be served: one log line, the documented status."""
-        log.info("http %s: %d %s", _peer(writer), status, details[:200])
-        writer.write(http.respond(status, error_body(status, details)))
+    def _refusal(writer: asyncio.StreamWriter, http: HttpServerConnection, error: HttpError) -> bytes:
+        """The answer to a request that cannot be served: one log line, the documented status."""
+        log.info("http %s: %d %s", _peer(writer), error.status, error.details[:200])
+        return http.respond(error.status, error_body(error.status, error.details))
 
     async def _websocket(
         self,
@@ -364,35 +375,24 @@ class Emulator:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
-        path = request.path
-        consumer = _CONSUMER_PATH.match(path)
-        cobrowse = _COBROWSE_PATH.match(path)
-        if consumer is None and cobrowse is None:
+        make_core = self._session_factory(request.path)
+        if make_core is None:
             details = (
-                f"no websocket endpoint at {path[:200]}; use /ws_api/account/ACCOUNT/messaging/consumer"
-                " or /cobrowse/account/ACCOUNT"
+                f"no websocket endpoint at {request.path[:200]}; use"
+                " /ws_api/account/ACCOUNT/messaging/consumer or /cobrowse/account/ACCOUNT"
             )
-            self._refuse(writer, http, 404, details)
+            await self._answer(writer, self._refusal(writer, http, HttpError(404, details)))
             return
         protocol = ServerProtocol(max_size=MAX_FRAME_BYTES, logger=_WIRE_LOG)
         protocol.receive_data(request.raw_head)
         events = protocol.events_received()
         if not events or not isinstance(events[0], WsRequest):
-            self._refuse(writer, http, 400, "malformed websocket handshake")
+            refusal = HttpError(400, "malformed websocket handshake")
+            await self._answer(writer, self._refusal(writer, http, refusal))
             return
         ws_request = events[0]
         now = time.time()
-        core: ConsumerSession | CoBrowseConnection
-        secret, timeout = self.config.jwt_secret, self.config.init_timeout
-        if consumer is not None:
-            core = ConsumerSession(
-                self.model, consumer.group(1), jwt_secret=secret, now=now, init_timeout=timeout
-            )
-        else:
-            assert cobrowse is not None
-            core = CoBrowseConnection(
-                self.model, cobrowse.group(1), jwt_secret=secret, now=now, init_timeout=timeout
-            )
+        core = make_core(now)
         response = protocol.accept(ws_request)
         protocol.send_response(response)
         sock = _Socket(protocol, writer, core, self.config.max_send_buffer)
@@ -415,17 +415,34 @@ class Emulator:
                     sock.close(close)
                     self._close_soon(sock)
             loop = asyncio.get_running_loop()
-            sock.deadline = loop.call_later(timeout + 0.01, self._check_deadline, sock)
+            sock.deadline = loop.call_later(self.config.init_timeout + 0.01, self._check_deadline, sock)
             await self._read_frames(sock, reader, http.trailing_data)
         finally:
-            if sock.deadline is not None:
-                sock.deadline.cancel()
-            self._sockets.pop(core.session_id, None)
-            self._backlog.pop(core.session_id, None)
-            if isinstance(core, ConsumerSession):
-                core.close()
-            else:
-                self.deliver(core.disconnected(time.time()))
+            self._detach(sock)
+
+    def _session_factory(self, path: str) -> Callable[[float], ConsumerSession | CoBrowseConnection] | None:
+        """What serves a websocket at ``path`` (made once the handshake is read), or None: 404."""
+        kinds: tuple[tuple[re.Pattern[str], type[ConsumerSession | CoBrowseConnection]], ...] = (
+            (_CONSUMER_PATH, ConsumerSession),
+            (_COBROWSE_PATH, CoBrowseConnection),
+        )
+        for pattern, kind in kinds:
+            if (match := pattern.match(path)) is not None:
+                account, secret, timeout = match.group(1), self.config.jwt_secret, self.config.init_timeout
+                return lambda now: kind(self.model, account, jwt_secret=secret, now=now, init_timeout=timeout)
+        return None
+
+    def _detach(self, sock: _Socket) -> None:
+        """A websocket ended: forget it, and tell its core (a CoBrowse peer learns it "left")."""
+        if sock.deadline is not None:
+            sock.deadline.cancel()
+        core = sock.core
+        self._sockets.pop(core.session_id, None)
+        self._backlog.pop(core.session_id, None)
+        if isinstance(core, ConsumerSession):
+            core.close()
+        else:
+            self.deliver(core.disconnected(time.time()))
 
     def _check_deadline(self, sock: _Socket) -> None:
         close = sock.core.check_deadline(time.time())

@@ -126,8 +126,9 @@ def parse_request(data: str | bytes) -> Request:
         raise RemoteProtocolError(f"invalid request: {describe_validation_error(exc)}") from None
 
 
-class ConsumerSession:
-    """The protocol state of one consumer websocket."""
+class SocketCore:
+    """What every websocket's protocol state starts with: the model, the account of the path, the
+    JWT secret (None: dev mode), a session id, and the time by which the socket must authenticate."""
 
     def __init__(
         self,
@@ -142,16 +143,31 @@ class ConsumerSession:
         self.account = account
         self.jwt_secret = jwt_secret
         self.session_id = model.open_session()
-        self.phase = SessionPhase.AWAITING_INIT
         self.init_deadline = now + init_timeout
         self.init_timeout = init_timeout
-        self.consumer_id: str | None = None
+        self._begin()
+
+    def _begin(self) -> None:
+        """The state of a socket that has not authenticated yet (each protocol's own)."""
+
+
+class ConsumerSession(SocketCore):
+    """The protocol state of one consumer websocket."""
+
+    phase: SessionPhase
+    consumer_id: str | None
+
+    def _begin(self) -> None:
+        self.phase = SessionPhase.AWAITING_INIT
+        self.consumer_id = None
 
     def _set_phase(self, phase: SessionPhase) -> None:
         log.debug("session %d: %s -> %s", self.session_id, self.phase, phase)
         self.phase = phase
 
-    def _authenticate(self, jwt: Any, client_properties: dict[str, Any] | None, now: float) -> Close | None:
+    def _authenticate(
+        self, jwt: object, client_properties: dict[str, Any] | None, now: float
+    ) -> Close | None:
         try:
             claims = verify_jwt(jwt, self.jwt_secret, now=now)
         except AuthenticationError as exc:
@@ -237,4 +253,12 @@ class ConsumerSession:
             self.model.close_session(self.session_id)
 
 
-__all__ = ["CLOSE_INIT_TIMEOUT", "Close", "ConsumerSession", "Outcome", "SessionPhase", "parse_request"]
+__all__ = [
+    "CLOSE_INIT_TIMEOUT",
+    "Close",
+    "ConsumerSession",
+    "Outcome",
+    "SessionPhase",
+    "SocketCore",
+    "parse_request",
+]

@@ -33,14 +33,12 @@ class CertificateCheck:
 
 
 async def _handshake(
-    host: str, port: int, context: ssl.SSLContext, server_name: str, timeout: float
+    host: str, port: int, context: ssl.SSLContext, server_name: str
 ) -> tuple[bytes, float, str, str]:
     started = time.monotonic()
     writer: asyncio.StreamWriter | None = None
     try:
-        _, stream = await asyncio.wait_for(
-            asyncio.open_connection(host, port, ssl=context, server_hostname=server_name), timeout
-        )
+        _, stream = await asyncio.open_connection(host, port, ssl=context, server_hostname=server_name)
         writer = stream
         elapsed = time.monotonic() - started
         ssl_object = stream.get_extra_info("ssl_object")
@@ -56,6 +54,20 @@ async def _handshake(
                 await asyncio.wait_for(writer.wait_closed(), 0.2)
 
 
+async def _read_certificate(
+    host: str, port: int, server_name: str, ca_file: Path | None
+) -> tuple[tuple[bytes, float, str, str], str | None]:
+    """The handshake's certificate and figures, and why it was not trusted (None: it was): a
+    certificate that fails verification is read again without verifying, to report on it."""
+    from callops.turn.tls import client_context
+
+    try:
+        return await _handshake(host, port, client_context(ca_file), server_name), None
+    except ssl.SSLCertVerificationError as exc:
+        why = f"TLS {host}:{port}: certificate rejected: {exc.verify_message or exc}"
+    return await _handshake(host, port, client_context(None, insecure=True), server_name), why
+
+
 async def check_certificate(
     host: str,
     port: int,
@@ -64,35 +76,19 @@ async def check_certificate(
     server_name: str | None = None,
     ca_file: Path | None = None,
 ) -> CertificateCheck:
-    """Handshake with ``host:port``; :class:`NetworkError` if no certificate could be read at all."""
+    """Handshake with ``host:port`` (both handshakes, if the certificate is not trusted, within
+    ``timeout``); :class:`NetworkError` if no certificate could be read at all."""
     from cryptography import x509
 
-    from callops.turn.tls import client_context
-
-    label = f"TLS {host}:{port}"
-    name = server_name or host
-    deadline = time.monotonic() + timeout
-    verify_error: str | None = None
     try:
-        der, elapsed, version, cipher = await _handshake(
-            host, port, client_context(ca_file), name, max(0.001, deadline - time.monotonic())
-        )
-    except ssl.SSLCertVerificationError as exc:
-        verify_error = f"{label}: certificate rejected: {exc.verify_message or exc}"
-        try:
-            der, elapsed, version, cipher = await _handshake(
-                host,
-                port,
-                client_context(None, insecure=True),
-                name,
-                max(0.001, deadline - time.monotonic()),
+        async with asyncio.timeout(timeout):
+            (der, elapsed, version, cipher), verify_error = await _read_certificate(
+                host, port, server_name or host, ca_file
             )
-        except (OSError, TimeoutError, EOFError) as again:
-            raise transport_error(label, again) from None
     except CallopsError:
         raise
     except (OSError, TimeoutError, EOFError) as exc:
-        raise transport_error(label, exc) from None
+        raise transport_error(f"TLS {host}:{port}", exc) from None
     cert = x509.load_der_x509_certificate(der)
     return CertificateCheck(
         handshake_s=elapsed,

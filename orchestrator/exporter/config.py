@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -52,6 +52,7 @@ DEFAULT_REST_USER = "callops-exporter"
 REST_TTL = 600
 
 Transport = Literal["udp", "tcp", "tls"]
+_TRANSPORTS: dict[str, Transport] = {"udp": "udp", "tcp": "tcp", "tls": "tls"}
 
 
 class _Module(BaseModel):
@@ -311,10 +312,11 @@ class LivePersonModule(TurnModule):
             return [(i.transport, i.port) for i in items if i.check == "relay" and i.transport and i.port]
         out: list[tuple[Transport, int]] = []
         for entry in self.serves:
-            transport, _, port = entry.partition("/")
-            if transport not in ("udp", "tcp", "tls") or not port.isdigit() or not 0 < int(port) < 65536:
+            name, _, port = entry.partition("/")
+            transport = _TRANSPORTS.get(name)
+            if transport is None or not port.isdigit() or not 0 < int(port) < 65536:
                 raise UsageError(f"serves: {entry!r} is not TRANSPORT/PORT (udp/3478, tcp/3478, tls/443)")
-            out.append((transport, int(port)))  # type: ignore[arg-type]
+            out.append((transport, int(port)))
         return out
 
 
@@ -367,7 +369,7 @@ class ExporterSettings(BaseModel):
         return {**DEFAULT_MODULES, **self.modules}
 
 
-def exporter_settings(section: Any, *, source: str = "callops.yaml") -> ExporterSettings:
+def exporter_settings(section: object, *, source: str = "callops.yaml") -> ExporterSettings:
     """The ``exporter:`` section as :class:`ExporterSettings`; errors name each bad field and the fix."""
     if section is None:
         section = {}

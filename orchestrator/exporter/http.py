@@ -1,44 +1,31 @@
-"""The asyncio HTTP/1.1 adapter: h11 parses and frames, :class:`Exporter` answers.
+"""The exporter's asyncio HTTP/1.1 adapter: the h11 codec parses and frames, :class:`Exporter` answers.
 
-h11 is sans-I/O: bytes read from the socket go into ``receive_data``, events come out, responses
-are events turned into bytes by ``send``. This module only moves bytes and owns the timers: an
-idle keep-alive connection is closed after ``idle_timeout``; a request head must arrive within it.
-Malformed requests get h11's status (400, 431, ...) and the connection is closed; one client's bad
-request never touches another connection.
+The codec (:mod:`callops.orchestrator.emulator.http11`, shared with the emulator) is sans-I/O and
+bounds heads and bodies; this module only moves bytes and owns the timers: an idle keep-alive
+connection is closed after ``idle_timeout``; a request must arrive within it (408 once it began).
+Malformed requests get the codec's status (400, 411, 413, 431, ...) with the reason as text and
+the connection is closed; one client's bad request never touches another connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import http
 import logging
 
-import h11
-
 from callops.errors import NetworkError
+from callops.orchestrator.emulator.http11 import HttpError, HttpLimits, HttpServerConnection
 from callops.orchestrator.exporter.service import Exporter, Reply
 
 log = logging.getLogger(__name__)
 
-#: largest request head (h11 refuses bigger with 431)
-MAX_HEAD_BYTES = 16 * 1024
-#: largest request body read (a GET has none; more gets 413)
-MAX_BODY_BYTES = 64 * 1024
+#: request heads up to 16 KiB (else 431), bodies up to 64 KiB (a GET has none; else 413)
+LIMITS = HttpLimits(head_bytes=16 * 1024, body_bytes=64 * 1024)
+#: seconds an idle keep-alive connection is kept; a request must arrive within it
 IDLE_TIMEOUT = 75.0
+SERVER = {"Server": "callops-exporter"}
 #: open connections; more are closed at once (probes are bounded separately, see ``max_pending``)
 MAX_CONNECTIONS = 1024
-
-
-def _headers(reply: Reply, close: bool) -> list[tuple[str, str]]:
-    headers = [
-        ("Content-Type", reply.content_type),
-        ("Content-Length", str(len(reply.body))),
-        ("Server", "callops-exporter"),
-    ]
-    if close:
-        headers.append(("Connection", "close"))
-    return headers
 
 
 class HttpServer:
@@ -88,78 +75,47 @@ class HttpServer:
             self.connections.discard(task)
             writer.transport.abort()
 
-    async def _next_event(self, conn: h11.Connection, reader: asyncio.StreamReader) -> object:
-        while True:
-            event = conn.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            data = await asyncio.wait_for(reader.read(65536), self.idle_timeout)
-            conn.receive_data(data)
-
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+        http = HttpServerConnection(LIMITS)
         while True:
             try:
-                event = await self._next_event(conn, reader)
-                if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
-                    return
-                if not isinstance(event, h11.Request):
-                    return
-                # h11 bounds heads that arrive in pieces; one that arrived whole is measured here
-                head = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
-                if head > MAX_HEAD_BYTES:
-                    await self._send(
-                        conn, writer, Reply(431, "text/plain", b"request head too large\n"), None
-                    )
-                    return
-                body = 0
-                while True:
-                    more = await self._next_event(conn, reader)
-                    if isinstance(more, h11.Data):
-                        body += len(more.data)
-                        if body > MAX_BODY_BYTES:
-                            await self._send(
-                                conn, writer, Reply(413, "text/plain", b"body too large\n"), None
-                            )
-                            return
-                    elif isinstance(more, h11.EndOfMessage):
-                        break
-                    else:
-                        return
+                async with asyncio.timeout(self.idle_timeout):
+                    request = await http.read_request(reader)
+            except HttpError as exc:
+                await self._send(writer, _refusal(http, exc))
+                return
             except TimeoutError:
+                if (late := http.timed_out()) is not None:
+                    await self._send(writer, _refusal(http, late))
                 return
-            except h11.RemoteProtocolError as exc:
-                if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                    reply = Reply(exc.error_status_hint, "text/plain", f"bad request: {exc}\n".encode())
-                    with contextlib.suppress(h11.LocalProtocolError):
-                        await self._send(conn, writer, reply, None)
+            if request is None:
                 return
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers}
-            method = event.method.decode("ascii", "replace")
             try:
-                reply = await self.exporter.handle(method, event.target.decode("latin-1"), headers)
+                reply = await self.exporter.handle(request.method, request.target, request.headers)
             except Exception:
-                log.exception("exporter: request %s failed", event.target[:200])
+                log.exception("exporter: request %s failed", request.target[:200])
                 reply = Reply(500, "text/plain", b"internal error (see the exporter's log)\n")
-            await self._send(conn, writer, reply, method)
-            if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
-                return
-            try:
-                conn.start_next_cycle()
-            except h11.LocalProtocolError:
+            await self._send(writer, _response(http, reply, head=request.method == "HEAD", keep_alive=True))
+            if not http.next_cycle():
                 return
 
-    async def _send(
-        self, conn: h11.Connection, writer: asyncio.StreamWriter, reply: Reply, method: str | None
-    ) -> None:
-        close = method is None
-        reason = http.HTTPStatus(reply.status).phrase.encode()
-        out = conn.send(h11.Response(status_code=reply.status, headers=_headers(reply, close), reason=reason))
-        if method != "HEAD":
-            out += conn.send(h11.Data(data=reply.body))
-        out += conn.send(h11.EndOfMessage())
-        writer.write(out)
+    @staticmethod
+    async def _send(writer: asyncio.StreamWriter, response: bytes) -> None:
+        writer.write(response)
         await writer.drain()
+
+
+def _response(
+    http: HttpServerConnection, reply: Reply, *, head: bool = False, keep_alive: bool = False
+) -> bytes:
+    return http.respond_content(
+        reply.status, reply.body, reply.content_type, headers=SERVER, head=head, keep_alive=keep_alive
+    )
+
+
+def _refusal(http: HttpServerConnection, error: HttpError) -> bytes:
+    """A request that cannot be served: its status, the reason as text, and the connection closes."""
+    return _response(http, Reply(error.status, "text/plain", f"{error.details}\n".encode()))
 
 
 async def serve(exporter: Exporter, host: str, port: int, *, ready: asyncio.Event | None = None) -> None:

@@ -16,7 +16,7 @@ import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from callops.errors import UsageError
 from callops.orchestrator.exporter.config import (
@@ -36,7 +36,6 @@ from callops.turn.results import ProbeResult, ProbeStatus
 from callops.turn.uri import DEFAULT_PORT, DEFAULT_SECURE_PORT, Scheme, ServerUri, parse_uri
 
 M = TypeVar("M")
-T = TypeVar("T")
 
 _SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
 #: the least a readiness profile's one-site probes get besides its bandwidth items
@@ -81,7 +80,7 @@ def server_uri(text: str, *, turn: bool, transport: Transport) -> ServerUri:
         scheme=scheme,
         host=host,
         port=port,
-        transport="tcp" if secure else transport,  # type: ignore[arg-type]
+        transport="udp" if transport == "udp" else "tcp",
         transport_given=turn,
     )
 
@@ -150,10 +149,8 @@ async def run_stun(
     result = await stun_binding(uri, timeout, ca_file=module.ca_file, insecure=module.insecure)
     outcome = _from_probe_result(result)
     data = result.data
-    if (rtt := _seconds(data.rtt_ms)) is not None:
-        outcome.values.append(Value("probe_stun_rtt_seconds", rtt))
-    if (connect := _seconds(data.connect_ms)) is not None:
-        outcome.values.append(Value("probe_stun_connect_seconds", connect))
+    outcome.add("probe_stun_rtt_seconds", _seconds(data.rtt_ms))
+    outcome.add("probe_stun_connect_seconds", _seconds(data.connect_ms))
     if data.mapped:
         outcome.infos.append(Labels("probe_stun_mapped_address", (("address", data.mapped),)))
     return outcome
@@ -211,10 +208,8 @@ async def run_turn(
     )
     outcome = _from_probe_result(result)
     data = result.data
-    if (allocate := _seconds(data.allocate_ms)) is not None:
-        outcome.values.append(Value("probe_turn_allocate_seconds", allocate))
-    if data.lifetime is not None:
-        outcome.values.append(Value("probe_turn_allocation_lifetime_seconds", data.lifetime))
+    outcome.add("probe_turn_allocate_seconds", _seconds(data.allocate_ms))
+    outcome.add("probe_turn_allocation_lifetime_seconds", data.lifetime)
     if data.relayed:
         labels = (("address", data.relayed), ("transport", module.transport))
         outcome.infos.append(Labels("probe_turn_relayed_address", labels))
@@ -243,12 +238,9 @@ async def run_relay(
     )
     outcome = _from_probe_result(result)
     data = result.data
-    if (rtt := _seconds(data.rtt_ms)) is not None:
-        outcome.values.append(Value("probe_relay_rtt_seconds", rtt))
-    if (rtt_max := _seconds(data.rtt_ms_max)) is not None:
-        outcome.values.append(Value("probe_relay_rtt_max_seconds", rtt_max))
-    if data.loss is not None:
-        outcome.values.append(Value("probe_relay_loss_ratio", data.loss))
+    outcome.add("probe_relay_rtt_seconds", _seconds(data.rtt_ms))
+    outcome.add("probe_relay_rtt_max_seconds", _seconds(data.rtt_ms_max))
+    outcome.add("probe_relay_loss_ratio", data.loss)
     if data.sent is not None:
         outcome.values.append(Value("probe_relay_packets_sent", data.sent))
         outcome.values.append(Value("probe_relay_packets_received", data.received or 0))
@@ -371,6 +363,10 @@ async def run_liveperson(
     return outcome
 
 
+#: what an ice_two_site module has in common with ``callops probe``'s settings
+_PROBE_FIELDS = {"stun", "turn", "secret_file", "user", "password_file", "ca_file", "insecure"}
+
+
 async def run_ice_two_site(
     module: IceTwoSiteModule, url: str, timeout: float, env: Mapping[str, str]
 ) -> ProbeOutcome:
@@ -378,22 +374,11 @@ async def run_ice_two_site(
     from callops.orchestrator.probe.twosite import run_peer, site_servers
     from callops.secret import load_secret
 
-    settings = ProbeSettings(
-        stun=module.stun,
-        turn=module.turn,
-        secret_file=module.secret_file,
-        user=module.user,
-        password_file=module.password_file,
-        ca_file=module.ca_file,
-        insecure=module.insecure,
-        timeout=timeout,
-    )
+    shared = module.model_dump(include=_PROBE_FIELDS)
+    settings = ProbeSettings.model_validate({**shared, "timeout": timeout})
     ice, _ = site_servers(settings, env, host_addresses=module.host_addresses)
-    if module.token_file is not None:
-        token = load_secret(file=module.token_file, env="", what="probe serve token")
-    else:
-        assert module.token_env is not None
-        token = load_secret(file=None, env=module.token_env, what="probe serve token")
+    # the module's validator saw to it that one of the two is set
+    token = load_secret(file=module.token_file, env=module.token_env or "", what="probe serve token")
     assert token is not None
     report = await run_peer(url, token, ice, timeout=timeout, paths=module.paths)
     outcome = ProbeOutcome(
@@ -432,45 +417,49 @@ class Prepared:
     run: Runner
 
 
-def _bind(
-    run: Callable[[M, T, float, Mapping[str, str]], Awaitable[ProbeOutcome]], module: M, target: T
-) -> Runner:
-    def runner(timeout: float, env: Mapping[str, str]) -> Awaitable[ProbeOutcome]:
-        return run(module, target, timeout, env)
+#: a parsed target
+_T = TypeVar("_T", ServerUri, HostPort, str)
 
-    return runner
+
+@dataclass(frozen=True)
+class _Adapter(Generic[M, _T]):
+    """One kind of module: how its target is parsed and how it runs."""
+
+    kind: type[M]
+    parse: Callable[[M, str], _T]
+    run: Callable[[M, _T, float, Mapping[str, str]], Awaitable[ProbeOutcome]]
+
+    def prepare(self, module: object, text: str) -> Prepared | None:
+        """``module``'s target and bound runner, if it is of this kind."""
+        if not isinstance(module, self.kind):
+            return None
+        target, run = self.parse(module, text), self.run
+
+        def runner(timeout: float, env: Mapping[str, str]) -> Awaitable[ProbeOutcome]:
+            return run(module, target, timeout, env)
+
+        return Prepared(target, runner)
+
+
+#: every kind of module, subclasses of :class:`TurnModule` before it
+_ADAPTERS: tuple[Callable[[Module, str], Prepared | None], ...] = (
+    _Adapter(StunModule, _stun_target, run_stun).prepare,
+    _Adapter(NatModule, _nat_target, run_nat).prepare,
+    _Adapter(TlsModule, _tls_target, run_tls).prepare,
+    _Adapter(RelayModule, _turn_target, run_relay).prepare,
+    _Adapter(BandwidthModule, _turn_target, run_bandwidth).prepare,
+    _Adapter(LivePersonModule, _host_target, run_liveperson).prepare,
+    _Adapter(TurnModule, _turn_target, run_turn).prepare,
+    _Adapter(IceTwoSiteModule, _ws_target, run_ice_two_site).prepare,
+)
 
 
 def prepare(module: Module, text: str) -> Prepared:
-    """Parse ``text`` as the module's target (:class:`TargetError`: a 400) and bind its adapter.
-
-    Subclasses of :class:`TurnModule` come before it.
-    """
-    match module:
-        case StunModule():
-            uri = _stun_target(module, text)
-            return Prepared(uri, _bind(run_stun, module, uri))
-        case NatModule():
-            uri = _nat_target(module, text)
-            return Prepared(uri, _bind(run_nat, module, uri))
-        case TlsModule():
-            hostport = _tls_target(module, text)
-            return Prepared(hostport, _bind(run_tls, module, hostport))
-        case RelayModule():
-            uri = _turn_target(module, text)
-            return Prepared(uri, _bind(run_relay, module, uri))
-        case BandwidthModule():
-            uri = _turn_target(module, text)
-            return Prepared(uri, _bind(run_bandwidth, module, uri))
-        case LivePersonModule():
-            hostport = _host_target(module, text)
-            return Prepared(hostport, _bind(run_liveperson, module, hostport))
-        case TurnModule():
-            uri = _turn_target(module, text)
-            return Prepared(uri, _bind(run_turn, module, uri))
-        case IceTwoSiteModule():
-            url = _ws_target(module, text)
-            return Prepared(url, _bind(run_ice_two_site, module, url))
+    """Parse ``text`` as the module's target (:class:`TargetError`: a 400) and bind its adapter."""
+    for adapter in _ADAPTERS:
+        if (prepared := adapter(module, text)) is not None:
+            return prepared
+    raise TypeError(f"no adapter for {type(module).__name__}")
 
 
 __all__ = ["HostPort", "Prepared", "Runner", "Target", "TargetError", "prepare", "server_uri"]

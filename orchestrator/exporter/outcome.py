@@ -100,6 +100,11 @@ class ProbeOutcome:
     def failed(cls, reason: str) -> ProbeOutcome:
         return cls(success=False, reason=reason)
 
+    def add(self, name: str, value: float | None) -> None:
+        """One more sample ``name``, unless its value is unknown (None)."""
+        if value is not None:
+            self.values.append(Value(name, value))
+
 
 def probe_registry(outcome: ProbeOutcome, *, duration_s: float, timeout_s: float) -> CollectorRegistry:
     """A fresh registry with the outcome's metrics (one per ``/probe``)."""

@@ -69,9 +69,26 @@ def test_a_busy_port_is_a_clear_error() -> None:
     assert "cannot listen on 127.0.0.1:" in result.stderr
 
 
+def _wait_listening(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> bytes:
+    """stderr up to the exporter's "listening on" line (waits on the pipe, with a deadline)."""
+    import select
+    import time
+
+    assert proc.stderr is not None
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while b"listening on" not in seen:
+        left = deadline - time.monotonic()
+        ready, _, _ = select.select([proc.stderr], [], [], max(0.0, left))
+        assert ready, f"the exporter did not come up within {timeout:g} s: {seen!r}"
+        chunk = os.read(proc.stderr.fileno(), 4096)
+        assert chunk, f"the exporter exited: {seen!r}"
+        seen += chunk
+    return seen
+
+
 def test_sigterm_stops_the_exporter_cleanly() -> None:
     import signal
-    import time
     import urllib.request
 
     from callops.turn.coturn import free_port
@@ -81,22 +98,16 @@ def test_sigterm_stops_the_exporter_cleanly() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "callops", "exporter", "--listen", f"127.0.0.1:{port}"],
         stderr=subprocess.PIPE,
-        text=True,
+        bufsize=0,
         env=env,
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as page:
-                    assert b"callops exporter" in page.read()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the exporter did not come up"
-                time.sleep(0.1)
+        _wait_listening(proc)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as page:
+            assert b"callops exporter" in page.read()
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
     finally:
         proc.kill()
     assert proc.returncode == 0
-    assert "stopping" in err
+    assert b"stopping" in err
