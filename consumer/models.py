@@ -509,7 +509,6 @@ __all__ = [
     "UpdateConversationField",
     "WireModel",
     "decode_json",
-    "describe_validation_error",
     "frame_object",
     "json_depth",
     "parse_body",

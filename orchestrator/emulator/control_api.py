@@ -19,11 +19,12 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
-from callops.consumer.models import CallMode, decode_json, describe_validation_error
+from callops.consumer.models import CallMode, decode_json
 from callops.errors import AuthenticationError, CallopsError, RemoteProtocolError, UsageError
 from callops.orchestrator.emulator.http11 import HttpError, HttpRequest, error_body
 from callops.orchestrator.emulator.model import Delivery, EmulatorModel, ModelError
 from callops.secret import Secret
+from callops.validation import describe_validation_error
 
 #: Environment variable holding the control API's bearer token (instead of --control-token-file).
 CONTROL_TOKEN_ENV = "CALLOPS_CONTROL_TOKEN"

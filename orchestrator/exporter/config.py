@@ -378,16 +378,14 @@ def exporter_settings(section: object, *, source: str = "callops.yaml") -> Expor
     try:
         return ExporterSettings.model_validate(section)
     except pydantic.ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in ("exporter", *err["loc"]))
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown field (see docs/exporter.md for the fields of each prober)"
-            problems.append(f"{loc}: {msg}")
-        raise ConfigError(
-            f"invalid {source}: " + "; ".join(problems), hint="fix the named field(s)"
-        ) from None
+        from callops.validation import describe_validation_error
+
+        problems = describe_validation_error(
+            exc,
+            section="exporter",
+            fixes={"extra_forbidden": "unknown field (see docs/exporter.md for the fields of each prober)"},
+        )
+        raise ConfigError(f"invalid {source}: {problems}", hint="fix the named field(s)") from None
 
 
 def load_exporter_settings(path: str | os.PathLike[str] | None) -> tuple[ExporterSettings, str]:
