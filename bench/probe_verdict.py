@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench._common import median, percentile, write_result
-from callops.orchestrator.lab.lab import LabState, lab_down, lab_up
+from callops.orchestrator.lab.lifecycle import LabState, lab_down, lab_up
 from callops.orchestrator.lab.netns import exec_argv, require_lab_environment
 
 PREFIX = "probe"

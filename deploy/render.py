@@ -25,10 +25,10 @@ from typing import Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from callops.deploy.exporter import exporter_files
 from callops.deploy.manifests import Manifest, k8s_object, run_as_nobody, to_yaml
+from callops.deploy.render_exporter import exporter_files
 from callops.errors import UsageError
-from callops.orchestrator.exporter.config import ExporterSettings
+from callops.orchestrator.exporter.exporter_config import ExporterSettings
 from callops.secret import Secret
 from callops.turn.config import CallopsConfig, TurnDeployment, config_error_from, render_turnserver_conf
 
@@ -634,7 +634,7 @@ def render_bundle(
 ) -> dict[str, str]:
     """The files of ``target``: relative path -> text. ``secret`` only fills the Kubernetes Secrets.
 
-    ``systemd`` and ``kubernetes`` also get ``callops exporter`` (:mod:`callops.deploy.exporter`)
+    ``systemd`` and ``kubernetes`` also get ``callops exporter`` (:mod:`callops.deploy.render_exporter`)
     with ``exporter``'s modules, else modules derived from the relay.
     """
     o = options or DeployOptions()

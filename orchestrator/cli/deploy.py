@@ -54,7 +54,7 @@ def render(target: str, config_path: Path, out_dir: Path, with_secret: bool) -> 
                 hint="the install script and compose read the secret file at start-up",
             )
         secret = read_secret_file(deployment.secret_file, what="TURN shared secret")
-    from callops.orchestrator.exporter.config import exporter_settings
+    from callops.orchestrator.exporter.exporter_config import exporter_settings
 
     section = config.section("exporter")
     exporter = exporter_settings(section, source=str(config_path)) if section is not None else None

@@ -93,7 +93,7 @@ def serve(
     """Serve the emulator (consumer websocket, control API, CoBrowse) until interrupted (Ctrl-C)."""
     from callops.orchestrator.cli.stopping import run_stoppable
     from callops.orchestrator.emulator import EmulatorConfig
-    from callops.orchestrator.emulator.identity import IdentityConfig
+    from callops.orchestrator.emulator.idp import IdentityConfig
     from callops.secret import load_secret
 
     secret = load_secret(file=jwt_secret_file, env=JWT_SECRET_ENV, what="JWT secret", required=False)

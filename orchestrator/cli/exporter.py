@@ -33,7 +33,7 @@ def exporter(listen: str | None, config_path: Path | None, check: bool) -> None:
     import contextlib
     import time
 
-    from callops.orchestrator.exporter.config import load_exporter_settings, parse_listen
+    from callops.orchestrator.exporter.exporter_config import load_exporter_settings, parse_listen
     from callops.orchestrator.exporter.http import serve
     from callops.orchestrator.exporter.service import Exporter
 

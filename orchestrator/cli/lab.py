@@ -47,7 +47,7 @@ def up(
     prefix: str,
 ) -> None:
     """Build the lab (replacing one with the same prefix) and start coturn in it."""
-    from callops.orchestrator.lab.lab import lab_up
+    from callops.orchestrator.lab.lifecycle import lab_up
     from callops.orchestrator.lab.topology import check_prefix, check_topology
 
     agent = check_topology(agent_topology or topology or "cone", site="agent")
@@ -67,7 +67,7 @@ def up(
 @_prefix_option
 def down(prefix: str) -> None:
     """Remove everything the lab created (also leftovers of a crashed run)."""
-    from callops.orchestrator.lab.lab import lab_down
+    from callops.orchestrator.lab.lifecycle import lab_down
     from callops.orchestrator.lab.topology import check_prefix
 
     removed = lab_down(check_prefix(prefix))
@@ -79,7 +79,7 @@ def down(prefix: str) -> None:
 @_prefix_option
 def status(as_json: bool, prefix: str) -> None:
     """Show whether the lab is up, its topologies, namespaces and coturn."""
-    from callops.orchestrator.lab.lab import lab_status
+    from callops.orchestrator.lab.lifecycle import lab_status
 
     st = lab_status(prefix)
     if as_json:
@@ -106,7 +106,7 @@ def status(as_json: bool, prefix: str) -> None:
 def exec_(host: str, command: tuple[str, ...], prefix: str) -> None:
     """Run COMMAND on HOST (agent, consumer, turn, inet, agent-router, consumer-router)."""
     from callops.errors import EnvironmentProblem
-    from callops.orchestrator.lab.lab import lab_exec_argv
+    from callops.orchestrator.lab.lifecycle import lab_exec_argv
 
     argv = lab_exec_argv(host, list(command), prefix=prefix)
     sys.stdout.flush()

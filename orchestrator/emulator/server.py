@@ -37,7 +37,7 @@ from callops.orchestrator.emulator.auth import RedactedFrameLog
 from callops.orchestrator.emulator.cobrowse import CoBrowseConnection
 from callops.orchestrator.emulator.control_api import ControlAnswer, handle_control
 from callops.orchestrator.emulator.http11 import HttpError, HttpRequest, HttpServerConnection, error_body
-from callops.orchestrator.emulator.identity import IdentityConfig, authority, handle_identity
+from callops.orchestrator.emulator.idp import IdentityConfig, authority, handle_identity
 from callops.orchestrator.emulator.model import DEFAULT_AGENT_USER_ID, Delivery, EmulatorModel
 from callops.orchestrator.emulator.session import Close, ConsumerSession
 from callops.orchestrator.emulator.web import web_asset

@@ -38,7 +38,7 @@ from callops.consumer.models import (
 )
 from callops.errors import AuthenticationError, RemoteProtocolError
 from callops.orchestrator.emulator.auth import CLOSE_TOKEN_REJECTED, verify_jwt
-from callops.orchestrator.emulator.identity import CLOSE_IDENTITY_INVALID, foreign_audience
+from callops.orchestrator.emulator.idp import CLOSE_IDENTITY_INVALID, foreign_audience
 from callops.orchestrator.emulator.model import Delivery, EmulatorModel, error_response, now_ms, response
 from callops.secret import Secret
 from callops.validation import describe_validation_error

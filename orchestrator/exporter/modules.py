@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from callops.errors import UsageError
-from callops.orchestrator.exporter.config import (
+from callops.orchestrator.exporter.exporter_config import (
     BandwidthModule,
     IceTwoSiteModule,
     LivePersonModule,

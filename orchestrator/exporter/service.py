@@ -26,7 +26,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from callops.errors import CallopsError
-from callops.orchestrator.exporter.config import ExporterSettings, Module
+from callops.orchestrator.exporter.exporter_config import ExporterSettings, Module
 from callops.orchestrator.exporter.modules import Runner, TargetError, prepare
 from callops.orchestrator.exporter.outcome import ProbeOutcome, probe_registry
 from callops.secret import Secret, redact

@@ -2,7 +2,7 @@
 
 :mod:`~callops.orchestrator.lab.topology` describes the lab as data (pure),
 :mod:`~callops.orchestrator.lab.netns` applies it with ``ip``/``iptables``, and
-:mod:`~callops.orchestrator.lab.lab` adds coturn, state and the ``callops lab`` operations.
+:mod:`~callops.orchestrator.lab.lifecycle` adds coturn, state and the ``callops lab`` operations.
 """
 
 from __future__ import annotations

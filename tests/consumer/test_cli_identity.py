@@ -10,7 +10,7 @@ import socket
 import sys
 
 from callops.orchestrator.emulator import ControlClient, Emulator, EmulatorConfig
-from callops.orchestrator.emulator.identity import IdentityConfig
+from callops.orchestrator.emulator.idp import IdentityConfig
 from callops.testing import run_bounded
 
 ACCOUNT = "le83624296"

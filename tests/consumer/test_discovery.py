@@ -21,7 +21,7 @@ from callops.consumer.discovery import (
 )
 from callops.errors import DeadlineExceeded, NetworkError, RemoteProtocolError, UsageError
 from callops.orchestrator.emulator import Emulator, EmulatorConfig
-from callops.orchestrator.emulator.identity import IdentityConfig
+from callops.orchestrator.emulator.idp import IdentityConfig
 from callops.testing import run_bounded
 
 ACCOUNT = "le83624296"

@@ -21,7 +21,7 @@ from callops.consumer.identity import (
 )
 from callops.errors import AuthenticationError, UsageError
 from callops.orchestrator.emulator import Emulator, EmulatorConfig, mint_jwt, verify_jwt
-from callops.orchestrator.emulator.identity import IdentityConfig
+from callops.orchestrator.emulator.idp import IdentityConfig
 from callops.secret import Secret
 from callops.testing import run_bounded
 

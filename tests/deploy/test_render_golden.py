@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from callops.deploy.render import DeployOptions, LoadJobOptions, Target, render_bundle
-from callops.orchestrator.exporter.config import ExporterSettings
+from callops.orchestrator.exporter.exporter_config import ExporterSettings
 from callops.secret import Secret
 from callops.turn.config import TurnDeployment
 

@@ -11,7 +11,7 @@ import urllib.parse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callops.orchestrator.exporter.config import DEFAULT_MODULES, ExporterSettings, TurnModule
+from callops.orchestrator.exporter.exporter_config import DEFAULT_MODULES, ExporterSettings, TurnModule
 from callops.orchestrator.exporter.modules import TargetError, prepare
 from callops.orchestrator.exporter.service import Exporter
 from callops.testing import fuzz_examples, run_bounded

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from callops.orchestrator.lab.lab import LabState, lab_down, lab_up
+from callops.orchestrator.lab.lifecycle import LabState, lab_down, lab_up
 from callops.orchestrator.lab.netns import lab_environment_problem
 
 

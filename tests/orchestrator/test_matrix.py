@@ -41,7 +41,7 @@ from typing import Any
 import pytest
 
 from callops.orchestrator.browser.isolation import browser_environment_problem
-from callops.orchestrator.lab.lab import LabState, lab_down, lab_up
+from callops.orchestrator.lab.lifecycle import LabState, lab_down, lab_up
 from callops.orchestrator.lab.netns import exec_argv, lab_environment_problem
 from callops.orchestrator.lab.topology import SIGNALLING_PORT, TOPOLOGIES, Topology
 from callops.orchestrator.probe.verdict import two_site_path

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from callops.orchestrator.emulator import Emulator, EmulatorConfig, mint_jwt, verify_jwt
-from callops.orchestrator.emulator.identity import (
+from callops.orchestrator.emulator.idp import (
     IdentityConfig,
     authority,
     foreign_audience,

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from callops.orchestrator.exporter.config import ExporterSettings, exporter_settings
+from callops.orchestrator.exporter.exporter_config import ExporterSettings, exporter_settings
 from callops.orchestrator.exporter.http import HttpServer
 from callops.orchestrator.exporter.service import Exporter
 from callops.secret import Secret

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from callops.orchestrator.emulator.http11 import HttpServerConnection
-from callops.orchestrator.exporter.config import ExporterSettings
+from callops.orchestrator.exporter.exporter_config import ExporterSettings
 from callops.orchestrator.exporter.http import HttpServer
 from callops.orchestrator.exporter.service import Exporter
 from callops.testing import run_bounded

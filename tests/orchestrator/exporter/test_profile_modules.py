@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from callops.errors import ConfigError
-from callops.orchestrator.exporter.config import BandwidthModule, LivePersonModule
+from callops.orchestrator.exporter.exporter_config import BandwidthModule, LivePersonModule
 from callops.testing import run_bounded
 from callops.turn.coturn import LoopbackCoturn
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from callops.deploy.render import DeployOptions, render_bundle
 from callops.errors import ConfigError
 from callops.orchestrator.cli import cli
-from callops.orchestrator.exporter.config import TurnModule, exporter_settings
+from callops.orchestrator.exporter.exporter_config import TurnModule, exporter_settings
 from callops.secret import Secret
 from callops.turn.config import TurnDeployment
 
@@ -104,7 +104,7 @@ def test_scrape_jobs_point_each_module_at_the_relay_through_the_exporter(deploym
 def test_scrape_jobs_give_bandwidth_and_profile_modules_their_timeout_and_a_slow_interval(
     deployment: TurnDeployment,
 ) -> None:
-    from callops.deploy.exporter import scrape_jobs
+    from callops.deploy.render_exporter import scrape_jobs
 
     secret = {"secret_file": "/etc/callops/turn-secret"}
     config = {

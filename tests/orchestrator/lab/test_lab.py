@@ -11,7 +11,7 @@ import pytest
 
 from callops.errors import EnvironmentProblem, UsageError
 from callops.orchestrator.lab import netns
-from callops.orchestrator.lab.lab import LabState, lab_down, lab_exec, lab_status, load_state
+from callops.orchestrator.lab.lifecycle import LabState, lab_down, lab_exec, lab_status, load_state
 from callops.orchestrator.lab.topology import Topology
 
 pytestmark = [pytest.mark.netns, pytest.mark.coturn]

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from callops.orchestrator.lab.lab import LabState
+from callops.orchestrator.lab.lifecycle import LabState
 from callops.orchestrator.lab.netns import exec_argv, run
 from callops.orchestrator.lab.topology import SIGNALLING_PORT
 

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from callops.deploy.manifests import Manifest, k8s_object, run_as_nobody, to_yaml
-from callops.orchestrator.exporter.config import DEFAULT_TIMEOUT_MARGIN, ExporterSettings, Module
+from callops.orchestrator.exporter.exporter_config import DEFAULT_TIMEOUT_MARGIN, ExporterSettings, Module
 from callops.secret import Secret
 from callops.turn.config import TurnDeployment
 
