@@ -424,15 +424,7 @@ def _render_summary(report: Any) -> None:
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), help="JSON report.")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="JUnit XML.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report to standard output.")
-def smoke(  # noqa: PLR0917 - click passes every option
-    calls: int,
-    concurrency: int,
-    deadline: float | None,
-    report_path: Path | None,
-    junit_path: Path | None,
-    as_json: bool,
-    **kwargs: Any,
-) -> None:
+def smoke(**o: Any) -> None:
     """N headless calls, C at a time: success rate, p50/p95 to ice_connected and first media.
 
     Exit codes: 0 all calls passed, 1 some failed (or --deadline cut the run short), 2 usage
@@ -448,20 +440,24 @@ def smoke(  # noqa: PLR0917 - click passes every option
     from callops.orchestrator.call.smoke import SmokeReport, junit_xml, run_smoke, summarize
     from callops.orchestrator.cli.stopping import run_stoppable
 
-    request, settings = _requests(kwargs)
-    legs = _legs(kwargs)
-    show_progress = sys.stderr.isatty() and not as_json
+    request, settings = _requests(o)
+    legs = _legs(o)
+    show_progress = sys.stderr.isatty() and not o["as_json"]
 
     async def main() -> SmokeReport:
         async with call_environment(request) as env:
-            _trust(env, kwargs["ca_file"])
+            _trust(env, o["ca_file"])
 
             def run_call(_i: int) -> Any:
                 return CallRun(settings, env, **legs).run()
 
-            with _progress(show_progress, calls) as advance:
+            with _progress(show_progress, o["calls"]) as advance:
                 return await run_smoke(
-                    run_call, calls=calls, concurrency=concurrency, deadline_s=deadline, on_done=advance
+                    run_call,
+                    calls=o["calls"],
+                    concurrency=o["concurrency"],
+                    deadline_s=o["deadline"],
+                    on_done=advance,
                 )
 
     # A stop signal (Ctrl-C, SIGTERM, SIGHUP) cancels the run: run_smoke returns what finished,
@@ -470,14 +466,14 @@ def smoke(  # noqa: PLR0917 - click passes every option
     if report is None:  # stopped before any call started
         report = SmokeReport(
             ok=False,
-            requested=calls,
-            concurrency=concurrency,
+            requested=o["calls"],
+            concurrency=o["concurrency"],
             interrupted=True,
             summary=summarize([]),
             calls=[],
         )
-    _write_outputs(report, report_path, junit_path, junit_xml)
-    if as_json:
+    _write_outputs(report, o["report_path"], o["junit_path"], junit_xml)
+    if o["as_json"]:
         click.echo(report.model_dump_json(indent=2))
     else:
         _render_summary(report)

@@ -179,33 +179,7 @@ def _announce(role: str, ready_file: Path | None) -> Any:
     "--without-container", is_flag=True, hidden=True, help="--leg chromium: the page forgets the container."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the CallReport).")
-def call_site(
-    *,
-    role: str,
-    emulator_url: str,
-    account: str,
-    conversation: str | None,
-    stun: tuple[str, ...],
-    turn: tuple[str, ...],
-    secret_file: str | None,
-    user: str | None,
-    password_file: str | None,
-    ca_file: str | None,
-    mode: str,
-    policy: str,
-    duration: float,
-    timeout: float,
-    ice_timeout: float,
-    loopback_only: bool,
-    ready_file: Path | None,
-    jwt_secret_file: str | None,
-    leg: str,
-    browser_netns: str | None,
-    scenario: str,
-    deny_media: bool,
-    without_container: bool,
-    as_json: bool,
-) -> None:
+def call_site(**o: Any) -> None:
     """One side of a headless call (scenario accept) through a shared emulator.
 
     Start the consumer side first: it opens a conversation and prints one JSON line on stderr,
@@ -224,36 +198,49 @@ def call_site(
     from callops.orchestrator.cli.call import emit_call_report
     from callops.orchestrator.cli.stopping import run_stoppable
 
-    _check_roles(role, emulator_url, conversation, leg, scenario)
+    _check_roles(o["role"], o["emulator_url"], o["conversation"], o["leg"], o["scenario"])
     env = _site_environment(
-        emulator_url, stun, turn, secret_file, user, password_file, ca_file, jwt_secret_file
+        o["emulator_url"],
+        o["stun"],
+        o["turn"],
+        o["secret_file"],
+        o["user"],
+        o["password_file"],
+        o["ca_file"],
+        o["jwt_secret_file"],
     )
-    if policy == "relay" and not any(s.url.startswith("turn") for s in env.ice_servers):
+    if o["policy"] == "relay" and not any(s.url.startswith("turn") for s in env.ice_servers):
         from callops.errors import UsageError
 
         raise UsageError("--policy relay needs a TURN server", hint="give --turn")
     settings = CallSettings(
-        mode=mode,  # type: ignore[arg-type]
-        policy=policy,  # type: ignore[arg-type]
-        scenario=scenario,
-        account=account,
-        host_addresses=("127.0.0.1",) if loopback_only else None,
-        duration_s=duration,
-        wait_timeout_s=timeout,
-        ice_timeout_s=ice_timeout,
+        mode=o["mode"],
+        policy=o["policy"],
+        scenario=o["scenario"],
+        account=o["account"],
+        host_addresses=("127.0.0.1",) if o["loopback_only"] else None,
+        duration_s=o["duration"],
+        wait_timeout_s=o["timeout"],
+        ice_timeout_s=o["ice_timeout"],
     )
     run = SiteRun(
-        role,  # type: ignore[arg-type]
+        o["role"],
         settings,
         env,
-        conversation_id=conversation,
-        consumer_leg=_consumer_leg(leg, browser_netns, scenario, ca_file, (deny_media, without_container)),
-        on_ready=_announce(role, ready_file),
+        conversation_id=o["conversation"],
+        consumer_leg=_consumer_leg(
+            o["leg"],
+            o["browser_netns"],
+            o["scenario"],
+            o["ca_file"],
+            (o["deny_media"], o["without_container"]),
+        ),
+        on_ready=_announce(o["role"], o["ready_file"]),
     )
     report, stopped = run_stoppable(run.run())
     if stopped is not None:  # Ctrl-C, SIGTERM, SIGHUP: the report of what is known, exit 128+signal
         report = run.report(stopped_by=stopped.name)
-    emit_call_report(report, stopped, as_json=as_json)
+    emit_call_report(report, stopped, as_json=o["as_json"])
 
 
 def _check_roles(role: str, emulator_url: str, conversation: str | None, leg: str, scenario: str) -> None:
