@@ -1,4 +1,3 @@
-# ruff: noqa: E501 -- a bench script: tables read best unwrapped
 """Where the time of a call goes: each step of accepted->ice_connected on both sides, epoch ms.
 
 The same call as ``bench/browser_call.py`` (relay on the consumer side over TURN udp/tcp/tls, the
@@ -21,6 +20,7 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,16 +60,21 @@ def _hook_agent(events: list[dict[str, Any]]) -> None:
 
     receive = CoBrowseChannel.receive
 
-    async def _receive(self: Any) -> Any:
-        frame = await receive(self)
+    async def _receive(self: Any, *args: Any) -> Any:
+        frame = await receive(self, *args)
         if isinstance(frame, dict) and frame.get("type") == "signal":
             data = frame.get("data") or {}
-            ev(f"agent_in_{data.get('kind')}", typ=str(data.get("candidate", "")).split(" typ ")[-1].split()[0] if data.get("candidate") else None)
+            ev(
+                f"agent_in_{data.get('kind')}",
+                typ=str(data.get("candidate", "")).split(" typ ")[-1].split()[0]
+                if data.get("candidate")
+                else None,
+            )
         elif isinstance(frame, dict) and frame.get("type") == "state":
             ev(f"agent_in_state_{frame.get('sessionState')}")
         return frame
 
-    CoBrowseChannel.receive = _receive  # type: ignore[method-assign]
+    CoBrowseChannel.receive = _receive  # type: ignore[method-assign,assignment]
 
     accept_answer = peer_mod.HeadlessPeer.accept_answer
 
@@ -80,21 +85,25 @@ def _hook_agent(events: list[dict[str, Any]]) -> None:
 
     peer_mod.HeadlessPeer.accept_answer = _accept_answer  # type: ignore[method-assign]
 
-    add = trickle.add_remote_candidate
+    add: Callable[..., Awaitable[bool]] = vars(trickle)["add_remote_candidate"]
 
     async def _add(peer: Any, candidate: str, mid: Any, index: Any) -> bool:
         ok = await add(peer, candidate, mid, index)
         ev("agent_candidate_applied", typ=candidate.rsplit(" typ ", maxsplit=1)[-1].split(maxsplit=1)[0])
         return ok
 
-    trickle.add_remote_candidate = _add  # type: ignore[assignment]
+    vars(trickle)["add_remote_candidate"] = _add
 
     check_start = ice.Connection.check_start
 
     async def _check_start(self: Any, pair: Any) -> None:
         ev("agent_check_start", pair=f"{pair.local_candidate.type}->{pair.remote_candidate.type}")
         await check_start(self, pair)
-        ev("agent_check_done", pair=f"{pair.local_candidate.type}->{pair.remote_candidate.type}", state=str(pair.state))
+        ev(
+            "agent_check_done",
+            pair=f"{pair.local_candidate.type}->{pair.remote_candidate.type}",
+            state=str(pair.state),
+        )
 
     ice.Connection.check_start = _check_start  # type: ignore[method-assign]
 
@@ -172,7 +181,9 @@ async def one(emu: Any, turn: Any, secret_file: Path, transport: str, leg: str) 
     consumer_events: dict[str, float] = {}
     run: Any
     if leg == "chromium":
-        run = ChromiumConsumerRun(settings, BrowserSettings(trusted_ca=[turn.ca_file]), on_ready=ready.set_result)
+        run = ChromiumConsumerRun(
+            settings, BrowserSettings(trusted_ca=[turn.ca_file]), on_ready=ready.set_result
+        )
         close = run.leg.close
 
         async def _close() -> None:
@@ -208,9 +219,16 @@ async def one(emu: Any, turn: Any, secret_file: Path, transport: str, leg: str) 
         steps.setdefault(key, round(e["t"] - accepted, 1))
     for key, at in consumer_events.items():
         steps.setdefault(key, round(at - accepted, 1))
-    steps["measured_accepted_to_ice_connected"] = report.timeline_ms["ice_connected"] - report.timeline_ms["accepted"]
+    steps["measured_accepted_to_ice_connected"] = (
+        report.timeline_ms["ice_connected"] - report.timeline_ms["accepted"]
+    )
     if VERBOSE:
-        print(leg, transport, " ".join(f"{k}={v:g}" for k, v in sorted(steps.items(), key=lambda kv: kv[1]) if -30 < v < 300), file=sys.stderr)
+        print(
+            leg,
+            transport,
+            " ".join(f"{k}={v:g}" for k, v in sorted(steps.items(), key=lambda kv: kv[1]) if -30 < v < 300),
+            file=sys.stderr,
+        )
     return steps
 
 
@@ -229,7 +247,11 @@ async def main(ns: str) -> dict[str, Any]:
         async with Emulator(EmulatorConfig()) as emu:
             for transport in sys.argv[2].split(",") if len(sys.argv) > 2 else ("udp", "tcp", "tls"):
                 for leg in ("aiortc", "chromium"):
-                    runs = [s for s in [await one(emu, turn, secret_file, transport, leg) for _ in range(RUNS)] if s]
+                    runs = [
+                        s
+                        for s in [await one(emu, turn, secret_file, transport, leg) for _ in range(RUNS)]
+                        if s
+                    ]
                     keys: dict[str, None] = {}
                     for s in runs:
                         keys.update(dict.fromkeys(s))

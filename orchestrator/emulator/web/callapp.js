@@ -155,17 +155,17 @@
   }
 
   /**
-   * The peer connection of the next offer, made as soon as the visitor accepts: with
-   * iceCandidatePoolSize it gathers (TURN allocations included) while the accept travels to the
-   * agent and the camera starts, so the answer's candidates are ready when the offer arrives.
+   * The peer connection of the next offer, made as soon as the visitor accepts (while the accept
+   * travels to the agent and the camera starts). No iceCandidatePoolSize: Chromium discards the
+   * pool when it applies a local *answer*, before it starts gathering, so a pool only costs an
+   * extra TURN allocation here; gathering starts with the answer (see answer()).
    */
   function newPeerConnection() {
     var cfg = config();
     var pc = new RTCPeerConnection({
       iceServers: cfg.iceServers || [],
       iceTransportPolicy: cfg.iceTransportPolicy || "all",
-      bundlePolicy: "max-bundle",
-      iceCandidatePoolSize: 1
+      bundlePolicy: "max-bundle"
     });
     var gathered = 0;
     pc.onicecandidate = function (event) {
