@@ -6,11 +6,13 @@
  * CoBrowse stand-in (docs/emulator.md) with the page's JWT:
  *
  *   cobrowseOffered  -> connect the CoBrowse channel, forward the event
- *   cobrowseAccepted -> forward (the emulator joins us to the call); find the container
- *                       (none: sessionError), get media (refused: NO_CAMERA_ACCESS; no WebRTC:
- *                       BROWSER_NOT_SUPPORTED), answer the agent's offer, trickle our candidates,
- *                       apply the agent's; ICE/DTLS failure or timeout: UNABLE_TO_CONNECT; the
- *                       agent's socket gone: AGENT_DISCONNECTED
+ *   cobrowseAccepted -> forward (the emulator joins us to the call) and, while it travels, find
+ *                       the container (none: sessionError), get media (refused:
+ *                       NO_CAMERA_ACCESS; no WebRTC: BROWSER_NOT_SUPPORTED) and create the
+ *                       peer connection; answer the agent's offer at once (our tracks follow
+ *                       when the camera is ready), trickle our candidates, apply the agent's;
+ *                       ICE/DTLS failure or timeout: UNABLE_TO_CONNECT; the agent's socket
+ *                       gone: AGENT_DISCONNECTED
  *   cobrowseDeclined -> forward, close the channel
  *   sliderOpened     -> (after sessionResume) re-join the call and run it again
  *
@@ -43,7 +45,7 @@
     closedReason: null,
     channel: null,
     pc: null,
-    warm: null, // the next offer's peer connection, gathering since the accept
+    warm: null, // the next offer's peer connection, made at the accept
     payload: null,
     epoch: 0,
     remoteCandidates: 0,
