@@ -231,6 +231,15 @@ def _chromium_pids() -> list[int]:
     return _pids(b"/usr/lib/chromium/chromium", first_arg=True)
 
 
+def _browsers() -> int:
+    """Browsers running in the bench's namespace: each runs in its own session (all its processes)."""
+    sessions = set()
+    for pid in _chromium_pids():
+        with contextlib.suppress(OSError):
+            sessions.add(os.getsid(pid))
+    return len(sessions)
+
+
 def _cpu_s(pid: int) -> float:
     with contextlib.suppress(OSError):
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
@@ -256,15 +265,11 @@ async def _sample(count: int, started: float) -> dict[str, Any]:
     """CPU and PSS over ``SAMPLE_S`` once ``count`` browsers are up (bounded wait)."""
     deadline = started + CONCURRENT_S
     while time.monotonic() < deadline:
-        browsers = [
-            p
-            for p in _chromium_pids()
-            if b"--remote-debugging-pipe" in Path(f"/proc/{p}/cmdline").read_bytes()
-        ]
-        if len(browsers) >= count:
+        if _browsers() >= count:
             break
         await asyncio.sleep(0.25)  # bounded poll of /proc (a measurement, not a synchronisation)
     await asyncio.sleep(2.0)  # every call past its set-up: media flowing
+    browsers = _browsers()
     groups = {
         "browser": _chromium_pids(),
         "agent": _pids(b"--role\0agent"),
@@ -276,7 +281,7 @@ async def _sample(count: int, started: float) -> dict[str, Any]:
     await asyncio.sleep(SAMPLE_S)
     elapsed = time.monotonic() - t0
     out: dict[str, Any] = {
-        "browsers_at_sample": len(browsers),
+        "browsers_at_sample": browsers,
         "machine_cpu_cores": round((_busy_s() - busy0) / elapsed, 2),
     }
     ours = 0.0
@@ -302,6 +307,7 @@ def _fps(report: dict[str, Any], direction: str) -> float | None:
 async def concurrent(emu: Emulator, turn: LoopbackCoturn, secret_file: Path, count: int) -> dict[str, Any]:
     """``count`` simultaneous Chromium video calls (relay over TURN udp), ``CONCURRENT_S`` of media each."""
     args = ["--leg", "chromium", "--policy", "relay", "--turn", turn.turn_udp]
+    leftover = _browsers()  # a previous level's browsers still running would skew the figures
     started = time.monotonic()
     calls = [asyncio.create_task(one_call(emu, turn, secret_file, args, mode="VIDEO_CALL", duration=CONCURRENT_S))
              for _ in range(count)]  # fmt: skip
@@ -334,6 +340,7 @@ async def concurrent(emu: Emulator, turn: LoopbackCoturn, secret_file: Path, cou
         "cpu_cores_per_browser": round(sample["browser_cpu_cores"] / browsers, 2),
         "pss_mib_per_browser": round(sample["browser_pss_mib"] / browsers, 1),
         **sample,
+        "browsers_before": leftover,
         "failures": failures[:4],
     }
 

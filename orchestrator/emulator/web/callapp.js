@@ -291,12 +291,14 @@
     app.pc = pc;
     pc.epoch = app.epoch;
     var kinds = app.payload.mode === "VIDEO_CALL" ? ["audio", "video"] : ["audio"];
-    pc.setRemoteDescription({ type: "offer", sdp: offerSdp }).then(function () {
+    var remoteSet = pc.setRemoteDescription({ type: "offer", sdp: offerSdp }).then(function () {
       mark("remote_set");
       app._pendingCandidates.splice(0).forEach(function (c) { pc.addIceCandidate(c).catch(note("addIceCandidate")); });
       pc.getTransceivers().forEach(function (t) {
         if (kinds.indexOf(t.receiver.track.kind) >= 0) t.direction = "sendrecv";
       });
+    });
+    remoteSet.then(function () {
       return pc.createAnswer();
     }).then(function (description) {
       return pc.setLocalDescription(description);
@@ -316,7 +318,10 @@
       if (!app.errors.length) sessionError("UNABLE_TO_CONNECT", String(e));
     });
     app.media.then(function (stream) {
-      if (app.pc === pc && pc.signalingState !== "closed") attachMedia(pc, stream);
+      // the transceivers exist once the offer is applied, whichever of the two came first
+      return remoteSet.then(function () {
+        if (app.pc === pc && pc.signalingState !== "closed") attachMedia(pc, stream);
+      }, function () {});
     }, function () {
       // NO_CAMERA_ACCESS is raised; the call does not go on without the visitor's media
       if (app.pc === pc) pc.close();
