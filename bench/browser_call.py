@@ -262,10 +262,10 @@ def _busy_s() -> float:
 
 
 async def _sample(count: int, started: float) -> dict[str, Any]:
-    """CPU and PSS over ``SAMPLE_S`` once ``count`` browsers are up (bounded wait)."""
+    """CPU and PSS over ``SAMPLE_S`` once ``count`` browsers and agents are up (bounded wait)."""
     deadline = started + CONCURRENT_S
     while time.monotonic() < deadline:
-        if _browsers() >= count:
+        if _browsers() >= count and len(_pids(b"--role\0agent")) >= count:
             break
         await asyncio.sleep(0.25)  # bounded poll of /proc (a measurement, not a synchronisation)
     await asyncio.sleep(2.0)  # every call past its set-up: media flowing
@@ -275,6 +275,7 @@ async def _sample(count: int, started: float) -> dict[str, Any]:
         "agent": _pids(b"--role\0agent"),
         "consumer_driver": _pids(b"--role\0consumer"),
         "coturn": _pids(b"turnserver", first_arg=True),
+        "bench_process": [os.getpid()],  # the emulator (signalling) and the drivers of the calls
     }
     cpu0 = {name: {pid: _cpu_s(pid) for pid in pids} for name, pids in groups.items()}
     busy0, t0 = _busy_s(), time.monotonic()
@@ -289,7 +290,7 @@ async def _sample(count: int, started: float) -> dict[str, Any]:
         cores = sum(_cpu_s(pid) - at for pid, at in start.items() if Path(f"/proc/{pid}").exists()) / elapsed
         out[f"{name}_cpu_cores"] = round(cores, 2)
         ours += cores
-    # whatever else ran on the machine meanwhile (other people's work, this bench process)
+    # whatever else ran on the machine meanwhile (other people's work)
     out["other_cpu_cores"] = round(max(0.0, out["machine_cpu_cores"] - ours), 2)
     out["browser_pss_mib"] = round(sum(_pss_kib(pid) for pid in groups["browser"]) / 1024.0, 1)
     out["agent_pss_mib"] = round(sum(_pss_kib(pid) for pid in groups["agent"]) / 1024.0, 1)
