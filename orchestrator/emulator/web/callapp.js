@@ -6,11 +6,13 @@
  * CoBrowse stand-in (docs/emulator.md) with the page's JWT:
  *
  *   cobrowseOffered  -> connect the CoBrowse channel, forward the event
- *   cobrowseAccepted -> forward (the emulator joins us to the call); find the container
- *                       (none: sessionError), get media (refused: NO_CAMERA_ACCESS; no WebRTC:
- *                       BROWSER_NOT_SUPPORTED), answer the agent's offer, trickle our candidates,
- *                       apply the agent's; ICE/DTLS failure or timeout: UNABLE_TO_CONNECT; the
- *                       agent's socket gone: AGENT_DISCONNECTED
+ *   cobrowseAccepted -> forward (the emulator joins us to the call) and, while it travels, find
+ *                       the container (none: sessionError), get media (refused:
+ *                       NO_CAMERA_ACCESS; no WebRTC: BROWSER_NOT_SUPPORTED) and create the
+ *                       peer connection; answer the agent's offer at once (our tracks follow
+ *                       when the camera is ready), trickle our candidates, apply the agent's;
+ *                       ICE/DTLS failure or timeout: UNABLE_TO_CONNECT; the agent's socket
+ *                       gone: AGENT_DISCONNECTED
  *   cobrowseDeclined -> forward, close the channel
  *   sliderOpened     -> (after sessionResume) re-join the call and run it again
  *
@@ -43,6 +45,7 @@
     closedReason: null,
     channel: null,
     pc: null,
+    warm: null, // the next offer's peer connection, made at the accept
     payload: null,
     epoch: 0,
     remoteCandidates: 0,
@@ -134,6 +137,7 @@
   function signal(data) {
     if (data.epoch !== undefined && data.epoch < app.epoch) return; // an older epoch (before a resume)
     if (data.kind === "offer") {
+      mark("offer_received");
       app.epoch = data.epoch || 0;
       answer(data.sdp);
     } else if (data.kind === "candidate") {
@@ -152,9 +156,60 @@
     return function (e) { app.notes.push(what + ": " + e); };
   }
 
+  /**
+   * The peer connection of the next offer, made as soon as the visitor accepts (while the accept
+   * travels to the agent and the camera starts). No iceCandidatePoolSize: Chromium discards the
+   * pool when it applies a local *answer*, before it starts gathering, so a pool only costs an
+   * extra TURN allocation here; gathering starts with the answer (see answer()).
+   */
+  function newPeerConnection() {
+    var cfg = config();
+    var pc = new RTCPeerConnection({
+      iceServers: cfg.iceServers || [],
+      iceTransportPolicy: cfg.iceTransportPolicy || "all",
+      bundlePolicy: "max-bundle"
+    });
+    var gathered = 0;
+    pc.onicecandidate = function (event) {
+      if (event.candidate && event.candidate.candidate) {
+        gathered++;
+        mark("first_candidate");
+        send({ type: "signal", serviceId: app.payload.serviceId, data: {
+          kind: "candidate", candidate: event.candidate.candidate, sdpMid: event.candidate.sdpMid,
+          sdpMLineIndex: event.candidate.sdpMLineIndex, epoch: pc.epoch } });
+      } else if (!event.candidate) {
+        mark("gathered");
+        send({ type: "signal", serviceId: app.payload.serviceId, data: { kind: "end-of-candidates", epoch: pc.epoch } });
+        // nothing to offer the agent (e.g. relay only and every TURN server failed): no call
+        if (!gathered) fail("no ICE candidates gathered (policy " + (cfg.iceTransportPolicy || "all") + ")");
+      }
+    };
+    pc.onicecandidateerror = function (event) {
+      var error = { errorCode: event.errorCode, errorText: event.errorText, url: event.url, address: event.address, port: event.port };
+      app.iceErrors.push(error);
+      console.warn("call app: ICE candidate error " + event.errorCode + " " + event.errorText + " (" + event.url + ")");
+    };
+    pc.oniceconnectionstatechange = function () {
+      var state = pc.iceConnectionState;
+      if (state === "checking") mark("ice_checking");
+      else if (state === "connected" || state === "completed") mark("ice_connected");
+      else if (state === "failed") fail("ICE failed");
+    };
+    pc.onconnectionstatechange = function () {
+      if (pc.connectionState === "connected") mark("dtls_connected");
+      else if (pc.connectionState === "failed") fail("connection failed");
+    };
+    pc.ontrack = function (event) {
+      app.remoteStream = event.streams[0] || new MediaStream([event.track]);
+      if (app.remoteElement) app.remoteElement.srcObject = app.remoteStream;
+    };
+    return pc;
+  }
+
   function startCall(payload) {
     app.payload = payload;
     app.closedReason = null;
+    mark("call_started");
     var container = document.getElementsByClassName(CONTAINER_CLASS)[0];
     if (!container) {
       sessionError("UNABLE_TO_CONNECT", "no element with class " + CONTAINER_CLASS + " on the page");
@@ -168,6 +223,7 @@
       sessionStorage.setItem(STORAGE_KEY, JSON.stringify({ payload: payload, savedAt: Date.now() }));
     } catch (e) { app.notes.push("sessionStorage: " + e); }
     var video = payload.mode === "VIDEO_CALL";
+    // camera and peer connection at once, while the agent is told and sends its offer
     app.media = navigator.mediaDevices.getUserMedia({ audio: true, video: video }).then(function (stream) {
       mark("media");
       container.innerHTML = "";
@@ -175,82 +231,100 @@
       remote.autoplay = true;
       remote.muted = true; // headless: nobody listens; the decoder still runs
       remote.className = "lp_call_remote";
+      if (app.remoteStream) remote.srcObject = app.remoteStream;
       container.appendChild(remote);
       app.remoteElement = remote;
       app.stream = stream;
       return stream;
     }, function (e) {
+      app.mediaFailed = true;
       sessionError("NO_CAMERA_ACCESS", e.name + ": " + e.message);
       throw e;
     });
     app.media.catch(function () {});
+    if (app.warm) app.warm.close();
+    try {
+      app.warm = newPeerConnection();
+      mark("pc_created");
+    } catch (e) {
+      app.warm = null; // answer() tries again and reports the error
+      app.notes.push("RTCPeerConnection: " + e);
+    }
   }
 
+  /** The visitor's accept was refused: no call, give back the camera and the TURN allocations. */
+  function releaseCall() {
+    if (app.warm) { app.warm.close(); app.warm = null; }
+    if (app.media) app.media.then(function (stream) { stream.getTracks().forEach(function (t) { t.stop(); }); }, function () {});
+  }
+
+  /** The camera/microphone tracks into the answered call (no renegotiation: replaceTrack). */
+  function attachMedia(pc, stream) {
+    stream.getTracks().forEach(function (track) {
+      var transceiver = pc.getTransceivers().filter(function (t) {
+        return t.receiver.track.kind === track.kind && !t.sender.track && !t.stopped;
+      })[0];
+      if (!transceiver) { app.notes.push("no " + track.kind + " in the agent's offer: not sent"); return; }
+      transceiver.sender.replaceTrack(track).catch(note("replaceTrack"));
+      if (transceiver.sender.setStreams) transceiver.sender.setStreams(stream);
+    });
+  }
+
+  /**
+   * Answer the agent's offer at once -- sendrecv, the tracks follow when the camera is ready --
+   * so that ICE gathering (which a browser starts only once the answer is set) and the agent's
+   * checks do not wait for the camera. A camera refused before the offer: no answer.
+   */
   function answer(offerSdp) {
     var cfg = config();
     if (!app.media) { app.notes.push("offer before the call started: ignored"); return; }
-    app.media.then(function (stream) {
-      if (app.pc) app.pc.close();
-      var pc = new RTCPeerConnection({
-        iceServers: cfg.iceServers || [],
-        iceTransportPolicy: cfg.iceTransportPolicy || "all",
-        bundlePolicy: "max-bundle"
+    if (app.mediaFailed) { app.notes.push("offer after the camera was refused: not answered"); return; }
+    var pc;
+    try {
+      pc = app.warm || newPeerConnection();
+    } catch (e) {
+      sessionError("UNABLE_TO_CONNECT", String(e));
+      return;
+    }
+    app.warm = null;
+    if (app.pc) app.pc.close();
+    app.pc = pc;
+    pc.epoch = app.epoch;
+    var kinds = app.payload.mode === "VIDEO_CALL" ? ["audio", "video"] : ["audio"];
+    var remoteSet = pc.setRemoteDescription({ type: "offer", sdp: offerSdp }).then(function () {
+      mark("remote_set");
+      app._pendingCandidates.splice(0).forEach(function (c) { pc.addIceCandidate(c).catch(note("addIceCandidate")); });
+      pc.getTransceivers().forEach(function (t) {
+        if (kinds.indexOf(t.receiver.track.kind) >= 0) t.direction = "sendrecv";
       });
-      app.pc = pc;
-      var epoch = app.epoch;
-      var gathered = 0;
-      pc.onicecandidate = function (event) {
-        if (event.candidate && event.candidate.candidate) {
-          gathered++;
-          send({ type: "signal", serviceId: app.payload.serviceId, data: {
-            kind: "candidate", candidate: event.candidate.candidate, sdpMid: event.candidate.sdpMid,
-            sdpMLineIndex: event.candidate.sdpMLineIndex, epoch: epoch } });
-        } else if (!event.candidate) {
-          mark("gathered");
-          send({ type: "signal", serviceId: app.payload.serviceId, data: { kind: "end-of-candidates", epoch: epoch } });
-          // nothing to offer the agent (e.g. relay only and every TURN server failed): no call
-          if (!gathered) fail("no ICE candidates gathered (policy " + (cfg.iceTransportPolicy || "all") + ")");
+    });
+    remoteSet.then(function () {
+      return pc.createAnswer();
+    }).then(function (description) {
+      return pc.setLocalDescription(description);
+    }).then(function () {
+      mark("local_set");
+      // trickle ICE: the answer goes at once, candidates follow one by one
+      send({ type: "signal", serviceId: app.payload.serviceId, data: { kind: "answer", sdp: pc.localDescription.sdp, epoch: pc.epoch } });
+      mark("answer_sent");
+      var timeout = cfg.iceTimeoutMs || 10000;
+      setTimeout(function () {
+        if (app.pc === pc && app.phases.dtls_connected === undefined && app.closedReason === null) {
+          fail("not connected within " + timeout + " ms");
         }
-      };
-      pc.onicecandidateerror = function (event) {
-        var error = { errorCode: event.errorCode, errorText: event.errorText, url: event.url, address: event.address, port: event.port };
-        app.iceErrors.push(error);
-        console.warn("call app: ICE candidate error " + event.errorCode + " " + event.errorText + " (" + event.url + ")");
-      };
-      pc.oniceconnectionstatechange = function () {
-        var state = pc.iceConnectionState;
-        if (state === "checking") mark("ice_checking");
-        else if (state === "connected" || state === "completed") mark("ice_connected");
-        else if (state === "failed") fail("ICE failed");
-      };
-      pc.onconnectionstatechange = function () {
-        if (pc.connectionState === "connected") mark("dtls_connected");
-        else if (pc.connectionState === "failed") fail("connection failed");
-      };
-      pc.ontrack = function (event) {
-        if (app.remoteElement && event.streams[0]) app.remoteElement.srcObject = event.streams[0];
-        else if (app.remoteElement) app.remoteElement.srcObject = new MediaStream([event.track]);
-      };
-      return pc.setRemoteDescription({ type: "offer", sdp: offerSdp }).then(function () {
-        stream.getTracks().forEach(function (track) { pc.addTrack(track, stream); });
-        app._pendingCandidates.splice(0).forEach(function (c) { pc.addIceCandidate(c).catch(note("addIceCandidate")); });
-        return pc.createAnswer();
-      }).then(function (description) {
-        return pc.setLocalDescription(description);
-      }).then(function () {
-        // trickle ICE: the answer goes at once, candidates follow one by one
-        send({ type: "signal", serviceId: app.payload.serviceId, data: { kind: "answer", sdp: pc.localDescription.sdp, epoch: epoch } });
-        mark("answer_sent");
-        var timeout = cfg.iceTimeoutMs || 10000;
-        setTimeout(function () {
-          if (app.pc === pc && app.phases.dtls_connected === undefined && app.closedReason === null) {
-            fail("not connected within " + timeout + " ms");
-          }
-        }, timeout);
-        watchMedia(pc);
-      });
+      }, timeout);
+      watchMedia(pc);
     }).catch(function (e) {
       if (!app.errors.length) sessionError("UNABLE_TO_CONNECT", String(e));
+    });
+    app.media.then(function (stream) {
+      // the transceivers exist once the offer is applied, whichever of the two came first
+      return remoteSet.then(function () {
+        if (app.pc === pc && pc.signalingState !== "closed") attachMedia(pc, stream);
+      }, function () {});
+    }, function () {
+      // NO_CAMERA_ACCESS is raised; the call does not go on without the visitor's media
+      if (app.pc === pc) pc.close();
     });
   }
 
@@ -338,6 +412,7 @@
     mark("closed");
     try { sessionStorage.removeItem(STORAGE_KEY); } catch (e) { /* ignore */ }
     var pc = app.pc, stream = app.stream;
+    if (app.warm) { app.warm.close(); app.warm = null; }
     // the call's last figures, taken before the connection closes (the report reads them later)
     app.finalStats = (pc ? reduce(pc) : Promise.resolve(null)).catch(function () { return null; }).then(function (s) {
       if (pc) pc.close();
@@ -371,7 +446,14 @@
 
   events.bind({ appName: "lpCoBrowse", eventName: "cobrowseOffered", func: function (p) { forward("cobrowseOffered")(p).catch(function () {}); } });
   events.bind({ appName: "lpCoBrowse", eventName: "cobrowseAccepted", func: function (payload) {
-    forward("cobrowseAccepted")(payload).then(function () { startCall(payload); }, function (e) { sessionError("UNABLE_TO_CONNECT", e.message); });
+    // the accept goes out first; camera and peer connection start while it travels
+    var refused = false;
+    forward("cobrowseAccepted")(payload).catch(function (e) {
+      refused = true;
+      releaseCall();
+      sessionError("UNABLE_TO_CONNECT", e.message);
+    });
+    setTimeout(function () { if (!refused) startCall(payload); }, 0);
   } });
   events.bind({ appName: "lpCoBrowse", eventName: "cobrowseDeclined", func: function (payload) {
     forward("cobrowseDeclined")(payload).then(function () { if (app.channel) app.channel.ws.close(1000, "declined"); }, function () {});

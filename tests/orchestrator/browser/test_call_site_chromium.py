@@ -196,3 +196,58 @@ def test_a_declining_chromium_consumer(browser_netns: str, tmp_path: Path) -> No
     )
     assert "offered" in consumer["timeline_ms"] and "closed" in consumer["timeline_ms"]
     assert not agent["ok"] and "declined" in agent["failure"]
+
+
+def test_a_refused_camera_raises_no_camera_access_and_the_offer_is_not_answered(
+    browser_netns: str, tmp_path: Path
+) -> None:
+    """The call app asks for the camera at the accept, before the offer: refused, it raises
+    NO_CAMERA_ACCESS; the offer is never answered and the consumer hangs up the failed call."""
+    from callops.orchestrator.browser.consumer_page import BrowserSettings, chromium_consumer
+    from callops.orchestrator.call.runs import CallEnvironment, CallSettings, SiteRun
+
+    async def main() -> tuple[Any, dict[str, Any], dict[str, Any]]:
+        async with Emulator(EmulatorConfig()) as emu:
+            settings = CallSettings(step_timeout_s=4.0, ice_timeout_s=4.0)
+            ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            leg = chromium_consumer(BrowserSettings(grant_media=False))
+            run = SiteRun(
+                "consumer",
+                settings,
+                CallEnvironment(base_url=emu.base_url),
+                consumer_leg=leg,
+                on_ready=ready.set_result,
+            )
+            assert run.consumer is not None
+            page = run.consumer.leg
+            close = page.close
+            seen: dict[str, Any] = {}
+
+            async def close_after_reading_the_page() -> None:
+                seen.update(await page.app_state())  # type: ignore[attr-defined]
+                await close()
+
+            # the role releases its leg through its clean-up list: read the page just before
+            run.consumer.cleanup = [
+                close_after_reading_the_page if c == close else c for c in run.consumer.cleanup
+            ]
+            consumer = asyncio.create_task(run.run())
+            agent = None
+            try:
+                conversation = await asyncio.wait_for(asyncio.shield(ready), PROCESS_TIMEOUT)
+                args = ["--emulator", emu.base_url, "--duration", "1", "--timeout", "10"]
+                agent = await _side("agent", "--conversation", conversation, "--loopback-only", *args)
+                report = await asyncio.wait_for(consumer, PROCESS_TIMEOUT)
+                a_out, a_err = await asyncio.wait_for(agent.communicate(), PROCESS_TIMEOUT)
+            finally:
+                consumer.cancel()
+                if agent is not None and agent.returncode is None:
+                    agent.kill()
+                    await agent.wait()
+            return report, seen, _report(a_out, a_err, "agent")
+
+    report, page, agent = run_in_namespace(browser_netns, main, 120)
+    assert not report.ok and [e.id for e in report.errors][:1] == ["NO_CAMERA_ACCESS"]
+    # no call without the visitor's media: the page never answers, and hangs up the failed call
+    assert "answer_sent" not in page["phases"] and "closed" in page["phases"]
+    assert not agent["ok"] and "agent: no answer within" in agent["failure"]  # no answer came

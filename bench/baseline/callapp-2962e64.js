@@ -1,0 +1,403 @@
+/*
+ * callapp.js -- callops' stand-in for LivePerson's voice/video call application (the part lpTag
+ * loads that renders into the page's container and runs the WebRTC call).
+ *
+ * It listens to the page's lpTag events on channel "lpCoBrowse" and talks to the emulator's
+ * CoBrowse stand-in (docs/emulator.md) with the page's JWT:
+ *
+ *   cobrowseOffered  -> connect the CoBrowse channel, forward the event
+ *   cobrowseAccepted -> forward (the emulator joins us to the call); find the container
+ *                       (none: sessionError), get media (refused: NO_CAMERA_ACCESS; no WebRTC:
+ *                       BROWSER_NOT_SUPPORTED), answer the agent's offer, trickle our candidates,
+ *                       apply the agent's; ICE/DTLS failure or timeout: UNABLE_TO_CONNECT; the
+ *                       agent's socket gone: AGENT_DISCONNECTED
+ *   cobrowseDeclined -> forward, close the channel
+ *   sliderOpened     -> (after sessionResume) re-join the call and run it again
+ *
+ * What a reload needs (the call's payload) is kept in sessionStorage; on load, an active call
+ * found there fires sessionResume (appName "cobrowse"). Configuration comes from
+ * window.lpTagStandIn = {cobrowseUrl, jwt, iceServers, iceTransportPolicy, iceTimeoutMs}.
+ *
+ * For the test driver: window.lpCallApp.state() (phases in epoch ms, errors, ICE candidate errors)
+ * and window.lpCallApp.stats() (getStats reduced to the figures of callops' call report).
+ */
+(function (root) {
+  "use strict";
+  var STORAGE_KEY = "lpCallAppActiveCall";
+  var CONTAINER_CLASS = "lp_cobrowse_callscreen_container";
+  var MESSAGES = {
+    UNABLE_TO_CONNECT: "We could not connect your call.",
+    BROWSER_NOT_SUPPORTED: "Your browser does not support voice and video calls.",
+    NO_CAMERA_ACCESS: "We cannot access your camera or microphone.",
+    AGENT_DISCONNECTED: "The agent got disconnected."
+  };
+
+  function config() { return root.lpTagStandIn || {}; }
+  function now() { return performance.timeOrigin + performance.now(); }
+
+  var app = {
+    phases: {}, // phase -> epoch ms
+    errors: [], // sessionError payloads raised
+    iceErrors: [], // RTCPeerConnectionIceErrorEvent: {errorCode, errorText, url, address, port}
+    notes: [],
+    closedReason: null,
+    channel: null,
+    pc: null,
+    payload: null,
+    epoch: 0,
+    remoteCandidates: 0,
+    _pendingCandidates: [],
+    _ids: 0,
+    _acks: {},
+    _waiters: []
+  };
+  root.lpCallApp = app;
+
+  function mark(phase) {
+    if (app.phases[phase] === undefined) {
+      app.phases[phase] = now();
+      app._waiters = app._waiters.filter(function (w) {
+        if (w.phase !== phase) return true;
+        w.resolve(app.phases[phase]);
+        return false;
+      });
+    }
+  }
+
+  /** A Promise of the epoch ms of phase (resolves at once if already reached). */
+  app.when = function (phase) {
+    if (app.phases[phase] !== undefined) return Promise.resolve(app.phases[phase]);
+    return new Promise(function (resolve) { app._waiters.push({ phase: phase, resolve: resolve }); });
+  };
+
+  function sessionError(id, detail) {
+    if (app.errors.some(function (e) { return e.id === id; })) return;
+    var error = { id: id, msg: MESSAGES[id] };
+    app.errors.push({ id: id, msg: MESSAGES[id], detail: detail || "" });
+    console.warn("call app: sessionError " + id + (detail ? " (" + detail + ")" : ""));
+    mark("error");
+    root.lpTag.events.trigger("cobrowse", "sessionError", error);
+  }
+
+  // --- the CoBrowse channel ------------------------------------------------------------------
+
+  function connectChannel() {
+    if (app.channel) return app.channel.ready;
+    var cfg = config();
+    var ws = new WebSocket(cfg.cobrowseUrl);
+    var channel = { ws: ws };
+    channel.ready = new Promise(function (resolve, reject) {
+      ws.onopen = function () { request({ type: "auth", role: "consumer", jwt: cfg.jwt }).then(resolve, reject); };
+      ws.onerror = function () { reject(new Error("CoBrowse channel: websocket error")); };
+    });
+    ws.onmessage = function (event) { received(JSON.parse(event.data)); };
+    ws.onclose = function () {
+      Object.keys(app._acks).forEach(function (id) { app._acks[id].reject(new Error("CoBrowse channel closed")); });
+      app._acks = {};
+      if (app.channel === channel) app.channel = null;
+    };
+    app.channel = channel;
+    return channel.ready;
+  }
+
+  function send(message) {
+    if (app.channel && app.channel.ws.readyState === 1) app.channel.ws.send(JSON.stringify(message));
+  }
+
+  function request(message) {
+    var id = "c" + (app._ids++);
+    message.id = id;
+    return new Promise(function (resolve, reject) {
+      app._acks[id] = { resolve: resolve, reject: reject };
+      app.channel.ws.send(JSON.stringify(message));
+    });
+  }
+
+  function received(frame) {
+    if ((frame.type === "ack" || frame.type === "error") && frame.id && app._acks[frame.id]) {
+      var pending = app._acks[frame.id];
+      delete app._acks[frame.id];
+      if (frame.type === "ack") pending.resolve(frame);
+      else pending.reject(new Error("CoBrowse " + frame.code + " " + frame.title + ": " + frame.details));
+      return;
+    }
+    if (frame.type === "signal") signal(frame.data || {});
+    else if (frame.type === "presence" && frame.role === "agent" && frame.event === "left") {
+      if (app.pc && app.closedReason === null && !app.errors.length) sessionError("AGENT_DISCONNECTED", "the agent's socket left the call");
+    } else if (frame.type === "state" && frame.sessionState === "CLOSED") {
+      hangUp(frame.reason || "closed");
+    }
+  }
+
+  // --- the call ------------------------------------------------------------------------------
+
+  function signal(data) {
+    if (data.epoch !== undefined && data.epoch < app.epoch) return; // an older epoch (before a resume)
+    if (data.kind === "offer") {
+      app.epoch = data.epoch || 0;
+      answer(data.sdp);
+    } else if (data.kind === "candidate") {
+      app.remoteCandidates++;
+      var candidate = { candidate: data.candidate, sdpMid: data.sdpMid, sdpMLineIndex: data.sdpMLineIndex };
+      if (app.pc && app.pc.remoteDescription) app.pc.addIceCandidate(candidate).catch(note("addIceCandidate"));
+      else app._pendingCandidates.push(candidate);
+    } else if (data.kind === "end-of-candidates") {
+      if (app.pc && app.pc.remoteDescription) app.pc.addIceCandidate().catch(note("end-of-candidates"));
+    } else if (data.kind === "bye") {
+      app.notes.push("agent said bye: " + (data.reason || ""));
+    }
+  }
+
+  function note(what) {
+    return function (e) { app.notes.push(what + ": " + e); };
+  }
+
+  function startCall(payload) {
+    app.payload = payload;
+    app.closedReason = null;
+    var container = document.getElementsByClassName(CONTAINER_CLASS)[0];
+    if (!container) {
+      sessionError("UNABLE_TO_CONNECT", "no element with class " + CONTAINER_CLASS + " on the page");
+      return;
+    }
+    if (!root.RTCPeerConnection || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      sessionError("BROWSER_NOT_SUPPORTED", "RTCPeerConnection or getUserMedia missing");
+      return;
+    }
+    try {
+      sessionStorage.setItem(STORAGE_KEY, JSON.stringify({ payload: payload, savedAt: Date.now() }));
+    } catch (e) { app.notes.push("sessionStorage: " + e); }
+    var video = payload.mode === "VIDEO_CALL";
+    app.media = navigator.mediaDevices.getUserMedia({ audio: true, video: video }).then(function (stream) {
+      mark("media");
+      container.innerHTML = "";
+      var remote = document.createElement(video ? "video" : "audio");
+      remote.autoplay = true;
+      remote.muted = true; // headless: nobody listens; the decoder still runs
+      remote.className = "lp_call_remote";
+      container.appendChild(remote);
+      app.remoteElement = remote;
+      app.stream = stream;
+      return stream;
+    }, function (e) {
+      sessionError("NO_CAMERA_ACCESS", e.name + ": " + e.message);
+      throw e;
+    });
+    app.media.catch(function () {});
+  }
+
+  function answer(offerSdp) {
+    var cfg = config();
+    if (!app.media) { app.notes.push("offer before the call started: ignored"); return; }
+    app.media.then(function (stream) {
+      if (app.pc) app.pc.close();
+      var pc = new RTCPeerConnection({
+        iceServers: cfg.iceServers || [],
+        iceTransportPolicy: cfg.iceTransportPolicy || "all",
+        bundlePolicy: "max-bundle"
+      });
+      app.pc = pc;
+      var epoch = app.epoch;
+      var gathered = 0;
+      pc.onicecandidate = function (event) {
+        if (event.candidate && event.candidate.candidate) {
+          gathered++;
+          send({ type: "signal", serviceId: app.payload.serviceId, data: {
+            kind: "candidate", candidate: event.candidate.candidate, sdpMid: event.candidate.sdpMid,
+            sdpMLineIndex: event.candidate.sdpMLineIndex, epoch: epoch } });
+        } else if (!event.candidate) {
+          mark("gathered");
+          send({ type: "signal", serviceId: app.payload.serviceId, data: { kind: "end-of-candidates", epoch: epoch } });
+          // nothing to offer the agent (e.g. relay only and every TURN server failed): no call
+          if (!gathered) fail("no ICE candidates gathered (policy " + (cfg.iceTransportPolicy || "all") + ")");
+        }
+      };
+      pc.onicecandidateerror = function (event) {
+        var error = { errorCode: event.errorCode, errorText: event.errorText, url: event.url, address: event.address, port: event.port };
+        app.iceErrors.push(error);
+        console.warn("call app: ICE candidate error " + event.errorCode + " " + event.errorText + " (" + event.url + ")");
+      };
+      pc.oniceconnectionstatechange = function () {
+        var state = pc.iceConnectionState;
+        if (state === "checking") mark("ice_checking");
+        else if (state === "connected" || state === "completed") mark("ice_connected");
+        else if (state === "failed") fail("ICE failed");
+      };
+      pc.onconnectionstatechange = function () {
+        if (pc.connectionState === "connected") mark("dtls_connected");
+        else if (pc.connectionState === "failed") fail("connection failed");
+      };
+      pc.ontrack = function (event) {
+        if (app.remoteElement && event.streams[0]) app.remoteElement.srcObject = event.streams[0];
+        else if (app.remoteElement) app.remoteElement.srcObject = new MediaStream([event.track]);
+      };
+      return pc.setRemoteDescription({ type: "offer", sdp: offerSdp }).then(function () {
+        stream.getTracks().forEach(function (track) { pc.addTrack(track, stream); });
+        app._pendingCandidates.splice(0).forEach(function (c) { pc.addIceCandidate(c).catch(note("addIceCandidate")); });
+        return pc.createAnswer();
+      }).then(function (description) {
+        return pc.setLocalDescription(description);
+      }).then(function () {
+        // trickle ICE: the answer goes at once, candidates follow one by one
+        send({ type: "signal", serviceId: app.payload.serviceId, data: { kind: "answer", sdp: pc.localDescription.sdp, epoch: epoch } });
+        mark("answer_sent");
+        var timeout = cfg.iceTimeoutMs || 10000;
+        setTimeout(function () {
+          if (app.pc === pc && app.phases.dtls_connected === undefined && app.closedReason === null) {
+            fail("not connected within " + timeout + " ms");
+          }
+        }, timeout);
+        watchMedia(pc);
+      });
+    }).catch(function (e) {
+      if (!app.errors.length) sessionError("UNABLE_TO_CONNECT", String(e));
+    });
+  }
+
+  function fail(why) {
+    var detail = why;
+    if (app.iceErrors.length) {
+      detail += "; ICE candidate errors: " + app.iceErrors.map(function (e) { return e.errorCode + " " + e.errorText + " " + e.url; }).join(", ");
+    }
+    if (!app.remoteCandidates && !(app.pc && /a=candidate/.test((app.pc.remoteDescription || {}).sdp || ""))) {
+      detail += "; the agent sent no candidates";
+    }
+    sessionError("UNABLE_TO_CONNECT", detail);
+  }
+
+  /** first_audio / first_video once inbound media is decoded (from getStats; every 50 ms, bounded). */
+  function watchMedia(pc) {
+    var kinds = app.payload.mode === "VIDEO_CALL" ? ["audio", "video"] : ["audio"];
+    var started = Date.now();
+    function check() {
+      if (app.pc !== pc || Date.now() - started > 60000) return;
+      reduce(pc).then(function (s) {
+        kinds.forEach(function (kind) { if (s.kinds[kind] && s.kinds[kind].frames_decoded > 0) mark("first_" + kind); });
+        if (kinds.every(function (k) { return app.phases["first_" + k] !== undefined; })) return;
+        setTimeout(check, 50);
+      });
+    }
+    check();
+  }
+
+  function candidateInfo(c) {
+    if (!c) return null;
+    return { type: c.candidateType, protocol: c.protocol, relay_protocol: c.relayProtocol || null,
+             address: c.address || c.ip || "", port: c.port || 0 };
+  }
+
+  /** getStats reduced to callops' per-kind figures and the selected pair. */
+  function reduce(pc) {
+    return pc.getStats().then(function (report) {
+      var kinds = {};
+      var byId = {};
+      var pair = null;
+      report.forEach(function (s) { byId[s.id] = s; });
+      function entry(kind) {
+        return kinds[kind] || (kinds[kind] = { packets_sent: 0, bytes_sent: 0, packets_received: 0, packets_lost: 0,
+                                               jitter_ms: 0, rtt_ms: null, frames_decoded: 0 });
+      }
+      report.forEach(function (s) {
+        if (s.type === "outbound-rtp" && s.kind) {
+          entry(s.kind).packets_sent += s.packetsSent || 0;
+          entry(s.kind).bytes_sent += s.bytesSent || 0;
+        } else if (s.type === "inbound-rtp" && s.kind) {
+          var e = entry(s.kind);
+          e.packets_received += s.packetsReceived || 0;
+          e.packets_lost += Math.max(0, s.packetsLost || 0);
+          e.jitter_ms = Math.max(e.jitter_ms, (s.jitter || 0) * 1000);
+          if (s.kind === "video") e.frames_decoded += s.framesDecoded || 0;
+          // audio: 20 ms frames actually received and decoded (not concealment)
+          else e.frames_decoded += Math.floor(((s.totalSamplesReceived || 0) - (s.concealedSamples || 0)) / 960);
+        } else if (s.type === "remote-inbound-rtp" && s.kind && s.roundTripTime !== undefined) {
+          entry(s.kind).rtt_ms = Math.round(s.roundTripTime * 100000) / 100;
+        } else if (s.type === "transport" && s.selectedCandidatePairId) {
+          pair = byId[s.selectedCandidatePairId];
+        }
+      });
+      if (!pair) report.forEach(function (s) { if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s; });
+      var selected = pair ? { local: candidateInfo(byId[pair.localCandidateId]), remote: candidateInfo(byId[pair.remoteCandidateId]) } : null;
+      return { kinds: kinds, selected_pair: selected };
+    });
+  }
+
+  app.stats = function () {
+    if (app.finalStats) return app.finalStats;
+    return app.pc ? reduce(app.pc) : Promise.resolve({ kinds: {}, selected_pair: null });
+  };
+
+  app.state = function () {
+    return { phases: app.phases, errors: app.errors, iceErrors: app.iceErrors, notes: app.notes,
+             closedReason: app.closedReason, remoteCandidates: app.remoteCandidates,
+             connectionState: app.pc ? app.pc.connectionState : null };
+  };
+
+  function hangUp(reason) {
+    if (app.closedReason !== null) return;
+    app.closedReason = reason;
+    mark("closed");
+    try { sessionStorage.removeItem(STORAGE_KEY); } catch (e) { /* ignore */ }
+    var pc = app.pc, stream = app.stream;
+    // the call's last figures, taken before the connection closes (the report reads them later)
+    app.finalStats = (pc ? reduce(pc) : Promise.resolve(null)).catch(function () { return null; }).then(function (s) {
+      if (pc) pc.close();
+      if (stream) stream.getTracks().forEach(function (t) { t.stop(); });
+      return s || { kinds: {}, selected_pair: null };
+    });
+  }
+
+  /** The visitor hangs up. */
+  app.hangUp = function () {
+    if (app.payload && app.channel) request({ type: "hangup", serviceId: app.payload.serviceId }).catch(function () {});
+    hangUp("consumer hung up");
+  };
+
+  // --- the page's lpTag events ----------------------------------------------------------------
+
+  var events = root.lpTag.events;
+
+  function forward(eventName) {
+    return function (payload) {
+      mark(eventName);
+      return connectChannel().then(function () {
+        return request({ type: "lptag", event: eventName, payload: payload });
+      }).catch(function (e) {
+        app.notes.push(eventName + ": " + e.message);
+        console.error("call app: " + eventName + " refused: " + e.message);
+        throw e;
+      });
+    };
+  }
+
+  events.bind({ appName: "lpCoBrowse", eventName: "cobrowseOffered", func: function (p) { forward("cobrowseOffered")(p).catch(function () {}); } });
+  events.bind({ appName: "lpCoBrowse", eventName: "cobrowseAccepted", func: function (payload) {
+    forward("cobrowseAccepted")(payload).then(function () { startCall(payload); }, function (e) { sessionError("UNABLE_TO_CONNECT", e.message); });
+  } });
+  events.bind({ appName: "lpCoBrowse", eventName: "cobrowseDeclined", func: function (payload) {
+    forward("cobrowseDeclined")(payload).then(function () { if (app.channel) app.channel.ws.close(1000, "declined"); }, function () {});
+  } });
+  events.bind({ appName: "lpCoBrowse", eventName: "sliderOpened", func: function () {
+    var saved = app.resumable;
+    if (!saved) { app.notes.push("sliderOpened without a call to resume"); return; }
+    mark("sliderOpened");
+    connectChannel().then(function () {
+      return request({ type: "join", serviceId: saved.payload.serviceId });
+    }).then(function () {
+      return request({ type: "lptag", event: "sliderOpened" });
+    }).then(function () {
+      startCall(saved.payload);
+    }).catch(function (e) {
+      try { sessionStorage.removeItem(STORAGE_KEY); } catch (err) { /* ignore */ }
+      sessionError("UNABLE_TO_CONNECT", "resume: " + e.message);
+    });
+  } });
+
+  // An active call in this tab's storage: tell the page (it creates the container, sliderOpened).
+  var saved = null;
+  try { saved = JSON.parse(sessionStorage.getItem(STORAGE_KEY) || "null"); } catch (e) { saved = null; }
+  if (saved && saved.payload) {
+    app.resumable = saved;
+    mark("resume_found");
+    events.trigger("cobrowse", "sessionResume", { appName: "cobrowse", serviceId: saved.payload.serviceId });
+  }
+})(window);
