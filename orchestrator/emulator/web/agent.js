@@ -15,25 +15,11 @@
 (function (root) {
   "use strict";
 
-  function now() { return performance.timeOrigin + performance.now(); }
 
-  var leg = { phases: {}, pc: null, stream: null, notes: [], _waiters: [] };
+  var leg = { phases: {}, pc: null, stream: null, notes: [] };
   root.agentLeg = leg;
 
-  function mark(phase) {
-    if (leg.phases[phase] !== undefined) return;
-    leg.phases[phase] = now();
-    leg._waiters = leg._waiters.filter(function (w) {
-      if (w.phase !== phase) return true;
-      w.resolve(leg.phases[phase]);
-      return false;
-    });
-  }
-
-  leg.when = function (phase) {
-    if (leg.phases[phase] !== undefined) return Promise.resolve(leg.phases[phase]);
-    return new Promise(function (resolve) { leg._waiters.push({ phase: phase, resolve: resolve }); });
-  };
+  var mark = callopsWebrtcStats.phases(leg);
 
   function watchMedia(pc, kinds) {
     var started = Date.now();
@@ -50,7 +36,7 @@
 
   leg.start = function (cfg) {
     if (leg.pc) leg.pc.close();
-    leg.phases = {};
+    Object.keys(leg.phases).forEach(function (phase) { delete leg.phases[phase]; }); // a new session
     var video = cfg.mode === "VIDEO_CALL";
     var kinds = video ? ["audio", "video"] : ["audio"];
     var pc = new RTCPeerConnection({

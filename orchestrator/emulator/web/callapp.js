@@ -51,27 +51,11 @@
     remoteCandidates: 0,
     _pendingCandidates: [],
     _ids: 0,
-    _acks: {},
-    _waiters: []
+    _acks: {}
   };
   root.lpCallApp = app;
 
-  function mark(phase) {
-    if (app.phases[phase] === undefined) {
-      app.phases[phase] = now();
-      app._waiters = app._waiters.filter(function (w) {
-        if (w.phase !== phase) return true;
-        w.resolve(app.phases[phase]);
-        return false;
-      });
-    }
-  }
-
-  /** A Promise of the epoch ms of phase (resolves at once if already reached). */
-  app.when = function (phase) {
-    if (app.phases[phase] !== undefined) return Promise.resolve(app.phases[phase]);
-    return new Promise(function (resolve) { app._waiters.push({ phase: phase, resolve: resolve }); });
-  };
+  var mark = root.callopsWebrtcStats.phases(app);
 
   function sessionError(id, detail) {
     if (app.errors.some(function (e) { return e.id === id; })) return;
@@ -354,46 +338,8 @@
     check();
   }
 
-  function candidateInfo(c) {
-    if (!c) return null;
-    return { type: c.candidateType, protocol: c.protocol, relay_protocol: c.relayProtocol || null,
-             address: c.address || c.ip || "", port: c.port || 0 };
-  }
-
-  /** getStats reduced to callops' per-kind figures and the selected pair. */
-  function reduce(pc) {
-    return pc.getStats().then(function (report) {
-      var kinds = {};
-      var byId = {};
-      var pair = null;
-      report.forEach(function (s) { byId[s.id] = s; });
-      function entry(kind) {
-        return kinds[kind] || (kinds[kind] = { packets_sent: 0, bytes_sent: 0, packets_received: 0, packets_lost: 0,
-                                               jitter_ms: 0, rtt_ms: null, frames_decoded: 0 });
-      }
-      report.forEach(function (s) {
-        if (s.type === "outbound-rtp" && s.kind) {
-          entry(s.kind).packets_sent += s.packetsSent || 0;
-          entry(s.kind).bytes_sent += s.bytesSent || 0;
-        } else if (s.type === "inbound-rtp" && s.kind) {
-          var e = entry(s.kind);
-          e.packets_received += s.packetsReceived || 0;
-          e.packets_lost += Math.max(0, s.packetsLost || 0);
-          e.jitter_ms = Math.max(e.jitter_ms, (s.jitter || 0) * 1000);
-          if (s.kind === "video") e.frames_decoded += s.framesDecoded || 0;
-          // audio: 20 ms frames actually received and decoded (not concealment)
-          else e.frames_decoded += Math.floor(((s.totalSamplesReceived || 0) - (s.concealedSamples || 0)) / 960);
-        } else if (s.type === "remote-inbound-rtp" && s.kind && s.roundTripTime !== undefined) {
-          entry(s.kind).rtt_ms = Math.round(s.roundTripTime * 100000) / 100;
-        } else if (s.type === "transport" && s.selectedCandidatePairId) {
-          pair = byId[s.selectedCandidatePairId];
-        }
-      });
-      if (!pair) report.forEach(function (s) { if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s; });
-      var selected = pair ? { local: candidateInfo(byId[pair.localCandidateId]), remote: candidateInfo(byId[pair.remoteCandidateId]) } : null;
-      return { kinds: kinds, selected_pair: selected };
-    });
-  }
+  /** getStats reduced to callops' per-kind figures and the selected pair (/web/webrtc-stats.js). */
+  function reduce(pc) { return root.callopsWebrtcStats.reduce(pc); }
 
   app.stats = function () {
     if (app.finalStats) return app.finalStats;

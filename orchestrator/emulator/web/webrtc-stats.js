@@ -1,10 +1,13 @@
 /*
- * getStats() reduced to callops' figures, shared by the call app stand-in (consumer) and the
- * Agent Workspace stand-in (agent): per media kind packets/bytes sent and received, loss, jitter,
- * round-trip time and frames decoded (audio: 20 ms frames received and not concealed), and the
- * selected candidate pair with its relayProtocol.
+ * What the call app stand-in (consumer) and the Agent Workspace stand-in (agent) share:
  *
  *   callopsWebrtcStats.reduce(pc) -> Promise<{kinds: {audio: {...}, video: {...}}, selected_pair}>
+ *     getStats() reduced to callops' figures: per media kind packets/bytes sent and received, loss,
+ *     jitter, round-trip time and frames decoded (audio: 20 ms frames received and not concealed),
+ *     and the selected candidate pair with its relayProtocol;
+ *   callopsWebrtcStats.phases(target) -> mark(phase)
+ *     target.phases (phase -> epoch ms; the first mark wins) and target.when(phase), a Promise of
+ *     the phase's time (at once if reached): what callops' driver awaits, nothing polls.
  */
 (function (root) {
   "use strict";
@@ -50,5 +53,23 @@
     });
   }
 
-  root.callopsWebrtcStats = { reduce: reduce };
+  function phases(target) {
+    var waiters = [];
+    target.phases = target.phases || {};
+    target.when = function (phase) {
+      if (target.phases[phase] !== undefined) return Promise.resolve(target.phases[phase]);
+      return new Promise(function (resolve) { waiters.push({ phase: phase, resolve: resolve }); });
+    };
+    return function mark(phase) {
+      if (target.phases[phase] !== undefined) return;
+      target.phases[phase] = performance.timeOrigin + performance.now();
+      waiters = waiters.filter(function (w) {
+        if (w.phase !== phase) return true;
+        w.resolve(target.phases[phase]);
+        return false;
+      });
+    };
+  }
+
+  root.callopsWebrtcStats = { reduce: reduce, phases: phases };
 })(window);
