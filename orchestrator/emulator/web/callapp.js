@@ -35,7 +35,6 @@
   };
 
   function config() { return root.lpTagStandIn || {}; }
-  function now() { return performance.timeOrigin + performance.now(); }
 
   var app = {
     phases: {}, // phase -> epoch ms
