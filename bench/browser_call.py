@@ -7,7 +7,7 @@ the root one, the namespace is always removed): the emulator and a coturn on 127
 
 * latency: ``RUNS`` voice calls per row, relay only on the consumer side over TURN udp, tcp and
   tls; rows ``aiortc`` (consumer = aiortc), ``chromium_before`` (Chromium with the call app of
-  commit 2962e64, ``bench/baseline/``, served in place of today's by this bench's emulator) and
+  commit 2962e64, read from git, served in place of today's by this bench's emulator) and
   ``chromium`` (today's call app), one run of each in turn; accepted->ice_connected and
   accepted->first_audio p50/p95 from the consumer's report (its own clock: ``accepted`` is the
   moment its messaging socket saw the dialog ACCEPTED), and the ratio of each Chromium row's p50
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -55,8 +56,21 @@ CONCURRENT_S = 12.0
 SAMPLE_S = 4.0
 #: a call runs in real time when its browser decodes at least this share of the agent's VIDEO_FPS
 REAL_TIME = 0.9
-#: the call app of commit 2962e64 (media and peer connection after the offer), the "before" row
-BASELINE_CALLAPP = Path(__file__).resolve().parent / "baseline" / "callapp-2962e64.js"
+#: the call app of commit 2962e64 (media and peer connection after the offer), the "before" row,
+#: read from this checkout's git history
+BASELINE_COMMIT = "2962e64"
+
+
+@functools.cache
+def baseline_callapp() -> bytes:
+    """The "before" call app, from git (the bench runs in a checkout with its history)."""
+    return subprocess.run(
+        ["git", "show", f"{BASELINE_COMMIT}:orchestrator/emulator/web/callapp.js"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        check=True,
+        timeout=20,
+    ).stdout
 
 
 @contextlib.contextmanager
@@ -82,7 +96,7 @@ def served_callapp(which: dict[str, str]) -> Iterator[None]:
 
     def web_asset(path: str) -> tuple[str, bytes] | None:
         if which.get("callapp") == "before" and path.partition("?")[0] == "/web/callapp.js":
-            return "text/javascript; charset=utf-8", BASELINE_CALLAPP.read_bytes()
+            return "text/javascript; charset=utf-8", baseline_callapp()
         return current(path)
 
     vars(server)["web_asset"] = web_asset
