@@ -169,18 +169,10 @@ class Chromium:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _start(self) -> None:
-        options = self.options
-        check_browser_namespace(options.netns)
-        if not os.access(options.binary, os.X_OK):
-            raise EnvironmentProblem(f"{options.binary} is missing", hint="apt-get install chromium")
-        self._dir = Path(tempfile.mkdtemp(prefix="callops-chromium-"))
-        home, profile = self._dir / "home", self._dir / "profile"
-        home.mkdir()
-        profile.mkdir()
-        trust_ca_in_profile(home, options.trusted_ca)
-        argv = chromium_argv(options, profile)
-        env = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+    def _spawn(self, argv: list[str], env: dict[str, str]) -> tuple[int, int, float]:
+        """Start Chromium with the DevTools pipe on its fds 3 and 4: our ends ``(to, from)`` and
+        when it started (monotonic)."""
+        assert self._dir is not None
         to_browser_r, to_browser_w = os.pipe()
         from_browser_r, from_browser_w = os.pipe()
         # Above 3/4 so that dup2 onto 3 and 4 in the child cannot clobber one of them.
@@ -196,10 +188,10 @@ class Chromium:
             os.dup2(high_w, 4)
             ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
-        stderr = open(self._dir / "chromium.log", "wb")  # noqa: SIM115, ASYNC230 -- closed below
+        stderr = open(self._dir / "chromium.log", "wb")  # noqa: SIM115 -- closed below
         started = time.monotonic()
         try:
-            self.process = subprocess.Popen(  # noqa: ASYNC220 -- returns at once; pipes are async
+            self.process = subprocess.Popen(
                 argv,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -215,7 +207,22 @@ class Chromium:
             stderr.close()
             os.close(high_r)
             os.close(high_w)
-        log.info("chromium started (pid %d, namespace %s)", self.process.pid, options.netns or "(own)")
+        log.info("chromium started (pid %d, namespace %s)", self.process.pid, self.options.netns or "(own)")
+        return to_browser_w, from_browser_r, started
+
+    async def _start(self) -> None:
+        options = self.options
+        check_browser_namespace(options.netns)
+        if not os.access(options.binary, os.X_OK):
+            raise EnvironmentProblem(f"{options.binary} is missing", hint="apt-get install chromium")
+        self._dir = Path(tempfile.mkdtemp(prefix="callops-chromium-"))
+        home, profile = self._dir / "home", self._dir / "profile"
+        home.mkdir()
+        profile.mkdir()
+        trust_ca_in_profile(home, options.trusted_ca)
+        argv = chromium_argv(options, profile)
+        env = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+        to_browser_w, from_browser_r, started = self._spawn(argv, env)
         loop = asyncio.get_running_loop()
         self._writer, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(to_browser_w, "wb", 0))
         self._reader, _ = await loop.connect_read_pipe(

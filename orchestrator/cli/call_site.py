@@ -194,7 +194,7 @@ def call_site(**o: Any) -> None:
       callops call-site --role agent --emulator http://127.0.0.1:8443 \\
           --turn turn:203.0.113.10:3478 --secret-file turn-secret --duration 3 --json
     """
-    from callops.orchestrator.call.runs import CallSettings, SiteRun
+    from callops.orchestrator.call.runs import SiteRun
     from callops.orchestrator.cli.call import emit_call_report
     from callops.orchestrator.cli.stopping import run_stoppable
 
@@ -213,16 +213,7 @@ def call_site(**o: Any) -> None:
         from callops.errors import UsageError
 
         raise UsageError("--policy relay needs a TURN server", hint="give --turn")
-    settings = CallSettings(
-        mode=o["mode"],
-        policy=o["policy"],
-        scenario=o["scenario"],
-        account=o["account"],
-        host_addresses=("127.0.0.1",) if o["loopback_only"] else None,
-        duration_s=o["duration"],
-        wait_timeout_s=o["timeout"],
-        ice_timeout_s=o["ice_timeout"],
-    )
+    settings = _site_settings(o)
     run = SiteRun(
         o["role"],
         settings,
@@ -241,6 +232,22 @@ def call_site(**o: Any) -> None:
     if stopped is not None:  # Ctrl-C, SIGTERM, SIGHUP: the report of what is known, exit 128+signal
         report = run.report(stopped_by=stopped.name)
     emit_call_report(report, stopped, as_json=o["as_json"])
+
+
+def _site_settings(o: dict[str, Any]) -> Any:
+    """This side's call settings from the command's options."""
+    from callops.orchestrator.call.runs import CallSettings
+
+    return CallSettings(
+        mode=o["mode"],
+        policy=o["policy"],
+        scenario=o["scenario"],
+        account=o["account"],
+        host_addresses=("127.0.0.1",) if o["loopback_only"] else None,
+        duration_s=o["duration"],
+        wait_timeout_s=o["timeout"],
+        ice_timeout_s=o["ice_timeout"],
+    )
 
 
 def _check_roles(role: str, emulator_url: str, conversation: str | None, leg: str, scenario: str) -> None:
