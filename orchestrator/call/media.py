@@ -50,19 +50,19 @@ def _audio_frame(chunk: bytes, pts: int) -> av.AudioFrame:
     return frame
 
 
-class ToneTrack(MediaStreamTrack):
-    """A sine tone (default 440 Hz), 48 kHz mono s16, 20 ms frames -- encoded to Opus by aiortc."""
+class _PacedAudio(MediaStreamTrack):
+    """An audio track that hands out one 20 ms frame per :data:`AUDIO_PTIME`, on a fixed clock."""
 
     kind = "audio"
 
-    def __init__(self, frequency: float = 440.0, amplitude: float = 0.3) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self._samples = int(AUDIO_RATE * AUDIO_PTIME)
-        self._chunks = tone_chunks(frequency, amplitude)
         self._start: float | None = None
         self._index = 0
 
-    async def recv(self) -> av.AudioFrame:
+    async def _next(self) -> int:
+        """The index of the next frame, once it is due."""
         if self.readyState != "live":
             raise MediaStreamError
         if self._start is None:
@@ -72,8 +72,19 @@ class ToneTrack(MediaStreamTrack):
             wait = self._start + self._index * AUDIO_PTIME - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-        chunk = self._chunks[self._index % len(self._chunks)]
-        return _audio_frame(chunk, self._index * self._samples)
+        return self._index
+
+
+class ToneTrack(_PacedAudio):
+    """A sine tone (default 440 Hz), 48 kHz mono s16, 20 ms frames -- encoded to Opus by aiortc."""
+
+    def __init__(self, frequency: float = 440.0, amplitude: float = 0.3) -> None:
+        super().__init__()
+        self._chunks = tone_chunks(frequency, amplitude)
+
+    async def recv(self) -> av.AudioFrame:
+        index = await self._next()
+        return _audio_frame(self._chunks[index % len(self._chunks)], index * self._samples)
 
 
 _TONE_PACKETS: dict[float, list[bytes]] = {}
@@ -98,32 +109,19 @@ def encoded_tone(frequency: float = 440.0) -> list[bytes]:
     return packets
 
 
-class EncodedToneTrack(MediaStreamTrack):
+class EncodedToneTrack(_PacedAudio):
     """The tone as pre-encoded Opus packets, paced at 20 ms: the sender skips per-frame encoding
     (for load tests with many peers in one process); receivers still decode every packet."""
-
-    kind = "audio"
 
     def __init__(self, frequency: float = 440.0) -> None:
         super().__init__()
         self._packets = encoded_tone(frequency)
-        self._samples = int(AUDIO_RATE * AUDIO_PTIME)
-        self._start: float | None = None
-        self._index = 0
         self._time_base = fractions.Fraction(1, AUDIO_RATE)
 
     async def recv(self) -> av.Packet[Any]:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._index += 1
-            wait = self._start + self._index * AUDIO_PTIME - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-        packet = av.Packet(self._packets[self._index % len(self._packets)])
-        packet.pts = self._index * self._samples
+        index = await self._next()
+        packet = av.Packet(self._packets[index % len(self._packets)])
+        packet.pts = index * self._samples
         packet.time_base = self._time_base
         return packet
 

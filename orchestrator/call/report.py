@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,17 +21,8 @@ Scenario = Literal[
     "ice-fail",
     "resume",
 ]
-SCENARIOS: tuple[str, ...] = (
-    "accept",
-    "decline",
-    "cancel",
-    "expire",
-    "hangup-consumer",
-    "hangup-agent",
-    "agent-disconnect",
-    "ice-fail",
-    "resume",
-)
+#: every scenario, in the order of :data:`Scenario` (the CLI's choices; the table in call/scenarios.py)
+SCENARIOS: tuple[str, ...] = get_args(Scenario)
 
 
 class _Model(BaseModel):
