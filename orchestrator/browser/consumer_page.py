@@ -96,10 +96,13 @@ class ChromiumConsumer(PageLeg):
         after ``within`` seconds. A call app ``sessionError`` ends a wait for a call app phase."""
         if source == "handler":
             return await self.race(f"window.callopsHandler.when({self.js(name)})", within)
-        return await self.race(
-            f"Promise.race([lpCallApp.when({self.js(name)}), "
-            "lpCallApp.when('error').then(function () { return null; })])",
-            within,
+        return await self.race(self._app_target(name), within)
+
+    def _app_target(self, phase: str) -> str:
+        """The call app's Promise of ``phase``; a ``sessionError`` ends it with null."""
+        return (
+            f"Promise.race([lpCallApp.when({self.js(phase)}), "
+            "lpCallApp.when('error').then(function () { return null; })])"
         )
 
     async def _handler_step(self, name: str, phase: str | None, within: float, what: str) -> dict[str, Any]:
@@ -111,11 +114,7 @@ class ChromiumConsumer(PageLeg):
         return entry
 
     async def _app_phase(self, phase: str, within: float) -> bool:
-        at = await self.wait("app", phase, within)
-        if not isinstance(at, int | float):
-            return False
-        self.on_phase(phase, monotonic_of(float(at)))
-        return True
+        return await self.phase_of(self._app_target(phase), phase, within)
 
     async def app_state(self) -> dict[str, Any]:
         state = await self._page.evaluate("lpCallApp.state()")

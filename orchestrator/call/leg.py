@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from callops.orchestrator.call.legs import own_phases
 from callops.orchestrator.call.peer import HeadlessPeer, PeerConfig
 from callops.orchestrator.call.report import CallMode, CallStats
 from callops.orchestrator.call.roles import CallState, MediaMarks
@@ -39,11 +40,7 @@ class CallLeg:
         self.consumer = self._peer("consumer")
 
     def _peer(self, role: str) -> HeadlessPeer:
-        callback = self.marks.callback("agent" if role == "agent" else "consumer")
-
-        def on_phase(phase: str, now: float) -> None:
-            callback(f"first_{phase.partition('_first_')[2]}" if "_first_" in phase else phase, now)
-
+        on_phase = own_phases(self.marks.callback("agent" if role == "agent" else "consumer"))
         return HeadlessPeer(
             "agent" if role == "agent" else "consumer",
             self.mode,

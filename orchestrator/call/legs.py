@@ -293,7 +293,7 @@ def make_peer(role: Role, settings: LegSettings, on_phase: PhaseCallback) -> Hea
     """A headless peer whose ``turns:`` are verified with ``settings.ssl_context`` (as the probe does)."""
     from callops.orchestrator.call.pair import ice_connection
 
-    peer = HeadlessPeer(role, settings.mode, settings.peer_config(), on_phase=_own_phases(on_phase))
+    peer = HeadlessPeer(role, settings.mode, settings.peer_config(), on_phase=own_phases(on_phase))
     connection = ice_connection(peer.pc)
     # aioice takes an SSLContext where aiortc passes True (aioice >= 0.9); set before gathering.
     if settings.ssl_context is not None and connection is not None and connection.turn_ssl is True:
@@ -301,7 +301,7 @@ def make_peer(role: Role, settings: LegSettings, on_phase: PhaseCallback) -> Hea
     return peer
 
 
-def _own_phases(on_phase: PhaseCallback) -> PhaseCallback:
+def own_phases(on_phase: PhaseCallback) -> PhaseCallback:
     """HeadlessPeer names first frames ``<role>_first_<kind>``; a leg reports ``first_<kind>``."""
 
     def phase(name: str, now: float) -> None:
@@ -557,15 +557,7 @@ class AiortcConsumer(AiortcMedia):
     async def closed(self, within: float) -> str:
         from callops.consumer.tracker import CallClosed
 
-        dialog = self.invite.dialogId
-        try:
-            async with asyncio.timeout(within):
-                while True:
-                    event = await self.client.next_event()
-                    if isinstance(event, CallClosed) and event.dialogId == dialog:
-                        return str(event.reason)
-        except TimeoutError:
-            raise DeadlineExceeded(f"consumer: no CLOSED for dialog {dialog} within {within:g} s") from None
+        return str((await self._event(CallClosed, within)).reason)
 
     async def late_accept(self) -> str | None:
         from callops.consumer.lptag import build_accepted
@@ -636,4 +628,5 @@ __all__ = [
     "SignalPipe",
     "make_peer",
     "open_channel",
+    "own_phases",
 ]

@@ -414,11 +414,7 @@ class ConsumerRole(_RoleBase):
         control = ControlClient(self.settings.base_url, timeout=within)
         try:
             async with asyncio.timeout(within):
-                while True:
-                    for conv in await control.conversations(self.settings.account):
-                        for call in conv.calls:
-                            if call.serviceId == self.state.service_id and call.sessionState == "CLOSED":
-                                return
+                while await call_state(control, self.settings.account, self.state.service_id) != "CLOSED":  # noqa: ASYNC110 -- polls another process's state over HTTP
                     await asyncio.sleep(CONVERSATION_POLL_S)  # bounded poll of the control API
         except TimeoutError:
             raise DeadlineExceeded(
@@ -579,11 +575,7 @@ class AgentRole(_RoleBase):
         return True
 
     async def _accepted_at_control(self, control: ControlClient) -> bool:
-        for conv in await control.conversations(self.settings.account):
-            for call in conv.calls:
-                if call.serviceId == self.state.service_id and call.sessionState == "ACCEPTED":
-                    return True
-        return False
+        return await call_state(control, self.settings.account, self.state.service_id) == "ACCEPTED"
 
     async def _wait_accepted(self, control: ControlClient) -> bool:
         """The consumer accepts: the channel's state says ACCEPTED (or the control API, when the
@@ -677,6 +669,15 @@ class AgentRole(_RoleBase):
                 await self._channel.hangup()
             except CallopsError as exc:
                 self.state.notes.append(f"agent: hang-up not signalled ({exc.message})")
+
+
+async def call_state(control: ControlClient, account: str, service_id: str | None) -> str | None:
+    """The ``sessionState`` of call ``service_id`` as the emulator's control API shows it, or None."""
+    for conv in await control.conversations(account):
+        for call in conv.calls:
+            if call.serviceId == service_id:
+                return str(call.sessionState)
+    return None
 
 
 async def diagnose_turn(server: object) -> str:

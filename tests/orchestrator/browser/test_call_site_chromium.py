@@ -254,3 +254,66 @@ def test_a_refused_camera_raises_no_camera_access_and_the_offer_is_not_answered(
     # saw the acceptance (the two race: the page fails at once)
     assert not agent["ok"], agent
     assert "agent: no answer within" in agent["failure"] or "(consumer hangs up)" in agent["failure"], agent
+
+
+# -- page faults: the call app's sessionErrors (``call-site``'s hidden test options) ---------------
+
+
+async def _faulty_page_call(page: list[str]) -> tuple[dict[str, Any], int]:
+    """(the consumer's report, its exit code); the agent side is stopped once the consumer is done."""
+    async with Emulator(EmulatorConfig()) as emu:
+        common = ["--emulator", emu.base_url, "--duration", "1", "--ice-timeout", "5", "--json"]
+        procs: list[asyncio.subprocess.Process] = []
+        try:
+            consumer = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "callops", "call-site", "--role", "consumer", "--leg", "chromium",
+                *page, *common,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            procs.append(consumer)
+            conversation = await _ready(consumer, PROCESS_TIMEOUT)
+            agent = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "callops", "call-site", "--role", "agent",
+                "--conversation", conversation, "--loopback-only", *common,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            procs.append(agent)
+            out, err = await asyncio.wait_for(consumer.communicate(), PROCESS_TIMEOUT)
+        finally:
+            for proc in procs:
+                if proc.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                    await proc.wait()
+        try:
+            report = json.loads(out)
+        except ValueError:
+            raise AssertionError(f"consumer: no JSON report; stderr: {err.decode()[-2000:]}") from None
+        assert consumer.returncode is not None
+        return report, consumer.returncode
+
+
+@pytest.mark.parametrize(
+    ("page", "error_id", "detail"),
+    [
+        (["--deny-media"], "NO_CAMERA_ACCESS", "NotAllowedError"),
+        (["--without-container"], "UNABLE_TO_CONNECT", "lp_cobrowse_callscreen_container"),
+    ],
+    ids=["no-camera-access", "no-call-container"],
+)
+def test_a_page_fault_is_a_session_error_and_a_failed_call(
+    browser_netns: str, page: list[str], error_id: str, detail: str
+) -> None:
+    report, exit_code = run_in_namespace(browser_netns, lambda: _faulty_page_call(page), 120)
+    seen = (report["failure"], report["errors"], report["legs"]["consumer"]["console"])
+    assert exit_code == 1, seen
+    assert not report["ok"] and report["outcome"] != "connected", seen
+    assert (report["scenario"], report["expected_outcome"]) == ("accept", "connected")
+    assert report["legs"]["consumer"]["kind"] == "chromium"
+    errors = [e for e in report["errors"] if e["id"] == error_id]
+    assert errors and detail in errors[0]["msg"], seen
+    assert error_id in report["failure"], seen
+    # the page got as far as accepting the invitation; no media, no connection
+    timeline = report["timeline_ms"]
+    assert "accepted" in timeline and "dtls_connected" not in timeline and "first_audio" not in timeline
+    assert report["selected_pair"] is None
