@@ -5,7 +5,7 @@
  * It listens to the page's lpTag events on channel "lpCoBrowse" and talks to the emulator's
  * CoBrowse stand-in (docs/emulator.md) with the page's JWT:
  *
- *   cobrowseOffered  -> connect the CoBrowse channel, forward the event
+ *   cobrowseOffered  -> warm up (see warmUp()), connect the CoBrowse channel, forward the event
  *   cobrowseAccepted -> forward (the emulator joins us to the call) and, while it travels, find
  *                       the container (none: sessionError), get media (refused:
  *                       NO_CAMERA_ACCESS; no WebRTC: BROWSER_NOT_SUPPORTED) and create the
@@ -18,7 +18,8 @@
  *
  * What a reload needs (the call's payload) is kept in sessionStorage; on load, an active call
  * found there fires sessionResume (appName "cobrowse"). Configuration comes from
- * window.lpTagStandIn = {cobrowseUrl, jwt, iceServers, iceTransportPolicy, iceTimeoutMs}.
+ * window.lpTagStandIn = {cobrowseUrl, jwt, iceServers, iceTransportPolicy, iceTimeoutMs, warmUp}
+ * (warmUp: false turns the warm-up off).
  *
  * For the test driver: window.lpCallApp.state() (phases in epoch ms, errors, ICE candidate errors)
  * and window.lpCallApp.stats() (getStats reduced to the figures of callops' call report).
@@ -27,6 +28,7 @@
   "use strict";
   var STORAGE_KEY = "lpCallAppActiveCall";
   var CONTAINER_CLASS = "lp_cobrowse_callscreen_container";
+  var INVITATION_LIFETIME_MS = 125000; // an invitation expires after two minutes
   var MESSAGES = {
     UNABLE_TO_CONNECT: "We could not connect your call.",
     BROWSER_NOT_SUPPORTED: "Your browser does not support voice and video calls.",
@@ -140,17 +142,17 @@
   }
 
   /**
-   * The peer connection of the next offer, made as soon as the visitor accepts (while the accept
-   * travels to the agent and the camera starts). No iceCandidatePoolSize: Chromium discards the
-   * pool when it applies a local *answer*, before it starts gathering, so a pool only costs an
-   * extra TURN allocation here; gathering starts with the answer (see answer()).
+   * The peer connection of the next offer: made when the invitation is shown (warmUp()) or, at
+   * the latest, as soon as the visitor accepts (while the accept travels to the agent and the
+   * camera starts). ``pool``: iceCandidatePoolSize.
    */
-  function newPeerConnection() {
+  function newPeerConnection(pool) {
     var cfg = config();
     var pc = new RTCPeerConnection({
       iceServers: cfg.iceServers || [],
       iceTransportPolicy: cfg.iceTransportPolicy || "all",
-      bundlePolicy: "max-bundle"
+      bundlePolicy: "max-bundle",
+      iceCandidatePoolSize: pool || 0
     });
     var gathered = 0;
     pc.onicecandidate = function (event) {
@@ -189,6 +191,27 @@
     return pc;
   }
 
+  /**
+   * Warm-up while the visitor reads the invitation: the answering peer connection, with a
+   * one-candidate pool. Chromium drops an answerer's pool when it applies the answer, before it
+   * gathers, so the pool's candidates are never used -- but gathering them opens the browser's
+   * network list and a TLS session with each turns: server (certificate checked), which the
+   * call's own gathering then resumes: about 20-30 ms less to a relay over TLS. The pool's TURN
+   * allocation is released with the answer, a decline, a hang-up, or when the invitation
+   * expires (two minutes).
+   */
+  function warmUp() {
+    if (app.warm || !root.RTCPeerConnection || config().warmUp === false) return;
+    try {
+      var pc = newPeerConnection(1);
+      app.warm = pc;
+      mark("warm_up");
+      setTimeout(function () { if (app.warm === pc) { pc.close(); app.warm = null; } }, INVITATION_LIFETIME_MS);
+    } catch (e) {
+      app.notes.push("warm-up: " + e);
+    }
+  }
+
   function startCall(payload) {
     app.payload = payload;
     app.closedReason = null;
@@ -225,9 +248,8 @@
       throw e;
     });
     app.media.catch(function () {});
-    if (app.warm) app.warm.close();
     try {
-      app.warm = newPeerConnection();
+      if (!app.warm || app.warm.signalingState === "closed") app.warm = newPeerConnection();
       mark("pc_created");
     } catch (e) {
       app.warm = null; // answer() tries again and reports the error
@@ -389,7 +411,10 @@
     };
   }
 
-  events.bind({ appName: "lpCoBrowse", eventName: "cobrowseOffered", func: function (p) { forward("cobrowseOffered")(p).catch(function () {}); } });
+  events.bind({ appName: "lpCoBrowse", eventName: "cobrowseOffered", func: function (p) {
+    warmUp();
+    forward("cobrowseOffered")(p).catch(function () {});
+  } });
   events.bind({ appName: "lpCoBrowse", eventName: "cobrowseAccepted", func: function (payload) {
     // the accept goes out first; camera and peer connection start while it travels
     var refused = false;
@@ -401,6 +426,7 @@
     setTimeout(function () { if (!refused) startCall(payload); }, 0);
   } });
   events.bind({ appName: "lpCoBrowse", eventName: "cobrowseDeclined", func: function (payload) {
+    releaseCall();
     forward("cobrowseDeclined")(payload).then(function () { if (app.channel) app.channel.ws.close(1000, "declined"); }, function () {});
   } });
   events.bind({ appName: "lpCoBrowse", eventName: "sliderOpened", func: function () {
