@@ -7,7 +7,11 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -289,3 +293,44 @@ class MiniServerFactory:
 @pytest.fixture
 def mini_server() -> MiniServerFactory:
     return MiniServerFactory()
+
+
+class CallopsCli:
+    """Runs ``python -m callops ARGS`` as a child process with both outputs piped."""
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """This environment without the consumer's JWT and CSDS, plus ``extra``."""
+        env = {k: v for k, v in os.environ.items() if k not in ("CALLOPS_JWT", "CALLOPS_CSDS")}
+        return {**env, **extra}
+
+    @asynccontextmanager
+    async def spawn(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> AsyncIterator[asyncio.subprocess.Process]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "callops",
+            *args,
+            env=env if env is not None else self.env(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            yield proc
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+            # Drain both pipes to EOF so their transports close before the loop does.
+            await asyncio.wait_for(proc.communicate(), 30)
+
+    async def run(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+        """Run to the end (60 s at most): exit code, stdout, stderr."""
+        async with self.spawn(*args, env=env) as proc:
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+        return proc.returncode or 0, out.decode(), err.decode()
+
+
+@pytest.fixture
+def callops_cli() -> CallopsCli:
+    return CallopsCli()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +22,7 @@ from callops.errors import DeadlineExceeded, NetworkError, RemoteProtocolError, 
 from callops.orchestrator.emulator import Emulator, EmulatorConfig
 from callops.orchestrator.emulator.idp import IdentityConfig
 from callops.testing import run_bounded
+from callops.turn.coturn import free_port
 
 ACCOUNT = "le83624296"
 
@@ -201,10 +201,7 @@ def test_an_endpoint_that_accepts_and_never_answers_times_out_within_the_budget(
 
 
 def test_a_closed_port_is_a_network_error_saying_refused() -> None:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
 
     async def body() -> None:
         started = time.monotonic()
