@@ -78,13 +78,17 @@ def _listen_args(emu: Emulator, *auth: str, auto: str, count: int) -> tuple[str,
 
 
 async def _invite(
-    proc: asyncio.subprocess.Process, control: ControlClient, mode: str
+    proc: asyncio.subprocess.Process, control: ControlClient, mode: str, answer: str, then: str
 ) -> list[dict[str, Any]]:
-    """Wait for the ``ready`` line, invite to a call in its conversation, read the next four lines."""
+    """Wait for the ``ready`` line and invite to a call in its conversation: the next four lines are
+    the invitation, the lpTag offer and ``answer``, and the event ``then``."""
     ready = await _json_line(proc)
     assert ready["kind"] == "ready" and ready["conversationId"]
     await control.invite(ACCOUNT, ready["conversationId"], mode)
-    return [await _json_line(proc) for _ in range(4)]
+    lines = [await _json_line(proc) for _ in range(4)]
+    names = [(line["kind"], line["name"]) for line in lines]
+    assert names == [("event", "invited"), ("lptag", "cobrowseOffered"), ("lptag", answer), ("event", then)]
+    return lines
 
 
 async def _exits_0_without(proc: asyncio.subprocess.Process, token: Secret) -> None:
@@ -100,14 +104,7 @@ def test_cli_listen_prints_json_lines_and_delivers_the_accept(callops_cli: Callo
             args = _listen_args(emu, auto="accept", count=3)
             async with callops_cli.spawn(*args, env=callops_cli.env(CALLOPS_JWT=token.reveal())) as proc:
                 control = ControlClient(emu.base_url)
-                lines = await _invite(proc, control, "VIDEO_CALL")
-                names = [(line["kind"], line["name"]) for line in lines]
-                assert names == [
-                    ("event", "invited"),
-                    ("lptag", "cobrowseOffered"),
-                    ("lptag", "cobrowseAccepted"),
-                    ("event", "accepted"),
-                ]
+                lines = await _invite(proc, control, "VIDEO_CALL", "cobrowseAccepted", "accepted")
                 assert lines[1]["data"]["visitorName"] == "callops visitor" and lines[1]["delivered"] is True
                 await control.end_call(ACCOUNT, lines[0]["conversationId"])
                 closed = await _json_line(proc)
@@ -136,14 +133,7 @@ def test_cli_listen_decline_from_a_jwt_file_closes_the_call_as_declined(
             args = _listen_args(emu, "--jwt-file", str(jwt_file), auto="decline", count=2)
             async with callops_cli.spawn(*args) as proc:
                 control = ControlClient(emu.base_url)
-                lines = await _invite(proc, control, "VOICE_CALL")
-                names = [(line["kind"], line["name"]) for line in lines]
-                assert names == [
-                    ("event", "invited"),
-                    ("lptag", "cobrowseOffered"),
-                    ("lptag", "cobrowseDeclined"),
-                    ("event", "closed"),
-                ]
+                lines = await _invite(proc, control, "VOICE_CALL", "cobrowseDeclined", "closed")
                 assert lines[2]["delivered"] is True
                 assert lines[3]["reason"] == "declined"
                 await _exits_0_without(proc, token)

@@ -187,23 +187,18 @@ def test_accepted_call_is_not_expired_by_tick(wire: Wire) -> None:
     assert [c.sessionState for c in tracker.active_calls()] == ["ACCEPTED"]
 
 
-def test_stale_update_is_ignored(wire: Wire) -> None:
-    tracker = InvitationTracker()
+@pytest.mark.parametrize(
+    ("state", "after_ms"),
+    [("CLOSED", 1000), ("INVITED", 3000)],
+    ids=["an-older-closed-snapshot-arriving-late-is-ignored", "a-newer-invited-never-goes-backwards"],
+)
+def test_an_accepted_call_ignores_stale_and_backward_updates(wire: Wire, state: str, after_ms: int) -> None:
+    tracker = invited_to_d1(wire)
     base = int(wire.t0 * 1000)
-    feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1, ts=base)), wire.t0)
     feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1, "ACCEPTED", ts=base + 2000)), wire.t0 + 2)
-    # an older CLOSED-state snapshot arriving late: ignored
-    stale = wire.call_dialog(D1, "CLOSED", ts=base + 1000)
-    assert feed(tracker, wire, wire.upsert(CONV, stale), wire.t0 + 3) == []
+    late = wire.call_dialog(D1, state, ts=base + after_ms)
+    assert feed(tracker, wire, wire.upsert(CONV, late), wire.t0 + 3) == []
     assert [c.sessionState for c in tracker.active_calls()] == ["ACCEPTED"]
-
-
-def test_stale_invited_after_accepted_never_goes_backwards(wire: Wire) -> None:
-    tracker = InvitationTracker()
-    base = int(wire.t0 * 1000)
-    feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1, ts=base)), wire.t0)
-    feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1, "ACCEPTED", ts=base + 2000)), wire.t0 + 2)
-    assert feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1, ts=base + 3000)), wire.t0 + 3) == []
     assert tracker.tick(wire.t0 + 1000) == []
 
 
