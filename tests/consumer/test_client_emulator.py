@@ -45,10 +45,11 @@ async def _invited(client: ConsumerClient) -> CallInvited:
     return event
 
 
-async def _closed(client: ConsumerClient) -> CallClosed:
+async def _closed(client: ConsumerClient, invite: CallInvited, reason: CloseReason | None = None) -> None:
+    """The client reports the end of ``invite``'s call (closed for ``reason``, if given)."""
     event = await client.next_event(15)
-    assert isinstance(event, CallClosed), event
-    return event
+    assert isinstance(event, CallClosed) and event.dialogId == invite.dialogId, event
+    assert reason is None or event.reason is reason, event
 
 
 @dataclass
@@ -65,6 +66,18 @@ class _Subscribed:
         """The agent invites to a call; the client reports the invitation."""
         await self.control.invite(ACCOUNT, self.conversation, mode)
         return await _invited(self.client)
+
+    async def answer(self, invite: CallInvited, auto: AutoAnswer) -> None:
+        """The consumer's answer: told to the client, then published on the CoBrowse stand-in."""
+        if auto is AutoAnswer.ACCEPT:
+            self.client.accepted(invite.dialogId)
+        else:
+            self.client.declined(invite.dialogId)
+        await _publish(self.emu, self.token, invite, auto)
+
+    async def end(self) -> None:
+        """The agent ends the call (or cancels the invitation)."""
+        await self.control.end_call(ACCOUNT, self.conversation)
 
 
 @asynccontextmanager
@@ -97,13 +110,11 @@ def test_accepting_through_lptag_moves_the_call_to_accepted_and_hangup_ends_it()
     async def body() -> None:
         async with _subscribed() as call:
             invite = await call.invite("VOICE_CALL")
-            call.client.accepted(invite.dialogId)
-            await _publish(call.emu, call.token, invite, AutoAnswer.ACCEPT)
+            await call.answer(invite, AutoAnswer.ACCEPT)
             accepted = await call.client.next_event(15)
             assert isinstance(accepted, CallAccepted) and accepted.dialogId == invite.dialogId
-            await call.control.end_call(ACCOUNT, call.conversation)
-            closed = await _closed(call.client)
-            assert closed.dialogId == invite.dialogId and closed.reason is CloseReason.ENDED
+            await call.end()
+            await _closed(call.client, invite, CloseReason.ENDED)
 
     run_bounded(body(), 60)
 
@@ -112,10 +123,8 @@ def test_declining_closes_the_invitation_as_declined() -> None:
     async def body() -> None:
         async with _subscribed() as call:
             invite = await call.invite("VIDEO_CALL")
-            call.client.declined(invite.dialogId)
-            await _publish(call.emu, call.token, invite, AutoAnswer.DECLINE)
-            closed = await _closed(call.client)
-            assert closed.dialogId == invite.dialogId and closed.reason is CloseReason.DECLINED
+            await call.answer(invite, AutoAnswer.DECLINE)
+            await _closed(call.client, invite, CloseReason.DECLINED)
 
     run_bounded(body(), 60)
 
@@ -124,9 +133,8 @@ def test_agent_cancelling_the_invitation_closes_it_as_cancelled() -> None:
     async def body() -> None:
         async with _subscribed() as call:
             invite = await call.invite("VOICE_CALL")
-            await call.control.end_call(ACCOUNT, call.conversation)
-            closed = await _closed(call.client)
-            assert closed.dialogId == invite.dialogId and closed.reason is CloseReason.CANCELLED
+            await call.end()
+            await _closed(call.client, invite, CloseReason.CANCELLED)
 
     run_bounded(body(), 60)
 
@@ -136,8 +144,7 @@ def test_unanswered_invitation_expires() -> None:
         async with _subscribed(EmulatorConfig(invite_expiry=1.0)) as call:
             invite = await call.invite("VIDEO_CALL")
             assert invite.expires - time.time() <= 1.5
-            closed = await _closed(call.client)
-            assert closed.dialogId == invite.dialogId and closed.reason is CloseReason.EXPIRED
+            await _closed(call.client, invite, CloseReason.EXPIRED)
             assert call.client.tracker.active_calls() == []
 
     run_bounded(body(), 60)
@@ -147,8 +154,8 @@ def test_two_invitations_in_one_conversation_are_reported_apart() -> None:
     async def body() -> None:
         async with _subscribed() as call:
             first = await call.invite("VOICE_CALL")
-            await call.control.end_call(ACCOUNT, call.conversation)
-            assert (await _closed(call.client)).dialogId == first.dialogId
+            await call.end()
+            await _closed(call.client, first)
             second = await call.invite("VIDEO_CALL")
             assert second.dialogId != first.dialogId and second.mode == "VIDEO_CALL"
 
