@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, AnyStr, TypeVar
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -132,33 +129,6 @@ def conversation_delete(conversation_id: str, subscription_id: str = "sub-1") ->
     }
 
 
-# --- child processes ------------------------------------------------------------------------------
-
-
-def terminate(proc: subprocess.Popen[AnyStr], timeout: float = 10.0) -> None:
-    """Stop ``proc`` with SIGTERM, and SIGKILL if it is still running after ``timeout`` seconds."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
-
-
-@contextmanager
-def logged_process(
-    args: list[str], log: Path, env: dict[str, str] | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    """``args`` running with stdout and stderr written to ``log``; terminated when the block ends."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
-    try:
-        yield proc
-    finally:
-        terminate(proc)
-
-
 __all__ = [
     "DEFAULT_TIMEOUT",
     "call_dialog",
@@ -167,8 +137,6 @@ __all__ = [
     "conversation_roles",
     "conversation_upsert",
     "fuzz_examples",
-    "logged_process",
     "main_dialog",
     "run_bounded",
-    "terminate",
 ]
