@@ -27,6 +27,7 @@ import select
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -60,13 +61,11 @@ def start_emulator(port: int) -> tuple[subprocess.Popen[str], str]:
     return proc, line.split()[2]
 
 
+@dataclass(slots=True)
 class Session:
-    __slots__ = ("consumer_id", "conversation_id", "ws")
-
-    def __init__(self, ws: ClientConnection, consumer_id: str, conversation_id: str) -> None:
-        self.ws = ws
-        self.consumer_id = consumer_id
-        self.conversation_id = conversation_id
+    ws: ClientConnection
+    consumer_id: str
+    conversation_id: str
 
 
 async def _answer(ws: ClientConnection, req_id: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from bench._common import median, write_result
+from callops import testing
 from callops.consumer.models import ExConversationChangeNotification, parse_body, parse_frame
 from callops.consumer.protocol import ConsumerProtocol
 from callops.consumer.tracker import InvitationTracker
@@ -34,55 +35,30 @@ T0_MS = 1_700_000_000_000
 TARGET = 50_000
 
 
-def _main_dialog(conv: str, ts: int) -> dict[str, Any]:
-    return {
-        "dialogId": conv,
-        "participantsDetails": [
-            {"id": CONSUMER, "role": "CONSUMER"},
-            {"id": AGENT, "role": "ASSIGNED_AGENT"},
-        ],
-        "dialogType": "MAIN",
-        "channelType": "MESSAGING",
-        "state": "OPEN",
-        "creationTs": T0_MS,
-        "metaDataLastUpdateTs": ts,
-    }
+def _call_dialog(dialog: str, state: str, mode: str, ts: int) -> dict[str, object]:
+    return testing.call_dialog(
+        dialog,
+        state,
+        mode=mode,
+        service_id=f"{CONSUMER}#{dialog}",
+        participants=[CONSUMER, AGENT],
+        created_ms=T0_MS,
+        updated_ms=ts,
+        expires=T0_MS / 1000 + 10_000,
+    )
 
 
-def _call_dialog(dialog: str, state: str, mode: str, ts: int) -> dict[str, Any]:
-    return {
-        "dialogId": dialog,
-        "participants": [CONSUMER, AGENT],
-        "dialogType": "OTHER",
-        "channelType": "COBROWSE",
-        "metaData": {
-            "serviceId": f"{CONSUMER}#{dialog}",
-            "mode": mode,
-            "expires": T0_MS / 1000 + 10_000,
-            "sessionState": state,
-            "dialogId": dialog,
-        },
-        "state": "OPEN",
-        "creationTs": T0_MS,
-        "metaDataLastUpdateTs": ts,
-    }
-
-
-def _frame(conv: str, dialogs: list[dict[str, Any]], ts: int, kind: str = "UPSERT") -> str:
-    result: dict[str, Any] = {"convId": conv}
+def _frame(conv: str, dialogs: list[dict[str, object]], ts: int, kind: str = "UPSERT") -> str:
     if kind == "UPSERT":
-        result["effectiveTTR"] = -1
-        result["conversationDetails"] = {
-            "skillId": "496645413",
-            "brandId": "64467156",
-            "participants": [{"id": AGENT, "role": "ASSIGNED_AGENT"}, {"id": CONSUMER, "role": "CONSUMER"}],
-            "dialogs": [_main_dialog(conv, ts), *dialogs],
-            "state": "OPEN",
-            "stage": "OPEN",
-            "startTs": T0_MS,
-            "metaDataLastUpdateTs": ts,
-        }
-    body = {"subscriptionId": "sub-1", "changes": [{"type": kind, "result": result}]}
+        body = testing.conversation_upsert(
+            conv,
+            [testing.main_dialog(conv, CONSUMER, AGENT, T0_MS, ts), *dialogs],
+            participants=testing.conversation_roles(CONSUMER, AGENT),
+            start_ms=T0_MS,
+            updated_ms=ts,
+        )
+    else:
+        body = testing.conversation_delete(conv)
     return json.dumps({"kind": "notification", "type": "cqm.ExConversationChangeNotification", "body": body})
 
 
@@ -109,9 +85,7 @@ def recording(n: int, seed: int = 7) -> list[str]:
             frames.append(_frame(conv, [_call_dialog(dialog, "ACCEPTED", mode, ts + 2)], ts + 2))
             frames.append(_frame(conv, [_call_dialog(dialog, "ACCEPTED", mode, ts + 3)], ts + 3))  # joined
             frames.append(invited)  # stale
-        closed: dict[str, Any] = {"dialogId": dialog, "dialogType": "OTHER", "channelType": "COBROWSE"}
-        closed["metaData"] = {"sessionState": "CLOSED"}
-        frames.append(_frame(conv, [closed], ts + 4))
+        frames.append(_frame(conv, [testing.closed_call_dialog(dialog)], ts + 4))
         if roll > 0.9:
             frames.append(_frame(conv, [], ts + 5, kind="DELETE"))
     return frames[:n]

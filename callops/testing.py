@@ -28,4 +28,115 @@ def fuzz_examples(default: int) -> int:
     return int(raw) if raw.isascii() and raw.isdigit() and int(raw) > 0 else default
 
 
-__all__ = ["DEFAULT_TIMEOUT", "fuzz_examples", "run_bounded"]
+# --- ExConversationChangeNotification bodies, shaped like the seed and the protocol reference ----
+
+
+def call_dialog(
+    dialog_id: str,
+    state: str,
+    *,
+    mode: str,
+    service_id: str,
+    participants: list[object],
+    created_ms: int,
+    updated_ms: int,
+    expires: float | None,
+) -> dict[str, object]:
+    """A COBROWSE call dialog (``expires`` left out when None)."""
+    meta: dict[str, object] = {
+        "serviceId": service_id,
+        "mode": mode,
+        "sessionState": state,
+        "dialogId": dialog_id,
+    }
+    if expires is not None:
+        meta["expires"] = expires
+    return {
+        "dialogId": dialog_id,
+        "participants": participants,
+        "dialogType": "OTHER",
+        "channelType": "COBROWSE",
+        "metaData": meta,
+        "state": "OPEN",
+        "creationTs": created_ms,
+        "metaDataLastUpdateTs": updated_ms,
+    }
+
+
+def closed_call_dialog(dialog_id: str) -> dict[str, object]:
+    """The tutorial's partial CLOSED update of a call dialog."""
+    return {
+        "dialogId": dialog_id,
+        "dialogType": "OTHER",
+        "channelType": "COBROWSE",
+        "metaData": {"sessionState": "CLOSED"},
+    }
+
+
+def main_dialog(
+    conversation_id: str, consumer: str, agent: str, created_ms: int, updated_ms: int
+) -> dict[str, object]:
+    """The MAIN (messaging) dialog of a conversation."""
+    return {
+        "dialogId": conversation_id,
+        "participantsDetails": [
+            {"id": consumer, "role": "CONSUMER"},
+            {"id": agent, "role": "ASSIGNED_AGENT"},
+        ],
+        "dialogType": "MAIN",
+        "channelType": "MESSAGING",
+        "state": "OPEN",
+        "creationTs": created_ms,
+        "metaDataLastUpdateTs": updated_ms,
+    }
+
+
+def conversation_roles(consumer: str, agent: str) -> list[object]:
+    """The conversation participants with their roles: the assigned agent and the consumer."""
+    return [{"id": agent, "role": "ASSIGNED_AGENT"}, {"id": consumer, "role": "CONSUMER"}]
+
+
+def conversation_upsert(
+    conversation_id: str,
+    dialogs: list[dict[str, object]],
+    *,
+    participants: list[object],
+    start_ms: int,
+    updated_ms: int,
+    stage: str = "OPEN",
+    subscription_id: str = "sub-1",
+) -> dict[str, object]:
+    """A notification body with one UPSERT of a conversation holding ``dialogs`` (the MAIN one included)."""
+    details: dict[str, object] = {
+        "skillId": "496645413",
+        "brandId": "64467156",
+        "participants": participants,
+        "dialogs": dialogs,
+        "state": "OPEN" if stage == "OPEN" else "CLOSE",
+        "stage": stage,
+        "startTs": start_ms,
+        "metaDataLastUpdateTs": updated_ms,
+    }
+    result = {"convId": conversation_id, "effectiveTTR": -1, "conversationDetails": details}
+    return {"subscriptionId": subscription_id, "changes": [{"type": "UPSERT", "result": result}]}
+
+
+def conversation_delete(conversation_id: str, subscription_id: str = "sub-1") -> dict[str, object]:
+    """A notification body with one DELETE of a conversation."""
+    return {
+        "subscriptionId": subscription_id,
+        "changes": [{"type": "DELETE", "result": {"convId": conversation_id}}],
+    }
+
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "call_dialog",
+    "closed_call_dialog",
+    "conversation_delete",
+    "conversation_roles",
+    "conversation_upsert",
+    "fuzz_examples",
+    "main_dialog",
+    "run_bounded",
+]

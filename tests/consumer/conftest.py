@@ -7,12 +7,24 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
 from callops.consumer.models import ExConversationChangeNotification
+from callops.testing import (
+    call_dialog,
+    closed_call_dialog,
+    conversation_delete,
+    conversation_roles,
+    conversation_upsert,
+    main_dialog,
+)
 
 CONSUMER = "cc05f2b9-916b-496e-89fe-66a46d975ae2"
 AGENT = "le83624296.356285412"
@@ -38,47 +50,23 @@ class Wire:
         created: int = int(T0 * 1000),
         participants: list[Any] | None = None,
     ) -> dict[str, Any]:
-        meta: dict[str, Any] = {
-            "serviceId": service_id or f"{CONSUMER}#{dialog_id}-svc",
-            "mode": mode,
-            "sessionState": state,
-            "dialogId": dialog_id,
-        }
-        if expires is not None:
-            meta["expires"] = expires
-        return {
-            "dialogId": dialog_id,
-            "participants": participants if participants is not None else [CONSUMER, AGENT],
-            "dialogType": "OTHER",
-            "channelType": "COBROWSE",
-            "metaData": meta,
-            "state": "OPEN",
-            "creationTs": created,
-            "metaDataLastUpdateTs": ts if ts is not None else created,
-        }
+        return call_dialog(
+            dialog_id,
+            state,
+            mode=mode,
+            service_id=service_id or f"{CONSUMER}#{dialog_id}-svc",
+            participants=participants if participants is not None else [CONSUMER, AGENT],
+            created_ms=created,
+            updated_ms=ts if ts is not None else created,
+            expires=expires,
+        )
 
     def closed_dialog(self, dialog_id: str) -> dict[str, Any]:
         """The tutorial's partial CLOSED update."""
-        return {
-            "dialogId": dialog_id,
-            "dialogType": "OTHER",
-            "channelType": "COBROWSE",
-            "metaData": {"sessionState": "CLOSED"},
-        }
+        return closed_call_dialog(dialog_id)
 
     def main_dialog(self, conversation_id: str) -> dict[str, Any]:
-        return {
-            "dialogId": conversation_id,
-            "participantsDetails": [
-                {"id": CONSUMER, "role": "CONSUMER"},
-                {"id": AGENT, "role": "ASSIGNED_AGENT"},
-            ],
-            "dialogType": "MAIN",
-            "channelType": "MESSAGING",
-            "state": "OPEN",
-            "creationTs": int(T0 * 1000) - 60_000,
-            "metaDataLastUpdateTs": int(T0 * 1000) - 60_000,
-        }
+        return main_dialog(conversation_id, CONSUMER, AGENT, int(T0 * 1000) - 60_000, int(T0 * 1000) - 60_000)
 
     def upsert(
         self,
@@ -87,33 +75,20 @@ class Wire:
         stage: str = "OPEN",
         conversation_participants: list[Any] | None = None,
     ) -> dict[str, Any]:
-        details: dict[str, Any] = {
-            "skillId": "496645413",
-            "brandId": "64467156",
-            "participants": conversation_participants
+        return conversation_upsert(
+            conversation_id,
+            [self.main_dialog(conversation_id), *dialogs],
+            participants=conversation_participants
             if conversation_participants is not None
-            else [{"id": AGENT, "role": "ASSIGNED_AGENT"}, {"id": CONSUMER, "role": "CONSUMER"}],
-            "dialogs": [self.main_dialog(conversation_id), *dialogs],
-            "state": "OPEN" if stage == "OPEN" else "CLOSE",
-            "stage": stage,
-            "startTs": int(T0 * 1000) - 60_000,
-            "metaDataLastUpdateTs": int(T0 * 1000),
-        }
-        return {
-            "subscriptionId": "1e25cbe8-sub",
-            "changes": [
-                {
-                    "type": "UPSERT",
-                    "result": {"convId": conversation_id, "effectiveTTR": -1, "conversationDetails": details},
-                }
-            ],
-        }
+            else conversation_roles(CONSUMER, AGENT),
+            start_ms=int(T0 * 1000) - 60_000,
+            updated_ms=int(T0 * 1000),
+            stage=stage,
+            subscription_id="1e25cbe8-sub",
+        )
 
     def delete(self, conversation_id: str) -> dict[str, Any]:
-        return {
-            "subscriptionId": "1e25cbe8-sub",
-            "changes": [{"type": "DELETE", "result": {"convId": conversation_id}}],
-        }
+        return conversation_delete(conversation_id, "1e25cbe8-sub")
 
     def parse(self, body: dict[str, Any]) -> ExConversationChangeNotification:
         return ExConversationChangeNotification.model_validate(body)
@@ -289,3 +264,44 @@ class MiniServerFactory:
 @pytest.fixture
 def mini_server() -> MiniServerFactory:
     return MiniServerFactory()
+
+
+class CallopsCli:
+    """Runs ``python -m callops ARGS`` as a child process with both outputs piped."""
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """This environment without the consumer's JWT and CSDS, plus ``extra``."""
+        env = {k: v for k, v in os.environ.items() if k not in ("CALLOPS_JWT", "CALLOPS_CSDS")}
+        return {**env, **extra}
+
+    @asynccontextmanager
+    async def spawn(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> AsyncIterator[asyncio.subprocess.Process]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "callops",
+            *args,
+            env=env if env is not None else self.env(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            yield proc
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+            # Drain both pipes to EOF so their transports close before the loop does.
+            await asyncio.wait_for(proc.communicate(), 30)
+
+    async def run(self, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+        """Run to the end (60 s at most): exit code, stdout, stderr."""
+        async with self.spawn(*args, env=env) as proc:
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+        return proc.returncode or 0, out.decode(), err.decode()
+
+
+@pytest.fixture
+def callops_cli() -> CallopsCli:
+    return CallopsCli()

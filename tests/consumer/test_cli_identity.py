@@ -5,59 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import sys
+from typing import TYPE_CHECKING
 
 from callops.orchestrator.emulator import ControlClient, Emulator, EmulatorConfig
 from callops.orchestrator.emulator.idp import IdentityConfig
 from callops.testing import run_bounded
+from callops.turn.coturn import free_port
+
+if TYPE_CHECKING:
+    from tests.consumer.conftest import CallopsCli
 
 ACCOUNT = "le83624296"
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("CALLOPS_JWT", "CALLOPS_CSDS")}
-    return {**env, **extra}
-
-
-async def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "callops",
-        *args,
-        env=env if env is not None else _env(),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode(), err.decode()
-
-
-def test_listen_with_only_account_and_csds_signs_up_and_sees_the_invitation() -> None:
+def test_listen_with_only_account_and_csds_signs_up_and_sees_the_invitation(callops_cli: CallopsCli) -> None:
     async def body() -> None:
         async with Emulator(EmulatorConfig()) as emu:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "callops",
-                "consumer",
-                "listen",
-                "--account",
-                ACCOUNT,
-                "--csds",
-                emu.base_url,
-                "--json",
-                "--count",
-                "1",
-                "--duration",
-                "60",
-                env=_env(),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            try:
+            args = ("consumer", "listen", "--account", ACCOUNT, "--csds", emu.base_url, "--json")
+            async with callops_cli.spawn(*args, "--count", "1", "--duration", "60") as proc:
                 assert proc.stdout is not None and proc.stderr is not None
                 ready = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
                 assert ready["kind"] == "ready" and ready["identity"] == "unauthenticated"
@@ -69,20 +34,16 @@ def test_listen_with_only_account_and_csds_signs_up_and_sees_the_invitation() ->
                 rest, err = await asyncio.wait_for(proc.communicate(), 30)
                 assert proc.returncode == 0, err
                 assert b"eyJ" not in rest + err and ACCOUNT.encode() not in err
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.communicate()
 
     run_bounded(body(), 90)
 
 
-def test_the_account_id_is_logged_at_verbose_level_only_and_a_jwt_never() -> None:
+def test_the_account_id_is_logged_at_verbose_level_only_and_a_jwt_never(callops_cli: CallopsCli) -> None:
     async def body() -> None:
         async with Emulator(EmulatorConfig()) as emu:
             args = ("consumer", "listen", "--account", ACCOUNT, "--duration", "0.5")
-            quiet = await _run(*args, env=_env(CALLOPS_CSDS=emu.base_url))
-            verbose = await _run("--debug", "-vv", *args, "--csds", emu.base_url)  # wire logs too
+            quiet = await callops_cli.run(*args, env=callops_cli.env(CALLOPS_CSDS=emu.base_url))
+            verbose = await callops_cli.run("--debug", "-vv", *args, "--csds", emu.base_url)  # wire logs too
             assert quiet[0] == 0 and verbose[0] == 0, (quiet, verbose)
             assert ACCOUNT not in quiet[2]
             assert f"account {ACCOUNT}" in verbose[2] and "eyJ" not in verbose[2]
@@ -90,28 +51,29 @@ def test_the_account_id_is_logged_at_verbose_level_only_and_a_jwt_never() -> Non
     run_bounded(body(), 90)
 
 
-def test_an_unknown_account_exits_2_with_a_hint() -> None:
+def test_an_unknown_account_exits_2_with_a_hint(callops_cli: CallopsCli) -> None:
     async def body() -> None:
         async with Emulator(EmulatorConfig(identity=IdentityConfig(accounts=frozenset({ACCOUNT})))) as emu:
-            code, _, err = await _run("consumer", "listen", "--account", "12345", "--csds", emu.base_url)
+            code, _, err = await callops_cli.run(
+                "consumer", "listen", "--account", "12345", "--csds", emu.base_url
+            )
             assert code == 2 and "account unknown" in err and "hint: check --account" in err
             assert "Traceback" not in err
 
     run_bounded(body(), 60)
 
 
-def test_a_dead_csds_exits_5_and_a_bad_one_exits_2() -> None:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
+def test_a_dead_csds_exits_5_and_a_bad_one_exits_2(callops_cli: CallopsCli) -> None:
+    port = free_port()
 
     async def body() -> None:
-        code, _, err = await _run(
+        code, _, err = await callops_cli.run(
             "consumer", "listen", "--account", ACCOUNT, "--csds", f"http://127.0.0.1:{port}"
         )
         assert code == 5 and "refused" in err and "Traceback" not in err
-        code, _, err = await _run("consumer", "listen", "--account", ACCOUNT, "--csds", "127.0.0.1:1")
+        code, _, err = await callops_cli.run(
+            "consumer", "listen", "--account", ACCOUNT, "--csds", "127.0.0.1:1"
+        )
         assert code == 2 and "CSDS URL" in err
 
     run_bounded(body(), 60)

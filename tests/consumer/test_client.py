@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -33,7 +35,7 @@ from callops.testing import run_bounded
 from callops.turn.coturn import free_port
 
 if TYPE_CHECKING:
-    from tests.consumer.conftest import JwtFactory, MiniServerFactory, Wire
+    from tests.consumer.conftest import JwtFactory, MiniServer, MiniServerFactory, Wire
 
 
 # --- sans-I/O ------------------------------------------------------------------------------------
@@ -386,18 +388,27 @@ class _StandInIdp:
         return Secret(self.jwt_factory(f"{self.prefix}-{self.signups}"))
 
 
+@asynccontextmanager
+async def _renewing(
+    server: MiniServer, jwt_factory: JwtFactory, prefix: str = "renewed", *, reconnect: bool = True
+) -> AsyncIterator[tuple[ConsumerClient, _StandInIdp]]:
+    """A client subscribed on ``server`` as ``first``, renewing its identity from a stand-in IDP."""
+    idp = _StandInIdp(jwt_factory, prefix)
+    client = ConsumerClient(
+        server.url, "acc", Secret(jwt_factory("first")), identity=idp, reconnect=reconnect
+    )
+    async with client:
+        await client.subscribe()
+        yield client, idp
+
+
 @pytest.mark.parametrize("code", [4401, 4407])
 def test_a_live_close_with_an_auth_code_renews_the_unauthenticated_identity_once_and_resubscribes(
     mini_server: MiniServerFactory, jwt_factory: JwtFactory, code: int
 ) -> None:
     async def body() -> None:
         async with mini_server() as server:
-            idp = _StandInIdp(jwt_factory)
-            client = ConsumerClient(
-                server.url, "acc", Secret(jwt_factory("first")), identity=idp, reconnect=False
-            )
-            async with client:
-                await client.subscribe()
+            async with _renewing(server, jwt_factory, reconnect=False) as (client, idp):
                 await server.close_all(code, "token expired")
                 await server.wait_for(lambda: server.subscribes == 2, 20)
                 assert client.renewals == 1 and idp.signups == 1
@@ -408,57 +419,40 @@ def test_a_live_close_with_an_auth_code_renews_the_unauthenticated_identity_once
     run_bounded(body(), 30)
 
 
-def test_a_fresh_identity_rejected_at_init_after_a_live_close_is_final(
-    mini_server: MiniServerFactory, jwt_factory: JwtFactory
+@pytest.mark.parametrize(
+    ("server_close_code", "prefix", "renewed_first", "close", "match", "signups", "renewals", "inits"),
+    [
+        # a fresh identity rejected at init after a live close is final (the server rejects "bad-*")
+        (4407, "bad", False, 4401, "4407 again, with a fresh identity", 1, 1, 1),
+        # close 1011 is not renewed, even for an unauthenticated consumer
+        (4401, "renewed", False, 1011, "1011", 0, 0, 1),
+        # a server that accepts the fresh identity and closes it at once does not make the client
+        # sign up in a loop: a live close right after a renewal is a repeat, and final
+        (4401, "renewed", True, 4407, "4407 again, with a fresh identity", 1, 1, 2),
+    ],
+    ids=["fresh-identity-rejected-at-init", "close-1011-not-renewed", "close-right-after-renewal"],
+)
+def test_a_close_that_renewal_does_not_cure_is_final(
+    mini_server: MiniServerFactory,
+    jwt_factory: JwtFactory,
+    server_close_code: int,
+    prefix: str,
+    renewed_first: bool,
+    close: int,
+    match: str,
+    signups: int,
+    renewals: int,
+    inits: int,
 ) -> None:
     async def body() -> None:
-        async with mini_server(close_code=4407) as server:
-            idp = _StandInIdp(jwt_factory, prefix="bad")  # the stand-in server rejects these
-            client = ConsumerClient(server.url, "acc", Secret(jwt_factory("first")), identity=idp)
-            async with client:
-                await client.subscribe()
-                await server.close_all(4401)
-                with pytest.raises(AuthenticationError, match="4407 again, with a fresh identity"):
+        async with mini_server(close_code=server_close_code) as server:
+            async with _renewing(server, jwt_factory, prefix) as (client, idp):
+                if renewed_first:
+                    await server.close_all(4401)
+                    await server.wait_for(lambda: server.subscribes == 2, 20)
+                await server.close_all(close)
+                with pytest.raises(AuthenticationError, match=match):
                     await client.next_event(20)
-            assert idp.signups == 1 and server.inits == 1
-
-    run_bounded(body(), 30)
-
-
-def test_close_1011_is_not_renewed_even_for_an_unauthenticated_consumer(
-    mini_server: MiniServerFactory, jwt_factory: JwtFactory
-) -> None:
-    async def body() -> None:
-        async with mini_server() as server:
-            idp = _StandInIdp(jwt_factory)
-            client = ConsumerClient(server.url, "acc", Secret(jwt_factory("first")), identity=idp)
-            async with client:
-                await client.subscribe()
-                await server.close_all(1011)
-                with pytest.raises(AuthenticationError, match="1011"):
-                    await client.next_event(20)
-            assert idp.signups == 0
-
-    run_bounded(body(), 30)
-
-
-def test_a_live_close_right_after_a_renewal_is_a_repeat_and_final(
-    mini_server: MiniServerFactory, jwt_factory: JwtFactory
-) -> None:
-    """A server that accepts the fresh identity and closes it at once does not make the client
-    sign up in a loop."""
-
-    async def body() -> None:
-        async with mini_server() as server:
-            idp = _StandInIdp(jwt_factory)
-            client = ConsumerClient(server.url, "acc", Secret(jwt_factory("first")), identity=idp)
-            async with client:
-                await client.subscribe()
-                await server.close_all(4401)
-                await server.wait_for(lambda: server.subscribes == 2, 20)
-                await server.close_all(4407)
-                with pytest.raises(AuthenticationError, match="4407 again, with a fresh identity"):
-                    await client.next_event(20)
-            assert idp.signups == 1 and client.renewals == 1
+            assert (idp.signups, client.renewals, server.inits) == (signups, renewals, inits)
 
     run_bounded(body(), 30)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import pytest
 
@@ -42,118 +45,119 @@ async def _invited(client: ConsumerClient) -> CallInvited:
     return event
 
 
-async def _closed(client: ConsumerClient) -> CallClosed:
+async def _closed(client: ConsumerClient, invite: CallInvited, reason: CloseReason | None = None) -> None:
+    """The client reports the end of ``invite``'s call (closed for ``reason``, if given)."""
     event = await client.next_event(15)
-    assert isinstance(event, CallClosed), event
-    return event
+    assert isinstance(event, CallClosed) and event.dialogId == invite.dialogId, event
+    assert reason is None or event.reason is reason, event
+
+
+@dataclass
+class _Subscribed:
+    """A client connected to the emulator, in a conversation of its own and subscribed to it."""
+
+    emu: Emulator
+    control: ControlClient
+    token: Secret
+    client: ConsumerClient
+    conversation: str
+
+    async def invite(self, mode: str) -> CallInvited:
+        """The agent invites to a call; the client reports the invitation."""
+        await self.control.invite(ACCOUNT, self.conversation, mode)
+        return await _invited(self.client)
+
+    async def answer(self, invite: CallInvited, auto: AutoAnswer) -> None:
+        """The consumer's answer: told to the client, then published on the CoBrowse stand-in."""
+        if auto is AutoAnswer.ACCEPT:
+            self.client.accepted(invite.dialogId)
+        else:
+            self.client.declined(invite.dialogId)
+        await _publish(self.emu, self.token, invite, auto)
+
+    async def end(self) -> None:
+        """The agent ends the call (or cancels the invitation)."""
+        await self.control.end_call(ACCOUNT, self.conversation)
+
+
+@asynccontextmanager
+async def _subscribed(config: EmulatorConfig | None = None) -> AsyncIterator[_Subscribed]:
+    async with Emulator(config or EmulatorConfig()) as emu:
+        token = _token()
+        async with ConsumerClient(emu.consumer_url(ACCOUNT), ACCOUNT, token) as client:
+            conversation = await client.request_conversation()
+            await client.subscribe()
+            yield _Subscribed(emu, ControlClient(emu.base_url), token, client, conversation)
 
 
 def test_connect_request_subscribe_and_receive_an_invitation() -> None:
     async def body() -> None:
-        async with Emulator(EmulatorConfig()) as emu:
-            token = _token()
-            async with ConsumerClient(emu.consumer_url(ACCOUNT), ACCOUNT, token) as client:
-                conversation = await client.request_conversation()
-                assert conversation
-                assert await client.subscribe()
-                assert await client.get_clock() > 1_600_000_000_000
-                invitation = await ControlClient(emu.base_url).invite(ACCOUNT, conversation, "VIDEO_CALL")
-                invite = await _invited(client)
-                assert invite.conversationId == conversation
-                assert invite.serviceId == invitation.serviceId and invite.dialogId == invitation.dialogId
-                assert invite.serviceId.startswith("consumer-1#")
-                assert invite.mode == "VIDEO_CALL" and invite.agentId
-                assert invite.expires == pytest.approx(invitation.expires)
+        async with _subscribed() as call:
+            assert call.conversation and call.client.subscription_id
+            assert await call.client.get_clock() > 1_600_000_000_000
+            invitation = await call.control.invite(ACCOUNT, call.conversation, "VIDEO_CALL")
+            invite = await _invited(call.client)
+            assert invite.conversationId == call.conversation
+            assert invite.serviceId == invitation.serviceId and invite.dialogId == invitation.dialogId
+            assert invite.serviceId.startswith("consumer-1#")
+            assert invite.mode == "VIDEO_CALL" and invite.agentId
+            assert invite.expires == pytest.approx(invitation.expires)
 
     run_bounded(body(), 60)
 
 
 def test_accepting_through_lptag_moves_the_call_to_accepted_and_hangup_ends_it() -> None:
     async def body() -> None:
-        async with Emulator(EmulatorConfig()) as emu:
-            token = _token()
-            control = ControlClient(emu.base_url)
-            async with ConsumerClient(emu.consumer_url(ACCOUNT), ACCOUNT, token) as client:
-                conversation = await client.request_conversation()
-                await client.subscribe()
-                await control.invite(ACCOUNT, conversation, "VOICE_CALL")
-                invite = await _invited(client)
-                client.accepted(invite.dialogId)
-                await _publish(emu, token, invite, AutoAnswer.ACCEPT)
-                accepted = await client.next_event(15)
-                assert isinstance(accepted, CallAccepted) and accepted.dialogId == invite.dialogId
-                await control.end_call(ACCOUNT, conversation)
-                closed = await _closed(client)
-                assert closed.dialogId == invite.dialogId and closed.reason is CloseReason.ENDED
+        async with _subscribed() as call:
+            invite = await call.invite("VOICE_CALL")
+            await call.answer(invite, AutoAnswer.ACCEPT)
+            accepted = await call.client.next_event(15)
+            assert isinstance(accepted, CallAccepted) and accepted.dialogId == invite.dialogId
+            await call.end()
+            await _closed(call.client, invite, CloseReason.ENDED)
 
     run_bounded(body(), 60)
 
 
 def test_declining_closes_the_invitation_as_declined() -> None:
     async def body() -> None:
-        async with Emulator(EmulatorConfig()) as emu:
-            token = _token()
-            async with ConsumerClient(emu.consumer_url(ACCOUNT), ACCOUNT, token) as client:
-                conversation = await client.request_conversation()
-                await client.subscribe()
-                await ControlClient(emu.base_url).invite(ACCOUNT, conversation, "VIDEO_CALL")
-                invite = await _invited(client)
-                client.declined(invite.dialogId)
-                await _publish(emu, token, invite, AutoAnswer.DECLINE)
-                closed = await _closed(client)
-                assert closed.dialogId == invite.dialogId and closed.reason is CloseReason.DECLINED
+        async with _subscribed() as call:
+            invite = await call.invite("VIDEO_CALL")
+            await call.answer(invite, AutoAnswer.DECLINE)
+            await _closed(call.client, invite, CloseReason.DECLINED)
 
     run_bounded(body(), 60)
 
 
 def test_agent_cancelling_the_invitation_closes_it_as_cancelled() -> None:
     async def body() -> None:
-        async with Emulator(EmulatorConfig()) as emu:
-            control = ControlClient(emu.base_url)
-            async with ConsumerClient(emu.consumer_url(ACCOUNT), ACCOUNT, _token()) as client:
-                conversation = await client.request_conversation()
-                await client.subscribe()
-                await control.invite(ACCOUNT, conversation, "VOICE_CALL")
-                invite = await _invited(client)
-                await control.end_call(ACCOUNT, conversation)
-                closed = await _closed(client)
-                assert closed.dialogId == invite.dialogId and closed.reason is CloseReason.CANCELLED
+        async with _subscribed() as call:
+            invite = await call.invite("VOICE_CALL")
+            await call.end()
+            await _closed(call.client, invite, CloseReason.CANCELLED)
 
     run_bounded(body(), 60)
 
 
 def test_unanswered_invitation_expires() -> None:
     async def body() -> None:
-        async with (
-            Emulator(EmulatorConfig(invite_expiry=1.0)) as emu,
-            ConsumerClient(emu.consumer_url(ACCOUNT), ACCOUNT, _token()) as client,
-        ):
-            conversation = await client.request_conversation()
-            await client.subscribe()
-            await ControlClient(emu.base_url).invite(ACCOUNT, conversation, "VIDEO_CALL")
-            invite = await _invited(client)
+        async with _subscribed(EmulatorConfig(invite_expiry=1.0)) as call:
+            invite = await call.invite("VIDEO_CALL")
             assert invite.expires - time.time() <= 1.5
-            closed = await _closed(client)
-            assert closed.dialogId == invite.dialogId and closed.reason is CloseReason.EXPIRED
-            assert client.tracker.active_calls() == []
+            await _closed(call.client, invite, CloseReason.EXPIRED)
+            assert call.client.tracker.active_calls() == []
 
     run_bounded(body(), 60)
 
 
 def test_two_invitations_in_one_conversation_are_reported_apart() -> None:
     async def body() -> None:
-        async with Emulator(EmulatorConfig()) as emu:
-            control = ControlClient(emu.base_url)
-            async with ConsumerClient(emu.consumer_url(ACCOUNT), ACCOUNT, _token()) as client:
-                conversation = await client.request_conversation()
-                await client.subscribe()
-                await control.invite(ACCOUNT, conversation, "VOICE_CALL")
-                first = await _invited(client)
-                await control.end_call(ACCOUNT, conversation)
-                assert (await _closed(client)).dialogId == first.dialogId
-                await control.invite(ACCOUNT, conversation, "VIDEO_CALL")
-                second = await _invited(client)
-                assert second.dialogId != first.dialogId and second.mode == "VIDEO_CALL"
+        async with _subscribed() as call:
+            first = await call.invite("VOICE_CALL")
+            await call.end()
+            await _closed(call.client, first)
+            second = await call.invite("VIDEO_CALL")
+            assert second.dialogId != first.dialogId and second.mode == "VIDEO_CALL"
 
     run_bounded(body(), 60)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +22,7 @@ from callops.errors import DeadlineExceeded, NetworkError, RemoteProtocolError, 
 from callops.orchestrator.emulator import Emulator, EmulatorConfig
 from callops.orchestrator.emulator.idp import IdentityConfig
 from callops.testing import run_bounded
+from callops.turn.coturn import free_port
 
 ACCOUNT = "le83624296"
 
@@ -160,20 +160,27 @@ async def _http_server(
         await server.wait_closed()
 
 
-def test_a_non_json_answer_is_a_protocol_error_naming_the_content_type() -> None:
-    async def html(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+def _html_answer(
+    status: str, page: bytes
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """A handler that reads one request and answers ``HTTP/1.1 {status}`` with an HTML ``page``."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
-        page = b"<html>login</html>"
         writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
+            f"HTTP/1.1 {status}\r\nContent-Type: text/html\r\nConnection: close\r\n".encode()
             + f"Content-Length: {len(page)}\r\n\r\n".encode()
             + page
         )
         await writer.drain()
         writer.close()
 
+    return answer
+
+
+def test_a_non_json_answer_is_a_protocol_error_naming_the_content_type() -> None:
     async def body() -> None:
-        async with _http_server(html) as url:
+        async with _http_server(_html_answer("200 OK", b"<html>login</html>")) as url:
             with pytest.raises(RemoteProtocolError, match="not JSON") as info:
                 await DomainDiscovery(url).services(ACCOUNT)
             assert "text/html" in str(info.value) and info.value.exit_code == 7
@@ -201,10 +208,7 @@ def test_an_endpoint_that_accepts_and_never_answers_times_out_within_the_budget(
 
 
 def test_a_closed_port_is_a_network_error_saying_refused() -> None:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
 
     async def body() -> None:
         started = time.monotonic()
@@ -218,19 +222,8 @@ def test_a_closed_port_is_a_network_error_saying_refused() -> None:
 
 
 def test_an_html_404_is_read_as_an_unknown_account_not_as_a_protocol_error() -> None:
-    async def not_found(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        page = b"<html>Not Found</html>"
-        writer.write(
-            b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nConnection: close\r\n"
-            + f"Content-Length: {len(page)}\r\n\r\n".encode()
-            + page
-        )
-        await writer.drain()
-        writer.close()
-
     async def body() -> None:
-        async with _http_server(not_found) as url:
+        async with _http_server(_html_answer("404 Not Found", b"<html>Not Found</html>")) as url:
             with pytest.raises(UsageError, match="account unknown"):
                 await DomainDiscovery(url).consumer_domains(ACCOUNT)
 

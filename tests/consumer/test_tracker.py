@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -26,6 +27,18 @@ D2 = "d2-second-call"
 
 def feed(tracker: InvitationTracker, wire: Wire, body: dict[str, Any], now: float) -> list[TrackerEvent]:
     return tracker.receive(wire.parse(body), now)
+
+
+def invited_to_d1(wire: Wire) -> InvitationTracker:
+    """A tracker that has seen the invitation to call D1 at ``wire.t0``."""
+    tracker = InvitationTracker()
+    feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1)), wire.t0)
+    return tracker
+
+
+def d1_accepted(wire: Wire) -> dict[str, Any]:
+    """The server's ACCEPTED update of D1, 1 ms after its creation."""
+    return wire.upsert(CONV, wire.call_dialog(D1, "ACCEPTED", ts=int(wire.t0 * 1000) + 1))
 
 
 def test_invitation_emits_call_invited_with_the_dialog_fields(wire: Wire) -> None:
@@ -89,15 +102,9 @@ def test_repeated_upserts_of_the_same_state_emit_nothing(wire: Wire) -> None:
 
 
 def test_accept_then_partial_closed_is_ended(wire: Wire) -> None:
-    tracker = InvitationTracker()
-    feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1)), wire.t0)
+    tracker = invited_to_d1(wire)
     tracker.accepted(D1)
-    [acc] = feed(
-        tracker,
-        wire,
-        wire.upsert(CONV, wire.call_dialog(D1, "ACCEPTED", ts=int(wire.t0 * 1000) + 1)),
-        wire.t0 + 5,
-    )
+    [acc] = feed(tracker, wire, d1_accepted(wire), wire.t0 + 5)
     assert isinstance(acc, CallAccepted) and acc.dialogId == D1 and acc.agentId == wire.agent
     assert tracker.next_deadline() is None  # an accepted call does not expire
     [closed] = feed(tracker, wire, wire.upsert(CONV, wire.closed_dialog(D1)), wire.t0 + 500)
@@ -107,8 +114,7 @@ def test_accept_then_partial_closed_is_ended(wire: Wire) -> None:
 
 
 def test_partial_closed_is_matched_by_dialog_id_alone(wire: Wire) -> None:
-    tracker = InvitationTracker()
-    feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1)), wire.t0)
+    tracker = invited_to_d1(wire)
     # the CLOSED update carries neither serviceId nor mode nor conversation participants
     body = {
         "changes": [
@@ -122,39 +128,33 @@ def test_partial_closed_is_matched_by_dialog_id_alone(wire: Wire) -> None:
     assert isinstance(closed, CallClosed) and closed.dialogId == D1 and closed.reason is CloseReason.CANCELLED
 
 
-def test_closed_before_accept_without_local_decline_is_cancelled(wire: Wire) -> None:
-    tracker = InvitationTracker()
-    feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1)), wire.t0)
-    [closed] = feed(tracker, wire, wire.upsert(CONV, wire.closed_dialog(D1)), wire.t0 + 3)
-    assert isinstance(closed, CallClosed) and closed.reason is CloseReason.CANCELLED
-
-
-def test_closed_after_local_decline_is_declined(wire: Wire) -> None:
-    tracker = InvitationTracker()
-    feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1)), wire.t0)
-    tracker.declined(D1)
-    [closed] = feed(tracker, wire, wire.upsert(CONV, wire.closed_dialog(D1)), wire.t0 + 3)
-    assert isinstance(closed, CallClosed) and closed.reason is CloseReason.DECLINED
-
-
-def test_closed_after_local_accept_but_before_accepted_is_unknown(wire: Wire) -> None:
-    tracker = InvitationTracker()
-    feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1)), wire.t0)
-    tracker.accepted(D1)
-    [closed] = feed(tracker, wire, wire.upsert(CONV, wire.closed_dialog(D1)), wire.t0 + 3)
-    assert isinstance(closed, CallClosed) and closed.reason is CloseReason.UNKNOWN
-
-
-def test_server_closed_at_expiry_is_expired(wire: Wire) -> None:
-    tracker = InvitationTracker()
-    feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1)), wire.t0)
-    [closed] = feed(tracker, wire, wire.upsert(CONV, wire.closed_dialog(D1)), wire.t0 + 90.0)
-    assert isinstance(closed, CallClosed) and closed.reason is CloseReason.EXPIRED
+@pytest.mark.parametrize(
+    ("local", "after", "reason"),
+    [
+        (None, 3.0, CloseReason.CANCELLED),
+        (InvitationTracker.declined, 3.0, CloseReason.DECLINED),
+        (InvitationTracker.accepted, 3.0, CloseReason.UNKNOWN),
+        (None, 90.0, CloseReason.EXPIRED),
+    ],
+    ids=[
+        "before-accept-without-local-decline-is-cancelled",
+        "after-local-decline-is-declined",
+        "after-local-accept-but-before-accepted-is-unknown",
+        "by-the-server-at-expiry-is-expired",
+    ],
+)
+def test_closed_before_accepted(
+    wire: Wire, local: Callable[[InvitationTracker, str], object] | None, after: float, reason: CloseReason
+) -> None:
+    tracker = invited_to_d1(wire)
+    if local is not None:
+        local(tracker, D1)
+    [closed] = feed(tracker, wire, wire.upsert(CONV, wire.closed_dialog(D1)), wire.t0 + after)
+    assert isinstance(closed, CallClosed) and closed.reason is reason
 
 
 def test_invitation_expires_on_tick_even_if_the_server_never_says_so(wire: Wire) -> None:
-    tracker = InvitationTracker()
-    feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1)), wire.t0)
+    tracker = invited_to_d1(wire)
     assert tracker.tick(wire.t0 + 89.9) == []
     [closed] = tracker.tick(wire.t0 + 90.0)
     assert isinstance(closed, CallClosed) and closed.reason is CloseReason.EXPIRED
@@ -174,49 +174,36 @@ def test_without_expires_the_invitation_expires_120_s_after_creation(wire: Wire)
 
 
 def test_declined_invitation_that_times_out_closes_as_declined(wire: Wire) -> None:
-    tracker = InvitationTracker()
-    feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1)), wire.t0)
+    tracker = invited_to_d1(wire)
     tracker.declined(D1)
     [closed] = tracker.tick(wire.t0 + 100)
     assert isinstance(closed, CallClosed) and closed.reason is CloseReason.DECLINED
 
 
 def test_accepted_call_is_not_expired_by_tick(wire: Wire) -> None:
-    tracker = InvitationTracker()
-    feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1)), wire.t0)
-    feed(
-        tracker,
-        wire,
-        wire.upsert(CONV, wire.call_dialog(D1, "ACCEPTED", ts=int(wire.t0 * 1000) + 1)),
-        wire.t0 + 1,
-    )
+    tracker = invited_to_d1(wire)
+    feed(tracker, wire, d1_accepted(wire), wire.t0 + 1)
     assert tracker.tick(wire.t0 + 1000) == []
     assert [c.sessionState for c in tracker.active_calls()] == ["ACCEPTED"]
 
 
-def test_stale_update_is_ignored(wire: Wire) -> None:
-    tracker = InvitationTracker()
+@pytest.mark.parametrize(
+    ("state", "after_ms"),
+    [("CLOSED", 1000), ("INVITED", 3000)],
+    ids=["an-older-closed-snapshot-arriving-late-is-ignored", "a-newer-invited-never-goes-backwards"],
+)
+def test_an_accepted_call_ignores_stale_and_backward_updates(wire: Wire, state: str, after_ms: int) -> None:
+    tracker = invited_to_d1(wire)
     base = int(wire.t0 * 1000)
-    feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1, ts=base)), wire.t0)
     feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1, "ACCEPTED", ts=base + 2000)), wire.t0 + 2)
-    # an older CLOSED-state snapshot arriving late: ignored
-    stale = wire.call_dialog(D1, "CLOSED", ts=base + 1000)
-    assert feed(tracker, wire, wire.upsert(CONV, stale), wire.t0 + 3) == []
+    late = wire.call_dialog(D1, state, ts=base + after_ms)
+    assert feed(tracker, wire, wire.upsert(CONV, late), wire.t0 + 3) == []
     assert [c.sessionState for c in tracker.active_calls()] == ["ACCEPTED"]
-
-
-def test_stale_invited_after_accepted_never_goes_backwards(wire: Wire) -> None:
-    tracker = InvitationTracker()
-    base = int(wire.t0 * 1000)
-    feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1, ts=base)), wire.t0)
-    feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1, "ACCEPTED", ts=base + 2000)), wire.t0 + 2)
-    assert feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1, ts=base + 3000)), wire.t0 + 3) == []
     assert tracker.tick(wire.t0 + 1000) == []
 
 
 def test_delete_of_a_conversation_closes_its_calls(wire: Wire) -> None:
-    tracker = InvitationTracker()
-    feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1)), wire.t0)
+    tracker = invited_to_d1(wire)
     feed(tracker, wire, wire.upsert("other", wire.call_dialog(D2)), wire.t0)
     [closed] = feed(tracker, wire, wire.delete(CONV), wire.t0 + 5)
     assert isinstance(closed, CallClosed) and closed.dialogId == D1 and closed.reason is CloseReason.CANCELLED
@@ -225,14 +212,8 @@ def test_delete_of_a_conversation_closes_its_calls(wire: Wire) -> None:
 
 
 def test_closed_conversation_stage_closes_its_accepted_call_as_ended(wire: Wire) -> None:
-    tracker = InvitationTracker()
-    feed(tracker, wire, wire.upsert(CONV, wire.call_dialog(D1)), wire.t0)
-    feed(
-        tracker,
-        wire,
-        wire.upsert(CONV, wire.call_dialog(D1, "ACCEPTED", ts=int(wire.t0 * 1000) + 1)),
-        wire.t0 + 1,
-    )
+    tracker = invited_to_d1(wire)
+    feed(tracker, wire, d1_accepted(wire), wire.t0 + 1)
     events = feed(tracker, wire, wire.upsert(CONV, stage="CLOSE"), wire.t0 + 60)
     assert [(type(e), getattr(e, "reason", None)) for e in events] == [(CallClosed, CloseReason.ENDED)]
 

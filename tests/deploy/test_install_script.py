@@ -29,6 +29,22 @@ def run_script(
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, env=env)
 
 
+def install_into(
+    root: Path, bundle: Path, *args: str, netns: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``install-coturn.sh --no-systemd --root ROOT ARGS``."""
+    return run_script(bundle, "--no-systemd", "--root", str(root), *args, netns=netns)
+
+
+def installed_mtimes(root: Path) -> dict[Path, int]:
+    """The modification times of the files installed under ``root`` (not its run/ and log/ files)."""
+    return {
+        p: p.stat().st_mtime_ns
+        for p in root.rglob("*")
+        if p.is_file() and "run" not in p.parts and "log" not in p.parts
+    }
+
+
 def write_secret(path: Path, value: str | None = None) -> Path:
     path.write_text((value if value is not None else secrets.token_hex(24)) + "\n")
     path.chmod(0o600)
@@ -72,9 +88,7 @@ def test_help_names_the_certificate_and_options(systemd_bundle: Path) -> None:
 
 def test_dry_run_prints_changes_and_changes_nothing(systemd_bundle: Path, root: Path, tmp_path: Path) -> None:
     secret = write_secret(tmp_path / "secret")
-    result = run_script(
-        systemd_bundle, "--dry-run", "--no-systemd", "--root", str(root), "--secret-from", str(secret)
-    )
+    result = install_into(root, systemd_bundle, "--dry-run", "--secret-from", str(secret))
     assert result.returncode == 0, result.stderr
     assert f"would write: {root}/etc/turnserver.conf" in result.stdout
     assert f"would write: {root}/etc/coturn/turn-secret" in result.stdout
@@ -104,9 +118,7 @@ def test_a_bad_secret_file_fails_with_a_clear_message(
     systemd_bundle: Path, root: Path, tmp_path: Path, value: str, message: str
 ) -> None:
     secret = write_secret(tmp_path / "secret", value)
-    result = run_script(
-        systemd_bundle, "--dry-run", "--no-systemd", "--root", str(root), "--secret-from", str(secret)
-    )
+    result = install_into(root, systemd_bundle, "--dry-run", "--secret-from", str(secret))
     assert result.returncode == 1
     assert message in result.stderr
     if value:
@@ -124,7 +136,7 @@ def test_missing_tls_certificate_fails_with_a_clear_message(tmp_path: Path, root
     )
     bundle = tmp_path / "tls-bundle"
     write_bundle(render_bundle(deployment, "systemd"), bundle)
-    result = run_script(bundle, "--dry-run", "--no-systemd", "--root", str(root))
+    result = install_into(root, bundle, "--dry-run")
     assert result.returncode == 1
     assert f"TLS file {root}/etc/coturn/cert.pem does not exist" in result.stderr
 
@@ -136,16 +148,7 @@ def test_install_runs_coturn_the_probe_passes_and_a_second_run_is_a_no_op(
     systemd_bundle: Path, root: Path, tmp_path: Path, deploy_netns: str
 ) -> None:
     secret = write_secret(tmp_path / "secret")
-    first = run_script(
-        systemd_bundle,
-        "--no-systemd",
-        "--root",
-        str(root),
-        "--secret-from",
-        str(secret),
-        "--nftables",
-        netns=deploy_netns,
-    )
+    first = install_into(root, systemd_bundle, "--secret-from", str(secret), "--nftables", netns=deploy_netns)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "probe passed: the relay works" in first.stdout
     assert secret.read_text().strip() not in first.stdout + first.stderr
@@ -162,11 +165,7 @@ def test_install_runs_coturn_the_probe_passes_and_a_second_run_is_a_no_op(
     report = lint_file(conf, secret_file=str(installed_secret))
     assert report.errors == 0 and report.warnings == 0, report.findings
     pid = (root / "run/callops-coturn/turnserver.pid").read_text()
-    before = {
-        p: p.stat().st_mtime_ns
-        for p in root.rglob("*")
-        if p.is_file() and "run" not in p.parts and "log" not in p.parts
-    }
+    before = installed_mtimes(root)
 
     rules = subprocess.run(
         ["ip", "netns", "exec", deploy_netns, "nft", "list", "chain", "inet", "filter", "input"],
@@ -178,36 +177,21 @@ def test_install_runs_coturn_the_probe_passes_and_a_second_run_is_a_no_op(
     assert "udp dport 49152-49999 accept" in rules and "callops coturn listeners" in rules
     assert (root / "etc/nftables.d/callops-coturn.nft").exists()
 
-    second = run_script(systemd_bundle, "--no-systemd", "--root", str(root), "--nftables", netns=deploy_netns)
+    second = install_into(root, systemd_bundle, "--nftables", netns=deploy_netns)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "wrote:" not in second.stdout
     assert "nothing changed" in second.stdout and "unchanged" in second.stdout
     assert "nftables rules already loaded" in second.stdout
     assert (root / "run/callops-coturn/turnserver.pid").read_text() == pid
-    after = {
-        p: p.stat().st_mtime_ns
-        for p in root.rglob("*")
-        if p.is_file() and "run" not in p.parts and "log" not in p.parts
-    }
-    assert after == before
+    assert installed_mtimes(root) == before
 
-    reload = run_script(
-        systemd_bundle, "--no-systemd", "--root", str(root), "--reload-certificates", netns=deploy_netns
-    )
+    reload = install_into(root, systemd_bundle, "--reload-certificates", netns=deploy_netns)
     assert reload.returncode == 0, reload.stderr
     assert "reload its TLS certificate and key (SIGUSR2)" in reload.stdout
     assert Path(f"/proc/{pid.strip()}").exists()
 
     wrong = write_secret(tmp_path / "wrong-secret")
-    third = run_script(
-        systemd_bundle,
-        "--no-systemd",
-        "--root",
-        str(root),
-        "--probe-secret-file",
-        str(wrong),
-        netns=deploy_netns,
-    )
+    third = install_into(root, systemd_bundle, "--probe-secret-file", str(wrong), netns=deploy_netns)
     assert third.returncode == 1
     assert "PROBE FAILED" in third.stderr and "401" in third.stderr
     assert "does not match the server's" in third.stderr
@@ -239,15 +223,7 @@ def test_a_busy_port_fails_with_a_clear_message(
         assert holder.stdout is not None and holder.stdin is not None
         assert holder.stdout.readline().strip() == "bound"
         secret = write_secret(tmp_path / "secret")
-        result = run_script(
-            systemd_bundle,
-            "--no-systemd",
-            "--root",
-            str(root),
-            "--secret-from",
-            str(secret),
-            netns=deploy_netns,
-        )
+        result = install_into(root, systemd_bundle, "--secret-from", str(secret), netns=deploy_netns)
         holder.stdin.close()
         holder.wait(timeout=10)
     assert result.returncode == 1

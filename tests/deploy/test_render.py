@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from callops.deploy.render import (
     TARGETS,
@@ -133,6 +133,12 @@ def test_install_script_values_are_shell_quoted(deployment: TurnDeployment) -> N
     assert "@@" not in script
 
 
+def _render(config: Path, target: str, out: Path, *more: str) -> Result:
+    """``callops deploy render --target TARGET --config CONFIG -o OUT MORE``, in process."""
+    args = ["deploy", "render", "--target", target, "--config", str(config), "-o", str(out), *more]
+    return CliRunner().invoke(cli, args)
+
+
 def test_cli_render_writes_each_target(tmp_path: Path) -> None:
     secret_file = tmp_path / "turn-secret"
     secret_file.write_text("cli-render-secret-0123456789\n")
@@ -141,12 +147,8 @@ def test_cli_render_writes_each_target(tmp_path: Path) -> None:
         f"turn:\n  realm: turn.example.com\n  secret_file: {secret_file}\n"
         "deploy:\n  namespace: relays\n  replicas: 3\nprobe:\n  anything: kept\n"
     )
-    runner = CliRunner()
     for target in ("systemd", "kubernetes", "compose"):
-        out = tmp_path / target
-        result = runner.invoke(
-            cli, ["deploy", "render", "--target", target, "--config", str(config), "-o", str(out)]
-        )
+        result = _render(config, target, tmp_path / target)
         assert result.exit_code == 0, result.output
     assert stat.S_IMODE((tmp_path / "systemd/install-coturn.sh").stat().st_mode) == 0o755
     docs = k8s_docs((tmp_path / "kubernetes/coturn.yaml").read_text())
@@ -154,44 +156,19 @@ def test_cli_render_writes_each_target(tmp_path: Path) -> None:
     assert next(d for d in docs if d["kind"] == "Deployment")["spec"]["replicas"] == 3
 
     out = tmp_path / "k8s-secret"
-    args = [
-        "deploy",
-        "render",
-        "--target",
-        "kubernetes",
-        "--config",
-        str(config),
-        "-o",
-        str(out),
-        "--with-secret",
-    ]
-    result = runner.invoke(cli, args)
+    result = _render(config, "kubernetes", out, "--with-secret")
     assert result.exit_code == 0, result.output
     assert stat.S_IMODE((out / "coturn.yaml").stat().st_mode) == 0o600
     assert "cli-render-secret" not in result.output
 
-    args = [
-        "deploy",
-        "render",
-        "--target",
-        "compose",
-        "--config",
-        str(config),
-        "-o",
-        str(out),
-        "--with-secret",
-    ]
-    result = runner.invoke(cli, args)
+    result = _render(config, "compose", out, "--with-secret")
     assert isinstance(result.exception, UsageError)
 
 
 def test_cli_render_names_a_bad_deploy_field(tmp_path: Path) -> None:
     config = tmp_path / "callops.yaml"
     config.write_text("turn:\n  realm: turn.example.com\ndeploy:\n  replicas: 0\n")
-    result = CliRunner().invoke(
-        cli,
-        ["deploy", "render", "--target", "kubernetes", "--config", str(config), "-o", str(tmp_path / "o")],
-    )
+    result = _render(config, "kubernetes", tmp_path / "o")
     assert isinstance(result.exception, UsageError)
     assert "deploy.replicas" in str(result.exception)
 

@@ -54,10 +54,12 @@ def test_mapping_with_a_missing_answer_is_inconclusive(
     assert classify_mapping(None, None, None, None).behaviour is Behaviour.INCONCLUSIVE
 
 
-def _filtering(both: bool, port: bool, control: bool, nat: bool | None = True) -> Behaviour:
+def _filtering(
+    both: bool, port: bool, control: bool, nat: bool | None = True, supported: bool = True
+) -> Behaviour:
     return classify_filtering(
         test1_answered=True,
-        supported=True,
+        supported=supported,
         change_ip_and_port_answered=both,
         change_port_answered=port,
         control_ok=control,
@@ -87,15 +89,7 @@ def test_filtering_missing_answers_without_a_nat_are_inconclusive() -> None:
 
 
 def test_filtering_against_a_server_without_rfc5780_is_unsupported() -> None:
-    verdict = classify_filtering(
-        test1_answered=True,
-        supported=False,
-        change_ip_and_port_answered=False,
-        change_port_answered=False,
-        control_ok=False,
-        nat=None,
-    )
-    assert verdict.behaviour is Behaviour.UNSUPPORTED
+    assert _filtering(False, False, control=False, nat=None, supported=False) is Behaviour.UNSUPPORTED
 
 
 # -- nat_report: every answer to the report, without sockets ------------------------------------------
