@@ -26,7 +26,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 from urllib.parse import quote, urlsplit
 
 from callops.consumer.identity import IdentitySource, token_problem
@@ -134,11 +134,24 @@ class _End:
 _END = _End()
 
 
+class PolicyOptions(TypedDict, total=False):
+    """The :class:`ConnectionPolicy` settings :class:`ConsumerClient` takes as keyword arguments;
+    left out, the policy's defaults apply (its keep-alive timeout is the client's ``request_timeout``)."""
+
+    keepalive_interval: float
+    reconnect: bool
+    backoff_initial: float
+    backoff_max: float
+    backoff_factor: float
+    max_reconnect_attempts: int | None
+
+
 class ConsumerClient:
     """An asyncio Messaging Window API consumer that tracks voice/video call invitations.
 
     ``url`` is the consumer endpoint or a base URL (see :func:`consumer_url`). Use it as an async
     context manager (connects on entry, closes on exit) or call :meth:`connect` / :meth:`close`.
+    The keep-alive, reconnect and back-off settings are keyword arguments (:class:`PolicyOptions`).
     """
 
     def __init__(
@@ -149,17 +162,12 @@ class ConsumerClient:
         *,
         features: Sequence[str] = DEFAULT_FEATURES,
         request_timeout: float = 10.0,
-        keepalive_interval: float = 30.0,
-        reconnect: bool = True,
-        backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
-        backoff_factor: float = 2.0,
-        max_reconnect_attempts: int | None = None,
         open_timeout: float = 10.0,
         client_properties: ClientProperties | None = None,
         tracker: InvitationTracker | None = None,
         clock: Callable[[], float] = time.time,
         identity: IdentitySource | None = None,
+        **policy: Unpack[PolicyOptions],
     ) -> None:
         self.url = consumer_url(url, account)
         #: where ``jwt`` came from; a renewable one is asked for a fresh JWT on 4401/4407
@@ -171,18 +179,13 @@ class ConsumerClient:
         self.request_timeout = request_timeout
         self.open_timeout = open_timeout
         self._clock = clock
-        policy = ConnectionPolicy(
-            keepalive_interval=keepalive_interval,
-            keepalive_timeout=request_timeout,
-            reconnect=reconnect,
-            backoff_initial=backoff_initial,
-            backoff_max=backoff_max,
-            backoff_factor=backoff_factor,
-            max_reconnect_attempts=max_reconnect_attempts,
-            renewable=identity is not None and identity.renewable,
-        )
+        renewable = identity is not None and identity.renewable
         self.protocol = ConsumerProtocol(
-            jwt, features=features, client_properties=client_properties, tracker=tracker, policy=policy
+            jwt,
+            features=features,
+            client_properties=client_properties,
+            tracker=tracker,
+            policy=ConnectionPolicy(keepalive_timeout=request_timeout, renewable=renewable, **policy),
         )
         #: malformed frames and notifications seen (they are logged and skipped, never fatal)
         self.problems: list[str] = []
@@ -702,6 +705,7 @@ __all__ = [
     "ConsumerClient",
     "ConsumerProtocol",
     "NotificationReceived",
+    "PolicyOptions",
     "RequestRejected",
     "ResponseReceived",
     "TokenRejected",

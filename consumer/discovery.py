@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from callops.consumer.rest import DEFAULT_TIMEOUT, origin, request_json
-from callops.errors import NetworkError, RemoteProtocolError, UsageError
+from callops.errors import RemoteProtocolError, UsageError
 from callops.validation import describe_validation_error
 
 log = logging.getLogger("callops.consumer.discovery")
@@ -218,13 +218,11 @@ class DomainDiscovery:
         answer = await request_json("GET", url, what="CSDS", timeout=self.timeout, verify=self.verify)
         if answer.status in (400, 404, 410):
             return answer.status, None
-        if answer.status in (401, 403):
-            raise UsageError(
-                f"{self._where}: account refused (HTTP {answer.status})",
-                hint="check --account; the Domain API needs no credentials, so a proxy may be in the way",
-            )
-        if not answer.ok:
-            raise NetworkError(f"{self._where}: answered HTTP {answer.status}", hint="try again later")
+        answer.raise_unless_ok(
+            self._where,
+            refused="account",
+            hint="check --account; the Domain API needs no credentials, so a proxy may be in the way",
+        )
         return answer.status, answer.body
 
     async def services(self, account: str) -> dict[str, str]:

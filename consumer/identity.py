@@ -20,12 +20,13 @@ import json
 import logging
 import ssl
 import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
 from callops.consumer.models import MAX_JWT_LENGTH
 from callops.consumer.rest import DEFAULT_TIMEOUT, origin, request_json
-from callops.errors import NetworkError, RemoteProtocolError, UsageError
+from callops.errors import RemoteProtocolError, UsageError
 from callops.secret import Secret
 
 log = logging.getLogger("callops.consumer.identity")
@@ -66,13 +67,12 @@ async def signup(
             f"{where}: signup refused (HTTP {answer.status}): account unknown to the IDP",
             hint="check --account; unauthenticated messaging must be enabled on the account",
         )
-    if answer.status in (401, 403):
-        raise UsageError(
-            f"{where}: signup refused (HTTP {answer.status})",
-            hint="the account does not allow unauthenticated consumers: pass the brand's JWT with --jwt-file",
-        )
-    if not answer.ok:
-        raise NetworkError(f"{where}: signup answered HTTP {answer.status}", hint="try again later")
+    answer.raise_unless_ok(
+        where,
+        refused="signup",
+        request="signup",
+        hint="the account does not allow unauthenticated consumers: pass the brand's JWT with --jwt-file",
+    )
     token = parse_signup(answer.body, where=where)
     log.info("IDP: new unauthenticated identity for account %s", account)
     return Secret(token, source="IDP signup")
@@ -183,15 +183,13 @@ class SignupIdentity:
         return await signup(self.idp_url, self.account, timeout=self.timeout, verify=self.verify)
 
 
+@dataclass(slots=True)
 class PreparedConsumer:
     """What a consumer needs to connect: the websocket URL, the first JWT and its source."""
 
-    __slots__ = ("identity", "jwt", "url")
-
-    def __init__(self, url: str, jwt: Secret, identity: IdentitySource) -> None:
-        self.url = url
-        self.jwt = jwt
-        self.identity = identity
+    url: str
+    jwt: Secret
+    identity: IdentitySource
 
     @property
     def authenticated(self) -> bool:

@@ -63,6 +63,15 @@ class JsonAnswer:
     def ok(self) -> bool:
         return 200 <= self.status < 300
 
+    def raise_unless_ok(self, where: str, *, refused: str, hint: str, request: str = "") -> None:
+        """Raise for a non-2xx answer: 401/403 as a :class:`UsageError` (``"<refused> refused"``,
+        with ``hint``), any other as a :class:`NetworkError` (``"<request> answered HTTP ..."``)."""
+        if self.status in (401, 403):
+            raise UsageError(f"{where}: {refused} refused (HTTP {self.status})", hint=hint)
+        if not self.ok:
+            answered = f"{request} answered" if request else "answered"
+            raise NetworkError(f"{where}: {answered} HTTP {self.status}", hint="try again later")
+
 
 def origin(url: str) -> str:
     """``scheme://host:port`` of ``url`` -- what errors and warnings show (the path holds the account)."""

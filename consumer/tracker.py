@@ -114,7 +114,8 @@ class CloseReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class _CallEvent:
-    """The call an event is about (the fields use the wire's own names; snake_case aliases too)."""
+    """The call an event (or an :class:`ActiveCall`) is about (the fields use the wire's own names;
+    snake_case aliases too)."""
 
     conversationId: str
     dialogId: str
@@ -168,8 +169,17 @@ TrackerEvent = CallInvited | CallAccepted | CallClosed
 
 
 @dataclass(frozen=True, slots=True)
-class ActiveCall:
+class ActiveCall(_CallEvent):
     """A snapshot of a call the tracker follows (see :meth:`InvitationTracker.active_calls`)."""
+
+    expires: float
+    #: ``INVITED`` or ``ACCEPTED``
+    sessionState: str
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class _Call:
+    """Mutable per-call state on the hot path (slots, compared by identity)."""
 
     conversationId: str
     dialogId: str
@@ -177,51 +187,17 @@ class ActiveCall:
     mode: str
     agentId: str | None
     expires: float
-    #: ``INVITED`` or ``ACCEPTED``
-    sessionState: str
+    lastUpdateTs: int | None
+    #: the dialog's ``creationTs`` (epoch ms), if sent
+    creationTs: int | None = None
+    #: the consumer's own decision, if told: "accepted" or "declined"
+    localHint: str | None = None
+    #: None until the call is announced, then INVITED / ACCEPTED / CLOSED
+    sessionState: SessionState | None = None
 
-
-class _Call:
-    """Mutable per-call state; plain class on the hot path."""
-
-    __slots__ = (
-        "agentId",
-        "conversationId",
-        "creationTs",
-        "dialogId",
-        "expires",
-        "lastUpdateTs",
-        "localHint",
-        "mode",
-        "serviceId",
-        "sessionState",
-    )
-
-    def __init__(
-        self,
-        *,
-        conversationId: str,
-        dialogId: str,
-        serviceId: str,
-        mode: str,
-        agentId: str | None,
-        expires: float,
-        lastUpdateTs: int | None,
-        creationTs: int | None = None,
-    ) -> None:
-        self.conversationId = conversationId
-        self.dialogId = dialogId
-        self.serviceId = serviceId
-        self.mode = mode
-        self.agentId = agentId
-        self.expires = expires
-        self.lastUpdateTs = lastUpdateTs
-        #: the dialog's ``creationTs`` (epoch ms), if sent
-        self.creationTs = creationTs
-        #: the consumer's own decision, if told: "accepted" or "declined"
-        self.localHint: str | None = None
-        #: None until the call is announced, then INVITED / ACCEPTED / CLOSED
-        self.sessionState: SessionState | None = None
+    def ids(self) -> tuple[str, str, str, str, str | None]:
+        """The leading fields of every event about this call (those of :class:`_CallEvent`)."""
+        return self.conversationId, self.dialogId, self.serviceId, self.mode, self.agentId
 
 
 class InvitationTracker:
@@ -305,18 +281,7 @@ class InvitationTracker:
 
     def active_calls(self) -> list[ActiveCall]:
         """The calls currently INVITED or ACCEPTED."""
-        return [
-            ActiveCall(
-                conversationId=c.conversationId,
-                dialogId=c.dialogId,
-                serviceId=c.serviceId,
-                mode=c.mode,
-                agentId=c.agentId,
-                expires=c.expires,
-                sessionState=c.sessionState or _INVITED,
-            )
-            for c in self._calls.values()
-        ]
+        return [ActiveCall(*c.ids(), c.expires, c.sessionState or _INVITED) for c in self._calls.values()]
 
     def call(self, dialog_id: str) -> ActiveCall | None:
         """The active call of ``dialog_id``, if any."""
@@ -434,29 +399,13 @@ class InvitationTracker:
         call.sessionState = new
         if new is SessionState.INVITED:
             heapq.heappush(self._deadlines, (call.expires, call.dialogId))
-            events.append(
-                CallInvited(
-                    call.conversationId,
-                    call.dialogId,
-                    call.serviceId,
-                    call.mode,
-                    call.agentId,
-                    call.expires,
-                    call.creationTs,
-                )
-            )
+            events.append(CallInvited(*call.ids(), call.expires, call.creationTs))
         elif new is SessionState.ACCEPTED:
-            events.append(
-                CallAccepted(call.conversationId, call.dialogId, call.serviceId, call.mode, call.agentId)
-            )
+            events.append(CallAccepted(*call.ids()))
         else:
             assert reason is not None
             self._forget(call)
-            events.append(
-                CallClosed(
-                    call.conversationId, call.dialogId, call.serviceId, call.mode, call.agentId, reason
-                )
-            )
+            events.append(CallClosed(*call.ids(), reason))
 
     def _reason(self, call: _Call, now: float) -> CloseReason:
         if call.sessionState == _ACCEPTED:

@@ -59,6 +59,11 @@ DEFAULT_SECRET_FILE = Path("/etc/coturn/turn-secret")
 
 _REALM_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _VERSION_RE = re.compile(r"^\d+\.\d+(\.\d+){0,2}$")
+#: text fields with a required shape: field -> (pattern, what a value must look like)
+_PATTERNED_FIELDS: dict[str, tuple[re.Pattern[str], str]] = {
+    "realm": (_REALM_RE, "must be a DNS-style name such as turn.example.com (letters, digits, '.', '-')"),
+    "coturn_version": (_VERSION_RE, "must look like 4.6.1 (run `turnserver --version`)"),
+}
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -176,18 +181,12 @@ class TurnDeployment(BaseModel):
             return value
         return _plain_value(field, value, address=field in _ADDRESS_FIELDS)
 
-    @field_validator("realm")
+    @field_validator(*_PATTERNED_FIELDS)
     @classmethod
-    def _realm_is_a_name(cls, value: str) -> str:
-        if not _REALM_RE.match(value):
-            raise ValueError("must be a DNS-style name such as turn.example.com (letters, digits, '.', '-')")
-        return value
-
-    @field_validator("coturn_version")
-    @classmethod
-    def _version_is_numeric(cls, value: str) -> str:
-        if not _VERSION_RE.match(value):
-            raise ValueError("must look like 4.6.1 (run `turnserver --version`)")
+    def _matches_its_pattern(cls, value: str, info: pydantic.ValidationInfo) -> str:
+        pattern, shape = _PATTERNED_FIELDS[info.field_name or ""]
+        if not pattern.match(value):
+            raise ValueError(shape)
         return value
 
     @model_validator(mode="after")

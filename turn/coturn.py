@@ -293,6 +293,16 @@ class CoturnProcess:
 ALT_LOOPBACK = "127.0.0.2"
 
 
+class _Uri:
+    """A URI of a :class:`LoopbackCoturn`, from a template with ``{host}``, ``{port}`` and ``{tls_port}``."""
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+
+    def __get__(self, coturn: LoopbackCoturn, owner: type[LoopbackCoturn]) -> str:
+        return self.template.format(host=coturn.host, port=coturn.port, tls_port=coturn.tls_port)
+
+
 @dataclass
 class LoopbackCoturn:
     """A coturn started by :func:`start_loopback_coturn`: where it listens and how to authenticate."""
@@ -310,21 +320,11 @@ class LoopbackCoturn:
     config_file: Path
     process: CoturnProcess
 
-    @property
-    def stun_uri(self) -> str:
-        return f"stun:{self.host}:{self.port}"
-
-    @property
-    def turn_udp(self) -> str:
-        return f"turn:{self.host}:{self.port}?transport=udp"
-
-    @property
-    def turn_tcp(self) -> str:
-        return f"turn:{self.host}:{self.port}?transport=tcp"
-
-    @property
-    def turns(self) -> str:
-        return f"turns:{self.host}:{self.tls_port}?transport=tcp"
+    # the server's URIs (not fields: computed from the ones above)
+    stun_uri = _Uri("stun:{host}:{port}")
+    turn_udp = _Uri("turn:{host}:{port}?transport=udp")
+    turn_tcp = _Uri("turn:{host}:{port}?transport=tcp")
+    turns = _Uri("turns:{host}:{tls_port}?transport=tcp")
 
 
 def _two_free_ports(host: str) -> tuple[int, int]:

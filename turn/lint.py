@@ -146,15 +146,33 @@ def _line(d: Directive | None) -> int | None:
 
 
 @dataclass(frozen=True)
-class PresenceRule:
-    """A finding for directive ``key`` when it is there; the finding points at its first line."""
+class FindingText:
+    """What a rule says: its finding without the line. ``{name}`` fields in ``message`` and ``fix``
+    are filled in per finding (:meth:`at`)."""
 
-    key: str
     id: str
     severity: Severity
     message: str
     why: str
     fix: str
+
+    def at(self, line: int | None, **values: object) -> Finding:
+        """The finding at ``line`` (``None`` when something is missing), ``values`` filled in."""
+        return Finding(
+            id=self.id,
+            severity=self.severity,
+            line=line,
+            message=self.message.format(**values),
+            why=self.why,
+            fix=self.fix.format(**values),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PresenceRule(FindingText):
+    """A finding for directive ``key`` when it is there; the finding points at its first line."""
+
+    key: str
     #: it applies only when one of these is there too
     with_any: tuple[str, ...] = ()
     #: it applies only to coturn versions from this one on
@@ -166,29 +184,20 @@ class PresenceRule:
             return None
         if self.with_any and not ctx.conf.has(*self.with_any):
             return None
-        return Finding(
-            id=self.id, severity=self.severity, line=d.line, message=self.message, why=self.why, fix=self.fix
-        )
+        return self.at(d.line)
 
 
-@dataclass(frozen=True)
-class AbsenceRule:
+@dataclass(frozen=True, kw_only=True)
+class AbsenceRule(FindingText):
     """A finding (without a line) when none of ``keys`` is set: a flag that is there, or a
     directive whose last value is not empty."""
 
     keys: tuple[str, ...]
-    id: str
-    severity: Severity
-    message: str
-    why: str
-    fix: str
 
     def check(self, ctx: LintContext) -> Finding | None:
         if any(_is_set(ctx.conf, key) for key in self.keys):
             return None
-        return Finding(
-            id=self.id, severity=self.severity, line=None, message=self.message, why=self.why, fix=self.fix
-        )
+        return self.at(None)
 
 
 def _is_set(c: TurnserverConf, key: str) -> bool:
@@ -203,77 +212,77 @@ _REMOVED_TLS_SWITCH_WHY = "coturn reports 'Bad configuration format' for it; TLS
 PRESENCE_RULES: tuple[PresenceRule, ...] = (
     PresenceRule(
         "no-auth",
-        "no-auth",
         "error",
         "no-auth: anyone can allocate relays without credentials",
-        why="an open relay lets anyone on the internet tunnel traffic through your network and bill",
-        fix="remove no-auth; use use-auth-secret with static-auth-secret (TURN REST API credentials)",
+        "an open relay lets anyone on the internet tunnel traffic through your network and bill",
+        "remove no-auth; use use-auth-secret with static-auth-secret (TURN REST API credentials)",
+        key="no-auth",
     ),
     PresenceRule(
-        "lt-cred-mech",
         "lt-cred-mech-with-auth-secret",
         "warning",
         "both lt-cred-mech and use-auth-secret are set",
-        why="two credential schemes at once: static users keep working after the shared secret rotates,"
+        "two credential schemes at once: static users keep working after the shared secret rotates,"
         " and it is unclear which one a client used",
-        fix="keep use-auth-secret only (TURN REST API), remove lt-cred-mech and static user= lines",
+        "keep use-auth-secret only (TURN REST API), remove lt-cred-mech and static user= lines",
+        key="lt-cred-mech",
         with_any=("use-auth-secret",),
     ),
     PresenceRule(
         "allow-loopback-peers",
-        "allow-loopback-peers",
         "error",
         "allow-loopback-peers: clients may relay to 127.0.0.0/8 and ::1",
-        why="services listening on the relay host's loopback (admin ports, databases, the CLI) become"
+        "services listening on the relay host's loopback (admin ports, databases, the CLI) become"
         " reachable by anyone with TURN credentials",
-        fix="remove allow-loopback-peers (only tests on one machine need it)",
-    ),
-    PresenceRule(
-        "tlsv1", "old-tls-enabled", "error", "tlsv1: TLS 1.0 is enabled", _OLD_TLS_WHY, "remove tlsv1"
-    ),
-    PresenceRule(
-        "tlsv1_1", "old-tls-enabled", "error", "tlsv1_1: TLS 1.1 is enabled", _OLD_TLS_WHY, "remove tlsv1_1"
+        "remove allow-loopback-peers (only tests on one machine need it)",
+        key="allow-loopback-peers",
     ),
     *(
         PresenceRule(
-            key,
+            "old-tls-enabled", "error", f"{key}: TLS {tls} is enabled", _OLD_TLS_WHY, f"remove {key}", key=key
+        )
+        for key, tls in (("tlsv1", "1.0"), ("tlsv1_1", "1.1"))
+    ),
+    *(
+        PresenceRule(
             "removed-option",
             "warning",
             f"{key} is not an option of coturn >= {'.'.join(map(str, TLS_SWITCHES_CHANGED_IN))}",
             _REMOVED_TLS_SWITCH_WHY,
             f"remove {key}",
+            key=key,
             since=TLS_SWITCHES_CHANGED_IN,
         )
         for key in ("no-tlsv1", "no-tlsv1_1")
     ),
     PresenceRule(
         "server-relay",
-        "server-relay",
         "error",
         "server-relay disables the peer permission checks",
-        why="anyone can send to relay ports without a permission: the relay becomes an open reflector",
-        fix="remove server-relay",
+        "anyone can send to relay ports without a permission: the relay becomes an open reflector",
+        "remove server-relay",
+        key="server-relay",
     ),
 )
 
 #: the rules that only look at whether directives are missing
 ABSENCE_RULES: tuple[AbsenceRule, ...] = (
     AbsenceRule(
-        ("no-auth", "use-auth-secret", "lt-cred-mech"),
         "no-auth",
         "error",
         "no authentication mechanism (neither use-auth-secret nor lt-cred-mech)",
-        why="without a credential mechanism coturn may accept anonymous allocations",
-        fix="add use-auth-secret and a static-auth-secret",
+        "without a credential mechanism coturn may accept anonymous allocations",
+        "add use-auth-secret and a static-auth-secret",
+        keys=("no-auth", "use-auth-secret", "lt-cred-mech"),
     ),
     AbsenceRule(
-        ("realm",),
         "missing-realm",
         "error",
         "no realm",
-        why="long-term and REST API credentials are computed per realm; without one clients fail"
+        "long-term and REST API credentials are computed per realm; without one clients fail"
         " authentication or all land in an empty default realm",
-        fix="add realm=<your TURN host name>, e.g. realm=turn.example.com",
+        "add realm=<your TURN host name>, e.g. realm=turn.example.com",
+        keys=("realm",),
     ),
 )
 
@@ -288,6 +297,185 @@ def _table_rules(ctx: LintContext) -> Iterable[Finding]:
             yield finding
 
 
+# --- what the other rules say: their findings without the line, filled in where they are found ---
+
+
+_AUTH_SECRET_MISSING = FindingText(
+    "auth-secret-missing",
+    "error",
+    "use-auth-secret without static-auth-secret or a user database",
+    why="every REST API credential is rejected: no call can allocate a relay",
+    fix="add static-auth-secret=<secret> (in a file readable only by coturn)",
+)
+_WEAK_AUTH_SECRET = FindingText(
+    "weak-auth-secret",
+    "warning",
+    "static-auth-secret is {length} characters long",
+    why="a short shared secret can be brute-forced from one captured credential",
+    fix=f"use at least {MIN_SECRET_LENGTH} random characters (openssl rand -hex 32)",
+)
+_CIDR_PEER_RANGE = FindingText(
+    "bad-peer-range",
+    "error",
+    "{key}={value} uses CIDR, which coturn does not understand here",
+    why="coturn 4.6 logs 'Wrong address format' and ignores the line, so the range stays"
+    " open; newer coturn refuses to start",
+    fix="write the range as first-last, e.g. 10.0.0.0-10.255.255.255",
+)
+_BAD_PEER_RANGE = FindingText(
+    "bad-peer-range",
+    "error",
+    "{key}={value} is not an address or range",
+    why="coturn ignores it, so the range you meant is not applied",
+    fix="write ip or first-last, e.g. 10.0.0.0-10.255.255.255",
+)
+_SEVERITY_BY_KIND: dict[str, Severity] = {
+    "loopback": "error",
+    "private": "error",
+    "link-local": "error",
+    "shared": "error",
+    "internal": "error",
+    "multicast": "error",
+    "reserved": "warning",
+}
+_MULTICAST_PEERS_ALLOWED = FindingText(
+    "multicast-peers-allowed",
+    "error",
+    "multicast peers (224.0.0.0/4, ff00::/8) are allowed",
+    why="a relay that sends to multicast groups can flood the relay's network segment",
+    fix="add no-multicast-peers",
+)
+_METADATA_NOT_DENIED = FindingText(
+    "metadata-not-denied",
+    "error",
+    f"the cloud metadata address {METADATA_ADDRESS} is not denied",
+    why="on a cloud VM a TURN client can read instance credentials from the metadata service",
+    fix="add denied-peer-ip=169.254.0.0-169.254.255.255",
+)
+_NO_LEGITIMATE_PEER = "no legitimate peer lives there; relaying to it only serves scans and abuse"
+_NOT_DENIED_WHY = {
+    "private": "clients can relay into the relay's own LAN; and when a client advertises a private host"
+    " candidate coturn tries to send there, fails with 'Network is unreachable' and later"
+    " ChannelBind fails (438, then 400), so relayed ICE never completes",
+    "link-local": "clients can reach link-local services of the relay host, including cloud metadata",
+    "shared": "clients can reach the carrier-grade NAT segment the relay sits in",
+    "internal": "the range embeds or aliases internal addresses and bypasses the other rules",
+}
+#: per kind of special-purpose range: the finding when it is not denied
+_NOT_DENIED: dict[str, FindingText] = {
+    kind: FindingText(
+        "peer-range-not-denied",
+        severity,
+        "{network} ({name}, {rfc}) is not denied",
+        why=_NOT_DENIED_WHY.get(kind, _NO_LEGITIMATE_PEER),
+        fix="add denied-peer-ip={coturn_range}",
+    )
+    for kind, severity in _SEVERITY_BY_KIND.items()
+}
+_PEER_RANGE_ALLOWED = FindingText(
+    "peer-range-allowed",
+    "info",
+    "part of {network} ({name}) is explicitly allowed",
+    why="allowed-peer-ip overrides denied-peer-ip; fine when the range is approved on purpose",
+    fix="keep only the approved addresses in allowed-peer-ip",
+)
+#: ``{turn_off}``: how to turn the CLI off, ``add no-cli`` (or ``remove cli`` where it is off by default)
+_CLI_NOT_OFF = FindingText(
+    "cli-enabled",
+    "warning",
+    "the telnet CLI is not turned off (no no-cli)",
+    why="coturn only keeps it closed because no cli-password is set; setting one later opens an"
+    " admin shell on port 5766",
+    fix="{turn_off}",
+)
+_CLI_WEAK_PASSWORD = FindingText(
+    "cli-weak-password",
+    "error",
+    "the telnet CLI is enabled with a default or weak cli-password",
+    why="the CLI lists and cancels sessions and changes settings; a guessable password gives it away",
+    fix="add no-cli (recommended), or set a long random cli-password hashed with turnadmin -P",
+)
+_CLI_ENABLED = FindingText(
+    "cli-enabled",
+    "warning",
+    "the telnet CLI is enabled",
+    why="an admin shell on the relay is attack surface you rarely need",
+    fix="{turn_off}",
+)
+_CLI_EXPOSED = FindingText(
+    "cli-exposed",
+    "error",
+    "the telnet CLI listens on {cli_ip}, not on loopback",
+    why="the CLI is plain telnet: password and session data cross the network in clear text",
+    fix="add no-cli, or cli-ip=127.0.0.1",
+)
+_TLS_SWITCHES_MISSING = FindingText(
+    "old-tls-enabled",
+    "error",
+    "TLS is on and {missing} {verb} missing",
+    why="coturn < 4.7 accepts TLS 1.0 and 1.1 unless told not to; both are deprecated (RFC 8996)",
+    fix="add {missing}",
+)
+_WEAK_STATIC_USER = FindingText(
+    "weak-static-user",
+    "error",
+    "static user {user!r} has a weak password",
+    why="static TURN users never expire: a guessed password is a permanent free relay",
+    fix=f"remove user= and use TURN REST API credentials, or a random password of at least"
+    f" {MIN_PASSWORD_LENGTH} characters (or a turnadmin -k key)",
+)
+_SECRET_FILE_WORLD_READABLE = FindingText(
+    "secret-file-readable",
+    "error",
+    "the secret file {file} is readable by others (mode {mode:04o})",
+    why="any local user can mint TURN credentials with the shared secret",
+    fix="chmod 0600 {file} and chown it to coturn's user",
+)
+_SECRET_FILE_GROUP_READABLE = FindingText(
+    "secret-file-readable",
+    "warning",
+    "the secret file {file} is group-readable (mode {mode:04o})",
+    why="every member of the group can mint TURN credentials",
+    fix="chmod 0600 {file}",
+)
+_CONF_WITH_SECRET_READABLE = FindingText(
+    "secret-file-readable",
+    "error",
+    "this file holds a secret ({key}=) and is readable by others (mode {mode:04o})",
+    why="any local user can read the secret or password and use the relay (or its CLI)",
+    fix="chmod 0640 (owner root, group turnserver) or 0600",
+)
+_INVALID_WHY = (
+    "coturn reports 'Bad configuration format' or refuses to start, or silently uses its default"
+    " -- either way the setting you meant is not applied"
+)
+_INVALID_VALUE = FindingText("invalid-value", "error", "{key}={shown}: {why_value}", _INVALID_WHY, "{fix}")
+_NO_VALUE = FindingText("invalid-value", "error", "{key} has no value", _INVALID_WHY, "{fix}")
+_PORTS_REVERSED = FindingText(
+    "relay-port-range-too-small",
+    "error",
+    "min-port {low} is above max-port {high}",
+    why="no relay port can be allocated",
+    fix="swap them or widen the range",
+)
+_PORTS_BELOW_QUOTA = FindingText(
+    "relay-port-range-too-small",
+    "error",
+    "relay ports {low}-{high} ({count}) are fewer than total-quota={capacity}",
+    why="every allocation holds one relay port: allocations beyond the range fail with 508"
+    " (insufficient capacity) long before the declared capacity",
+    fix="widen min-port/max-port to at least {capacity} ports, or lower total-quota",
+)
+_PRIVATE_WITHOUT_EXTERNAL_IP = FindingText(
+    "private-address-without-external-ip",
+    "warning",
+    "{key}={value} is a private address and there is no external-ip",
+    why="coturn hands out relay candidates with the private address; remote peers cannot reach"
+    " them and relayed calls fail",
+    fix="add external-ip=<public>/<private> for the 1:1 NAT in front of the relay",
+)
+
+
 @rule
 def _auth_secret(ctx: LintContext) -> Iterable[Finding]:
     c = ctx.conf
@@ -299,24 +487,10 @@ def _auth_secret(ctx: LintContext) -> Iterable[Finding]:
         and not _has_secret_db(c)
         and not appended_later
     ):
-        yield Finding(
-            id="auth-secret-missing",
-            severity="error",
-            line=_line(c.first("use-auth-secret")),
-            message="use-auth-secret without static-auth-secret or a user database",
-            why="every REST API credential is rejected: no call can allocate a relay",
-            fix="add static-auth-secret=<secret> (in a file readable only by coturn)",
-        )
+        yield _AUTH_SECRET_MISSING.at(_line(c.first("use-auth-secret")))
     for d in c.all("static-auth-secret"):
         if d.value is not None and len(d.value) < MIN_SECRET_LENGTH:
-            yield Finding(
-                id="weak-auth-secret",
-                severity="warning",
-                line=d.line,
-                message=f"static-auth-secret is {len(d.value)} characters long",
-                why="a short shared secret can be brute-forced from one captured credential",
-                fix=f"use at least {MIN_SECRET_LENGTH} random characters (openssl rand -hex 32)",
-            )
+            yield _WEAK_AUTH_SECRET.at(d.line, length=len(d.value))
 
 
 def _has_secret_db(c: TurnserverConf) -> bool:
@@ -332,43 +506,13 @@ def _denied_and_allowed(c: TurnserverConf) -> tuple[RangeSet, RangeSet, list[Fin
         for d in c.all(key):
             value = d.value or ""
             if "/" in value:
-                bad.append(
-                    Finding(
-                        id="bad-peer-range",
-                        severity="error",
-                        line=d.line,
-                        message=f"{key}={value} uses CIDR, which coturn does not understand here",
-                        why="coturn 4.6 logs 'Wrong address format' and ignores the line, so the range stays"
-                        " open; newer coturn refuses to start",
-                        fix="write the range as first-last, e.g. 10.0.0.0-10.255.255.255",
-                    )
-                )
+                bad.append(_CIDR_PEER_RANGE.at(d.line, key=key, value=value))
                 continue
             try:
                 target.add(*parse_coturn_range(value))
             except ValueError:
-                bad.append(
-                    Finding(
-                        id="bad-peer-range",
-                        severity="error",
-                        line=d.line,
-                        message=f"{key}={value} is not an address or range",
-                        why="coturn ignores it, so the range you meant is not applied",
-                        fix="write ip or first-last, e.g. 10.0.0.0-10.255.255.255",
-                    )
-                )
+                bad.append(_BAD_PEER_RANGE.at(d.line, key=key, value=value))
     return denied, allowed, bad
-
-
-_SEVERITY_BY_KIND: dict[str, Severity] = {
-    "loopback": "error",
-    "private": "error",
-    "link-local": "error",
-    "shared": "error",
-    "internal": "error",
-    "multicast": "error",
-    "reserved": "warning",
-}
 
 
 @rule
@@ -392,46 +536,18 @@ def _peer_ranges(ctx: LintContext) -> Iterable[Finding]:
             if multicast_reported:
                 continue
             multicast_reported = True
-            yield Finding(
-                id="multicast-peers-allowed",
-                severity="error",
-                line=None,
-                message="multicast peers (224.0.0.0/4, ff00::/8) are allowed",
-                why="a relay that sends to multicast groups can flood the relay's network segment",
-                fix="add no-multicast-peers",
-            )
+            yield _MULTICAST_PEERS_ALLOWED.at(None)
             continue
         if special.kind == "loopback":
             continue  # reported by the allow-loopback-peers rule
         yield _not_denied(special)
     if not denied.covers(ipaddress.ip_network(METADATA_ADDRESS)):
-        yield Finding(
-            id="metadata-not-denied",
-            severity="error",
-            line=None,
-            message=f"the cloud metadata address {METADATA_ADDRESS} is not denied",
-            why="on a cloud VM a TURN client can read instance credentials from the metadata service",
-            fix="add denied-peer-ip=169.254.0.0-169.254.255.255",
-        )
+        yield _METADATA_NOT_DENIED.at(None)
 
 
 def _not_denied(special: SpecialRange) -> Finding:
-    severity = _SEVERITY_BY_KIND[special.kind]
-    why = {
-        "private": "clients can relay into the relay's own LAN; and when a client advertises a private host"
-        " candidate coturn tries to send there, fails with 'Network is unreachable' and later"
-        " ChannelBind fails (438, then 400), so relayed ICE never completes",
-        "link-local": "clients can reach link-local services of the relay host, including cloud metadata",
-        "shared": "clients can reach the carrier-grade NAT segment the relay sits in",
-        "internal": "the range embeds or aliases internal addresses and bypasses the other rules",
-    }.get(special.kind, "no legitimate peer lives there; relaying to it only serves scans and abuse")
-    return Finding(
-        id="peer-range-not-denied",
-        severity=severity,
-        line=None,
-        message=f"{special.network} ({special.name}, {special.rfc}) is not denied",
-        why=why,
-        fix=f"add denied-peer-ip={special.coturn_range}",
+    return _NOT_DENIED[special.kind].at(
+        None, network=special.network, name=special.name, rfc=special.rfc, coturn_range=special.coturn_range
     )
 
 
@@ -447,14 +563,7 @@ def _approved(special: SpecialRange, c: TurnserverConf) -> Finding:
         (d.line for d in c.all("allowed-peer-ip") if d.value and _overlaps(d.value, special)),
         None,
     )
-    return Finding(
-        id="peer-range-allowed",
-        severity="info",
-        line=line,
-        message=f"part of {special.network} ({special.name}) is explicitly allowed",
-        why="allowed-peer-ip overrides denied-peer-ip; fine when the range is approved on purpose",
-        fix="keep only the approved addresses in allowed-peer-ip",
-    )
+    return _PEER_RANGE_ALLOWED.at(line, network=special.network, name=special.name)
 
 
 @rule
@@ -464,50 +573,22 @@ def _cli(ctx: LintContext) -> Iterable[Finding]:
     enabled = c.has("cli") if cli_off_by_default else not c.has("no-cli")
     if not enabled:
         return
+    turn_off = "add no-cli" if not cli_off_by_default else "remove cli"
     password = c.first("cli-password")
     if password is None or not password.value:
         # coturn >= 4.5.1.2 refuses to start the telnet CLI without a password.
-        yield Finding(
-            id="cli-enabled",
-            severity="warning",
-            line=_line(c.first("cli")),
-            message="the telnet CLI is not turned off (no no-cli)",
-            why="coturn only keeps it closed because no cli-password is set; setting one later opens an"
-            " admin shell on port 5766",
-            fix="add no-cli" if not cli_off_by_default else "remove cli",
-        )
+        yield _CLI_NOT_OFF.at(_line(c.first("cli")), turn_off=turn_off)
     elif (
         password.value in _COMMON_PASSWORDS
         or password.value == _EXAMPLE_CLI_HASH
         or (not password.value.startswith("$5$") and len(password.value) < MIN_PASSWORD_LENGTH)
     ):
-        yield Finding(
-            id="cli-weak-password",
-            severity="error",
-            line=password.line,
-            message="the telnet CLI is enabled with a default or weak cli-password",
-            why="the CLI lists and cancels sessions and changes settings; a guessable password gives it away",
-            fix="add no-cli (recommended), or set a long random cli-password hashed with turnadmin -P",
-        )
+        yield _CLI_WEAK_PASSWORD.at(password.line)
     else:
-        yield Finding(
-            id="cli-enabled",
-            severity="warning",
-            line=password.line,
-            message="the telnet CLI is enabled",
-            why="an admin shell on the relay is attack surface you rarely need",
-            fix="add no-cli" if not cli_off_by_default else "remove cli",
-        )
+        yield _CLI_ENABLED.at(password.line, turn_off=turn_off)
     cli_ip = c.value("cli-ip")
     if cli_ip and is_address(cli_ip) and not ipaddress.ip_address(cli_ip.split("%")[0]).is_loopback:
-        yield Finding(
-            id="cli-exposed",
-            severity="error",
-            line=_line(c.first("cli-ip")),
-            message=f"the telnet CLI listens on {cli_ip}, not on loopback",
-            why="the CLI is plain telnet: password and session data cross the network in clear text",
-            fix="add no-cli, or cli-ip=127.0.0.1",
-        )
+        yield _CLI_EXPOSED.at(_line(c.first("cli-ip")), cli_ip=cli_ip)
 
 
 def _tls_enabled(c: TurnserverConf) -> bool:
@@ -523,14 +604,8 @@ def _tls_switches_missing(ctx: LintContext) -> Iterable[Finding]:
         return
     missing = [key for key in ("no-tlsv1", "no-tlsv1_1") if not c.has(key)]
     if missing:
-        yield Finding(
-            id="old-tls-enabled",
-            severity="error",
-            line=_line(c.first("cert")),
-            message=f"TLS is on and {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing",
-            why="coturn < 4.7 accepts TLS 1.0 and 1.1 unless told not to; both are deprecated (RFC 8996)",
-            fix="add " + " and ".join(missing),
-        )
+        verb = "is" if len(missing) == 1 else "are"
+        yield _TLS_SWITCHES_MISSING.at(_line(c.first("cert")), missing=" and ".join(missing), verb=verb)
 
 
 def _weak_password(user: str, password: str) -> bool:
@@ -546,15 +621,7 @@ def _static_users(ctx: LintContext) -> Iterable[Finding]:
     for d in ctx.conf.all("user"):
         user, _, password = (d.value or "").partition(":")
         if _weak_password(user, password):
-            yield Finding(
-                id="weak-static-user",
-                severity="error",
-                line=d.line,
-                message=f"static user {user!r} has a weak password",
-                why="static TURN users never expire: a guessed password is a permanent free relay",
-                fix=f"remove user= and use TURN REST API credentials, or a random password of at least"
-                f" {MIN_PASSWORD_LENGTH} characters (or a turnadmin -k key)",
-            )
+            yield _WEAK_STATIC_USER.at(d.line, user=user)
 
 
 @rule
@@ -562,47 +629,19 @@ def _secret_permissions(ctx: LintContext) -> Iterable[Finding]:
     if ctx.secret_file is not None and ctx.secret_file_mode is not None:
         mode = ctx.secret_file_mode
         if mode & stat.S_IROTH:
-            yield Finding(
-                id="secret-file-readable",
-                severity="error",
-                line=None,
-                message=f"the secret file {ctx.secret_file} is readable by others (mode {mode & 0o777:04o})",
-                why="any local user can mint TURN credentials with the shared secret",
-                fix=f"chmod 0600 {ctx.secret_file} and chown it to coturn's user",
-            )
+            yield _SECRET_FILE_WORLD_READABLE.at(None, file=ctx.secret_file, mode=mode & 0o777)
         elif mode & stat.S_IRGRP:
-            yield Finding(
-                id="secret-file-readable",
-                severity="warning",
-                line=None,
-                message=f"the secret file {ctx.secret_file} is group-readable (mode {mode & 0o777:04o})",
-                why="every member of the group can mint TURN credentials",
-                fix=f"chmod 0600 {ctx.secret_file}",
-            )
+            yield _SECRET_FILE_GROUP_READABLE.at(None, file=ctx.secret_file, mode=mode & 0o777)
     literal = ctx.conf.first("static-auth-secret", "cli-password", "user")
     if literal and ctx.conf_mode is not None and ctx.conf_mode & stat.S_IROTH:
-        yield Finding(
-            id="secret-file-readable",
-            severity="error",
-            line=literal.line,
-            message=f"this file holds a secret ({literal.key}=) and is readable by others"
-            f" (mode {ctx.conf_mode & 0o777:04o})",
-            why="any local user can read the secret or password and use the relay (or its CLI)",
-            fix="chmod 0640 (owner root, group turnserver) or 0600",
-        )
+        yield _CONF_WITH_SECRET_READABLE.at(literal.line, key=literal.key, mode=ctx.conf_mode & 0o777)
 
 
 def _invalid(d: Directive, why_value: str, fix: str) -> Finding:
-    shown = d.value if d.value is None or len(d.value) <= 64 else d.value[:61] + "..."
-    return Finding(
-        id="invalid-value",
-        severity="error",
-        line=d.line,
-        message=f"{d.key}={shown}: {why_value}" if shown is not None else f"{d.key} has no value",
-        why="coturn reports 'Bad configuration format' or refuses to start, or silently uses its default"
-        " -- either way the setting you meant is not applied",
-        fix=fix,
-    )
+    if d.value is None:
+        return _NO_VALUE.at(d.line, key=d.key, fix=fix)
+    shown = d.value if len(d.value) <= 64 else d.value[:61] + "..."
+    return _INVALID_VALUE.at(d.line, key=d.key, shown=shown, why_value=why_value, fix=fix)
 
 
 @rule
@@ -619,27 +658,13 @@ def _relay_ports(ctx: LintContext) -> Iterable[Finding]:
     low = integer(c.value("min-port")) or 49152
     high = integer(c.value("max-port")) or 65535
     if low > high:
-        yield Finding(
-            id="relay-port-range-too-small",
-            severity="error",
-            line=_line(c.first("min-port")),
-            message=f"min-port {low} is above max-port {high}",
-            why="no relay port can be allocated",
-            fix="swap them or widen the range",
-        )
+        yield _PORTS_REVERSED.at(_line(c.first("min-port")), low=low, high=high)
         return
     count = high - low + 1
     capacity = integer(c.value("total-quota"))
     if capacity and capacity > count:
-        yield Finding(
-            id="relay-port-range-too-small",
-            severity="error",
-            line=_line(c.first("min-port", "max-port", "total-quota")),
-            message=f"relay ports {low}-{high} ({count}) are fewer than total-quota={capacity}",
-            why="every allocation holds one relay port: allocations beyond the range fail with 508"
-            " (insufficient capacity) long before the declared capacity",
-            fix=f"widen min-port/max-port to at least {capacity} ports, or lower total-quota",
-        )
+        line = _line(c.first("min-port", "max-port", "total-quota"))
+        yield _PORTS_BELOW_QUOTA.at(line, low=low, high=high, count=count, capacity=capacity)
 
 
 @rule
@@ -653,15 +678,7 @@ def _nat(ctx: LintContext) -> Iterable[Finding]:
         except ValueError:
             continue
         if private:
-            yield Finding(
-                id="private-address-without-external-ip",
-                severity="warning",
-                line=d.line,
-                message=f"{d.key}={d.value} is a private address and there is no external-ip",
-                why="coturn hands out relay candidates with the private address; remote peers cannot reach"
-                " them and relayed calls fail",
-                fix="add external-ip=<public>/<private> for the 1:1 NAT in front of the relay",
-            )
+            yield _PRIVATE_WITHOUT_EXTERNAL_IP.at(d.line, key=d.key, value=d.value)
             return
 
 
@@ -735,6 +752,7 @@ __all__ = [
     "AbsenceRule",
     "Directive",
     "Finding",
+    "FindingText",
     "LintContext",
     "LintReport",
     "PresenceRule",

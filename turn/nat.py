@@ -79,7 +79,7 @@ async def discover(server: Address, *, timeout: float, label: str = "STUN") -> N
         # Test I on the mapping socket; it also names the alternate address.
         remaining = deadline - time.monotonic()
         first = await _binding(mapping_client, server, timeout=remaining / 2, label=f"{label} test I")
-        local = (_source_ip_towards(server), mapping_client.local_address[1])
+        local = (_source_ip_towards(server), mapping_client.address[1])
         alternate = None
         if (other := alternate_to_test(server, first)) is not None:
             remaining = max(0.001, deadline - time.monotonic())

@@ -435,13 +435,7 @@ async def relay_data_test(
                 sender, target, count=count, timeout=max(0.001, _remaining(deadline) - 0.05)
             )
         base = RelayData(transport=transport, peer="allocation" if echo is not None else "address")
-        data = _relay_data(base, result, target)
-        if result.received == 0:
-            raise CallopsError(
-                f"{server_uri.label}: no packet came back through the relay from {format_address(target)} "
-                f"({result.sent} sent)",
-                hint="the server may refuse relaying to that peer (denied-peer-ip) or drop the data",
-            )
+        data = _relay_data(base, result, target, server_uri.label, _NOTHING_BACK["relay"])
         detail = (
             f"{result.received}/{result.sent} back, loss {result.loss:.0%}, rtt p50 {result.rtt_ms_p50} ms"
         )
@@ -468,8 +462,28 @@ class _HostSocket(asyncio.DatagramProtocol):
                 self.done.set()
 
 
-def _relay_data(base: RelayData, result: RelayResult, peer: Address) -> RelayData:
-    """``base`` with the numbers of the packets sent to ``peer`` and echoed back."""
+#: per relay probe, the error when no packet came back: what was lost (``{peer}`` to fill in), the hint
+_NOTHING_BACK: dict[str, tuple[str, str]] = {
+    "relay": (
+        "no packet came back through the relay from {peer}",
+        "the server may refuse relaying to that peer (denied-peer-ip) or drop the data",
+    ),
+    "relay-range": (
+        "UDP from this site to the relayed address {peer} did not come back",
+        "allow outbound UDP to the relay servers' media port range",
+    ),
+}
+
+
+def _relay_data(
+    base: RelayData, result: RelayResult, peer: Address, label: str, nothing_back: tuple[str, str]
+) -> RelayData:
+    """``base`` with the numbers of the packets sent to ``peer`` and echoed back; when none came
+    back, :class:`CallopsError` from ``nothing_back`` (a row of :data:`_NOTHING_BACK`)."""
+    if result.received == 0:
+        lost, hint = nothing_back
+        lost = lost.format(peer=format_address(peer))
+        raise CallopsError(f"{label}: {lost} ({result.sent} sent)", hint=hint)
     return base.model_copy(
         update={
             "sent": result.sent,
@@ -542,13 +556,7 @@ async def relay_reach_test(
             await allocation.release(timeout=min(0.2, _remaining(deadline)))
         finally:
             allocation.close()
-        data = _relay_data(base, result, relayed)
-        if result.received == 0:
-            raise CallopsError(
-                f"{server_uri.label}: UDP from this site to the relayed address {format_address(relayed)} "
-                f"did not come back ({result.sent} sent)",
-                hint="allow outbound UDP to the relay servers' media port range",
-            )
+        data = _relay_data(base, result, relayed, server_uri.label, _NOTHING_BACK["relay-range"])
         back = f"{result.received}/{result.sent} back"
         return ProbeStatus.OK, f"{format_address(relayed)} reached from this site, {back}", data
 

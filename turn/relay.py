@@ -15,12 +15,12 @@ import contextlib
 import logging
 import struct
 import time
-from typing import Any, cast
+from typing import Any
 
 from pydantic import BaseModel
 
 from callops.turn.allocation import Allocation
-from callops.turn.stun import Address
+from callops.turn.stun import Address, DatagramEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +83,10 @@ class RelayStats:
         )
 
 
-class EchoPeer(asyncio.DatagramProtocol):
+class EchoPeer(DatagramEndpoint):
     """A UDP server that sends every datagram back to where it came from."""
 
     def __init__(self) -> None:
-        self.transport: asyncio.DatagramTransport | None = None
         self.echoed = 0
 
     @classmethod
@@ -95,15 +94,6 @@ class EchoPeer(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         _, protocol = await loop.create_datagram_endpoint(cls, local_addr=(host, port))
         return protocol
-
-    @property
-    def address(self) -> Address:
-        assert self.transport is not None
-        name = self.transport.get_extra_info("sockname")
-        return str(name[0]), int(name[1])
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         if self.transport is not None:

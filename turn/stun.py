@@ -215,7 +215,23 @@ async def resolve(host: str, port: int, *, timeout: float, label: str, family: i
     return str(sockaddr[0]), int(sockaddr[1])
 
 
-class StunUdpClient(asyncio.DatagramProtocol):
+class DatagramEndpoint(asyncio.DatagramProtocol):
+    """An asyncio UDP protocol that keeps its transport and knows its own address."""
+
+    transport: asyncio.DatagramTransport | None = None
+
+    @property
+    def address(self) -> Address:
+        """The local address of the socket."""
+        assert self.transport is not None
+        sockname = self.transport.get_extra_info("sockname")
+        return str(sockname[0]), int(sockname[1])
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+
+class StunUdpClient(DatagramEndpoint):
     """One local UDP socket running STUN transactions with any server address.
 
     Responses are matched by transaction id, so one socket serves several servers and the RFC 5780
@@ -225,7 +241,6 @@ class StunUdpClient(asyncio.DatagramProtocol):
 
     def __init__(self) -> None:
         loop = asyncio.get_running_loop()
-        self.transport: asyncio.DatagramTransport | None = None
         self.transactions: dict[bytes, stun.Transaction] = {}
         #: per transaction: set when its answer arrives malformed or of the wrong kind
         self.problems: dict[bytes, asyncio.Future[BaseException]] = {}
@@ -251,15 +266,6 @@ class StunUdpClient(asyncio.DatagramProtocol):
         except OSError as exc:
             raise transport_error(f"local UDP {local[0]}:{local[1]}", exc) from None
         return protocol
-
-    @property
-    def local_address(self) -> Address:
-        assert self.transport is not None
-        sockname = self.transport.get_extra_info("sockname")
-        return str(sockname[0]), int(sockname[1])
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
@@ -464,6 +470,7 @@ __all__ = [
     "FAMILY_IPV6",
     "RETRANSMISSIONS",
     "Address",
+    "DatagramEndpoint",
     "MalformedStun",
     "StunUdpClient",
     "binding_request",
