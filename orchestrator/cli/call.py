@@ -24,6 +24,7 @@ from callops.orchestrator.cli.options import (
     POLICIES,
     choice_option,
     compose,
+    emulator_jwt_secret,
     file_option,
     seconds_option,
     turn_credential_options,
@@ -122,13 +123,10 @@ def _requests(kwargs: dict[str, Any]) -> tuple[Any, Any]:
     """(EnvironmentRequest, CallSettings) from the shared options; secrets only from files/env."""
     from callops.errors import UsageError
     from callops.orchestrator.call.environment import EnvironmentRequest
-    from callops.secret import load_secret
 
     turn_url = kwargs["turn_url"]
     secret, password = turn_secrets(turn_url, kwargs["secret_file"], kwargs["user"], kwargs["password_file"])
-    jwt_secret = load_secret(
-        file=kwargs["jwt_secret_file"], env=JWT_SECRET_ENV, what="emulator JWT secret", required=False
-    )
+    jwt_secret = emulator_jwt_secret(kwargs["jwt_secret_file"])
     if kwargs["policy"] == "relay" and turn_url is None and kwargs["scenario"] != "ice-fail":
         from callops.orchestrator.call.embedded import available
 

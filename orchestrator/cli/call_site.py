@@ -20,6 +20,7 @@ from callops.orchestrator.cli.options import (
     MODES,
     POLICIES,
     choice_option,
+    emulator_jwt_secret,
     file_option,
     seconds_option,
     turn_credential_options,
@@ -156,16 +157,7 @@ def call_site(**o: Any) -> None:
     from callops.orchestrator.cli.stopping import run_stoppable
 
     _check_roles(o["role"], o["emulator_url"], o["conversation"], o["leg"], o["scenario"])
-    env = _site_environment(
-        o["emulator_url"],
-        o["stun"],
-        o["turn"],
-        o["secret_file"],
-        o["user"],
-        o["password_file"],
-        o["ca_file"],
-        o["jwt_secret_file"],
-    )
+    env = _site_environment(o)
     if o["policy"] == "relay" and not any(s.url.startswith("turn") for s in env.ice_servers):
         from callops.errors import UsageError
 
@@ -220,31 +212,19 @@ def _check_roles(role: str, emulator_url: str, conversation: str | None, leg: st
         )
 
 
-def _site_environment(  # noqa: PLR0917 - the command's options, passed through
-    emulator_url: str,
-    stun: tuple[str, ...],
-    turn: tuple[str, ...],
-    secret_file: str | None,
-    user: str | None,
-    password_file: str | None,
-    ca_file: str | None,
-    jwt_secret_file: str | None,
-) -> Any:
+def _site_environment(o: dict[str, Any]) -> Any:
     """The shared emulator, this side's ICE servers, its CA and the emulator's JWT secret."""
     from callops.orchestrator.call.runs import CallEnvironment
-    from callops.secret import load_secret
 
     context = None
-    if ca_file is not None:
+    if o["ca_file"] is not None:
         from callops.turn.tls import client_context
 
-        context = client_context(ca_file)
-    jwt_secret = load_secret(
-        file=jwt_secret_file, env=JWT_SECRET_ENV, what="emulator JWT secret", required=False
-    )
+        context = client_context(o["ca_file"])
+    jwt_secret = emulator_jwt_secret(o["jwt_secret_file"])
     return CallEnvironment(
-        base_url=emulator_url.rstrip("/"),
-        ice_servers=_ice_servers(stun, turn, secret_file, user, password_file),
+        base_url=o["emulator_url"].rstrip("/"),
+        ice_servers=_ice_servers(o["stun"], o["turn"], o["secret_file"], o["user"], o["password_file"]),
         jwt_secret=jwt_secret,
         ssl_context=context,
     )

@@ -106,12 +106,20 @@ def turn_secrets(
     return None, password
 
 
+def emulator_jwt_secret(jwt_secret_file: str | None) -> Secret | None:
+    """``--jwt-secret-file`` (or the environment): the emulator's JWT secret; None: dev mode."""
+    from callops.secret import load_secret
+
+    return load_secret(file=jwt_secret_file, env=JWT_SECRET_ENV, what="emulator JWT secret", required=False)
+
+
 __all__ = [
     "JWT_SECRET_ENV",
     "PASSWORD_ENV",
     "SECRET_ENV",
     "choice_option",
     "compose",
+    "emulator_jwt_secret",
     "file_option",
     "seconds_option",
     "turn_credential_options",
