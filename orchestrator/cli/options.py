@@ -15,6 +15,8 @@ import click
 if TYPE_CHECKING:
     from callops.secret import Secret
 
+#: environment variables holding a TURN REST shared secret, a long-term TURN password, the
+#: emulator's HS256 JWT secret (instead of --secret-file, --password-file, --jwt-secret-file)
 SECRET_ENV = "CALLOPS_TURN_SECRET"
 PASSWORD_ENV = "CALLOPS_TURN_PASSWORD"
 JWT_SECRET_ENV = "CALLOPS_EMULATOR_JWT_SECRET"
