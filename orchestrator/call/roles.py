@@ -580,7 +580,7 @@ class AgentRole(_RoleBase):
         elif self.settings.jwt_secret is not None:
             token = mint_jwt(AGENT_ID, self.settings.jwt_secret, now=time.time())
         try:
-            channel, inbox = await open_channel(self.settings, "agent", service_id, token=token)
+            channel, inbox = await open_channel(self.settings, "agent", service_id, token)
         except ChannelRefused as exc:
             if exc.code == 409 and not self.scenario.answered and not self.alone:
                 return False
