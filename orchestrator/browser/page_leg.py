@@ -110,6 +110,7 @@ def monotonic_of(page_ms: float) -> float:
     return page_ms / 1000.0 - (time.time() - time.monotonic())
 
 
+@dataclass(eq=False)
 class PageLeg:
     """One Chromium, one page (see the module docstring)."""
 
@@ -119,14 +120,13 @@ class PageLeg:
     #: a JS expression: Promise of ``{kinds, selected_pair}``
     STATS_JS = ""
 
-    def __init__(self, settings: LegSettings, browser: BrowserSettings, on_phase: PhaseCallback) -> None:
-        self.settings = settings
-        self.browser_settings = browser
-        self.on_phase = on_phase
-        self.browser: Chromium | None = None
-        self.page: Page | None = None
-        self._pair: SelectedPair | None = None
-        self._last_stats: dict[str, KindStats] = {}
+    settings: LegSettings
+    browser_settings: BrowserSettings
+    on_phase: PhaseCallback
+    browser: Chromium | None = field(default=None, init=False)
+    page: Page | None = field(default=None, init=False)
+    _pair: SelectedPair | None = field(default=None, init=False)
+    _last_stats: dict[str, KindStats] = field(default_factory=dict, init=False)
 
     @property
     def _page(self) -> Page:

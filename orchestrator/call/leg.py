@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 
 from callops.orchestrator.call.legs import own_phases
 from callops.orchestrator.call.peer import HeadlessPeer, PeerConfig
@@ -19,23 +20,19 @@ from callops.orchestrator.call.stats import call_stats
 from callops.orchestrator.call.timeline import Timeline
 
 
+@dataclass(eq=False)
 class CallLeg:
     """Agent peer + consumer peer of one in-memory call."""
 
-    def __init__(
-        self,
-        mode: CallMode,
-        config: PeerConfig,
-        timeline: Timeline,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.mode = mode
-        self.config = config
-        self.timeline = timeline
-        self._clock = clock
-        kinds = ["audio"] if mode == "VOICE_CALL" else ["audio", "video"]
-        self.marks = MediaMarks(CallState(timeline, []), ("agent", "consumer"), kinds)
+    mode: CallMode
+    config: PeerConfig
+    timeline: Timeline
+    _: KW_ONLY
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        kinds = ["audio"] if self.mode == "VOICE_CALL" else ["audio", "video"]
+        self.marks = MediaMarks(CallState(self.timeline, []), ("agent", "consumer"), kinds)
         self.agent = self._peer("agent")
         self.consumer = self._peer("consumer")
 
@@ -46,7 +43,7 @@ class CallLeg:
             self.mode,
             self.config,
             on_phase=on_phase,
-            clock=self._clock,
+            clock=self.clock,
         )
 
     @property
@@ -54,7 +51,7 @@ class CallLeg:
         return self.agent.kinds
 
     def now(self) -> float:
-        return self._clock()
+        return self.clock()
 
     async def wait_connected(self, within: float) -> bool:
         """Both peers DTLS-connected within ``within`` seconds."""
@@ -82,7 +79,7 @@ class CallLeg:
 
     async def stats(self) -> CallStats:
         started = self.marks.started or self.timeline.at("dtls_connected")
-        duration = (self._clock() - started) if started is not None else 0.0
+        duration = (self.clock() - started) if started is not None else 0.0
         agent, consumer = await asyncio.gather(self.agent.kind_stats(), self.consumer.kind_stats())
         return call_stats(agent, consumer, self.kinds, duration)
 

@@ -263,24 +263,18 @@ class ChannelInbox:
 
 
 async def open_channel(
-    settings: LegSettings,
-    role: Role,
-    service_id: str,
-    *,
-    jwt: Secret | None = None,
-    token: str | None = None,
-    join: bool | None = None,
+    settings: LegSettings, role: Role, service_id: str, credential: str | None
 ) -> tuple[Any, ChannelInbox]:
-    """A CoBrowse channel for ``role`` of call ``service_id`` and its inbox."""
+    """A CoBrowse channel for ``role`` of call ``service_id`` and its inbox. ``credential``: the
+    consumer's JWT, or the agent's token (None: an emulator that checks no token)."""
     from callops.orchestrator.emulator.channel import CoBrowseChannel
 
     channel = await CoBrowseChannel.connect(
         settings.cobrowse_url,
         role=role,
         service_id=service_id,
-        jwt=jwt.reveal() if jwt is not None else None,
-        token=token,
-        join=join,
+        jwt=credential if role == "consumer" else None,
+        token=credential if role == "agent" else None,
         timeout=settings.step_timeout_s,
     )
     return channel, ChannelInbox(channel, role, settings.notes)
@@ -504,9 +498,8 @@ class AiortcConsumer(AiortcMedia):
         )
 
     async def _open_channel(self) -> Any:
-        self.channel, self.inbox = await open_channel(
-            self.settings, "consumer", self.invite.serviceId, jwt=self.jwt, join=False
-        )
+        jwt = self.jwt.reveal() if self.jwt is not None else None
+        self.channel, self.inbox = await open_channel(self.settings, "consumer", self.invite.serviceId, jwt)
         return self.channel
 
     async def respond(self, decision: Decision) -> None:

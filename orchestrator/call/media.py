@@ -50,14 +50,12 @@ def _audio_frame(chunk: bytes, pts: int) -> av.AudioFrame:
     return frame
 
 
-class _PacedAudio(MediaStreamTrack):
-    """An audio track that hands out one 20 ms frame per :data:`AUDIO_PTIME`, on a fixed clock."""
+class _Paced(MediaStreamTrack):
+    """A track that hands out one frame per ``period`` seconds, on a fixed clock."""
 
-    kind = "audio"
-
-    def __init__(self) -> None:
+    def __init__(self, period: float) -> None:
         super().__init__()
-        self._samples = int(AUDIO_RATE * AUDIO_PTIME)
+        self._period = period
         self._start: float | None = None
         self._index = 0
 
@@ -69,10 +67,20 @@ class _PacedAudio(MediaStreamTrack):
             self._start = time.monotonic()
         else:
             self._index += 1
-            wait = self._start + self._index * AUDIO_PTIME - time.monotonic()
+            wait = self._start + self._index * self._period - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
         return self._index
+
+
+class _PacedAudio(_Paced):
+    """An audio track that hands out one 20 ms frame per :data:`AUDIO_PTIME`."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__(AUDIO_PTIME)
+        self._samples = int(AUDIO_RATE * AUDIO_PTIME)
 
 
 class ToneTrack(_PacedAudio):
@@ -132,16 +140,14 @@ def _gradient(width: int, height: int, line_size: int) -> bytes:
     return bytes((x + y) % 256 if x < width else 0 for y in range(height) for x in range(line_size))
 
 
-class PatternTrack(MediaStreamTrack):
+class PatternTrack(_Paced):
     """A moving diagonal gradient (default 320x240 at 15 fps, yuv420p) -- encoded to VP8 by aiortc."""
 
     kind = "video"
 
     def __init__(self, width: int = 320, height: int = 240, fps: int = VIDEO_FPS) -> None:
-        super().__init__()
+        super().__init__(1 / fps)
         self.width, self.height, self.fps = width, height, fps
-        self._start: float | None = None
-        self._index = 0
         self._time_base = fractions.Fraction(1, VIDEO_CLOCK)
 
     def _frame(self) -> av.VideoFrame:
@@ -155,17 +161,9 @@ class PatternTrack(MediaStreamTrack):
         return frame
 
     async def recv(self) -> av.VideoFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._index += 1
-            wait = self._start + self._index / self.fps - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+        index = await self._next()
         frame = self._frame()
-        frame.pts = int(self._index * VIDEO_CLOCK / self.fps)
+        frame.pts = int(index * VIDEO_CLOCK / self.fps)
         frame.time_base = self._time_base
         return frame
 

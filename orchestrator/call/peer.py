@@ -27,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal
 
 from aiortc import (
@@ -166,23 +166,18 @@ def _tune_gathering(
     connection.gather_candidates = gather_candidates
 
 
+@dataclass(eq=False)
 class HeadlessPeer:
     """One side of a call. ``role`` is ``agent`` (offers) or ``consumer`` (answers)."""
 
-    def __init__(
-        self,
-        role: Literal["agent", "consumer"],
-        mode: CallMode,
-        config: PeerConfig,
-        *,
-        on_phase: PhaseCallback | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.role = role
-        self.mode = mode
-        self.config = config
-        self._on_phase = on_phase
-        self._clock = clock
+    role: Literal["agent", "consumer"]
+    mode: CallMode
+    config: PeerConfig
+    _: KW_ONLY
+    on_phase: PhaseCallback | None = None
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
         self.sinks: dict[str, MediaSink] = {}
         self.connected = asyncio.Event()
         self.failed = asyncio.Event()
@@ -190,9 +185,9 @@ class HeadlessPeer:
         self._tracks: list[Any] = []
         self._sink_added = asyncio.Event()
         rtc_config = RTCConfiguration(
-            iceServers=[server.to_aiortc() for server in config.ice_servers],
+            iceServers=[server.to_aiortc() for server in self.config.ice_servers],
             iceTransportPolicy=RTCIceTransportPolicy.RELAY
-            if config.policy == "relay"
+            if self.config.policy == "relay"
             else RTCIceTransportPolicy.ALL,
             bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
         )
@@ -206,8 +201,8 @@ class HeadlessPeer:
 
     def _phase(self, phase: str) -> None:
         log.debug("%s peer: %s", self.role, phase)
-        if self._on_phase is not None:
-            self._on_phase(phase, self._clock())
+        if self.on_phase is not None:
+            self.on_phase(phase, self.clock())
 
     def _ice_state_changed(self) -> None:
         state = self.pc.iceConnectionState
@@ -229,7 +224,7 @@ class HeadlessPeer:
             self.failed.set()
 
     def _track_received(self, track: Any) -> None:
-        sink = MediaSink(track, on_first=self._first_frame, clock=self._clock)
+        sink = MediaSink(track, on_first=self._first_frame, clock=self.clock)
         self.sinks[track.kind] = sink
         sink.start()
         self._sink_added.set()
@@ -248,8 +243,8 @@ class HeadlessPeer:
             await self.sinks[kind].wait_frames(frames)
 
     def _first_frame(self, kind: str, now: float) -> None:
-        if self._on_phase is not None:
-            self._on_phase(f"{self.role}_first_{kind}", now)
+        if self.on_phase is not None:
+            self.on_phase(f"{self.role}_first_{kind}", now)
 
     # -- media -------------------------------------------------------------------------------
 
@@ -283,35 +278,33 @@ class HeadlessPeer:
 
     async def create_offer(self) -> str:
         """Gather candidates and return the complete offer SDP (no trickle: candidates inside)."""
-        self._restrict_gathering()
-        try:
-            await self.pc.setLocalDescription(await self.pc.createOffer())
-        except (OSError, ValueError) as exc:
-            raise LocalProtocolError(f"{self.role}: cannot create an offer: {exc}") from exc
-        return str(self.pc.localDescription.sdp)
+        return await self._describe_local("offer")
 
     async def accept_offer(self, sdp: str) -> str:
         """Apply a remote offer, gather, and return the complete answer SDP."""
-        try:
-            await self.pc.setRemoteDescription(
-                RTCSessionDescription(sdp=spread_bundled_candidates(sdp), type="offer")
-            )
-        except (ValueError, KeyError, AttributeError) as exc:
-            raise RemoteProtocolError(f"{self.role}: malformed offer SDP: {exc}") from exc
-        self._restrict_gathering()
-        try:
-            await self.pc.setLocalDescription(await self.pc.createAnswer())
-        except (OSError, ValueError) as exc:
-            raise LocalProtocolError(f"{self.role}: cannot create an answer: {exc}") from exc
-        return str(self.pc.localDescription.sdp)
+        await self._apply_remote(sdp, "offer")
+        return await self._describe_local("answer")
 
     async def accept_answer(self, sdp: str) -> None:
+        await self._apply_remote(sdp, "answer")
+
+    async def _apply_remote(self, sdp: str, kind: Literal["offer", "answer"]) -> None:
         try:
             await self.pc.setRemoteDescription(
-                RTCSessionDescription(sdp=spread_bundled_candidates(sdp), type="answer")
+                RTCSessionDescription(sdp=spread_bundled_candidates(sdp), type=kind)
             )
         except (ValueError, KeyError, AttributeError) as exc:
-            raise RemoteProtocolError(f"{self.role}: malformed answer SDP: {exc}") from exc
+            raise RemoteProtocolError(f"{self.role}: malformed {kind} SDP: {exc}") from exc
+
+    async def _describe_local(self, kind: Literal["offer", "answer"]) -> str:
+        """Gather candidates for the local offer or answer; its complete SDP."""
+        self._restrict_gathering()
+        create = self.pc.createOffer if kind == "offer" else self.pc.createAnswer
+        try:
+            await self.pc.setLocalDescription(await create())
+        except (OSError, ValueError) as exc:
+            raise LocalProtocolError(f"{self.role}: cannot create an {kind}: {exc}") from exc
+        return str(self.pc.localDescription.sdp)
 
     async def wait_connected(self, within: float) -> bool:
         """Wait until DTLS is connected; False when ICE/DTLS failed or ``timeout`` passed first.

@@ -24,8 +24,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import KW_ONLY, dataclass, field
+from typing import TYPE_CHECKING, ClassVar
 
 from callops.errors import CallopsError, DeadlineExceeded, NetworkError, RemoteProtocolError
 from callops.orchestrator.call.health import HealthWatcher
@@ -72,12 +72,18 @@ AGENT_PHASES = frozenset({"offer_sent", "answer_received"})
 class Bounds:
     """How long each role waits for each step."""
 
+    #: seconds of media after both sides decoded their first frames
     duration_s: float = 2.0
+    #: bound of every signalling step (an answer, an event)
     step_timeout_s: float = 10.0
+    #: seconds from the answer to a DTLS-connected pair before UNABLE_TO_CONNECT
     ice_timeout_s: float = 10.0
+    #: seconds from DTLS to decoded media on both sides
     media_timeout_s: float = 10.0
-    #: how long to wait for the other side (agent: the conversation; consumer: the invitation)
+    #: ``call-site``: how long to wait for the other side (agent: the conversation; consumer: the
+    #: invitation)
     wait_timeout_s: float = 60.0
+    #: the emulator's invitation expiry (bounds the ``expire`` scenario)
     invite_expiry_s: float = 120.0
 
 
@@ -237,26 +243,44 @@ class MediaPhase:
         )
 
 
+@dataclass(eq=False)
 class _RoleBase:
     """What both roles share: the state, the bounds, a clean-up stack."""
 
-    role: Role
+    role: ClassVar[Role]
 
-    def __init__(
-        self, state: CallState, settings: LegSettings, bounds: Bounds, scenario: Scenario, *, alone: bool
-    ) -> None:
-        self.state = state
-        self.settings = settings
-        self.bounds = bounds
-        self.scenario = scenario
-        #: the only role in this process (``call-site``): it marks every phase and reports ICE itself
-        self.alone = alone
-        self.cleanup: list[Callable[[], Awaitable[None]]] = []
-        self.media_phase: MediaPhase | None = None
+    state: CallState
+    settings: LegSettings
+    bounds: Bounds
+    scenario: Scenario
+    _: KW_ONLY
+    #: the only role in this process (``call-site``): it marks every phase and reports ICE itself
+    alone: bool
+    cleanup: list[Callable[[], Awaitable[None]]] = field(default_factory=list, init=False)
+    media_phase: MediaPhase | None = field(default=None, init=False)
 
     def mark(self, phase: str) -> None:
         if self.alone or (phase in AGENT_PHASES) == (self.role == "agent"):
             self.state.mark(phase)
+
+    async def _resume(self) -> None:
+        """Scenario ``resume``: this role's part of the page reload mid-call."""
+        raise NotImplementedError
+
+    async def _after_drop(self) -> None:
+        """This role's part of a call whose media dropped."""
+        raise NotImplementedError
+
+    async def _hold(self) -> bool:
+        """The resume (if the scenario reloads), then the call's media for its duration; False
+        when the media dropped (this role then did its part of the drop)."""
+        if self.scenario.reload:
+            await self._resume()
+        assert self.media_phase is not None
+        if await self.media_phase.run(self.bounds.duration_s):
+            return True
+        await self._after_drop()
+        return False
 
     async def close(self) -> None:
         bound = DROP_CLOSE_S if self.state.dropped else CLOSE_S
@@ -270,7 +294,7 @@ class _RoleBase:
 class ConsumerRole(_RoleBase):
     """The consumer's side of the path, played by ``leg``."""
 
-    role: Role = "consumer"
+    role: ClassVar[Role] = "consumer"
 
     def __init__(
         self,
@@ -316,11 +340,7 @@ class ConsumerRole(_RoleBase):
             await self._ice_failed()
             return
         await self._media(within=b.media_timeout_s, what="")
-        if self.scenario.reload:
-            await self._reload()
-        assert self.media_phase is not None
-        if not await self.media_phase.run(b.duration_s):
-            await self._after_drop()
+        if not await self._hold():
             return
         await self._end()
 
@@ -438,7 +458,7 @@ class ConsumerRole(_RoleBase):
         await self.leg.closed(self.bounds.step_timeout_s)
         self.mark("closed")
 
-    async def _reload(self) -> None:
+    async def _resume(self) -> None:
         """The consumer reloads the page mid-call and the call is re-established (epoch 1)."""
         b = self.bounds
         try:  # the page reloads once media flows both ways, not before the agent decoded it
@@ -458,7 +478,7 @@ class AgentRole(_RoleBase):
     """The agent's side of the path: the Agent Workspace's backend (control API, CoBrowse channel)
     around the agent's leg."""
 
-    role: Role = "agent"
+    role: ClassVar[Role] = "agent"
 
     def __init__(
         self,
@@ -520,11 +540,7 @@ class AgentRole(_RoleBase):
             await self._not_connected()
             return
         await self._media("")
-        if self.scenario.reload:
-            await self._consumer_resumes()
-        assert self.media_phase is not None
-        if not await self.media_phase.run(b.duration_s):
-            await self._after_drop()
+        if not await self._hold():
             return
         await self._end(control, conversation)
         self.cleanup.remove(hang_up)
@@ -564,7 +580,7 @@ class AgentRole(_RoleBase):
         elif self.settings.jwt_secret is not None:
             token = mint_jwt(AGENT_ID, self.settings.jwt_secret, now=time.time())
         try:
-            channel, inbox = await open_channel(self.settings, "agent", service_id, token=token)
+            channel, inbox = await open_channel(self.settings, "agent", service_id, token)
         except ChannelRefused as exc:
             if exc.code == 409 and not self.scenario.answered and not self.alone:
                 return False
@@ -630,7 +646,7 @@ class AgentRole(_RoleBase):
                 if frame.get("sessionState") == "CLOSED":
                     return
 
-    async def _consumer_resumes(self) -> None:
+    async def _resume(self) -> None:
         """The consumer's page reloaded: sliderOpened reaches the agent, which offers again (epoch 1)."""
         b = self.bounds
         async with asyncio.timeout(b.step_timeout_s + b.media_timeout_s):

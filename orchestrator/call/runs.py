@@ -56,25 +56,12 @@ LEG_KINDS: tuple[LegKind, ...] = ("aiortc", "chromium")
 
 
 @dataclass
-class CallSettings:
-    """What kind of call to make and how long to wait for each step."""
+class CallSettings(Bounds):
+    """What kind of call to make, and (its :class:`Bounds`) how long to wait for each step."""
 
     mode: CallMode = "VOICE_CALL"
     policy: IcePolicy = "all"
     scenario: str = "accept"
-    #: seconds of media after both sides decoded their first frames
-    duration_s: float = 2.0
-    #: seconds from the answer to a DTLS-connected pair before UNABLE_TO_CONNECT
-    ice_timeout_s: float = 10.0
-    #: seconds from DTLS to decoded media on both sides
-    media_timeout_s: float = 10.0
-    #: bound of every signalling step (an answer, an event)
-    step_timeout_s: float = 10.0
-    #: the emulator's invitation expiry (bounds the ``expire`` scenario)
-    invite_expiry_s: float = 120.0
-    #: ``call-site``: how long to wait for the other side (agent: the conversation; consumer: the
-    #: invitation)
-    wait_timeout_s: float = 60.0
     account: str = "callops"
     visitor_name: str = "callops visitor"
     host_addresses: tuple[str, ...] | None = ("127.0.0.1",)
@@ -83,16 +70,6 @@ class CallSettings:
     check_retransmits: tuple[float, ...] = (0.03, 0.06, 0.1, 0.2)
     #: send a pre-encoded Opus tone (see PeerConfig.pre_encoded_audio)
     pre_encoded_audio: bool = False
-
-    def bounds(self) -> Bounds:
-        return Bounds(
-            duration_s=self.duration_s,
-            step_timeout_s=self.step_timeout_s,
-            ice_timeout_s=self.ice_timeout_s,
-            media_timeout_s=self.media_timeout_s,
-            wait_timeout_s=self.wait_timeout_s,
-            invite_expiry_s=self.invite_expiry_s,
-        )
 
 
 @dataclass
@@ -128,27 +105,31 @@ def spoiled_ice(env: CallEnvironment, notes: list[str]) -> list[IceServer]:
     return [IceServer(url, "0:callops", Secret("unused", "ice-fail"))]
 
 
+#: what a leg takes over unchanged from the call's settings, and from the call's environment
+LEG_FROM_SETTINGS = (
+    "account",
+    "mode",
+    "host_addresses",
+    "video_size",
+    "check_retransmits",
+    "pre_encoded_audio",
+    "step_timeout_s",
+    "ice_timeout_s",
+    "visitor_name",
+)
+LEG_FROM_ENVIRONMENT = ("base_url", "ssl_context", "jwt_secret", "agent_token")
+
+
 def leg_settings(
     settings: CallSettings, env: CallEnvironment, notes: list[str], row: Scenario
 ) -> LegSettings:
     """The legs' view of the call (``ice-fail`` spoils the ICE servers and forces relay)."""
     ice = spoiled_ice(env, notes) if row.spoil_ice else list(env.ice_servers)
     return LegSettings(
-        base_url=env.base_url,
-        account=settings.account,
-        mode=settings.mode,
+        **{name: getattr(settings, name) for name in LEG_FROM_SETTINGS},
+        **{name: getattr(env, name) for name in LEG_FROM_ENVIRONMENT},
         policy="relay" if row.spoil_ice else settings.policy,
         ice_servers=ice,
-        ssl_context=env.ssl_context,
-        host_addresses=settings.host_addresses,
-        video_size=settings.video_size,
-        check_retransmits=settings.check_retransmits,
-        pre_encoded_audio=settings.pre_encoded_audio,
-        step_timeout_s=settings.step_timeout_s,
-        ice_timeout_s=settings.ice_timeout_s,
-        visitor_name=settings.visitor_name,
-        jwt_secret=env.jwt_secret,
-        agent_token=env.agent_token,
         notes=notes,
     )
 
@@ -308,15 +289,14 @@ class CallRun(_Run):
         self.media_phase = MediaPhase(
             self.state, {"agent": agent, "consumer": consumer}, self.legs.kinds, self.marks
         )
-        bounds = settings.bounds()
         self.consumer = ConsumerRole(
-            consumer, self.state, self.legs, bounds, self.scenario, marks=self.marks, alone=False
+            consumer, self.state, self.legs, settings, self.scenario, marks=self.marks, alone=False
         )
         self.agent = AgentRole(
             agent,
             self.state,
             self.legs,
-            bounds,
+            settings,
             self.scenario,
             alone=False,
             consumer_offered=self.consumer.offered,
@@ -375,7 +355,6 @@ class SiteRun(_Run):
         super().__init__(settings, env, f"call-site/{role}")
         self.role = role
         marks = MediaMarks(self.state, (role,), self.legs.kinds)
-        bounds = settings.bounds()
         leg: MediaLeg
         if role == "consumer":
             consumer = leg = consumer_leg(self.legs, marks.callback(role))
@@ -383,7 +362,7 @@ class SiteRun(_Run):
                 consumer,
                 self.state,
                 self.legs,
-                bounds,
+                settings,
                 self.scenario,
                 marks=marks,
                 alone=True,
@@ -397,7 +376,7 @@ class SiteRun(_Run):
                     agent,
                     self.state,
                     self.legs,
-                    bounds,
+                    settings,
                     self.scenario,
                     alone=True,
                     conversation_id=conversation_id,

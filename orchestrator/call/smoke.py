@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pydantic import BaseModel, Field
 
 from callops.orchestrator.call.report import CallReport
+from callops.orchestrator.junit import testcase, testsuite, xml_text
 
 log = logging.getLogger(__name__)
 
@@ -140,23 +141,16 @@ async def run_smoke(
 
 def junit_xml(report: SmokeReport) -> str:
     """JUnit XML (one ``testcase`` per call) for CI systems."""
-    suite = ET.Element(
-        "testsuite",
-        name="callops.smoke",
-        tests=str(report.requested),
-        failures=str(report.summary.failed),
-        skipped=str(report.requested - report.summary.calls),
-        time=f"{report.summary.wall_s:.3f}",
+    suite = testsuite(
+        "callops.smoke",
+        tests=report.requested,
+        failures=report.summary.failed,
+        skipped=report.requested - report.summary.calls,
+        seconds=report.summary.wall_s,
     )
     for index, call in enumerate(report.calls):
         duration = max(call.timeline_ms.values(), default=0.0) / 1000.0
-        case = ET.SubElement(
-            suite,
-            "testcase",
-            classname=f"callops.smoke.{call.scenario}",
-            name=f"call-{index}",
-            time=f"{duration:.3f}",
-        )
+        case = testcase(suite, f"callops.smoke.{call.scenario}", f"call-{index}", duration)
         if not call.ok:
             failure = ET.SubElement(case, "failure", message=call.failure or f"outcome {call.outcome}")
             failure.text = call.model_dump_json(indent=2)
@@ -164,9 +158,9 @@ def junit_xml(report: SmokeReport) -> str:
             out = ET.SubElement(case, "system-out")
             out.text = call.model_dump_json()
     for missing in range(report.summary.calls, report.requested):
-        case = ET.SubElement(suite, "testcase", classname="callops.smoke", name=f"unfinished-{missing}")
+        case = testcase(suite, "callops.smoke", f"unfinished-{missing}")
         ET.SubElement(case, "skipped", message="not finished (deadline or interrupt)")
-    return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
+    return xml_text(suite)
 
 
 __all__ = ["SmokeReport", "SmokeSummary", "junit_xml", "nearest_rank", "run_smoke", "summarize"]

@@ -12,22 +12,30 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from callops.orchestrator.call.report import SCENARIOS
+from callops.orchestrator.cli.options import (
+    JWT_SECRET_ENV,
+    LEGS,
+    MODES,
+    POLICIES,
+    choice_option,
+    compose,
+    emulator_jwt_secret,
+    file_option,
+    seconds_option,
+    turn_credential_options,
+    turn_secrets,
+)
 
-SECRET_ENV = "CALLOPS_TURN_SECRET"
-PASSWORD_ENV = "CALLOPS_TURN_PASSWORD"
-JWT_SECRET_ENV = "CALLOPS_EMULATOR_JWT_SECRET"
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
+if TYPE_CHECKING:
+    from callops.orchestrator.call.runs import CallSettings
 
 #: the options ``call`` and ``smoke`` share
-CALL_OPTIONS = (
+call_options = compose(
     click.option(
         "--emulator",
         "emulator_url",
@@ -42,53 +50,15 @@ CALL_OPTIONS = (
         metavar="URI",
         help="TURN server (turn:/turns:); default: a loopback coturn if turnserver is installed.",
     ),
-    click.option(
-        "--secret-file",
-        type=click.Path(dir_okay=False),
-        help=f"TURN REST shared secret file (or set {SECRET_ENV}).",
+    turn_credential_options,
+    choice_option(
+        "--mode", choices=MODES, default="VOICE_CALL", help="Audio (Opus) or audio+video (Opus+VP8)."
     ),
-    click.option("--user", help="Long-term TURN user name (with --password-file), or REST user name."),
-    click.option(
-        "--password-file",
-        type=click.Path(dir_okay=False),
-        help=f"Long-term TURN password file (or set {PASSWORD_ENV}).",
-    ),
-    click.option(
-        "--mode",
-        type=click.Choice(["VOICE_CALL", "VIDEO_CALL"]),
-        default="VOICE_CALL",
-        show_default=True,
-        help="Audio (Opus) or audio+video (Opus+VP8).",
-    ),
-    click.option(
-        "--policy",
-        type=click.Choice(["all", "relay"]),
-        default="all",
-        show_default=True,
-        help="iceTransportPolicy of both peers.",
-    ),
-    click.option(
-        "--duration",
-        type=click.FloatRange(0, 3600),
-        default=3.0,
-        show_default=True,
-        help="Seconds of media once both sides decode.",
-    ),
-    click.option("--scenario", type=click.Choice(SCENARIOS), default="accept", show_default=True),
-    click.option(
-        "--ice-timeout",
-        type=click.FloatRange(0.5, 120),
-        default=10.0,
-        show_default=True,
-        help="Seconds for ICE+DTLS before UNABLE_TO_CONNECT.",
-    ),
-    click.option(
-        "--invite-expiry",
-        type=click.FloatRange(0.5, 3600),
-        default=120.0,
-        show_default=True,
-        help="Invitation expiry of the embedded emulator (s).",
-    ),
+    choice_option("--policy", choices=POLICIES, default="all", help="iceTransportPolicy of both peers."),
+    seconds_option("--duration", 0, 3600, 3.0, "Seconds of media once both sides decode."),
+    choice_option("--scenario", choices=SCENARIOS, default="accept"),
+    seconds_option("--ice-timeout", 0.5, 120, 10.0, "Seconds for ICE+DTLS before UNABLE_TO_CONNECT."),
+    seconds_option("--invite-expiry", 0.5, 3600, 120.0, "Invitation expiry of the embedded emulator (s)."),
     click.option(
         "--all-interfaces",
         is_flag=True,
@@ -99,25 +69,22 @@ CALL_OPTIONS = (
         is_flag=True,
         help="Send a tone encoded once (cheap senders for many calls); receivers still decode.",
     ),
-    click.option(
+    file_option(
         "--jwt-secret-file",
-        type=click.Path(dir_okay=False),
         help=f"HS256 secret of the emulator's consumer JWTs (or set {JWT_SECRET_ENV}); default dev mode.",
     ),
-    click.option(
+    choice_option(
         "--consumer",
         "consumer_leg",
-        type=click.Choice(["aiortc", "chromium"]),
+        choices=LEGS,
         default="aiortc",
-        show_default=True,
         help="Who plays the consumer: callops' headless peer, or a real Chromium (docs/browser.md).",
     ),
-    click.option(
+    choice_option(
         "--agent",
         "agent_leg",
-        type=click.Choice(["aiortc", "chromium"]),
+        choices=LEGS,
         default="aiortc",
-        show_default=True,
         help="Who plays the agent: callops' headless peer, or a real Chromium (the Agent Workspace).",
     ),
     click.option(
@@ -126,49 +93,40 @@ CALL_OPTIONS = (
         help="--consumer chromium: the browser's network namespace (default: callops' own if it has "
         "no route out; as root otherwise, the whole call runs in a fresh lo-only namespace).",
     ),
-    click.option(
+    file_option(
         "--ca-file",
-        type=click.Path(dir_okay=False, exists=True),
+        exists=True,
         help="PEM CA that verifies turns: servers (both legs; the browser trusts only it).",
     ),
 )
 
 
-def call_options(func: F) -> F:
-    """The options ``call`` and ``smoke`` share (:data:`CALL_OPTIONS`)."""
-    for option in reversed(CALL_OPTIONS):
-        func = option(func)
-    return func
+#: the options that are one field each of the call's settings (``call``, ``smoke``, ``call-site``)
+SETTINGS_OF_OPTIONS = {
+    "mode": "mode",
+    "policy": "policy",
+    "scenario": "scenario",
+    "account": "account",
+    "duration": "duration_s",
+    "ice_timeout": "ice_timeout_s",
+}
+
+
+def call_settings(o: dict[str, Any], **given: Any) -> CallSettings:
+    """The call's settings from the command's options, and the ``given`` fields."""
+    from callops.orchestrator.call.runs import CallSettings
+
+    return CallSettings(**{field: o[option] for option, field in SETTINGS_OF_OPTIONS.items()}, **given)
 
 
 def _requests(kwargs: dict[str, Any]) -> tuple[Any, Any]:
     """(EnvironmentRequest, CallSettings) from the shared options; secrets only from files/env."""
     from callops.errors import UsageError
     from callops.orchestrator.call.environment import EnvironmentRequest
-    from callops.orchestrator.call.runs import CallSettings
-    from callops.secret import load_secret
 
     turn_url = kwargs["turn_url"]
-    secret = password = None
-    if turn_url is not None:
-        secret = load_secret(
-            file=kwargs["secret_file"], env=SECRET_ENV, what="TURN shared secret", required=False
-        )
-        if secret is None:
-            password = load_secret(
-                file=kwargs["password_file"], env=PASSWORD_ENV, what="TURN password", required=False
-            )
-            if password is None or kwargs["user"] is None:
-                raise UsageError(
-                    f"--turn {turn_url} needs credentials",
-                    hint=f"--secret-file (or {SECRET_ENV}), "
-                    f"or --user with --password-file (or {PASSWORD_ENV})",
-                )
-    elif kwargs["secret_file"] or kwargs["password_file"]:
-        raise UsageError("--secret-file/--password-file need --turn", hint="or leave all three out")
-    jwt_secret = load_secret(
-        file=kwargs["jwt_secret_file"], env=JWT_SECRET_ENV, what="emulator JWT secret", required=False
-    )
+    secret, password = turn_secrets(turn_url, kwargs["secret_file"], kwargs["user"], kwargs["password_file"])
+    jwt_secret = emulator_jwt_secret(kwargs["jwt_secret_file"])
     if kwargs["policy"] == "relay" and turn_url is None and kwargs["scenario"] != "ice-fail":
         from callops.orchestrator.call.embedded import available
 
@@ -187,14 +145,9 @@ def _requests(kwargs: dict[str, Any]) -> tuple[Any, Any]:
         invite_expiry_s=kwargs["invite_expiry"],
         jwt_secret=jwt_secret,
     )
-    settings = CallSettings(
-        mode=kwargs["mode"],
-        policy=kwargs["policy"],
-        scenario=kwargs["scenario"],
-        duration_s=kwargs["duration"],
-        ice_timeout_s=kwargs["ice_timeout"],
+    settings = call_settings(
+        kwargs,
         invite_expiry_s=kwargs["invite_expiry"],
-        account=kwargs["account"],
         host_addresses=None if kwargs["all_interfaces"] else ("127.0.0.1",),
         pre_encoded_audio=kwargs["pre_encoded_audio"],
     )

@@ -14,9 +14,18 @@ from typing import Any
 
 import click
 
-SECRET_ENV = "CALLOPS_TURN_SECRET"
-PASSWORD_ENV = "CALLOPS_TURN_PASSWORD"
-JWT_SECRET_ENV = "CALLOPS_EMULATOR_JWT_SECRET"
+from callops.orchestrator.cli.options import (
+    JWT_SECRET_ENV,
+    LEGS,
+    MODES,
+    POLICIES,
+    choice_option,
+    emulator_jwt_secret,
+    file_option,
+    seconds_option,
+    turn_credential_options,
+    turn_secrets,
+)
 
 
 def _ice_servers(
@@ -30,7 +39,6 @@ def _ice_servers(
     from callops.errors import UsageError
     from callops.orchestrator.call.environment import turn_server
     from callops.orchestrator.call.peer import IceServer, check_ice_servers
-    from callops.secret import load_secret
     from callops.turn.uri import parse_uri
 
     servers: list[Any] = []
@@ -39,20 +47,8 @@ def _ice_servers(
         if uri.is_turn:
             raise UsageError(f"--stun {url}: a turn: URI", hint="use --turn for TURN servers")
         servers.append(IceServer(str(uri)))
-    if turn:
-        secret = load_secret(file=secret_file, env=SECRET_ENV, what="TURN shared secret", required=False)
-        password = None
-        if secret is None:
-            password = load_secret(file=password_file, env=PASSWORD_ENV, what="TURN password", required=False)
-            if password is None or user is None:
-                raise UsageError(
-                    f"--turn {turn[0]} needs credentials",
-                    hint=f"--secret-file (or {SECRET_ENV}), "
-                    f"or --user with --password-file (or {PASSWORD_ENV})",
-                )
-        servers += [turn_server(url, secret=secret, user=user, password=password) for url in turn]
-    elif secret_file or password_file:
-        raise UsageError("--secret-file/--password-file need --turn", hint="or leave them out")
+    secret, password = turn_secrets(turn[0] if turn else None, secret_file, user, password_file)
+    servers += [turn_server(url, secret=secret, user=user, password=password) for url in turn]
     check_ice_servers(servers)
     return servers
 
@@ -91,73 +87,39 @@ def _announce(role: str, ready_file: Path | None) -> Any:
 @click.option(
     "--turn", multiple=True, metavar="URI", help="TURN server (repeatable; turn:/turns:), best first."
 )
-@click.option(
-    "--secret-file",
-    type=click.Path(dir_okay=False),
-    help=f"TURN REST shared secret file (or set {SECRET_ENV}).",
+@turn_credential_options
+@file_option("--ca-file", exists=True, help="PEM CA that verifies turns: servers (default: the system CAs).")
+@choice_option("--mode", choices=MODES, default="VOICE_CALL")
+@choice_option("--policy", choices=POLICIES, default="all", help="iceTransportPolicy of this side's peer.")
+@seconds_option(
+    "--duration", 0, 3600, 3.0, "Seconds of media once this side decodes (the agent then hangs up)."
 )
-@click.option("--user", help="Long-term TURN user name (with --password-file), or REST user name.")
-@click.option(
-    "--password-file",
-    type=click.Path(dir_okay=False),
-    help=f"Long-term TURN password file (or set {PASSWORD_ENV}).",
-)
-@click.option(
-    "--ca-file",
-    type=click.Path(dir_okay=False, exists=True),
-    help="PEM CA that verifies turns: servers (default: the system CAs).",
-)
-@click.option(
-    "--mode", type=click.Choice(["VOICE_CALL", "VIDEO_CALL"]), default="VOICE_CALL", show_default=True
-)
-@click.option(
-    "--policy",
-    type=click.Choice(["all", "relay"]),
-    default="all",
-    show_default=True,
-    help="iceTransportPolicy of this side's peer.",
-)
-@click.option(
-    "--duration",
-    type=click.FloatRange(0, 3600),
-    default=3.0,
-    show_default=True,
-    help="Seconds of media once this side decodes (the agent then hangs up).",
-)
-@click.option(
+@seconds_option(
     "--timeout",
-    type=click.FloatRange(0.5, 3600),
-    default=60.0,
-    show_default=True,
-    help="Seconds to wait for the other side (agent: the conversation; consumer: the invitation).",
+    0.5,
+    3600,
+    60.0,
+    "Seconds to wait for the other side (agent: the conversation; consumer: the invitation).",
 )
-@click.option(
-    "--ice-timeout",
-    type=click.FloatRange(0.5, 120),
-    default=10.0,
-    show_default=True,
-    help="Seconds for ICE+DTLS once the offer/answer is exchanged.",
-)
+@seconds_option("--ice-timeout", 0.5, 120, 10.0, "Seconds for ICE+DTLS once the offer/answer is exchanged.")
 @click.option(
     "--loopback-only",
     is_flag=True,
     help="Gather host candidates on 127.0.0.1 only (default: every interface, like a browser).",
 )
-@click.option(
+@file_option(
     "--ready-file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    as_path=True,
     help="Consumer: also write the readiness line (with the conversation id) to this file.",
 )
-@click.option(
+@file_option(
     "--jwt-secret-file",
-    type=click.Path(dir_okay=False),
     help=f"HS256 secret of the emulator's JWTs (or set {JWT_SECRET_ENV}); default dev mode.",
 )
-@click.option(
+@choice_option(
     "--leg",
-    type=click.Choice(["aiortc", "chromium"]),
+    choices=LEGS,
     default="aiortc",
-    show_default=True,
     help="Who plays this side: callops' headless peer, or a real Chromium (consumer; docs/browser.md).",
 )
 @click.option(
@@ -165,12 +127,8 @@ def _announce(role: str, ready_file: Path | None) -> Any:
     metavar="NAME",
     help="--leg chromium: network namespace for the browser (default: callops' own, if it has no route out).",
 )
-@click.option(
-    "--scenario",
-    type=click.Choice(["accept", "decline"]),
-    default="accept",
-    show_default=True,
-    help="Consumer: what the visitor decides.",
+@choice_option(
+    "--scenario", choices=("accept", "decline"), default="accept", help="Consumer: what the visitor decides."
 )
 @click.option(
     "--deny-media", is_flag=True, hidden=True, help="--leg chromium: the page is refused the camera."
@@ -199,16 +157,7 @@ def call_site(**o: Any) -> None:
     from callops.orchestrator.cli.stopping import run_stoppable
 
     _check_roles(o["role"], o["emulator_url"], o["conversation"], o["leg"], o["scenario"])
-    env = _site_environment(
-        o["emulator_url"],
-        o["stun"],
-        o["turn"],
-        o["secret_file"],
-        o["user"],
-        o["password_file"],
-        o["ca_file"],
-        o["jwt_secret_file"],
-    )
+    env = _site_environment(o)
     if o["policy"] == "relay" and not any(s.url.startswith("turn") for s in env.ice_servers):
         from callops.errors import UsageError
 
@@ -236,17 +185,12 @@ def call_site(**o: Any) -> None:
 
 def _site_settings(o: dict[str, Any]) -> Any:
     """This side's call settings from the command's options."""
-    from callops.orchestrator.call.runs import CallSettings
+    from callops.orchestrator.cli.call import call_settings
 
-    return CallSettings(
-        mode=o["mode"],
-        policy=o["policy"],
-        scenario=o["scenario"],
-        account=o["account"],
+    return call_settings(
+        o,
         host_addresses=("127.0.0.1",) if o["loopback_only"] else None,
-        duration_s=o["duration"],
         wait_timeout_s=o["timeout"],
-        ice_timeout_s=o["ice_timeout"],
     )
 
 
@@ -268,31 +212,19 @@ def _check_roles(role: str, emulator_url: str, conversation: str | None, leg: st
         )
 
 
-def _site_environment(  # noqa: PLR0917 - the command's options, passed through
-    emulator_url: str,
-    stun: tuple[str, ...],
-    turn: tuple[str, ...],
-    secret_file: str | None,
-    user: str | None,
-    password_file: str | None,
-    ca_file: str | None,
-    jwt_secret_file: str | None,
-) -> Any:
+def _site_environment(o: dict[str, Any]) -> Any:
     """The shared emulator, this side's ICE servers, its CA and the emulator's JWT secret."""
     from callops.orchestrator.call.runs import CallEnvironment
-    from callops.secret import load_secret
 
     context = None
-    if ca_file is not None:
+    if o["ca_file"] is not None:
         from callops.turn.tls import client_context
 
-        context = client_context(ca_file)
-    jwt_secret = load_secret(
-        file=jwt_secret_file, env=JWT_SECRET_ENV, what="emulator JWT secret", required=False
-    )
+        context = client_context(o["ca_file"])
+    jwt_secret = emulator_jwt_secret(o["jwt_secret_file"])
     return CallEnvironment(
-        base_url=emulator_url.rstrip("/"),
-        ice_servers=_ice_servers(stun, turn, secret_file, user, password_file),
+        base_url=o["emulator_url"].rstrip("/"),
+        ice_servers=_ice_servers(o["stun"], o["turn"], o["secret_file"], o["user"], o["password_file"]),
         jwt_secret=jwt_secret,
         ssl_context=context,
     )

@@ -10,13 +10,12 @@ from typing import TYPE_CHECKING
 import click
 
 from callops.errors import UsageError
+from callops.orchestrator.cli.options import JWT_SECRET_ENV
 
 if TYPE_CHECKING:
     from callops.orchestrator.emulator import EmulatorConfig
     from callops.secret import Secret
 
-#: Environment variable holding the emulator's HS256 JWT secret (instead of --jwt-secret-file).
-JWT_SECRET_ENV = "CALLOPS_EMULATOR_JWT_SECRET"
 #: Environment variable holding the control API's bearer token (instead of --control-token-file);
 #: the same as callops.orchestrator.emulator.control.CONTROL_TOKEN_ENV (not imported: --help stays fast).
 CONTROL_TOKEN_ENV = "CALLOPS_CONTROL_TOKEN"

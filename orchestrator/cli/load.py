@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Literal, TypedDict, Unpack
 
 import click
 
+from callops.orchestrator.cli.options import turn_credential_options, turn_secrets
+
 if TYPE_CHECKING:
     from callops.orchestrator.load.plan import LoadPlan
     from callops.orchestrator.load.reporting import LoadReport
     from callops.orchestrator.load.runner import SampleCallAuth
     from callops.secret import Secret
 
-SECRET_ENV = "CALLOPS_TURN_SECRET"
-PASSWORD_ENV = "CALLOPS_TURN_PASSWORD"
 #: the TURN REST user name of load allocations
 LOAD_USER = "callops-load"
 
@@ -167,40 +167,25 @@ def _plan(o: _LoadOptions) -> LoadPlan:
 
 def _credentials(o: _LoadOptions, plan: LoadPlan) -> tuple[str, Secret, SampleCallAuth]:
     """User name and password of the load allocations, and how the sampled calls authenticate."""
-    from callops.errors import UsageError
     from callops.orchestrator.load.runner import SampleCallAuth
-    from callops.secret import Secret, load_secret
+    from callops.secret import Secret
     from callops.turn.credentials import rest_credentials
 
-    secret = load_secret(file=o["secret_file"], env=SECRET_ENV, what="TURN shared secret", required=False)
+    user = o["user"]
+    secret, password = turn_secrets(o["turn_url"], o["secret_file"], user, o["password_file"])
     if secret is not None:
-        creds = rest_credentials(secret, o["user"] or LOAD_USER, ttl=int(plan.total_s + 3600))
-        password = Secret(creds.credential, source="TURN REST credential")
-        return creds.username, password, SampleCallAuth(secret=secret, user=o["user"])
-    password_secret = load_secret(
-        file=o["password_file"], env=PASSWORD_ENV, what="TURN password", required=False
-    )
-    if password_secret is None or o["user"] is None:
-        raise UsageError(
-            f"--turn {o['turn_url']} needs credentials",
-            hint=f"--secret-file (or {SECRET_ENV}), or --user with --password-file (or {PASSWORD_ENV})",
-        )
-    return o["user"], password_secret, SampleCallAuth(user=o["user"], password=password_secret)
+        creds = rest_credentials(secret, user or LOAD_USER, ttl=int(plan.total_s + 3600))
+        rest_password = Secret(creds.credential, source="TURN REST credential")
+        return creds.username, rest_password, SampleCallAuth(secret=secret, user=user)
+    assert password is not None and user is not None  # turn_secrets: a password comes with --user
+    return user, password, SampleCallAuth(user=user, password=password)
 
 
 @click.group(invoke_without_command=True)
 @click.option(
     "--turn", "turn_url", metavar="URI", help="The relay: turn:HOST:PORT[?transport=tcp] or turns:HOST:PORT."
 )
-@click.option(
-    "--secret-file", type=click.Path(dir_okay=False), help=f"TURN REST shared secret file (or {SECRET_ENV})."
-)
-@click.option("--user", help="Long-term TURN user (with --password-file).")
-@click.option(
-    "--password-file",
-    type=click.Path(dir_okay=False),
-    help=f"Long-term TURN password file (or {PASSWORD_ENV}).",
-)
+@turn_credential_options
 @click.option(
     "--ca-file", type=click.Path(dir_okay=False, exists=True), help="CA certificate for turns: (PEM)."
 )

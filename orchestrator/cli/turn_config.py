@@ -8,6 +8,8 @@ from typing import TypeVar
 
 import click
 
+from callops.orchestrator.cli.options import file_option
+
 DEFAULT_CONFIG = "callops.yaml"
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -28,13 +30,7 @@ def config_option(help_text: str) -> Callable[[F], F]:
 
 @click.command()
 @config_option("callops.yaml with a turn: section.")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write turnserver.conf here instead of standard output.",
-)
+@file_option("-o", "--output", as_path=True, help="Write turnserver.conf here instead of standard output.")
 @click.option(
     "--with-secret",
     is_flag=True,
@@ -72,11 +68,8 @@ def config(config_path: Path, output: Path | None, with_secret: bool) -> None:
     default=None,
     help="Version the file is for (default: its '# callops: coturn-version=' line, else 4.6.1).",
 )
-@click.option(
-    "--secret-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The shared-secret file whose permissions to check (not read).",
+@file_option(
+    "--secret-file", as_path=True, help="The shared-secret file whose permissions to check (not read)."
 )
 @click.pass_context
 def lint(
