@@ -35,19 +35,16 @@ from callops.errors import (
     ValidationError,
 )
 from callops.orchestrator.emulator.auth import RedactedFrameLog
+from callops.orchestrator.emulator.model import Refusal
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
 
 
-class ChannelRefused(ProtocolError):
+class ChannelRefused(Refusal, ProtocolError):
     """The CoBrowse service refused a request (code 404, 409, 503 ...)."""
 
-    def __init__(self, code: int, title: str, details: str) -> None:
-        super().__init__(f"cobrowse: {code} {title}: {details}")
-        self.code = code
-        self.title = title
-        self.details = details
+    prefix = "cobrowse: "
 
 
 def _refusal(frame: dict[str, Any]) -> CallopsError:

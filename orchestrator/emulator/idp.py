@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -60,14 +61,12 @@ class IdentityConfig(BaseModel):
     services: tuple[str, ...] = DEFAULT_SERVICES
 
 
+@dataclass(slots=True, repr=False)
 class IdentityAnswer:
     """An HTTP status and a JSON body."""
 
-    __slots__ = ("body", "status")
-
-    def __init__(self, status: int, body: Any) -> None:
-        self.status = status
-        self.body = body
+    status: int
+    body: Any
 
     def __repr__(self) -> str:
         return f"IdentityAnswer({self.status})"

@@ -19,6 +19,7 @@ exactly like the tutorial's example, and the CLOSED update is partial (``dialogI
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
@@ -89,14 +90,21 @@ class CallStateError(ProtocolError):
         self.event = event
 
 
-class ModelError(CallopsError):
-    """A request the model refuses; ``code`` is the HTTP-style answer code (400, 404, 409)."""
+class Refusal(CallopsError):
+    """A refusal in the emulator's answer format: an HTTP-style ``code``, a ``title`` and ``details``."""
+
+    #: what the message starts with (the refusing service, if not the model)
+    prefix = ""
 
     def __init__(self, code: int, title: str, details: str) -> None:
-        super().__init__(f"{code} {title}: {details}")
+        super().__init__(f"{self.prefix}{code} {title}: {details}")
         self.code = code
         self.title = title
         self.details = details
+
+
+class ModelError(Refusal):
+    """A request the model refuses; ``code`` is the HTTP-style answer code (400, 404, 409)."""
 
 
 # --- frames ---------------------------------------------------------------------------------------
@@ -245,46 +253,26 @@ class Call:
         }
 
 
+@dataclasses.dataclass(slots=True, eq=False)
 class Conversation:
     """A messaging conversation: its MAIN dialog (same id as the conversation) and its calls."""
 
-    __slots__ = (
-        "account",
-        "agent_id",
-        "calls",
-        "consumer_id",
-        "conversation_id",
-        "end_ms",
-        "sequence",
-        "skill_id",
-        "start_ms",
-        "state",
-        "updated_ms",
-    )
+    account: str
+    conversation_id: str
+    consumer_id: str
+    agent_id: str
+    skill_id: str = dataclasses.field(kw_only=True)
+    start_ms: int = dataclasses.field(kw_only=True)
+    #: "OPEN" or "CLOSE"
+    state: str = "OPEN"
+    updated_ms: int = dataclasses.field(init=False)
+    end_ms: int | None = None
+    calls: list[Call] = dataclasses.field(default_factory=list)
+    #: last messaging event sequence number
+    sequence: int = -1
 
-    def __init__(
-        self,
-        account: str,
-        conversation_id: str,
-        consumer_id: str,
-        agent_id: str,
-        *,
-        skill_id: str,
-        now: float,
-    ) -> None:
-        self.account = account
-        self.conversation_id = conversation_id
-        self.consumer_id = consumer_id
-        self.agent_id = agent_id
-        self.skill_id = skill_id
-        #: "OPEN" or "CLOSE"
-        self.state = "OPEN"
-        self.start_ms = now_ms(now)
+    def __post_init__(self) -> None:
         self.updated_ms = self.start_ms
-        self.end_ms: int | None = None
-        self.calls: list[Call] = []
-        #: last messaging event sequence number
-        self.sequence = -1
 
     @property
     def live_call(self) -> Call | None:
@@ -482,7 +470,7 @@ class EmulatorModel:
             session.consumer_id,
             self.agent_id(session.account),
             skill_id=body.skillId or "-1",
-            now=now,
+            start_ms=now_ms(now),
         )
         acc.conversations[conv.conversation_id] = conv
         acc.conversations_by_consumer.setdefault(conv.consumer_id, []).append(conv)
@@ -790,6 +778,7 @@ __all__ = [
     "Delivery",
     "EmulatorModel",
     "ModelError",
+    "Refusal",
     "Session",
     "error_response",
     "now_ms",

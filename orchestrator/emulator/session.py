@@ -35,6 +35,7 @@ from callops.consumer.models import (
     STRING_RESP,
     Request,
     decode_json,
+    frame_object,
 )
 from callops.errors import AuthenticationError, RemoteProtocolError
 from callops.orchestrator.emulator.auth import CLOSE_TOKEN_REJECTED, verify_jwt
@@ -109,14 +110,7 @@ def _request_id(data: str | bytes) -> str:
 
 def parse_request(data: str | bytes) -> Request:
     """A consumer's request frame. ``kind`` may be left out: the tutorial's InitConnection has none."""
-    if len(data) > MAX_FRAME_BYTES:
-        raise RemoteProtocolError(f"frame of {len(data)} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
-    try:
-        raw = decode_json(data)
-    except RemoteProtocolError as exc:
-        raise RemoteProtocolError(f"frame is {exc.message}") from None
-    if not isinstance(raw, dict):
-        raise RemoteProtocolError(f"frame must be a JSON object, got {type(raw).__name__}")
+    raw = frame_object(data)
     kind = raw.get("kind", "req")
     if kind != "req":
         raise RemoteProtocolError(f"consumers send requests (kind 'req'), got kind {kind!r}")

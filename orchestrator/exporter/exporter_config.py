@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from callops.errors import ConfigError, UsageError
 from callops.orchestrator.probe.paths import PATH_CLASSES, PathClass
+from callops.orchestrator.probe.settings import ProbeServers
 from callops.secret import Secret, read_secret_file
 
 if TYPE_CHECKING:
@@ -246,24 +247,18 @@ class BandwidthModule(TurnModule):
         return spec.check()
 
 
-class IceTwoSiteModule(_Module):
-    """Full ICE negotiations against a ``callops probe serve`` at another site. Target ``ws(s)://HOST:PORT``."""
+class IceTwoSiteModule(ProbeServers, _Module):
+    """Full ICE negotiations against a ``callops probe serve`` at another site. Target ``ws(s)://HOST:PORT``.
+
+    This site's STUN and TURN servers and credentials are set as for ``callops probe`` (a secret or
+    password not in a file comes from ``CALLOPS_TURN_SECRET``/``CALLOPS_TURN_PASSWORD``).
+    """
 
     prober: Literal["ice_two_site"] = "ice_two_site"
     token_file: Path | None = None
     """File with the ``probe serve`` token."""
     token_env: str | None = None
     """Environment variable with the token."""
-    stun: list[str] = Field(default_factory=list)
-    """This site's STUN URIs."""
-    turn: list[str] = Field(default_factory=list)
-    """This site's TURN URIs (one per transport to test)."""
-    secret_file: Path | None = None
-    """TURN REST shared secret file (else ``CALLOPS_TURN_SECRET``, as for ``callops probe``)."""
-    user: str | None = None
-    password_file: Path | None = None
-    ca_file: Path | None = None
-    insecure: bool = False
     timeout: float = Field(default=15.0, gt=0, le=120)
     host_addresses: list[str] | None = None
     """Local addresses ICE may use for host candidates (default: every interface)."""

@@ -363,18 +363,14 @@ async def run_liveperson(
     return outcome
 
 
-#: what an ice_two_site module has in common with ``callops probe``'s settings
-_PROBE_FIELDS = {"stun", "turn", "secret_file", "user", "password_file", "ca_file", "insecure"}
-
-
 async def run_ice_two_site(
     module: IceTwoSiteModule, url: str, timeout: float, env: Mapping[str, str]
 ) -> ProbeOutcome:
-    from callops.orchestrator.probe.settings import ProbeSettings
+    from callops.orchestrator.probe.settings import ProbeServers, ProbeSettings
     from callops.orchestrator.probe.twosite import run_peer, site_servers
     from callops.secret import load_secret
 
-    shared = module.model_dump(include=_PROBE_FIELDS)
+    shared = module.model_dump(include=set(ProbeServers.model_fields))
     settings = ProbeSettings.model_validate({**shared, "timeout": timeout})
     ice, _ = site_servers(settings, env, host_addresses=module.host_addresses)
     # the module's validator saw to it that one of the two is set

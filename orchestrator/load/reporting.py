@@ -145,15 +145,16 @@ class LoadReport(_Model):
     profile: str
     transport: Literal["udp", "tcp", "tls"]
     relay: str
+    # -- the headline figures, from :func:`conclude` (a report built from steps starts without them)
     #: the most concurrent calls the plan reached
-    calls: int
+    calls: int = 0
     #: calls of the headline step that ran to its end without failing
-    completed: int
-    loss_percent: float
-    jitter_ms: Percentiles
-    rtt_ms: Percentiles
+    completed: int = 0
+    loss_percent: float = 0.0
+    jitter_ms: Percentiles = Field(default_factory=Percentiles)
+    rtt_ms: Percentiles = Field(default_factory=Percentiles)
     #: the largest step where every call kept loss and p99 jitter under the thresholds
-    capacity: int | None
+    capacity: int | None = None
     bottleneck: str | None = None
     #: the step the headline figures come from (the capacity step, else the last full step)
     headline_step: int | None = None
@@ -409,12 +410,6 @@ def merge_reports(reports: Sequence[LoadReport]) -> LoadReport:
         profile=first.profile,
         transport=first.transport,
         relay=first.relay,
-        calls=0,
-        completed=0,
-        loss_percent=0.0,
-        jitter_ms=Percentiles(),
-        rtt_ms=Percentiles(),
-        capacity=None,
         steps=steps,
         sample_calls=[c for r in reports for c in r.sample_calls],
         max_loss_percent=first.max_loss_percent,

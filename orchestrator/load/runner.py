@@ -36,7 +36,6 @@ from callops.orchestrator.load.cpu import (
 from callops.orchestrator.load.plan import LoadPlan
 from callops.orchestrator.load.reporting import (
     LoadReport,
-    Percentiles,
     SampleCall,
     StepPart,
     StepReport,
@@ -409,12 +408,6 @@ class _Parent:
             profile=plan.media.name,
             transport=plan.transport,
             relay=str(plan.uri),
-            calls=plan.peak_calls,
-            completed=0,
-            loss_percent=0.0,
-            jitter_ms=Percentiles(),
-            rtt_ms=Percentiles(),
-            capacity=None,
             steps=self.reports,
             sample_calls=sorted(self.samples, key=lambda s: s.step),
             max_loss_percent=plan.thresholds.max_loss_percent,

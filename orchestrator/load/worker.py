@@ -78,16 +78,16 @@ _CHANNEL_PACKET = struct.Struct("!HH" + HEADER_FORMAT[1:])
 _LOAD_HEADER = struct.Struct(HEADER_FORMAT)
 _EPOLLIN = select.EPOLLIN
 _EPOLLOUT = select.EPOLLOUT
+#: the :class:`DirectionResult` fields a direction's :class:`DirectionSummary` gives as they are
+_SUMMARY_FIELDS = ("reordered", "duplicates", "jitter_p50_ms", "jitter_p99_ms", "rtt_p50_ms", "rtt_p99_ms")
 
 
+@dataclasses.dataclass(slots=True, repr=False)
 class Credentials:
     """The TURN username/password the workers authenticate with (never printed)."""
 
-    __slots__ = ("password", "username")
-
-    def __init__(self, username: str, password: str) -> None:
-        self.username = username
-        self.password = password
+    username: str
+    password: str
 
     def __repr__(self) -> str:
         return f"Credentials(username={self.username!r}, password=***)"
@@ -196,29 +196,22 @@ class _Progress:
         return t0 + self.step.start_s + self.step.duration_s
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class Worker:
     """Runs this worker's share of a :class:`LoadPlan` against one relay address."""
 
-    def __init__(
-        self,
-        plan: LoadPlan,
-        index: int,
-        server: tuple[str, int],
-        credentials: Credentials,
-        *,
-        report: Callable[[StepPart], None],
-        should_stop: Callable[[], bool],
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.plan = plan
-        self.index = index
-        self.server = server
-        self.credentials = credentials
-        self.report = report
-        self.should_stop = should_stop
-        self.clock = clock
-        self.transport = plan.transport
-        self.profile = plan.media
+    plan: LoadPlan
+    index: int
+    server: tuple[str, int]
+    credentials: Credentials
+    _: dataclasses.KW_ONLY
+    report: Callable[[StepPart], None]
+    should_stop: Callable[[], bool]
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        self.transport = self.plan.transport
+        self.profile = self.plan.media
         self.calls: dict[int, _Call] = {}
         self.by_fd: dict[int, _Peer] = {}
         self.heap: list[tuple[float, int, int]] = []
@@ -238,11 +231,11 @@ class Worker:
         self._clock_offset_us = 0
         #: UDP with the real monotonic clock: the loop may sleep to the next send tick and take
         #: arrival times from the kernel (SO_TIMESTAMPNS) instead of waking for every datagram
-        self.stamped = self.transport == "udp" and clock is time.monotonic
+        self.stamped = self.transport == "udp" and self.clock is time.monotonic
         if self.transport == "tls":
             from callops.turn.tls import client_context
 
-            self.ssl_context = client_context(plan.ca_file, insecure=plan.insecure)
+            self.ssl_context = client_context(self.plan.ca_file, insecure=self.plan.insecure)
 
     # -- setup ------------------------------------------------------------------------------------
 
@@ -605,12 +598,7 @@ class Worker:
                         received=summary.packets_received,
                         lost=summary.packets_lost if active else 0,
                         loss_percent=summary.loss_percent if active else 0.0,
-                        reordered=summary.reordered,
-                        duplicates=summary.duplicates,
-                        jitter_p50_ms=summary.jitter_p50_ms,
-                        jitter_p99_ms=summary.jitter_p99_ms,
-                        rtt_p50_ms=summary.rtt_p50_ms,
-                        rtt_p99_ms=summary.rtt_p99_ms,
+                        **{name: getattr(summary, name) for name in _SUMMARY_FIELDS},
                     )
                 )
                 jitter.merge(st.jitter_hist)

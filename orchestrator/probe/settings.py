@@ -43,8 +43,9 @@ ENV_SECRET = "CALLOPS_TURN_SECRET"
 ENV_PASSWORD = "CALLOPS_TURN_PASSWORD"
 
 
-class ProbeSettings(BaseModel):
-    """The ``probe:`` section of ``callops.yaml``; every field also has a flag and an env variable."""
+class ProbeServers(BaseModel):
+    """The servers a probe asks and the credentials it uses with them: the part of
+    :class:`ProbeSettings` that the exporter's ``ice_two_site`` module has too."""
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
@@ -62,6 +63,11 @@ class ProbeSettings(BaseModel):
     """PEM CA bundle for TURN over TLS with a private CA."""
     insecure: bool = False
     """Do not verify TURN/TLS certificates (the report says so)."""
+
+
+class ProbeSettings(ProbeServers):
+    """The ``probe:`` section of ``callops.yaml``; every field also has a flag and an env variable."""
+
     timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0, le=120)
     """The one deadline of all probes, in seconds."""
     nat_wait: float = Field(default=DEFAULT_NAT_WAIT, gt=0, le=60)
@@ -181,6 +187,7 @@ __all__ = [
     "ENV_PREFIX",
     "ENV_SECRET",
     "ProbeCredentials",
+    "ProbeServers",
     "ProbeSettings",
     "load_credentials",
     "merge_settings",
