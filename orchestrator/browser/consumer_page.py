@@ -71,6 +71,7 @@ class ChromiumConsumer(PageLeg):
             "jwt": jwt,
             "visitorName": s.visitor_name,
             "decide": b.decide,
+            "answerAfterMs": round(s.answer_after_s * 1000),
             "withoutContainer": b.without_container,
         }
         return f"window.lpTagStandIn = {self.js(stand_in)};\nwindow.callopsPage = {self.js(page)};\n"

@@ -64,6 +64,8 @@ class LegSettings:
     step_timeout_s: float = 10.0
     ice_timeout_s: float = 10.0
     visitor_name: str = "callops visitor"
+    #: consumer: seconds between ``cobrowseOffered`` and the answer (the visitor reads)
+    answer_after_s: float = 0.0
     jwt_secret: Secret | None = None
     #: the agent's token for the CoBrowse channel (an emulator that checks signed tokens)
     agent_token: Secret | None = None
@@ -508,6 +510,9 @@ class AiortcConsumer(AiortcMedia):
         name = self.settings.visitor_name
         channel = await self._open_channel()
         await channel.publish("cobrowseOffered", build_offered(self.invite, name, **self._ids).payload())
+        self.on_phase("offered", time.monotonic())
+        if decision != "wait" and self.settings.answer_after_s > 0:
+            await asyncio.sleep(self.settings.answer_after_s)  # the visitor reads the invitation
         if decision == "accept":
             self.client.accepted(self.invite.dialogId)
             await channel.publish(

@@ -70,6 +70,8 @@ class CallSettings(Bounds):
     check_retransmits: tuple[float, ...] = (0.03, 0.06, 0.1, 0.2)
     #: send a pre-encoded Opus tone (see PeerConfig.pre_encoded_audio)
     pre_encoded_audio: bool = False
+    #: seconds the visitor reads the invitation (``cobrowseOffered``) before answering
+    answer_after_s: float = 0.0
 
 
 @dataclass
@@ -113,6 +115,7 @@ LEG_FROM_SETTINGS = (
     "video_size",
     "check_retransmits",
     "pre_encoded_audio",
+    "answer_after_s",
     "step_timeout_s",
     "ice_timeout_s",
     "visitor_name",

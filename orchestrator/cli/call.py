@@ -22,6 +22,7 @@ from callops.orchestrator.cli.options import (
     LEGS,
     MODES,
     POLICIES,
+    answer_after_option,
     choice_option,
     compose,
     emulator_jwt_secret,
@@ -57,6 +58,7 @@ call_options = compose(
     choice_option("--policy", choices=POLICIES, default="all", help="iceTransportPolicy of both peers."),
     seconds_option("--duration", 0, 3600, 3.0, "Seconds of media once both sides decode."),
     choice_option("--scenario", choices=SCENARIOS, default="accept"),
+    answer_after_option,
     seconds_option("--ice-timeout", 0.5, 120, 10.0, "Seconds for ICE+DTLS before UNABLE_TO_CONNECT."),
     seconds_option("--invite-expiry", 0.5, 3600, 120.0, "Invitation expiry of the embedded emulator (s)."),
     click.option(
@@ -109,6 +111,7 @@ SETTINGS_OF_OPTIONS = {
     "account": "account",
     "duration": "duration_s",
     "ice_timeout": "ice_timeout_s",
+    "answer_after": "answer_after_s",
 }
 
 

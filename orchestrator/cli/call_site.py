@@ -19,6 +19,7 @@ from callops.orchestrator.cli.options import (
     LEGS,
     MODES,
     POLICIES,
+    answer_after_option,
     choice_option,
     emulator_jwt_secret,
     file_option,
@@ -130,6 +131,7 @@ def _announce(role: str, ready_file: Path | None) -> Any:
 @choice_option(
     "--scenario", choices=("accept", "decline"), default="accept", help="Consumer: what the visitor decides."
 )
+@answer_after_option
 @click.option(
     "--deny-media", is_flag=True, hidden=True, help="--leg chromium: the page is refused the camera."
 )

@@ -59,6 +59,16 @@ def seconds_option(name: str, low: float, high: float, default: float, help: str
     return click.option(name, type=click.FloatRange(low, high), default=default, show_default=True, help=help)
 
 
+#: ``call``, ``smoke`` and ``call-site``: the visitor's reading time
+answer_after_option = seconds_option(
+    "--answer-after",
+    0,
+    120,
+    0.0,
+    "Seconds the visitor reads the invitation before answering (the call app warms up meanwhile).",
+)
+
+
 def file_option(*decls: str, help: str, exists: bool = False, as_path: bool = False) -> Decorator:
     """A file (not a directory): as a :class:`~pathlib.Path` with ``as_path``, checked to be there
     with ``exists``."""
@@ -119,6 +129,7 @@ __all__ = [
     "JWT_SECRET_ENV",
     "PASSWORD_ENV",
     "SECRET_ENV",
+    "answer_after_option",
     "choice_option",
     "compose",
     "emulator_jwt_secret",

@@ -87,6 +87,16 @@ def test_a_video_call_with_a_chromium_consumer_connects_with_media_both_ways(bro
     assert report.interruptions == [] and report.errors == []
 
 
+def test_the_page_answers_after_the_visitor_read_the_invitation(browser_netns: str) -> None:
+    # the call app warms up while the invitation is shown; the call still connects with media
+    report = _call_in(browser_netns, "accept", answer_after_s=0.4)
+    assert report.ok, (report.failure, report.legs["consumer"].console)
+    assert report.outcome == "connected"
+    marks = report.timeline_ms
+    assert marks["accepted"] - marks["offered"] >= 400.0, marks
+    _media_both_ways(report)
+
+
 def test_a_real_page_reload_resumes_the_call(browser_netns: str) -> None:
     report = _call_in(browser_netns, "resume")
     assert report.ok, (report.failure, report.legs["consumer"].console)

@@ -76,6 +76,14 @@ def test_accepted_voice_call_reaches_every_phase_in_order_with_audio_both_ways()
     assert report.errors == []
 
 
+def test_the_visitor_reads_the_invitation_before_answering_and_the_call_still_connects() -> None:
+    report = _call(_settings(answer_after_s=0.4))
+    assert report.ok, report.failure
+    assert report.outcome == "connected"
+    marks = report.timeline_ms
+    assert marks["accepted"] - marks["offered"] >= 400.0, marks
+
+
 def test_video_call_verifies_audio_and_video_in_both_directions() -> None:
     report = _call(_settings(mode="VIDEO_CALL"))
     assert report.ok, report.failure
