@@ -7,8 +7,11 @@ the root one, the namespace is always removed): the emulator and a coturn on 127
 
 * latency: ``RUNS`` voice calls per row, relay only on the consumer side over TURN udp, tcp and
   tls; rows ``aiortc`` (consumer = aiortc), ``chromium_before`` (Chromium with the call app of
-  commit 2962e64, read from git, served in place of today's by this bench's emulator) and
-  ``chromium`` (today's call app), one run of each in turn; accepted->ice_connected and
+  commit 2962e64, read from git, served in place of today's by this bench's emulator),
+  ``chromium_no_warm_up`` (the call app of 10d5abe: no warm-up while the invitation is shown) and
+  ``chromium`` (today's call app), one run of each in turn; in every row the visitor answers
+  ``ANSWER_AFTER_S`` after the invitation is shown (``--answer-after``: a person reads it before
+  clicking; it is before ``accepted``, so outside the figures); accepted->ice_connected and
   accepted->first_audio p50/p95 from the consumer's report (its own clock: ``accepted`` is the
   moment its messaging socket saw the dialog ACCEPTED), and the ratio of each Chromium row's p50
   to the aiortc row's (goal <= 1.5);
@@ -57,15 +60,17 @@ SAMPLE_S = 4.0
 #: a call runs in real time when its browser decodes at least this share of the agent's VIDEO_FPS
 REAL_TIME = 0.9
 #: the call app of commit 2962e64 (media and peer connection after the offer), the "before" row,
-#: read from this checkout's git history
-BASELINE_COMMIT = "2962e64"
+#: the call apps of earlier rows, read from this checkout's git history (row -> commit)
+BASELINE_COMMITS = {"chromium_before": "2962e64", "chromium_no_warm_up": "10d5abe"}
+#: the visitor's reading time before answering (every row)
+ANSWER_AFTER_S = 1.0
 
 
 @functools.cache
-def baseline_callapp() -> bytes:
-    """The "before" call app, from git (the bench runs in a checkout with its history)."""
+def baseline_callapp(commit: str) -> bytes:
+    """An earlier call app, from git (the bench runs in a checkout with its history)."""
     return subprocess.run(
-        ["git", "show", f"{BASELINE_COMMIT}:orchestrator/emulator/web/callapp.js"],
+        ["git", "show", f"{commit}:orchestrator/emulator/web/callapp.js"],
         cwd=Path(__file__).resolve().parent.parent,
         capture_output=True,
         check=True,
@@ -89,14 +94,16 @@ def bperf_namespace() -> Iterator[str]:
 
 @contextlib.contextmanager
 def served_callapp(which: dict[str, str]) -> Iterator[None]:
-    """This process's emulator serves the baseline call app while ``which["callapp"] == "before"``."""
+    """This process's emulator serves the call app of commit ``which["callapp"]`` (``today``: this
+    checkout's)."""
     from callops.orchestrator.emulator import server
 
     current: Callable[[str], tuple[str, bytes] | None] = vars(server)["web_asset"]
 
     def web_asset(path: str) -> tuple[str, bytes] | None:
-        if which.get("callapp") == "before" and path.partition("?")[0] == "/web/callapp.js":
-            return "text/javascript; charset=utf-8", baseline_callapp()
+        commit = which.get("callapp", "today")
+        if commit != "today" and path.partition("?")[0] == "/web/callapp.js":
+            return "text/javascript; charset=utf-8", baseline_callapp(commit)
         return current(path)
 
     vars(server)["web_asset"] = web_asset
@@ -160,7 +167,7 @@ async def latency(
     emu: Emulator, turn: LoopbackCoturn, secret_file: Path, which: dict[str, str]
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    rows = ("aiortc", "chromium_before", "chromium")
+    rows = ("aiortc", *BASELINE_COMMITS, "chromium")
     for transport in ("udp", "tcp", "tls"):
         figures: dict[str, dict[str, list[float]]] = {
             row: {"ice": [], "audio": [], "launch": []} for row in rows
@@ -169,9 +176,9 @@ async def latency(
         for _ in range(RUNS):
             for row in rows:  # one run of each row in turn: drifts of the machine hit every row alike
                 leg = "aiortc" if row == "aiortc" else "chromium"
-                which["callapp"] = "before" if row == "chromium_before" else "today"
+                which["callapp"] = BASELINE_COMMITS.get(row, "today")
                 args = ["--leg", leg, "--policy", "relay", "--turn", _turn_url(turn, transport),
-                        "--ca-file", str(turn.ca_file)]  # fmt: skip
+                        "--ca-file", str(turn.ca_file), "--answer-after", str(ANSWER_AFTER_S)]  # fmt: skip
                 if leg == "aiortc":
                     args.append("--loopback-only")
                 consumer, _agent = await one_call(emu, turn, secret_file, args)

@@ -14,19 +14,7 @@ from typing import Any
 
 import click
 
-from callops.orchestrator.cli.options import (
-    JWT_SECRET_ENV,
-    LEGS,
-    MODES,
-    POLICIES,
-    answer_after_option,
-    choice_option,
-    emulator_jwt_secret,
-    file_option,
-    seconds_option,
-    turn_credential_options,
-    turn_secrets,
-)
+from callops.orchestrator.cli import options as opt
 
 
 def _ice_servers(
@@ -48,7 +36,7 @@ def _ice_servers(
         if uri.is_turn:
             raise UsageError(f"--stun {url}: a turn: URI", hint="use --turn for TURN servers")
         servers.append(IceServer(str(uri)))
-    secret, password = turn_secrets(turn[0] if turn else None, secret_file, user, password_file)
+    secret, password = opt.turn_secrets(turn[0] if turn else None, secret_file, user, password_file)
     servers += [turn_server(url, secret=secret, user=user, password=password) for url in turn]
     check_ice_servers(servers)
     return servers
@@ -88,38 +76,44 @@ def _announce(role: str, ready_file: Path | None) -> Any:
 @click.option(
     "--turn", multiple=True, metavar="URI", help="TURN server (repeatable; turn:/turns:), best first."
 )
-@turn_credential_options
-@file_option("--ca-file", exists=True, help="PEM CA that verifies turns: servers (default: the system CAs).")
-@choice_option("--mode", choices=MODES, default="VOICE_CALL")
-@choice_option("--policy", choices=POLICIES, default="all", help="iceTransportPolicy of this side's peer.")
-@seconds_option(
+@opt.turn_credential_options
+@opt.file_option(
+    "--ca-file", exists=True, help="PEM CA that verifies turns: servers (default: the system CAs)."
+)
+@opt.choice_option("--mode", choices=opt.MODES, default="VOICE_CALL")
+@opt.choice_option(
+    "--policy", choices=opt.POLICIES, default="all", help="iceTransportPolicy of this side's peer."
+)
+@opt.seconds_option(
     "--duration", 0, 3600, 3.0, "Seconds of media once this side decodes (the agent then hangs up)."
 )
-@seconds_option(
+@opt.seconds_option(
     "--timeout",
     0.5,
     3600,
     60.0,
     "Seconds to wait for the other side (agent: the conversation; consumer: the invitation).",
 )
-@seconds_option("--ice-timeout", 0.5, 120, 10.0, "Seconds for ICE+DTLS once the offer/answer is exchanged.")
+@opt.seconds_option(
+    "--ice-timeout", 0.5, 120, 10.0, "Seconds for ICE+DTLS once the offer/answer is exchanged."
+)
 @click.option(
     "--loopback-only",
     is_flag=True,
     help="Gather host candidates on 127.0.0.1 only (default: every interface, like a browser).",
 )
-@file_option(
+@opt.file_option(
     "--ready-file",
     as_path=True,
     help="Consumer: also write the readiness line (with the conversation id) to this file.",
 )
-@file_option(
+@opt.file_option(
     "--jwt-secret-file",
-    help=f"HS256 secret of the emulator's JWTs (or set {JWT_SECRET_ENV}); default dev mode.",
+    help=f"HS256 secret of the emulator's JWTs (or set {opt.JWT_SECRET_ENV}); default dev mode.",
 )
-@choice_option(
+@opt.choice_option(
     "--leg",
-    choices=LEGS,
+    choices=opt.LEGS,
     default="aiortc",
     help="Who plays this side: callops' headless peer, or a real Chromium (consumer; docs/browser.md).",
 )
@@ -128,10 +122,10 @@ def _announce(role: str, ready_file: Path | None) -> Any:
     metavar="NAME",
     help="--leg chromium: network namespace for the browser (default: callops' own, if it has no route out).",
 )
-@choice_option(
+@opt.choice_option(
     "--scenario", choices=("accept", "decline"), default="accept", help="Consumer: what the visitor decides."
 )
-@answer_after_option
+@opt.answer_after_option
 @click.option(
     "--deny-media", is_flag=True, hidden=True, help="--leg chromium: the page is refused the camera."
 )
@@ -223,7 +217,7 @@ def _site_environment(o: dict[str, Any]) -> Any:
         from callops.turn.tls import client_context
 
         context = client_context(o["ca_file"])
-    jwt_secret = emulator_jwt_secret(o["jwt_secret_file"])
+    jwt_secret = opt.emulator_jwt_secret(o["jwt_secret_file"])
     return CallEnvironment(
         base_url=o["emulator_url"].rstrip("/"),
         ice_servers=_ice_servers(o["stun"], o["turn"], o["secret_file"], o["user"], o["password_file"]),
