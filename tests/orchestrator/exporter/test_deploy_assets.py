@@ -72,51 +72,33 @@ def promtool_tests() -> dict[str, Any]:
     relay = {**RELAY, "job": "callops-relay", "module": "relay"}
     bandwidth = {**RELAY, "job": "callops-bandwidth", "module": "bandwidth"}
     flow = {**bandwidth, "direction": "flow"}
-    bandwidth_series = [
+    # up for 3 minutes, then down: fires only once down for 2 minutes
+    down = [series("probe_success", RELAY, "1x5 0x8")]
+    # a flapping relay (down 1 minute) never pages
+    flapping = [series("probe_success", RELAY, "1 0 0 1 0 0 1 1 1 1")]
+    # 20 days left, falling below 14 at 11 minutes: fires after its 10 minutes
+    expiring = [series("probe_tls_cert_days_left", tls, "20x10 13.9x30")]
+    # 700 kbit/s over a 600 floor is fine; 400 for 15 minutes alerts (one alert per module: the
+    # comparison drops `direction`)
+    slow = [
         series("probe_bandwidth_bits_per_second", flow, "700000x5 400000x20"),
         series("probe_bandwidth_floor_bits_per_second", bandwidth, "600000x25"),
     ]
+    # 1 % loss is fine, 5 % for 5 minutes alerts
+    lossy = [series("probe_relay_loss_ratio", relay, "0.01x5 0.05x10")]
     return {
         "rule_files": [str(RULES)],
         "evaluation_interval": "30s",
         "tests": [
-            # up for 3 minutes, then down: fires only once down for 2 minutes
+            rule_test("30s", down, "CallopsRelayDown", ["4m"], ("5m", RELAY, "critical", "0")),
+            rule_test("30s", flapping, "CallopsRelayDown", ["4m"]),
             rule_test(
-                "30s",
-                [series("probe_success", RELAY, "1x5 0x8")],
-                "CallopsRelayDown",
-                ["4m"],
-                ("5m", RELAY, "critical", "0"),
+                "1m", expiring, "CallopsCertificateExpiringSoon", ["15m"], ("25m", tls, "warning", "13.9")
             ),
-            # a flapping relay (down 1 minute) never pages
             rule_test(
-                "30s", [series("probe_success", RELAY, "1 0 0 1 0 0 1 1 1 1")], "CallopsRelayDown", ["4m"]
+                "1m", slow, "CallopsBandwidthBelowFloor", ["5m", "15m"], ("22m", bandwidth, "warning", "400k")
             ),
-            # 20 days left, falling below 14 at 11 minutes: fires after its 10 minutes
-            rule_test(
-                "1m",
-                [series("probe_tls_cert_days_left", tls, "20x10 13.9x30")],
-                "CallopsCertificateExpiringSoon",
-                ["15m"],
-                ("25m", tls, "warning", "13.9"),
-            ),
-            # 700 kbit/s over a 600 floor is fine; 400 for 15 minutes alerts (one alert per module: the
-            # comparison drops `direction`)
-            rule_test(
-                "1m",
-                bandwidth_series,
-                "CallopsBandwidthBelowFloor",
-                ["5m", "15m"],
-                ("22m", bandwidth, "warning", "400k"),
-            ),
-            # 1 % loss is fine, 5 % for 5 minutes alerts
-            rule_test(
-                "1m",
-                [series("probe_relay_loss_ratio", relay, "0.01x5 0.05x10")],
-                "CallopsRelayLoss",
-                ["5m", "8m"],
-                ("11m", relay, "warning", "5%"),
-            ),
+            rule_test("1m", lossy, "CallopsRelayLoss", ["5m", "8m"], ("11m", relay, "warning", "5%")),
         ],
     }
 
