@@ -13,7 +13,13 @@ import pytest
 from callops.errors import AuthenticationError, NetworkError
 from callops.orchestrator.probe.ice import IceSettings
 from callops.orchestrator.probe.paths import TwoSiteReport, parse_message
-from callops.orchestrator.probe.twosite import CallServers, Responder, run_peer
+from callops.orchestrator.probe.twosite import (
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_SESSION_SECONDS,
+    CallServers,
+    Responder,
+    run_peer,
+)
 from callops.secret import Secret
 from callops.testing import run_bounded
 from callops.turn.bandwidth import FlowSpec
@@ -46,12 +52,19 @@ def test_responder_compares_the_token_in_constant_time_form() -> None:
 
 
 @asynccontextmanager
-async def serving(responder: Responder) -> AsyncIterator[str]:
-    """The responder listening on a free loopback port (its URL) until the block ends."""
+async def serving(
+    *,
+    call: CallServers | None = None,
+    max_sessions: int = DEFAULT_MAX_SESSIONS,
+    session_seconds: float = DEFAULT_SESSION_SECONDS,
+) -> AsyncIterator[tuple[Responder, str]]:
+    """A loopback responder for :data:`TOKEN` listening on a free port until the block ends: (the
+    responder, its URL)."""
+    responder = Responder(TOKEN, LOOPBACK, call or CallServers(), max_sessions, session_seconds)
     port = free_port()
     server = await responder.start("127.0.0.1", port)
     try:
-        yield f"ws://127.0.0.1:{port}"
+        yield responder, f"ws://127.0.0.1:{port}"
     finally:
         server.close()
         await server.wait_closed()
@@ -59,8 +72,7 @@ async def serving(responder: Responder) -> AsyncIterator[str]:
 
 def test_host_path_connects_over_loopback_with_pair_and_rtt() -> None:
     async def scenario() -> None:
-        responder = Responder(TOKEN, LOOPBACK)
-        async with serving(responder) as url:
+        async with serving() as (responder, url):
             report = await run_peer(url, TOKEN, LOOPBACK, timeout=15, paths=["host"])
         (path,) = report.paths
         assert path.connected, path
@@ -75,8 +87,7 @@ def test_host_path_connects_over_loopback_with_pair_and_rtt() -> None:
 
 def test_several_peers_at_once_are_served() -> None:
     async def scenario() -> None:
-        responder = Responder(TOKEN, LOOPBACK)
-        async with serving(responder) as url:
+        async with serving() as (responder, url):
             reports = await asyncio.gather(
                 *(run_peer(url, TOKEN, LOOPBACK, timeout=20, paths=["host"]) for _ in range(3))
             )
@@ -88,9 +99,8 @@ def test_several_peers_at_once_are_served() -> None:
 
 def test_sessions_beyond_the_limit_are_refused_and_reported() -> None:
     async def scenario() -> None:
-        responder = Responder(TOKEN, LOOPBACK, max_sessions=2)
-        responder.active = 2  # both slots taken by other peers
-        async with serving(responder) as url:
+        async with serving(max_sessions=2) as (responder, url):
+            responder.active = 2  # both slots taken by other peers
             report = await run_peer(url, TOKEN, LOOPBACK, timeout=20, paths=["host"])
         (path,) = report.paths
         assert not path.connected
@@ -102,8 +112,7 @@ def test_sessions_beyond_the_limit_are_refused_and_reported() -> None:
 
 def test_a_wrong_token_is_rejected_before_any_session() -> None:
     async def scenario() -> None:
-        responder = Responder(TOKEN, LOOPBACK)
-        async with serving(responder) as url:
+        async with serving() as (responder, url):
             with pytest.raises(AuthenticationError, match="rejected the token"):
                 await run_peer(url, Secret("wrong-token"), LOOPBACK, timeout=10, paths=["host"])
         assert responder.served == 0
@@ -120,8 +129,7 @@ def test_no_responder_is_a_network_error_naming_the_url() -> None:
 def test_a_headless_call_over_loopback_reports_media_both_ways_and_the_pair() -> None:
     async def scenario() -> None:
         call = CallServers(host_addresses=["127.0.0.1"])
-        responder = Responder(TOKEN, LOOPBACK, call)
-        async with serving(responder) as url:
+        async with serving(call=call) as (_, url):
             report = await run_peer(url, TOKEN, LOOPBACK, timeout=25, paths=["host"], call=call)
         assert report.call is not None
         assert report.call.connected and report.call.error is None, report.call
@@ -139,13 +147,12 @@ def test_a_session_that_never_connects_ends_after_session_seconds() -> None:
     async def scenario() -> None:
         from websockets.asyncio.client import connect
 
-        responder = Responder(TOKEN, LOOPBACK, session_seconds=1.0)
         # A peer whose only candidate swallows every check: ICE could wait for a long time.
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as black_hole:
             black_hole.bind(("127.0.0.1", 0))
             port = black_hole.getsockname()[1]
             async with (
-                serving(responder) as url,
+                serving(session_seconds=1.0) as (responder, url),
                 connect(url, additional_headers={"Authorization": f"Bearer {TOKEN.reveal()}"}) as ws,
             ):
                 candidate = f"1 1 UDP 2130706431 127.0.0.1 {port} typ host"
@@ -186,10 +193,9 @@ def test_a_burst_of_peers_beyond_max_sessions_gets_at_most_n_sessions() -> None:
             return str(first["type"] if first["type"] != "error" else first["message"])
 
     async def scenario() -> tuple[list[str], int, int]:
-        responder = Responder(TOKEN, LOOPBACK, max_sessions=max_sessions, session_seconds=6)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
             silent.bind(("127.0.0.1", 0))
-            async with serving(responder) as url:
+            async with serving(max_sessions=max_sessions, session_seconds=6) as (responder, url):
                 answers = await asyncio.gather(
                     *(one_peer(url, n, silent.getsockname()[1]) for n in range(burst))
                 )
@@ -206,8 +212,7 @@ def test_a_bandwidth_flow_over_the_direct_path_is_echoed_and_measured() -> None:
     flow = FlowSpec("video", 2600, 1100, duration_s=1.0)
 
     async def scenario() -> TwoSiteReport:
-        responder = Responder(TOKEN, LOOPBACK)
-        async with serving(responder) as url:
+        async with serving() as (_, url):
             return await run_peer(url, TOKEN, LOOPBACK, timeout=15, paths=["host"], bandwidth=flow)
 
     report = run_bounded(scenario(), 30)
