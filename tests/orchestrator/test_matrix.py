@@ -29,22 +29,22 @@ from __future__ import annotations
 
 import json
 import logging
-import select
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from callops.orchestrator.browser.isolation import browser_environment_problem
 from callops.orchestrator.lab.lifecycle import LabState, lab_down, lab_up
-from callops.orchestrator.lab.netns import exec_argv, lab_environment_problem
-from callops.orchestrator.lab.topology import SIGNALLING_PORT, TOPOLOGIES, Topology
+from callops.orchestrator.lab.netns import lab_environment_problem
+from callops.orchestrator.lab.topology import TOPOLOGIES, Topology
 from callops.orchestrator.probe.verdict import two_site_path
+
+if TYPE_CHECKING:
+    from tests.orchestrator.conftest import LabKit
 
 pytestmark = [pytest.mark.netns, pytest.mark.coturn, pytest.mark.slow]
 
@@ -60,8 +60,6 @@ ONE_SITE_TIMEOUT = 5.0
 TWO_SITE_TIMEOUT = 15.0
 #: without the call: only the path classes that cannot connect wait this out
 PEERS_TWO_SITE_TIMEOUT = 10.0
-#: the longest a process of the matrix may take before the test fails instead of hanging
-PROCESS_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -109,33 +107,18 @@ PAIRS = [
 ]
 
 
-def callops(state: LabState, host: str, *args: str) -> list[str]:
-    return exec_argv(state.namespace(host), [sys.executable, "-m", "callops", *args])
-
-
-def one_site(state: LabState) -> dict[str, dict[str, Any]]:
+def one_site(kit: LabKit, state: LabState) -> dict[str, dict[str, Any]]:
     """``callops probe --json`` from both sites at once."""
+    args = ["probe", "--config", state.config_file, "--timeout", str(ONE_SITE_TIMEOUT), "--json"]
     procs = {
         site: subprocess.Popen(
-            callops(
-                state,
-                site,
-                "probe",
-                "--config",
-                state.config_file,
-                "--timeout",
-                str(ONE_SITE_TIMEOUT),
-                "--json",
-            ),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+            kit.callops(state, site, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         for site in ("agent", "consumer")
     }
     out = {}
     for site, proc in procs.items():
-        stdout, stderr = proc.communicate(timeout=PROCESS_TIMEOUT)
+        stdout, stderr = proc.communicate(timeout=kit.process_timeout)
         assert stdout, stderr
         out[site] = json.loads(stdout)
         out[site]["_exit"] = proc.returncode
@@ -151,6 +134,7 @@ def server_flags(ice_servers: list[dict[str, Any]]) -> list[str]:
 
 
 def two_site(
+    kit: LabKit,
     state: LabState,
     ice_servers: dict[str, list[dict[str, Any]]],
     token: Path,
@@ -161,66 +145,26 @@ def two_site(
     """``probe serve`` on the agent, ``probe peer [--call]`` on the consumer, each with its ICE servers."""
     # Exactly each site's ice_servers (no --config: its STUN and first TURN URI would be used).
     site_files = ["--secret-file", state.secret_file, "--ca-file", state.ca_file]
-    serve = subprocess.Popen(
-        callops(
+    with kit.responder(state, "--token-file", str(token), *server_flags(ice_servers["agent"]), *site_files):
+        return kit.run_json(
             state,
-            "agent",
+            "consumer",
             "probe",
-            "serve",
-            "--listen",
-            f"0.0.0.0:{SIGNALLING_PORT}",
+            "peer",
+            state.signalling_url("agent"),
             "--token-file",
             str(token),
-            *server_flags(ice_servers["agent"]),
+            *server_flags(ice_servers["consumer"]),
             *site_files,
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert serve.stderr is not None
-        # The responder prints one line once it listens (or dies): wait for it, bounded.
-        ready, _, _ = select.select([serve.stderr], [], [], PROCESS_TIMEOUT)
-        assert ready, "probe serve did not start listening in time"
-        line = serve.stderr.readline()
-        assert "listening" in line, line + serve.stderr.read()
-        peer = subprocess.run(
-            callops(
-                state,
-                "consumer",
-                "probe",
-                "peer",
-                state.signalling_url("agent"),
-                "--token-file",
-                str(token),
-                *server_flags(ice_servers["consumer"]),
-                *site_files,
-                *(["--call"] if call else []),
-                "--timeout",
-                str(timeout),
-                "--json",
-            ),
-            capture_output=True,
-            text=True,
-            timeout=PROCESS_TIMEOUT + timeout,
+            *(["--call"] if call else []),
+            "--timeout",
+            str(timeout),
+            "--json",
+            timeout=kit.process_timeout + timeout,
         )
-    finally:
-        serve.terminate()
-        try:
-            serve.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-            serve.wait(timeout=10)
-        if serve.stderr is not None:
-            serve.stderr.close()
-    assert peer.stdout, peer.stderr
-    report: dict[str, Any] = json.loads(peer.stdout)
-    report["_exit"] = peer.returncode
-    return report
 
 
-def check_call(row: Row, call: dict[str, Any]) -> None:
+def check_call(kit: LabKit, row: Row, call: dict[str, Any]) -> None:
     # Media both ways: the consumer decoded the agent's frames and the agent reported decoding the consumer's.
     assert call["connected"] and call["media_received"] and call["media_sent"] and call["media"], call
     local, remote = call["local"]["type"], call["remote"]["type"]
@@ -232,18 +176,7 @@ def check_call(row: Row, call: dict[str, Any]) -> None:
         log.warning("matrix %s-%s: the aiortc call nominated a relay pair: %s", row.agent, row.consumer, call)
         assert call["relay_protocol"] in (None, *row.consumer_transports), call
         return
-    if row.call_via == "host":
-        assert (local, remote) == ("host", "host"), call
-    elif row.call_via == "no-relay":
-        assert "relay" not in (local, remote), call
-    elif row.call_via == "relay-udp":
-        # Either side's relay will do: both reach their TURN server over UDP.
-        assert "relay" in (local, remote), call
-        assert local != "relay" or call["relay_protocol"] == "udp", call
-    elif row.call_via.startswith("relay-"):
-        # The consumer has no UDP: its own relay, over the one transport that works.
-        assert local == "relay", call
-        assert call["relay_protocol"] == row.call_via.removeprefix("relay-"), call
+    kit.check_selected_pair(row.call_via, local, remote, call["relay_protocol"], call)
 
 
 @dataclass(frozen=True)
@@ -257,7 +190,9 @@ class RowRun:
 
 
 @pytest.fixture(scope="module", params=MATRIX, ids=[f"{r.agent}-{r.consumer}" for r in MATRIX])
-def row_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RowRun]:
+def row_run(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, lab_kit: LabKit
+) -> Iterator[RowRun]:
     """The row's lab, the one-site probes from both sites and the two-site probe with ``--call``;
     kept up for the row's tests (the aiortc checks, then the browser call), always torn down."""
     problem = lab_environment_problem()
@@ -267,11 +202,11 @@ def row_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     root = tmp_path_factory.mktemp(f"matrix-{row.agent}-{row.consumer}")
     try:
         lab = lab_up(row.agent, row.consumer, prefix=MATRIX_PREFIX, root=root / "run")
-        verdicts = one_site(lab)
+        verdicts = one_site(lab_kit, lab)
         token = root / "token"
         token.write_text("matrix-token-0123456789\n")
         servers = {site: v["ice_servers"] for site, v in verdicts.items()}
-        report = two_site(lab, servers, token)
+        report = two_site(lab_kit, lab, servers, token)
         summary = {p["path"]: (p["connected"], p["local"], p["remote"], p["rtt_ms"]) for p in report["paths"]}
         log.warning(
             "matrix %s-%s: two-site %s %s; call %s",
@@ -286,7 +221,7 @@ def row_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         lab_down(MATRIX_PREFIX, root=root / "run")
 
 
-def test_matrix_verdicts_and_call(row_run: RowRun) -> None:
+def test_matrix_verdicts_and_call(row_run: RowRun, lab_kit: LabKit) -> None:
     row, lab, verdicts, report = row_run.row, row_run.lab, row_run.verdicts, row_run.two_site
     consumer, agent = verdicts["consumer"], verdicts["agent"]
     assert consumer["verdict"] == row.consumer_verdict, consumer
@@ -299,101 +234,27 @@ def test_matrix_verdicts_and_call(row_run: RowRun) -> None:
     if report["verdict"] == "relay-required":
         assert set(report["relay_transports"]) <= set(row.consumer_transports)
         assert report["relay_transports"], report
-    check_call(row, report["call"])
+    check_call(lab_kit, row, report["call"])
     check_peers(lab, verdicts, report)
 
 
 # -- the same rows with a real browser as the consumer -------------------------------------------
 
 
-def wait_line(proc: subprocess.Popen[str], stream: Any, want: str, within: float) -> str:
-    """The first line of ``stream`` containing ``want``, bounded by ``within`` seconds."""
-    deadline = time.monotonic() + within
-    seen: list[str] = []
-    while True:
-        left = deadline - time.monotonic()
-        assert left > 0, f"no {want!r} within {within:g} s: {seen}"
-        ready, _, _ = select.select([stream], [], [], left)
-        if not ready:
-            continue
-        line = stream.readline()
-        assert line, f"process exited ({proc.poll()}) before {want!r}: {seen}"
-        if want in line:
-            return str(line)
-        seen.append(line)
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
-
-
-def browser_call(run: RowRun) -> tuple[dict[str, Any], dict[str, Any]]:
+def browser_call(kit: LabKit, run: RowRun) -> tuple[dict[str, Any], dict[str, Any]]:
     """Emulator + aiortc agent on the agent's host, Chromium consumer in the consumer's site;
     each side with the ICE servers of its one-site verdict. (consumer report, agent report)."""
-    state, procs = run.lab, []
+    state = run.lab
     site_files = ["--secret-file", state.secret_file, "--ca-file", state.ca_file]
-
-    def start(host: str, *args: str) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(
-            callops(state, host, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        procs.append(proc)
-        return proc
 
     def servers(site: str) -> list[str]:
         return [*server_flags(run.verdicts[site]["ice_servers"]), *site_files]
 
-    common = ["--policy", "all", "--duration", "1", "--timeout", str(PROCESS_TIMEOUT), "--json"]
-    try:
-        emulator = start("agent", "emulator", "serve", "--host", "0.0.0.0", "--port", str(SIGNALLING_PORT))
-        wait_line(emulator, emulator.stdout, "emulator on", PROCESS_TIMEOUT)
-        # no --browser-netns: Chromium runs in call-site's own namespace, the consumer's site
-        consumer = start(
-            "consumer",
-            "call-site",
-            "--role",
-            "consumer",
-            "--leg",
-            "chromium",
-            "--emulator",
-            state.signalling_url("agent").replace("ws://", "http://"),
-            *servers("consumer"),
-            *common,
-        )
-        line = wait_line(consumer, consumer.stderr, '"event": "ready"', PROCESS_TIMEOUT)
-        conversation = json.loads(line)["conversation_id"]
-        agent = start(
-            "agent",
-            "call-site",
-            "--role",
-            "agent",
-            "--emulator",
-            f"http://127.0.0.1:{SIGNALLING_PORT}",
-            "--conversation",
-            conversation,
-            *servers("agent"),
-            *common,
-        )
-        a_out, a_err = agent.communicate(timeout=PROCESS_TIMEOUT)
-        c_out, c_err = consumer.communicate(timeout=PROCESS_TIMEOUT)
-        assert c_out, c_err[-3000:]
-        assert a_out, a_err[-3000:]
-        return json.loads(c_out), json.loads(a_out)
-    finally:
-        for proc in reversed(procs):
-            stop(proc)
+    # no --browser-netns: Chromium runs in call-site's own namespace, the consumer's site
+    return kit.site_call(state, ["--leg", "chromium", *servers("consumer")], servers("agent"))
 
 
-def check_browser(run: RowRun, browser: dict[str, Any]) -> None:
+def check_browser(kit: LabKit, run: RowRun, browser: dict[str, Any]) -> None:
     """The browser's real outcome equals the two-site verdict: connected or not, and over which path
     (its getStats' selected pair: relay or not, and the relay's transport)."""
     report = run.two_site
@@ -415,29 +276,16 @@ def check_browser(run: RowRun, browser: dict[str, Any]) -> None:
     if run.row.consumer in ("udp-blocked", "tls-only"):
         # no UDP out of the consumer's site: its relay over the best transport that connected
         assert (local["type"], local["relay_protocol"]) == ("relay", truth.transport), pair
-    check_pair_types(run.row, local, remote)
+    kit.check_selected_pair(
+        run.row.call_via, local["type"], remote["type"], local.get("relay_protocol"), pair
+    )
 
 
-def check_pair_types(row: Row, local: dict[str, Any], remote: dict[str, Any]) -> None:
-    """The row's expectation on the selected pair (as :func:`check_call` checks the aiortc call)."""
-    types = (local["type"], remote["type"])
-    if row.call_via == "host":
-        assert types == ("host", "host"), (local, remote)
-    elif row.call_via == "no-relay":
-        assert "relay" not in types, (local, remote)
-    elif row.call_via == "relay-udp":
-        assert "relay" in types, (local, remote)
-        assert local["type"] != "relay" or local["relay_protocol"] == "udp", (local, remote)
-    elif row.call_via.startswith("relay-"):
-        assert local["type"] == "relay", (local, remote)
-        assert local["relay_protocol"] == row.call_via.removeprefix("relay-"), (local, remote)
-
-
-def test_matrix_chromium_consumer_matches_the_two_site_verdict(row_run: RowRun) -> None:
+def test_matrix_chromium_consumer_matches_the_two_site_verdict(row_run: RowRun, lab_kit: LabKit) -> None:
     problem = browser_environment_problem()
     if problem is not None:
         pytest.skip(problem)
-    browser, agent = browser_call(row_run)
+    browser, agent = browser_call(lab_kit, row_run)
     log.warning(
         "matrix %s-%s chromium: two-site %s %s; browser %s %s, agent pair %s, timeline %s",
         row_run.row.agent,
@@ -450,7 +298,7 @@ def test_matrix_chromium_consumer_matches_the_two_site_verdict(row_run: RowRun) 
         browser["timeline_ms"],
     )
     assert browser["legs"]["consumer"]["kind"] == "chromium", browser["legs"]
-    check_browser(row_run, browser)
+    check_browser(lab_kit, row_run, browser)
     assert agent["ok"] and agent["outcome"] == "connected", agent["failure"]
     assert agent["service_id"] == browser["service_id"]
 
@@ -468,12 +316,14 @@ def check_peers(lab: LabState, verdicts: dict[str, dict[str, Any]], report: dict
 
 
 @pytest.mark.parametrize("lab", PAIRS, ids=[f"{p.agent}-{p.consumer}" for p in PAIRS], indirect=True)
-def test_one_site_peers_prediction_equals_the_two_site_outcome(lab: LabState, tmp_path: Path) -> None:
-    verdicts = one_site(lab)
+def test_one_site_peers_prediction_equals_the_two_site_outcome(
+    lab: LabState, tmp_path: Path, lab_kit: LabKit
+) -> None:
+    verdicts = one_site(lab_kit, lab)
     token = tmp_path / "token"
     token.write_text("matrix-token-0123456789\n")
     servers = {site: v["ice_servers"] for site, v in verdicts.items()}
-    report = two_site(lab, servers, token, call=False, timeout=PEERS_TWO_SITE_TIMEOUT)
+    report = two_site(lab_kit, lab, servers, token, call=False, timeout=PEERS_TWO_SITE_TIMEOUT)
     log.warning(
         "peers %s-%s: two-site %s %s; consumer predicts %s",
         lab.agent,

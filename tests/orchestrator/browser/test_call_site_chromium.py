@@ -9,19 +9,18 @@ both ways from the browser's getStats (decoded frames) and the agent's sinks. Ru
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import secrets
-import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from callops.orchestrator.browser.isolation import run_in_namespace
 from callops.orchestrator.emulator.server import Emulator, EmulatorConfig
-from callops.secret import Secret
-from callops.turn.coturn import LoopbackCoturn, find_turnserver, start_loopback_coturn
+from callops.turn.coturn import LoopbackCoturn
+
+if TYPE_CHECKING:
+    from tests.orchestrator.conftest import SiteKit
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow, pytest.mark.coturn]
 
@@ -29,80 +28,35 @@ pytestmark = [pytest.mark.netns, pytest.mark.slow, pytest.mark.coturn]
 PROCESS_TIMEOUT = 60.0
 
 
-async def _ready(proc: asyncio.subprocess.Process, within: float) -> str:
-    assert proc.stderr is not None
-    async with asyncio.timeout(within):
-        while True:
-            line = await proc.stderr.readline()
-            assert line, "the consumer side exited before it was ready"
-            with contextlib.suppress(ValueError):
-                event = json.loads(line)
-                if isinstance(event, dict) and event.get("event") == "ready":
-                    return str(event["conversation_id"])
-
-
-async def _side(role: str, *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "callops", "call-site", "--role", role, "--json", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-
-
-def _report(out: bytes, err: bytes, who: str) -> dict[str, Any]:
-    try:
-        report = json.loads(out)
-    except ValueError:
-        raise AssertionError(f"{who}: no JSON report; stderr: {err.decode()[-2000:]}") from None
-    assert isinstance(report, dict)
-    return report
-
-
 async def _call(
-    tmp_path: Path, consumer: list[str], agent: list[str], *, turn: LoopbackCoturn | None = None
+    kit: SiteKit, tmp_path: Path, consumer: list[str], agent: list[str], *, turn: LoopbackCoturn | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     async with Emulator(EmulatorConfig()) as emu:
-        common = ["--emulator", emu.base_url, "--duration", "1", "--ice-timeout", "8"]
+        common = ["--emulator", emu.base_url, "--duration", "1", "--ice-timeout", "8", "--json"]
         if turn is not None:
             secret_file = tmp_path / "turn-secret"
             secret_file.write_text(turn.secret.reveal())
             common += ["--secret-file", str(secret_file)]
-        procs: list[asyncio.subprocess.Process] = []
-        try:
-            procs.append(await _side("consumer", "--leg", "chromium", *common, *consumer))
-            conversation = await _ready(procs[0], PROCESS_TIMEOUT)
-            procs.append(
-                await _side("agent", "--conversation", conversation, "--loopback-only", *common, *agent)
-            )
+        async with kit.call_sites(*common) as start:
+            consumer_side = await start("consumer", "--leg", "chromium", *consumer)
+            conversation = await kit.ready(consumer_side, PROCESS_TIMEOUT)
+            agent_side = await start("agent", "--conversation", conversation, "--loopback-only", *agent)
             (c_out, c_err), (a_out, a_err) = await asyncio.wait_for(
-                asyncio.gather(procs[0].communicate(), procs[1].communicate()), PROCESS_TIMEOUT
+                asyncio.gather(consumer_side.communicate(), agent_side.communicate()), PROCESS_TIMEOUT
             )
-        finally:
-            for proc in procs:
-                if proc.returncode is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                    await proc.wait()
-        return _report(c_out, c_err, "consumer"), _report(a_out, a_err, "agent")
+        return kit.report(c_out, c_err, "consumer"), kit.report(a_out, a_err, "agent")
 
 
 @pytest.fixture
-def turn_in_netns(browser_netns: str, tmp_path: Path) -> Any:
+def turn_in_netns(
+    browser_netns: str, start_relay: Callable[..., LoopbackCoturn]
+) -> Callable[[], LoopbackCoturn]:
     """Factory: a loopback coturn started *inside* the test's namespace (stopped after the test)."""
-    find_turnserver()
-    started: list[LoopbackCoturn] = []
 
-    def start() -> LoopbackCoturn:
-        async def main() -> LoopbackCoturn:
-            secret = Secret(secrets.token_hex(16), source="test")
-            return start_loopback_coturn(tmp_path / "coturn", secret=secret, extra=["allow-loopback-peers"])
+    async def main() -> LoopbackCoturn:
+        return start_relay()
 
-        server = run_in_namespace(browser_netns, main, 30)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.process.stop()
+    return lambda: run_in_namespace(browser_netns, main, 30)
 
 
 def _media_both_ways(consumer: dict[str, Any], agent: dict[str, Any], kinds: tuple[str, ...]) -> None:
@@ -124,9 +78,13 @@ def _legs(consumer: dict[str, Any], agent: dict[str, Any]) -> None:
     assert agent["legs"]["agent"]["kind"] == "aiortc"
 
 
-def test_video_call_with_a_chromium_consumer_on_host_candidates(browser_netns: str, tmp_path: Path) -> None:
+def test_video_call_with_a_chromium_consumer_on_host_candidates(
+    browser_netns: str, tmp_path: Path, site_kit: SiteKit
+) -> None:
     consumer, agent = run_in_namespace(
-        browser_netns, lambda: _call(tmp_path, ["--mode", "VIDEO_CALL"], ["--mode", "VIDEO_CALL"]), 120
+        browser_netns,
+        lambda: _call(site_kit, tmp_path, ["--mode", "VIDEO_CALL"], ["--mode", "VIDEO_CALL"]),
+        120,
     )
     assert consumer["ok"], consumer["failure"]
     assert agent["ok"], agent["failure"]
@@ -151,7 +109,11 @@ def test_video_call_with_a_chromium_consumer_on_host_candidates(browser_netns: s
 
 @pytest.mark.parametrize("transport", ["udp", "tls"])
 def test_relay_only_chromium_consumer_over_turn(
-    browser_netns: str, tmp_path: Path, turn_in_netns: Any, transport: str
+    browser_netns: str,
+    tmp_path: Path,
+    turn_in_netns: Callable[[], LoopbackCoturn],
+    transport: str,
+    site_kit: SiteKit,
 ) -> None:
     turn = turn_in_netns()
     url = turn.turn_udp if transport == "udp" else turn.turns
@@ -159,7 +121,9 @@ def test_relay_only_chromium_consumer_over_turn(
     if transport == "tls":
         consumer_args += ["--ca-file", str(turn.ca_file)]  # trusted in the browser's NSS database
     consumer, agent = run_in_namespace(
-        browser_netns, lambda: _call(tmp_path, consumer_args, ["--turn", turn.turn_udp], turn=turn), 120
+        browser_netns,
+        lambda: _call(site_kit, tmp_path, consumer_args, ["--turn", turn.turn_udp], turn=turn),
+        120,
     )
     assert consumer["ok"], (consumer["failure"], consumer["errors"], consumer["legs"]["consumer"]["console"])
     assert agent["ok"], agent["failure"]
@@ -169,13 +133,15 @@ def test_relay_only_chromium_consumer_over_turn(
 
 
 def test_an_untrusted_turns_certificate_fails_with_ice_error_701(
-    browser_netns: str, tmp_path: Path, turn_in_netns: Any
+    browser_netns: str, tmp_path: Path, turn_in_netns: Callable[[], LoopbackCoturn], site_kit: SiteKit
 ) -> None:
     turn = turn_in_netns()
     # no --ca-file: the lab CA is not trusted; the consumer gives up before the agent does
     consumer_args = ["--turn", turn.turns, "--policy", "relay", "--ice-timeout", "3"]
     consumer, agent = run_in_namespace(
-        browser_netns, lambda: _call(tmp_path, consumer_args, ["--turn", turn.turn_udp], turn=turn), 120
+        browser_netns,
+        lambda: _call(site_kit, tmp_path, consumer_args, ["--turn", turn.turn_udp], turn=turn),
+        120,
     )
     assert not consumer["ok"] and consumer["outcome"] == "failed"
     ids = [e["id"] for e in consumer["errors"]]
@@ -184,9 +150,9 @@ def test_an_untrusted_turns_certificate_fails_with_ice_error_701(
     assert not agent["ok"]
 
 
-def test_a_declining_chromium_consumer(browser_netns: str, tmp_path: Path) -> None:
+def test_a_declining_chromium_consumer(browser_netns: str, tmp_path: Path, site_kit: SiteKit) -> None:
     consumer, agent = run_in_namespace(
-        browser_netns, lambda: _call(tmp_path, ["--scenario", "decline"], []), 120
+        browser_netns, lambda: _call(site_kit, tmp_path, ["--scenario", "decline"], []), 120
     )
     assert consumer["ok"], consumer["failure"]
     assert (consumer["outcome"], consumer["expected_outcome"], consumer["scenario"]) == (
@@ -199,7 +165,7 @@ def test_a_declining_chromium_consumer(browser_netns: str, tmp_path: Path) -> No
 
 
 def test_a_refused_camera_raises_no_camera_access_and_the_offer_is_not_answered(
-    browser_netns: str, tmp_path: Path
+    browser_netns: str, site_kit: SiteKit
 ) -> None:
     """The call app asks for the camera at the accept, before the offer: refused, it raises
     NO_CAMERA_ACCESS; the offer is never answered and the consumer hangs up the failed call."""
@@ -232,19 +198,16 @@ def test_a_refused_camera_raises_no_camera_access_and_the_offer_is_not_answered(
                 close_after_reading_the_page if c == close else c for c in run.consumer.cleanup
             ]
             consumer = asyncio.create_task(run.run())
-            agent = None
+            args = ["--emulator", emu.base_url, "--duration", "1", "--timeout", "10", "--json"]
             try:
-                conversation = await asyncio.wait_for(asyncio.shield(ready), PROCESS_TIMEOUT)
-                args = ["--emulator", emu.base_url, "--duration", "1", "--timeout", "10"]
-                agent = await _side("agent", "--conversation", conversation, "--loopback-only", *args)
-                report = await asyncio.wait_for(consumer, PROCESS_TIMEOUT)
-                a_out, a_err = await asyncio.wait_for(agent.communicate(), PROCESS_TIMEOUT)
+                async with site_kit.call_sites(*args) as start:
+                    conversation = await asyncio.wait_for(asyncio.shield(ready), PROCESS_TIMEOUT)
+                    agent = await start("agent", "--conversation", conversation, "--loopback-only")
+                    report = await asyncio.wait_for(consumer, PROCESS_TIMEOUT)
+                    a_out, a_err = await asyncio.wait_for(agent.communicate(), PROCESS_TIMEOUT)
             finally:
                 consumer.cancel()
-                if agent is not None and agent.returncode is None:
-                    agent.kill()
-                    await agent.wait()
-            return report, seen, _report(a_out, a_err, "agent")
+            return report, seen, site_kit.report(a_out, a_err, "agent")
 
     report, page, agent = run_in_namespace(browser_netns, main, 120)
     assert not report.ok and [e.id for e in report.errors][:1] == ["NO_CAMERA_ACCESS"]
@@ -259,38 +222,19 @@ def test_a_refused_camera_raises_no_camera_access_and_the_offer_is_not_answered(
 # -- page faults: the call app's sessionErrors (``call-site``'s hidden test options) ---------------
 
 
-async def _faulty_page_call(page: list[str]) -> tuple[dict[str, Any], int]:
+async def _faulty_page_call(kit: SiteKit, page: list[str]) -> tuple[dict[str, Any], int]:
     """(the consumer's report, its exit code); the agent side is stopped once the consumer is done."""
     async with Emulator(EmulatorConfig()) as emu:
         common = ["--emulator", emu.base_url, "--duration", "1", "--ice-timeout", "5", "--json"]
-        procs: list[asyncio.subprocess.Process] = []
-        try:
-            consumer = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "callops", "call-site", "--role", "consumer", "--leg", "chromium",
-                *page, *common,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
-            procs.append(consumer)
-            conversation = await _ready(consumer, PROCESS_TIMEOUT)
-            agent = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "callops", "call-site", "--role", "agent",
-                "--conversation", conversation, "--loopback-only", *common,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
-            procs.append(agent)
+        async with kit.call_sites(*common) as start:
+            consumer = await start("consumer", "--leg", "chromium", *page)
+            conversation = await kit.ready(consumer, PROCESS_TIMEOUT)
+            await start(
+                "agent", "--conversation", conversation, "--loopback-only", output=asyncio.subprocess.DEVNULL
+            )
             out, err = await asyncio.wait_for(consumer.communicate(), PROCESS_TIMEOUT)
-        finally:
-            for proc in procs:
-                if proc.returncode is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                    await proc.wait()
-        try:
-            report = json.loads(out)
-        except ValueError:
-            raise AssertionError(f"consumer: no JSON report; stderr: {err.decode()[-2000:]}") from None
         assert consumer.returncode is not None
-        return report, consumer.returncode
+        return kit.report(out, err, "consumer"), consumer.returncode
 
 
 @pytest.mark.parametrize(
@@ -302,9 +246,9 @@ async def _faulty_page_call(page: list[str]) -> tuple[dict[str, Any], int]:
     ids=["no-camera-access", "no-call-container"],
 )
 def test_a_page_fault_is_a_session_error_and_a_failed_call(
-    browser_netns: str, page: list[str], error_id: str, detail: str
+    browser_netns: str, page: list[str], error_id: str, detail: str, site_kit: SiteKit
 ) -> None:
-    report, exit_code = run_in_namespace(browser_netns, lambda: _faulty_page_call(page), 120)
+    report, exit_code = run_in_namespace(browser_netns, lambda: _faulty_page_call(site_kit, page), 120)
     seen = (report["failure"], report["errors"], report["legs"]["consumer"]["console"])
     assert exit_code == 1, seen
     assert not report["ok"] and report["outcome"] != "connected", seen

@@ -9,10 +9,10 @@ The emulator and the consumer side run as real processes inside an isolated name
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,56 +20,38 @@ from callops.orchestrator.call.report import CallReport
 from callops.orchestrator.lab.netns import namespace_pids
 from callops.testing import run_bounded
 
+if TYPE_CHECKING:
+    from tests.orchestrator.conftest import SiteKit
+
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 
-async def _line_with(stream: asyncio.StreamReader, needle: str, within: float) -> str:
-    async with asyncio.timeout(within):
-        while True:
-            line = (await stream.readline()).decode()
-            assert line, f"the process ended before printing {needle!r}"
-            if needle in line:
-                return line
-
-
-async def _stopped_consumer(netns: str) -> tuple[int, str, str, list[int], list[int]]:
-    prefix = ["ip", "netns", "exec", netns, sys.executable, "-m", "callops"]
+async def _stopped_consumer(kit: SiteKit, netns: str) -> tuple[int, str, str, list[int], list[int]]:
+    prefix = ["ip", "netns", "exec", netns]
+    serve = [*prefix, sys.executable, "-m", "callops", "emulator", "serve", "--port", "0"]
     emulator = await asyncio.create_subprocess_exec(
-        *prefix,
-        "emulator",
-        "serve",
-        "--port",
-        "0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        *serve, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
     try:
-        assert emulator.stdout is not None
-        line = await _line_with(emulator.stdout, "emulator on ", 30)
+        line = await kit.line_with(emulator.stdout, "emulator on ", 30)
         base_url = line.split("emulator on ", 1)[1].split()[0]
-        consumer = await asyncio.create_subprocess_exec(
-            *prefix, "call-site", "--role", "consumer", "--leg", "chromium", "--emulator", base_url, "--json",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        assert consumer.stderr is not None
-        await _line_with(consumer.stderr, '"event": "ready"', 60)  # the page is up and subscribed
-        during = namespace_pids(netns)
-        consumer.send_signal(signal.SIGTERM)
-        out, err = await asyncio.wait_for(consumer.communicate(), 30)
-        after = namespace_pids(netns)
+        async with kit.call_sites("--emulator", base_url, "--json", prefix=prefix) as start:
+            consumer = await start("consumer", "--leg", "chromium")
+            await kit.line_with(consumer.stderr, '"event": "ready"', 60)  # the page is up and subscribed
+            during = namespace_pids(netns)
+            consumer.send_signal(signal.SIGTERM)
+            out, err = await asyncio.wait_for(consumer.communicate(), 30)
+            after = namespace_pids(netns)
         assert consumer.returncode is not None
         return consumer.returncode, out.decode(), err.decode(), during, after
     finally:
-        if emulator.returncode is None:
-            emulator.kill()
-        with contextlib.suppress(Exception):
-            await emulator.wait()
+        await kit.reap(emulator)
 
 
 def test_sigterm_of_a_chromium_consumer_side_prints_its_report_and_leaves_no_browser(
-    browser_netns: str,
+    browser_netns: str, site_kit: SiteKit
 ) -> None:
-    code, out, err, during, after = run_bounded(_stopped_consumer(browser_netns), 120)
+    code, out, err, during, after = run_bounded(_stopped_consumer(site_kit, browser_netns), 120)
     assert code == 143, err[-2000:]
     report = CallReport.model_validate(json.loads(out))
     assert report.ok is False and report.failure is not None

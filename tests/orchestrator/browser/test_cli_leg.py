@@ -7,7 +7,6 @@ import pytest
 from click.testing import CliRunner
 
 from callops.errors import UsageError
-from callops.orchestrator.browser.isolation import has_route_out
 from callops.orchestrator.cli.call_site import call_site
 
 BASE = ["--emulator", "http://127.0.0.1:9", "--timeout", "1"]
@@ -30,12 +29,7 @@ def test_bad_leg_options_are_usage_errors(args: list[str], expected: str) -> Non
     assert expected in str(result.exception)
 
 
+@pytest.mark.usefixtures("route_out")
 def test_chromium_is_refused_where_it_could_reach_the_internet() -> None:
-    try:
-        routed = has_route_out()
-    except Exception as exc:  # no 'ip' here
-        pytest.skip(str(exc))
-    if not routed:
-        pytest.skip("this namespace has no default route")
     result = CliRunner().invoke(call_site, [*BASE, "--role", "consumer", "--leg", "chromium"])
     assert isinstance(result.exception, UsageError) and "route out" in str(result.exception)

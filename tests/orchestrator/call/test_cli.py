@@ -7,6 +7,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,17 @@ def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
     out, err = capsys.readouterr()
     code = exit_info.value.code
     return (code if isinstance(code, int) else 0), out, err
+
+
+def _smoke(tmp_path: Path, *args: str) -> list[str]:
+    """``smoke --calls 3 ARGS`` writing its report and JUnit file into ``tmp_path``."""
+    report = ["--report", str(tmp_path / "smoke.json"), "--junit", str(tmp_path / "smoke.xml")]
+    return ["smoke", "--calls", "3", *args, *report]
+
+
+def _smoke_files(tmp_path: Path) -> tuple[dict[str, Any], ET.Element]:
+    """The JSON report and the JUnit test suite a :func:`_smoke` run wrote."""
+    return json.loads((tmp_path / "smoke.json").read_text()), ET.parse(tmp_path / "smoke.xml").getroot()
 
 
 def test_call_json_prints_one_report_with_the_documented_fields(capsys: pytest.CaptureFixture[str]) -> None:
@@ -87,29 +99,12 @@ def test_secret_file_is_read_and_never_printed(capsys: pytest.CaptureFixture[str
 def test_smoke_runs_n_calls_and_writes_json_and_junit(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    report_path, junit_path = tmp_path / "smoke.json", tmp_path / "smoke.xml"
-    code, _, _ = _run(
-        [
-            "smoke",
-            "--calls",
-            "3",
-            "--concurrency",
-            "2",
-            "--duration",
-            "0.2",
-            "--report",
-            str(report_path),
-            "--junit",
-            str(junit_path),
-        ],
-        capsys,
-    )
+    code, _, _ = _run(_smoke(tmp_path, "--concurrency", "2", "--duration", "0.2"), capsys)
     assert code == 0
-    report = json.loads(report_path.read_text())
+    report, suite = _smoke_files(tmp_path)
     assert report["summary"]["calls"] == 3
     assert report["summary"]["success_rate"] == 1.0
     assert len(report["calls"]) == 3
-    suite = ET.parse(junit_path).getroot()
     assert suite.get("tests") == "3"
     assert suite.get("failures") == "0"
 
@@ -236,31 +231,12 @@ def test_call_with_long_term_user_and_password_file_connects_and_a_wrong_passwor
 def test_smoke_deadline_cuts_the_run_writes_the_report_and_exits_1(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    report_path, junit_path = tmp_path / "smoke.json", tmp_path / "smoke.xml"
-    code, _, _ = _run(
-        [
-            "smoke",
-            "--calls",
-            "3",
-            "--concurrency",
-            "1",
-            "--duration",
-            "30",
-            "--deadline",
-            "1",
-            "--report",
-            str(report_path),
-            "--junit",
-            str(junit_path),
-        ],
-        capsys,
-    )
+    code, _, _ = _run(_smoke(tmp_path, "--concurrency", "1", "--duration", "30", "--deadline", "1"), capsys)
     assert code == 1
-    report = json.loads(report_path.read_text())
+    report, suite = _smoke_files(tmp_path)
     assert report["interrupted"] is True
     assert report["ok"] is False
     assert report["requested"] == 3
-    suite = ET.parse(junit_path).getroot()
     assert suite.get("tests") == "3"
     assert suite.get("skipped") == str(3 - report["summary"]["calls"])
 
@@ -290,18 +266,7 @@ def test_smoke_ctrl_c_writes_the_report_exits_130_and_stops_coturn(tmp_path: Pat
 
     if not available():
         pytest.skip("coturn's turnserver is not installed")
-    report_path, junit_path = tmp_path / "smoke.json", tmp_path / "smoke.xml"
-    args = [
-        "smoke",
-        "--calls",
-        "3",
-        "--duration",
-        "60",
-        "--report",
-        str(report_path),
-        "--junit",
-        str(junit_path),
-    ]
+    args = _smoke(tmp_path, "--duration", "60")
     code = (
         "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from callops.orchestrator.cli import main\n"
@@ -326,10 +291,10 @@ def test_smoke_ctrl_c_writes_the_report_exits_130_and_stops_coturn(tmp_path: Pat
             child.communicate()
     assert child.returncode == 130, err  # stopped by SIGINT: 128 + 2, the report still written
     assert "Traceback" not in err and "callops: stopped by SIGINT" in err
-    report = json.loads(report_path.read_text())
+    report, suite = _smoke_files(tmp_path)
     assert report["interrupted"] is True
     assert report["requested"] == 3
-    assert ET.parse(junit_path).getroot().get("tests") == "3"
+    assert suite.get("tests") == "3"
     assert all(not Path(f"/proc/{pid}").exists() or _is_zombie(pid) for pid in turnservers)
 
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from click.testing import CliRunner
 
@@ -16,31 +14,15 @@ from callops.orchestrator.emulator.server import Emulator, EmulatorConfig
 from callops.secret import Secret
 from callops.testing import run_bounded
 
+if TYPE_CHECKING:
+    from tests.orchestrator.conftest import SiteKit
+
 #: the longest one side may take before the test fails instead of hanging
 PROCESS_TIMEOUT = 60.0
 
 
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-    await proc.wait()
-
-
-async def _ready(proc: asyncio.subprocess.Process, within: float) -> str:
-    """The conversation id from the consumer's readiness line on stderr (other lines skipped)."""
-    assert proc.stderr is not None
-    async with asyncio.timeout(within):
-        while True:
-            line = await proc.stderr.readline()
-            assert line, "the consumer side exited before it was ready"
-            with contextlib.suppress(ValueError):
-                event = json.loads(line)
-                if isinstance(event, dict) and event.get("event") == "ready":
-                    return str(event["conversation_id"])
-
-
 async def _both_sides(
+    kit: SiteKit,
     *extra: str,
     name_conversation: bool = True,
     ready_file: Path | None = None,
@@ -50,50 +32,27 @@ async def _both_sides(
     if jwt_secret is not None:
         secret = jwt_secret[1]
         extra = (*extra, "--jwt-secret-file", str(jwt_secret[0]))
-    emulator = Emulator(EmulatorConfig(jwt_secret=secret))
-    await emulator.start()
-    procs: list[asyncio.subprocess.Process] = []
-    try:
+    async with Emulator(EmulatorConfig(jwt_secret=secret)) as emulator:
         common = ["--emulator", emulator.base_url, "--loopback-only", "--duration", "1", "--json", *extra]
-
-        async def start(role: str, *more: str) -> asyncio.subprocess.Process:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "callops",
-                "call-site",
-                "--role",
-                role,
-                *common,
-                *more,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+        async with kit.call_sites(*common) as start:
+            ready = ["--ready-file", str(ready_file)] if ready_file is not None else []
+            consumer = await start("consumer", *ready)
+            conversation = await kit.ready(consumer, PROCESS_TIMEOUT)
+            agent = await start("agent", *(["--conversation", conversation] if name_conversation else []))
+            (c_out, c_err), (a_out, a_err) = await asyncio.wait_for(
+                asyncio.gather(consumer.communicate(), agent.communicate()), PROCESS_TIMEOUT
             )
-            procs.append(proc)
-            return proc
-
-        ready = ["--ready-file", str(ready_file)] if ready_file is not None else []
-        consumer = await start("consumer", *ready)
-        conversation = await _ready(consumer, PROCESS_TIMEOUT)
-        agent = await start("agent", *(["--conversation", conversation] if name_conversation else []))
-        (c_out, c_err), (a_out, a_err) = await asyncio.wait_for(
-            asyncio.gather(consumer.communicate(), agent.communicate()), PROCESS_TIMEOUT
-        )
         assert c_out, c_err.decode()
         assert a_out, a_err.decode()
         return json.loads(c_out), json.loads(a_out)
-    finally:
-        for proc in procs:
-            await _stop(proc)
-        await emulator.stop()
 
 
 def _decoded(report: dict[str, Any], direction: str) -> int:
     return sum(m["frames_decoded"] for m in report["stats"]["media"] if m["direction"] == direction)
 
 
-def test_two_processes_make_one_call_with_media_both_ways_over_a_host_pair() -> None:
-    consumer, agent = run_bounded(_both_sides(), 2 * PROCESS_TIMEOUT)
+def test_two_processes_make_one_call_with_media_both_ways_over_a_host_pair(site_kit: SiteKit) -> None:
+    consumer, agent = run_bounded(_both_sides(site_kit), 2 * PROCESS_TIMEOUT)
     assert consumer["ok"] and consumer["outcome"] == "connected", consumer
     assert agent["ok"] and agent["outcome"] == "connected", agent
     assert consumer["service_id"] == agent["service_id"]
@@ -109,7 +68,7 @@ def test_two_processes_make_one_call_with_media_both_ways_over_a_host_pair() -> 
 
 
 def test_the_agent_finds_the_open_conversation_and_a_signed_video_call_decodes_both_kinds(
-    tmp_path: Path,
+    tmp_path: Path, site_kit: SiteKit
 ) -> None:
     ready_file = tmp_path / "ready.json"
     jwt_secret = tmp_path / "jwt-secret"
@@ -117,6 +76,7 @@ def test_the_agent_finds_the_open_conversation_and_a_signed_video_call_decodes_b
     secret = Secret("call-site-test-secret-0123456789", "test JWT secret")
     consumer, agent = run_bounded(
         _both_sides(
+            site_kit,
             "--mode",
             "VIDEO_CALL",
             name_conversation=False,
@@ -140,34 +100,14 @@ def test_the_agent_finds_the_open_conversation_and_a_signed_video_call_decodes_b
     assert "first_video" in consumer["timeline_ms"]
 
 
-def test_the_agent_side_without_a_consumer_gives_up_after_its_timeout() -> None:
+def test_the_agent_side_without_a_consumer_gives_up_after_its_timeout(site_kit: SiteKit) -> None:
     async def lonely() -> tuple[int, str]:
-        emulator = Emulator(EmulatorConfig())
-        await emulator.start()
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "callops",
-                "call-site",
-                "--role",
-                "agent",
-                "--emulator",
-                emulator.base_url,
-                "--loopback-only",
-                "--timeout",
-                "0.5",
-                "--json",
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            try:
+        async with Emulator(EmulatorConfig()) as emulator:
+            options = ["--emulator", emulator.base_url, "--loopback-only", "--timeout", "0.5", "--json"]
+            async with site_kit.call_sites(*options) as start:
+                proc = await start("agent")
                 out, _ = await asyncio.wait_for(proc.communicate(), PROCESS_TIMEOUT)
-            finally:
-                await _stop(proc)
             return proc.returncode or 0, out.decode()
-        finally:
-            await emulator.stop()
 
     code, out = run_bounded(lonely(), PROCESS_TIMEOUT + 10)
     report = json.loads(out)

@@ -9,13 +9,11 @@ counting its loss from the other side's RTCP sender reports. Run with
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import os
 import signal
-import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -24,62 +22,38 @@ from callops.orchestrator.call.report import CallReport
 from callops.orchestrator.emulator.server import Emulator, EmulatorConfig
 from callops.testing import run_bounded
 
+if TYPE_CHECKING:
+    from tests.orchestrator.conftest import SiteKit
+
 MEDIA_MARK = "media decoded from the other side"
 
 
-async def _line_with(stream: asyncio.StreamReader, needle: str, within: float) -> str:
-    async with asyncio.timeout(within):
-        while True:
-            line = (await stream.readline()).decode()
-            assert line, f"the side exited before {needle!r}"
-            if needle in line:
-                return line
-
-
 @pytest.mark.skipif(not available(), reason="coturn's turnserver is not installed")
-def test_relay_killed_mid_call_drops_both_sides_within_5s(tmp_path: Path) -> None:
+def test_relay_killed_mid_call_drops_both_sides_within_5s(tmp_path: Path, site_kit: SiteKit) -> None:
     secret_file = tmp_path / "turn-secret"
 
     async def body(turn: EmbeddedTurn) -> tuple[list[CallReport], list[int], float]:
-        emulator = Emulator(EmulatorConfig())
-        await emulator.start()
-        procs: list[asyncio.subprocess.Process] = []
-        try:
+        async with Emulator(EmulatorConfig()) as emulator:
             common = [
                 "--emulator", emulator.base_url, "--loopback-only", "--duration", "20", "--json",
                 "--turn", turn.url, "--secret-file", str(secret_file), "--policy", "relay",
             ]  # fmt: skip
-
-            async def start(role: str, *more: str) -> asyncio.subprocess.Process:
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "callops", "-v", "call-site", "--role", role, *common, *more,
-                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                )  # fmt: skip
-                procs.append(proc)
-                return proc
-
-            consumer = await start("consumer")
-            assert consumer.stderr is not None
-            ready = await _line_with(consumer.stderr, '"event": "ready"', 60)
-            agent = await start("agent", "--conversation", json.loads(ready)["conversation_id"])
-            assert agent.stderr is not None
-            await asyncio.gather(
-                _line_with(consumer.stderr, MEDIA_MARK, 60), _line_with(agent.stderr, MEDIA_MARK, 60)
-            )
-            assert turn.process is not None and turn.process.process is not None
-            os.kill(turn.process.process.pid, signal.SIGKILL)
-            killed = time.monotonic()
-            outs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), 30)
-            after = time.monotonic() - killed
+            async with site_kit.call_sites(*common, verbose=True) as start:
+                consumer = await start("consumer")
+                conversation = await site_kit.ready(consumer, 60)
+                agent = await start("agent", "--conversation", conversation)
+                await asyncio.gather(
+                    site_kit.line_with(consumer.stderr, MEDIA_MARK, 60),
+                    site_kit.line_with(agent.stderr, MEDIA_MARK, 60),
+                )
+                assert turn.process is not None and turn.process.process is not None
+                os.kill(turn.process.process.pid, signal.SIGKILL)
+                killed = time.monotonic()
+                procs = (consumer, agent)
+                outs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), 30)
+                after = time.monotonic() - killed
             reports = [CallReport.model_validate_json(out) for out, _ in outs]
             return reports, [p.returncode or 0 for p in procs], after
-        finally:
-            for proc in procs:
-                if proc.returncode is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                    await proc.wait()
-            await emulator.stop()
 
     with EmbeddedTurn() as turn:
         secret_file.write_text(turn.secret.reveal())

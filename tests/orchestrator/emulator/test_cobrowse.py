@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -34,13 +37,45 @@ def _payload(service_id: str, mode: str = "VIDEO_CALL", **changes: Any) -> dict[
     return {k: v for k, v in payload.items() if v is not None}
 
 
-async def _invited(emu: Emulator, raw_consumer: Any, consumer_id: str = "c1") -> tuple[Any, str, str]:
-    """A consumer with an open conversation and an invitation; (consumer, conversationId, serviceId)."""
-    consumer = await raw_consumer.connect(emu.consumer_url(ACCOUNT), consumer_id)
-    conversation_id, _ = await consumer.open_conversation()
-    invitation = await ControlClient(emu.base_url).invite(ACCOUNT, conversation_id, "VIDEO_CALL")
-    await consumer.notification()  # INVITED
-    return consumer, conversation_id, invitation.serviceId
+@dataclass
+class _Call:
+    """An invited call: the consumer's messaging socket, and the CoBrowse channels a test opens on it."""
+
+    emu: Emulator
+    consumer: Any
+    service_id: str
+    channels: list[CoBrowseChannel] = field(default_factory=list)
+
+    async def agent(self) -> CoBrowseChannel:
+        return await self._open(role="agent")
+
+    async def page(self, consumer_id: str = "c1", *, join: bool | None = None) -> CoBrowseChannel:
+        """The consumer's page, with a JWT for ``consumer_id`` (the invited consumer is ``c1``)."""
+        return await self._open(role="consumer", jwt=mint_jwt(consumer_id, now=time.time()), join=join)
+
+    async def _open(self, *, role: str, jwt: str | None = None, join: bool | None = None) -> CoBrowseChannel:
+        url = self.emu.cobrowse_url(ACCOUNT)
+        channel = await CoBrowseChannel.connect(
+            url, role=role, service_id=self.service_id, jwt=jwt, join=join
+        )
+        self.channels.append(channel)
+        return channel
+
+
+@asynccontextmanager
+async def _invited(raw_consumer: Any, config: EmulatorConfig | None = None) -> AsyncIterator[_Call]:
+    """An emulator, consumer ``c1`` with an open conversation and a video-call invitation; the
+    channels the block opened and the consumer are closed after it."""
+    async with Emulator(config) as emu:
+        consumer = await raw_consumer.connect(emu.consumer_url(ACCOUNT), "c1")
+        conversation_id, _ = await consumer.open_conversation()
+        invitation = await ControlClient(emu.base_url).invite(ACCOUNT, conversation_id, "VIDEO_CALL")
+        await consumer.notification()  # INVITED
+        call = _Call(emu, consumer, invitation.serviceId)
+        yield call
+        for channel in call.channels:
+            await channel.close()
+        await consumer.close()
 
 
 async def _until(channel: CoBrowseChannel, kind: str, wait: float = 10.0) -> dict[str, Any]:
@@ -59,13 +94,10 @@ def _session_state(note: dict[str, Any]) -> tuple[str, str | None]:
 
 def test_accept_moves_the_dialog_to_accepted_then_joined_and_signals_are_relayed(raw_consumer: Any) -> None:
     async def body() -> None:
-        async with Emulator() as emu:
-            consumer, _, service_id = await _invited(emu, raw_consumer)
-            url = emu.cobrowse_url(ACCOUNT)
-            agent = await CoBrowseChannel.connect(url, role="agent", service_id=service_id)
-            page = await CoBrowseChannel.connect(
-                url, role="consumer", service_id=service_id, jwt=mint_jwt("c1", now=time.time())
-            )
+        async with _invited(raw_consumer) as call:
+            consumer, service_id = call.consumer, call.service_id
+            agent = await call.agent()
+            page = await call.page()
             assert page.identity == "c1" and agent.identity == AGENT
             ack = await page.publish("cobrowseOffered", _payload(service_id))
             assert ack["sessionState"] == "INVITED"
@@ -90,23 +122,15 @@ def test_accept_moves_the_dialog_to_accepted_then_joined_and_signals_are_relayed
             assert _session_state(await consumer.notification()) == ("CLOSED", None)
             state = await _until(page, "state")
             assert (state["sessionState"], state["reason"]) == ("CLOSED", "agent hangs up")
-            for ch in (agent, page):
-                await ch.close()
-            await consumer.close()
 
     run_bounded(body(), 40)
 
 
 def test_missing_and_wrong_lptag_fields_are_named(raw_consumer: Any) -> None:
     async def body() -> None:
-        async with Emulator() as emu:
-            consumer, _, service_id = await _invited(emu, raw_consumer)
-            page = await CoBrowseChannel.connect(
-                emu.cobrowse_url(ACCOUNT),
-                role="consumer",
-                service_id=service_id,
-                jwt=mint_jwt("c1", now=time.time()),
-            )
+        async with _invited(raw_consumer) as call:
+            service_id = call.service_id
+            page = await call.page()
             with pytest.raises(ValidationError) as info:
                 await page.publish("cobrowseOffered", _payload(service_id, ssid=None, svid="", mode="SHARED"))
             assert set(info.value.fields) == {"ssid", "svid", "mode"}
@@ -121,73 +145,46 @@ def test_missing_and_wrong_lptag_fields_are_named(raw_consumer: Any) -> None:
             assert refused.value.code == 404
             with pytest.raises(ChannelRefused, match="join the call"):
                 await page.publish("sliderOpened")
-            await page.close()
-            await consumer.close()
 
     run_bounded(body(), 40)
 
 
 def test_decline_closes_the_invitation_and_a_later_accept_is_refused(raw_consumer: Any) -> None:
     async def body() -> None:
-        async with Emulator() as emu:
-            consumer, _, service_id = await _invited(emu, raw_consumer)
-            page = await CoBrowseChannel.connect(
-                emu.cobrowse_url(ACCOUNT),
-                role="consumer",
-                service_id=service_id,
-                jwt=mint_jwt("c1", now=time.time()),
-            )
-            await page.publish("cobrowseDeclined", _payload(service_id))
-            assert _session_state(await consumer.notification()) == ("CLOSED", None)
+        async with _invited(raw_consumer) as call:
+            page = await call.page()
+            await page.publish("cobrowseDeclined", _payload(call.service_id))
+            assert _session_state(await call.consumer.notification()) == ("CLOSED", None)
             with pytest.raises(ChannelRefused, match=r"CLOSED \(declined by consumer\)") as refused:
-                await page.publish("cobrowseAccepted", _payload(service_id))
+                await page.publish("cobrowseAccepted", _payload(call.service_id))
             assert refused.value.code == 409
-            await page.close()
-            await consumer.close()
 
     run_bounded(body(), 40)
 
 
 def test_accept_after_expiry_is_a_clear_error(raw_consumer: Any) -> None:
     async def body() -> None:
-        async with Emulator(EmulatorConfig(invite_expiry=0.3)) as emu:
-            consumer, _, service_id = await _invited(emu, raw_consumer)
-            assert _session_state(await consumer.notification()) == ("CLOSED", None)
-            page = await CoBrowseChannel.connect(
-                emu.cobrowse_url(ACCOUNT),
-                role="consumer",
-                service_id=service_id,
-                jwt=mint_jwt("c1", now=time.time()),
-            )
+        async with _invited(raw_consumer, EmulatorConfig(invite_expiry=0.3)) as call:
+            assert _session_state(await call.consumer.notification()) == ("CLOSED", None)
+            page = await call.page()
             with pytest.raises(ChannelRefused, match="invitation expired"):
-                await page.publish("cobrowseAccepted", _payload(service_id))
-            await page.close()
-            await consumer.close()
+                await page.publish("cobrowseAccepted", _payload(call.service_id))
 
     run_bounded(body(), 40)
 
 
 def test_another_consumer_cannot_claim_the_call_and_the_call_is_unaffected(raw_consumer: Any) -> None:
     async def body() -> None:
-        async with Emulator() as emu:
-            consumer, _, service_id = await _invited(emu, raw_consumer)
-            url = emu.cobrowse_url(ACCOUNT)
-            intruder = await CoBrowseChannel.connect(
-                url, role="consumer", service_id=service_id, jwt=mint_jwt("mallory", now=time.time())
-            )
+        async with _invited(raw_consumer) as call:
+            intruder = await call.page("mallory")
             with pytest.raises(AuthenticationError, match="another consumer"):
-                await intruder.publish("cobrowseAccepted", _payload(service_id))
+                await intruder.publish("cobrowseAccepted", _payload(call.service_id))
             with pytest.raises(AuthenticationError):
                 await intruder.join()
-            page = await CoBrowseChannel.connect(
-                url, role="consumer", service_id=service_id, jwt=mint_jwt("c1", now=time.time())
-            )
-            assert (await page.publish("cobrowseAccepted", _payload(service_id)))[
+            page = await call.page()
+            assert (await page.publish("cobrowseAccepted", _payload(call.service_id)))[
                 "sessionState"
             ] == "ACCEPTED"
-            for ch in (intruder, page):
-                await ch.close()
-            await consumer.close()
 
     run_bounded(body(), 40)
 
@@ -196,31 +193,24 @@ def test_the_same_consumer_can_rejoin_after_its_socket_dropped_and_held_signals_
     raw_consumer: Any,
 ) -> None:
     async def body() -> None:
-        async with Emulator() as emu:
-            consumer, _, service_id = await _invited(emu, raw_consumer)
-            url = emu.cobrowse_url(ACCOUNT)
-            jwt = mint_jwt("c1", now=time.time())
-            agent = await CoBrowseChannel.connect(url, role="agent", service_id=service_id)
-            page = await CoBrowseChannel.connect(url, role="consumer", service_id=service_id, jwt=jwt)
+        async with _invited(raw_consumer) as call:
+            consumer, service_id = call.consumer, call.service_id
+            agent = await call.agent()
+            page = await call.page()
             await page.publish("cobrowseAccepted", _payload(service_id))
             assert (await _until(agent, "presence"))["event"] == "joined"
             await page.close()  # page reload
             left = await _until(agent, "presence")
             assert (left["role"], left["event"]) == ("consumer", "left")
             await agent.send_signal({"type": "candidate", "n": 1})  # held until the consumer is back
-            page = await CoBrowseChannel.connect(
-                url, role="consumer", service_id=service_id, jwt=jwt, join=True
-            )
+            page = await call.page(join=True)
             assert (await _until(page, "signal"))["data"] == {"type": "candidate", "n": 1}
             assert (await page.publish("sliderOpened"))["event"] == "sliderOpened"
             assert (await _until(agent, "lptag"))["event"] == "sliderOpened"
-            assert emu.model.calls_by_service_id[service_id].state == "ACCEPTED"
+            assert call.emu.model.calls_by_service_id[service_id].state == "ACCEPTED"
             await page.hangup()
             closed = [_session_state(await consumer.notification()) for _ in range(3)]
             assert closed[-1] == ("CLOSED", None)
-            for ch in (agent, page):
-                await ch.close()
-            await consumer.close()
 
     run_bounded(body(), 40)
 
@@ -228,11 +218,11 @@ def test_the_same_consumer_can_rejoin_after_its_socket_dropped_and_held_signals_
 def test_consumer_learns_within_seconds_that_a_silent_agent_vanished(raw_consumer: Any) -> None:
     async def body() -> None:
         config = EmulatorConfig(cobrowse_ping_interval=0.5, cobrowse_ping_timeout=1.5)
-        async with Emulator(config) as emu:
-            consumer, _, service_id = await _invited(emu, raw_consumer)
-            url = emu.cobrowse_url(ACCOUNT)
+        async with _invited(raw_consumer, config) as call:
+            service_id = call.service_id
+            url = call.emu.cobrowse_url(ACCOUNT)
             # an agent that authenticates, joins, then goes silent (never answers pings)
-            reader, writer = await asyncio.open_connection("127.0.0.1", emu.port)
+            reader, writer = await asyncio.open_connection("127.0.0.1", call.emu.port)
             client = ClientProtocol(parse_uri(url))
             client.send_request(client.connect())
             for data in client.data_to_send():
@@ -248,33 +238,25 @@ def test_consumer_learns_within_seconds_that_a_silent_agent_vanished(raw_consume
                         acks += 1
                 for data in client.data_to_send():
                     writer.write(data)
-            page = await CoBrowseChannel.connect(
-                url, role="consumer", service_id=service_id, jwt=mint_jwt("c1", now=time.time())
-            )
+            page = await call.page()
             await page.publish("cobrowseAccepted", _payload(service_id))
             started = time.monotonic()
             left = await _until(page, "presence", wait=10)
             assert (left["role"], left["event"]) == ("agent", "left")
             assert time.monotonic() - started < 5
             writer.close()
-            await page.close()
-            await consumer.close()
 
     run_bounded(body(), 40)
 
 
 def test_hangup_by_the_consumer_closes_the_dialog_for_websocket_subscribers(raw_consumer: Any) -> None:
     async def body() -> None:
-        async with Emulator() as emu:
-            consumer, _, service_id = await _invited(emu, raw_consumer)
-            url = emu.cobrowse_url(ACCOUNT)
-            agent = await CoBrowseChannel.connect(url, role="agent", service_id=service_id)
-            page = await CoBrowseChannel.connect(
-                url, role="consumer", service_id=service_id, jwt=mint_jwt("c1", now=time.time())
-            )
-            await page.publish("cobrowseAccepted", _payload(service_id))
+        async with _invited(raw_consumer) as call:
+            agent = await call.agent()
+            page = await call.page()
+            await page.publish("cobrowseAccepted", _payload(call.service_id))
             await page.hangup()
-            states = [_session_state(await consumer.notification()) for _ in range(3)]
+            states = [_session_state(await call.consumer.notification()) for _ in range(3)]
             assert states == [("ACCEPTED", "accepted"), ("ACCEPTED", "joined"), ("CLOSED", None)]
             state = await _until(agent, "state")
             while state["sessionState"] != "CLOSED":
@@ -282,9 +264,6 @@ def test_hangup_by_the_consumer_closes_the_dialog_for_websocket_subscribers(raw_
             assert state["reason"] == "consumer hangs up"
             with pytest.raises(ChannelRefused, match="CLOSED"):
                 await agent.send_signal({"late": True}, ack=True)
-            for ch in (agent, page):
-                await ch.close()
-            await consumer.close()
 
     run_bounded(body(), 40)
 

@@ -16,6 +16,19 @@ from callops.testing import run_bounded
 ACCOUNT = "le1"
 
 
+async def _subscribed_to_the_cap(raw_consumer: Any, url: str, name: str) -> tuple[Any, str, list[str]]:
+    """Consumer ``name`` with an open conversation and subscriptions up to the cap, their listings
+    read: (the consumer, the conversation id, the subscription ids in order)."""
+    consumer = await raw_consumer.connect(url, name)
+    conversation_id, first = await consumer.open_conversation()
+    subscriptions = [first]
+    for _ in range(MAX_SUBSCRIPTIONS - 1):
+        answer = await consumer.request("cqm.SubscribeExConversations", {"convState": ["OPEN"]})
+        subscriptions.append(answer["body"]["subscriptionId"])
+        await consumer.notification()  # the listing
+    return consumer, conversation_id, subscriptions
+
+
 def test_the_subscription_after_the_cap_gets_a_clear_429(raw_consumer: Any) -> None:
     async def body() -> None:
         async with Emulator() as emu:
@@ -51,13 +64,7 @@ def test_sliced_fan_out_keeps_order_per_socket_and_serves_everyone(
     async def body() -> None:
         async with Emulator() as emu:
             url = emu.consumer_url(ACCOUNT)
-            heavy = await raw_consumer.connect(url, "heavy")
-            conversation_id, first = await heavy.open_conversation()
-            subscriptions = [first]
-            for _ in range(MAX_SUBSCRIPTIONS - 1):
-                answer = await heavy.request("cqm.SubscribeExConversations", {"convState": ["OPEN"]})
-                subscriptions.append(answer["body"]["subscriptionId"])
-                await heavy.notification()  # the listing
+            heavy, conversation_id, subscriptions = await _subscribed_to_the_cap(raw_consumer, url, "heavy")
             bystander = await raw_consumer.connect(url, "bystander")
             control = ControlClient(emu.base_url)
             for state in ("INVITED", "CLOSED"):
@@ -86,11 +93,7 @@ def test_a_client_that_resets_mid_fan_out_causes_no_log_storm(
     async def body() -> None:
         async with Emulator() as emu:
             url = emu.consumer_url(ACCOUNT)
-            consumer = await raw_consumer.connect(url, "leaver")
-            conversation_id, _ = await consumer.open_conversation()
-            for _ in range(MAX_SUBSCRIPTIONS - 1):
-                await consumer.request("cqm.SubscribeExConversations", {})
-                await consumer.notification()
+            consumer, conversation_id, _ = await _subscribed_to_the_cap(raw_consumer, url, "leaver")
             async with ControlClient(emu.base_url) as control:
                 for _ in range(10):
                     await control.invite(ACCOUNT, conversation_id, "VIDEO_CALL")

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -22,22 +21,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from callops.orchestrator.exporter.exporter_config import ExporterSettings, exporter_settings
 from callops.orchestrator.exporter.http import HttpServer
 from callops.orchestrator.exporter.service import Exporter
-from callops.secret import Secret
-from callops.turn.coturn import LoopbackCoturn, find_turnserver, start_loopback_coturn
+from callops.turn.coturn import LoopbackCoturn
 
 
 @pytest.fixture
-def coturn(tmp_path: Path) -> Iterator[LoopbackCoturn]:
-    find_turnserver()
-    workdir = tmp_path / "coturn"
-    workdir.mkdir()
-    server = start_loopback_coturn(
-        workdir, secret=Secret(secrets.token_hex(16), source="test"), extra=["allow-loopback-peers"]
-    )
-    try:
-        yield server
-    finally:
-        server.process.stop()
+def coturn(start_relay: Callable[..., LoopbackCoturn]) -> LoopbackCoturn:
+    """coturn on 127.0.0.1 with its RFC 5780 second address (see tests/orchestrator/conftest.py)."""
+    return start_relay()
 
 
 @pytest.fixture
@@ -103,6 +93,18 @@ def samples(body: str) -> dict[str, list[tuple[dict[str, str], float]]]:
     return out
 
 
+def config_file(directory: Path, text: str, secret: str | None = None) -> Path:
+    """``callops.yaml`` in ``directory`` holding ``text``; with ``secret``, a ``turn-secret`` file
+    holding it is written first and ``{secret_file}`` in ``text`` names it."""
+    if secret is not None:
+        secret_file = directory / "turn-secret"
+        secret_file.write_text(secret + "\n")
+        text = text.format(secret_file=secret_file)
+    path = directory / "callops.yaml"
+    path.write_text(text)
+    return path
+
+
 def value(body: str, name: str) -> float:
     rows = samples(body)[name]
     assert len(rows) == 1, rows
@@ -118,6 +120,7 @@ class Kit:
     get = staticmethod(get)
     samples = staticmethod(samples)
     value = staticmethod(value)
+    config_file = staticmethod(config_file)
 
 
 @pytest.fixture

@@ -6,6 +6,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.orchestrator.exporter.conftest import Kit
 
 REPO = Path(__file__).parents[3]
 
@@ -21,34 +25,26 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_check_lists_default_and_configured_modules(tmp_path: Path) -> None:
-    secret = tmp_path / "secret"
-    secret.write_text("cli-check-secret-0123456789")
-    config = tmp_path / "callops.yaml"
-    config.write_text(
-        f"exporter:\n  modules:\n    turn_udp:\n      prober: turn\n      secret_file: {secret}\n"
-    )
+def test_check_lists_default_and_configured_modules(tmp_path: Path, kit: Kit) -> None:
+    modules = "exporter:\n  modules:\n    turn_udp:\n      prober: turn\n      secret_file: {secret_file}\n"
+    config = kit.config_file(tmp_path, modules, secret="cli-check-secret-0123456789")
     result = run("--config", str(config), "--check")
     assert result.returncode == 0, result.stderr
     assert "4 modules: nat, stun, tls, turn_udp" in result.stdout
     assert "cli-check-secret" not in result.stdout + result.stderr
 
 
-def test_a_missing_secret_file_is_a_usage_error_at_start(tmp_path: Path) -> None:
-    config = tmp_path / "callops.yaml"
-    config.write_text(
-        "exporter:\n  modules:\n    t:\n      prober: turn\n      secret_file: /nonexistent/secret\n"
-    )
+def test_a_missing_secret_file_is_a_usage_error_at_start(tmp_path: Path, kit: Kit) -> None:
+    modules = "exporter:\n  modules:\n    t:\n      prober: turn\n      secret_file: /nonexistent/secret\n"
+    config = kit.config_file(tmp_path, modules)
     result = run("--config", str(config), "--check")
     assert result.returncode == 2
     assert "callops: error: TURN shared secret file /nonexistent/secret does not exist" in result.stderr
 
 
-def test_bad_fields_and_listen_addresses_exit_2_with_the_field(tmp_path: Path) -> None:
-    config = tmp_path / "callops.yaml"
-    config.write_text(
-        "exporter:\n  timeout_margin: -1\n  modules:\n    s:\n      prober: stun\n      timeout: 0\n"
-    )
+def test_bad_fields_and_listen_addresses_exit_2_with_the_field(tmp_path: Path, kit: Kit) -> None:
+    bad = "exporter:\n  timeout_margin: -1\n  modules:\n    s:\n      prober: stun\n      timeout: 0\n"
+    config = kit.config_file(tmp_path, bad)
     result = run("--config", str(config))
     assert result.returncode == 2
     assert "exporter.timeout_margin" in result.stderr and "exporter.modules.s.stun.timeout" in result.stderr

@@ -50,81 +50,70 @@ def alert(name: str, labels: dict[str, str], severity: str, value: str) -> dict[
     return {"exp_labels": {**labels, "severity": severity}, "exp_annotations": annotations}
 
 
+def rule_test(
+    interval: str,
+    input_series: list[dict[str, str]],
+    name: str,
+    quiet: list[str],
+    firing: tuple[str, dict[str, str], str, str] | None = None,
+) -> dict[str, Any]:
+    """A promtool test case: ``input_series`` sampled every ``interval``; alert ``name`` silent at each
+    eval time of ``quiet``, then (``firing``: eval time, labels, severity, value) firing."""
+    checks: list[dict[str, Any]] = [{"eval_time": t, "alertname": name, "exp_alerts": []} for t in quiet]
+    if firing is not None:
+        eval_time, labels, severity, value = firing
+        expected = [alert(name, labels, severity, value)]
+        checks.append({"eval_time": eval_time, "alertname": name, "exp_alerts": expected})
+    return {"interval": interval, "input_series": input_series, "alert_rule_test": checks}
+
+
 def promtool_tests() -> dict[str, Any]:
     tls = {"job": "callops-tls", "instance": "turn.example.com:443", "module": "tls", "site": "paris"}
     relay = {**RELAY, "job": "callops-relay", "module": "relay"}
     bandwidth = {**RELAY, "job": "callops-bandwidth", "module": "bandwidth"}
     flow = {**bandwidth, "direction": "flow"}
+    # up for 3 minutes, then down: fires only once down for 2 minutes
+    down = [series("probe_success", RELAY, "1x5 0x8")]
+    # a flapping relay (down 1 minute) never pages
+    flapping = [series("probe_success", RELAY, "1 0 0 1 0 0 1 1 1 1")]
+    # 20 days left, falling below 14 at 11 minutes: fires after its 10 minutes
+    expiring = [series("probe_tls_cert_days_left", tls, "20x10 13.9x30")]
+    # 700 kbit/s over a 600 floor is fine; 400 for 15 minutes alerts (one alert per module: the
+    # comparison drops `direction`)
+    slow = [
+        series("probe_bandwidth_bits_per_second", flow, "700000x5 400000x20"),
+        series("probe_bandwidth_floor_bits_per_second", bandwidth, "600000x25"),
+    ]
+    # 1 % loss is fine, 5 % for 5 minutes alerts
+    lossy = [series("probe_relay_loss_ratio", relay, "0.01x5 0.05x10")]
     return {
         "rule_files": [str(RULES)],
         "evaluation_interval": "30s",
         "tests": [
-            {
-                # up for 3 minutes, then down: fires only once down for 2 minutes
-                "interval": "30s",
-                "input_series": [series("probe_success", RELAY, "1x5 0x8")],
-                "alert_rule_test": [
-                    {"eval_time": "4m", "alertname": "CallopsRelayDown", "exp_alerts": []},
-                    {
-                        "eval_time": "5m",
-                        "alertname": "CallopsRelayDown",
-                        "exp_alerts": [alert("CallopsRelayDown", RELAY, "critical", "0")],
-                    },
-                ],
-            },
-            {
-                # a flapping relay (down 1 minute) never pages
-                "interval": "30s",
-                "input_series": [series("probe_success", RELAY, "1 0 0 1 0 0 1 1 1 1")],
-                "alert_rule_test": [{"eval_time": "4m", "alertname": "CallopsRelayDown", "exp_alerts": []}],
-            },
-            {
-                # 20 days left, falling below 14 at 11 minutes: fires after its 10 minutes
-                "interval": "1m",
-                "input_series": [series("probe_tls_cert_days_left", tls, "20x10 13.9x30")],
-                "alert_rule_test": [
-                    {"eval_time": "15m", "alertname": "CallopsCertificateExpiringSoon", "exp_alerts": []},
-                    {
-                        "eval_time": "25m",
-                        "alertname": "CallopsCertificateExpiringSoon",
-                        "exp_alerts": [alert("CallopsCertificateExpiringSoon", tls, "warning", "13.9")],
-                    },
-                ],
-            },
-            {
-                # 700 kbit/s over a 600 floor is fine; 400 for 15 minutes alerts (one alert per module: the
-                # comparison drops `direction`)
-                "interval": "1m",
-                "input_series": [
-                    series("probe_bandwidth_bits_per_second", flow, "700000x5 400000x20"),
-                    series("probe_bandwidth_floor_bits_per_second", bandwidth, "600000x25"),
-                ],
-                "alert_rule_test": [
-                    {"eval_time": "5m", "alertname": "CallopsBandwidthBelowFloor", "exp_alerts": []},
-                    {"eval_time": "15m", "alertname": "CallopsBandwidthBelowFloor", "exp_alerts": []},
-                    {
-                        "eval_time": "22m",
-                        "alertname": "CallopsBandwidthBelowFloor",
-                        "exp_alerts": [alert("CallopsBandwidthBelowFloor", bandwidth, "warning", "400k")],
-                    },
-                ],
-            },
-            {
-                # 1 % loss is fine, 5 % for 5 minutes alerts
-                "interval": "1m",
-                "input_series": [series("probe_relay_loss_ratio", relay, "0.01x5 0.05x10")],
-                "alert_rule_test": [
-                    {"eval_time": "5m", "alertname": "CallopsRelayLoss", "exp_alerts": []},
-                    {"eval_time": "8m", "alertname": "CallopsRelayLoss", "exp_alerts": []},
-                    {
-                        "eval_time": "11m",
-                        "alertname": "CallopsRelayLoss",
-                        "exp_alerts": [alert("CallopsRelayLoss", relay, "warning", "5%")],
-                    },
-                ],
-            },
+            rule_test("30s", down, "CallopsRelayDown", ["4m"], ("5m", RELAY, "critical", "0")),
+            rule_test("30s", flapping, "CallopsRelayDown", ["4m"]),
+            rule_test(
+                "1m", expiring, "CallopsCertificateExpiringSoon", ["15m"], ("25m", tls, "warning", "13.9")
+            ),
+            rule_test(
+                "1m", slow, "CallopsBandwidthBelowFloor", ["5m", "15m"], ("22m", bandwidth, "warning", "400k")
+            ),
+            rule_test("1m", lossy, "CallopsRelayLoss", ["5m", "8m"], ("11m", relay, "warning", "5%")),
         ],
     }
+
+
+def write_rule_tests(directory: Path, rules: Path = RULES) -> Path:
+    """:func:`promtool_tests` against ``rules``, written as ``rules_test.yaml`` into ``directory``."""
+    spec = promtool_tests()
+    spec["rule_files"] = [str(rules)]
+    tests = directory / "rules_test.yaml"
+    tests.write_text(yaml.safe_dump(spec))
+    return tests
+
+
+def promtool_run(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([promtool, *args], capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture
@@ -136,28 +125,16 @@ def promtool() -> str:
 
 
 def test_alert_rules_pass_promtool_unit_tests(promtool: str, tmp_path: Path) -> None:
-    check = subprocess.run(
-        [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60
-    )
+    check = promtool_run(promtool, "check", "rules", str(RULES))
     assert check.returncode == 0, check.stdout + check.stderr
-    tests = tmp_path / "rules_test.yaml"
-    tests.write_text(yaml.safe_dump(promtool_tests()))
-    result = subprocess.run(
-        [promtool, "test", "rules", str(tests)], capture_output=True, text=True, timeout=60
-    )
+    result = promtool_run(promtool, "test", "rules", str(write_rule_tests(tmp_path)))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_promtool_unit_tests_catch_a_broken_rule(promtool: str, tmp_path: Path) -> None:
     broken = tmp_path / "rules.yaml"
     broken.write_text(RULES.read_text().replace("for: 2m", "for: 10m"))
-    spec = promtool_tests()
-    spec["rule_files"] = [str(broken)]
-    tests = tmp_path / "rules_test.yaml"
-    tests.write_text(yaml.safe_dump(spec))
-    result = subprocess.run(
-        [promtool, "test", "rules", str(tests)], capture_output=True, text=True, timeout=60
-    )
+    result = promtool_run(promtool, "test", "rules", str(write_rule_tests(tmp_path, broken)))
     assert result.returncode != 0
 
 
@@ -217,7 +194,5 @@ def test_scrape_config_follows_the_multi_target_pattern(promtool: str, tmp_path:
         assert job["params"]["module"][0] in ("turn_udp", "turn_tcp", "turn_tls", "relay", "tls", "stun")
     path = tmp_path / "prometheus.yml"
     path.write_text(SCRAPE.read_text())
-    check = subprocess.run(
-        [promtool, "check", "config", str(path)], capture_output=True, text=True, timeout=60
-    )
+    check = promtool_run(promtool, "check", "config", str(path))
     assert check.returncode == 0, check.stdout + check.stderr

@@ -8,8 +8,9 @@ against the target host's TURN servers. Flows are short (1 s at 300 kbit/s) to k
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -19,11 +20,32 @@ from callops.orchestrator.exporter.exporter_config import BandwidthModule, LiveP
 from callops.testing import run_bounded
 from callops.turn.coturn import LoopbackCoturn
 
+if TYPE_CHECKING:
+    from tests.orchestrator.exporter.conftest import Kit
+
 RATE_KBPS = 300
 
 
 def probe_url(base: str, module: str, target: str) -> str:
     return f"{base}/probe?module={module}&target={target}"
+
+
+def probe_pages(
+    kit: Kit, modules: Mapping[str, object], *queries: tuple[str, str], within: float = 20
+) -> list[str]:
+    """The /probe pages (each with status 200) of an exporter serving ``modules``, one per
+    ``(module, target)`` query, in order."""
+
+    async def body() -> list[str]:
+        pages = []
+        async with kit.running_exporter(kit.settings_for(modules)) as (base, _):
+            for module, target in queries:
+                status, text = await kit.get(probe_url(base, module, target))
+                assert status == 200, text
+                pages.append(str(text))
+        return pages
+
+    return run_bounded(body(), within)
 
 
 def by_label(rows: list[tuple[dict[str, str], float]], label: str) -> dict[str, float]:
@@ -54,14 +76,7 @@ def test_bandwidth_module_reports_the_rate_that_got_through(
             "timeout": 5,
         },
     }
-
-    async def body() -> str:
-        async with kit.running_exporter(kit.settings_for(modules)) as (base, _):
-            status, text = await kit.get(probe_url(base, "bandwidth_voice", f"{coturn.host}:{coturn.port}"))
-            assert status == 200, text
-            return str(text)
-
-    text = run_bounded(body(), 20)
+    (text,) = probe_pages(kit, modules, ("bandwidth_voice", f"{coturn.host}:{coturn.port}"))
     assert kit.value(text, "probe_success") == 1, text
     rates = by_label(kit.samples(text)["probe_bandwidth_bits_per_second"], "direction")
     # loopback: the whole flow gets through, within pacing error
@@ -87,14 +102,7 @@ def test_bandwidth_module_with_a_wrong_secret_fails_with_the_reason(
     wrong.write_text("not-the-secret\n")
     wrong.chmod(0o600)
     modules = {"bw": {"prober": "bandwidth", "secret_file": str(wrong), "duration": 1.0, "timeout": 4}}
-
-    async def body() -> str:
-        async with kit.running_exporter(kit.settings_for(modules)) as (base, _):
-            status, text = await kit.get(probe_url(base, "bw", f"{coturn.host}:{coturn.port}"))
-            assert status == 200, text
-            return str(text)
-
-    text = run_bounded(body(), 20)
+    (text,) = probe_pages(kit, modules, ("bw", f"{coturn.host}:{coturn.port}"))
     assert kit.value(text, "probe_success") == 0
     ((labels, _),) = kit.samples(text)["probe_failure_info"]
     assert "401" in labels["reason"] or "credential" in labels["reason"].lower(), labels
@@ -194,16 +202,9 @@ def test_liveperson_module_gives_one_series_per_checklist_item(
         "brand": {**common, "profile": str(profile), "serves": serves},
         "broken": {**common, "profile": str(broken), "serves": [f"tcp/{dead}"], "timeout": 5},
     }
-
-    async def body() -> tuple[str, str]:
-        async with kit.running_exporter(kit.settings_for(modules)) as (base, _):
-            status, good = await kit.get(probe_url(base, "brand", coturn.host))
-            assert status == 200, good
-            status, bad = await kit.get(probe_url(base, "broken", f"{coturn.host}:{coturn.port}"))
-            assert status == 200, bad
-            return str(good), str(bad)
-
-    good, bad = run_bounded(body(), 40)
+    good, bad = probe_pages(
+        kit, modules, ("brand", coturn.host), ("broken", f"{coturn.host}:{coturn.port}"), within=40
+    )
     assert kit.value(good, "probe_success") == 1, good
     success = by_label(kit.samples(good)["probe_liveperson_item_success"], "item")
     assert success == {

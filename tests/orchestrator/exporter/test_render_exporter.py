@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
@@ -17,6 +17,9 @@ from callops.orchestrator.cli import cli
 from callops.orchestrator.exporter.exporter_config import TurnModule, exporter_settings
 from callops.secret import Secret
 from callops.turn.config import TurnDeployment
+
+if TYPE_CHECKING:
+    from tests.orchestrator.exporter.conftest import Kit
 
 K8S_VERSIONS = ("1.28", "1.30", "1.33")
 
@@ -152,13 +155,12 @@ def test_systemd_unit_takes_the_secret_as_a_credential(deployment: TurnDeploymen
     assert str(module.secret_file).startswith("/run/credentials/callops-exporter.service/")
 
 
-def test_cli_render_uses_the_exporter_section_and_names_its_bad_fields(tmp_path: Path) -> None:
-    secret_file = tmp_path / "turn-secret"
-    secret_file.write_text("render-secret-0123456789\n")
-    config = tmp_path / "callops.yaml"
-    config.write_text(
-        f"turn:\n  realm: turn.example.com\n  secret_file: {secret_file}\n"
-        "exporter:\n  site: paris\n  modules:\n    stun_only:\n      prober: stun\n"
+def test_cli_render_uses_the_exporter_section_and_names_its_bad_fields(tmp_path: Path, kit: Kit) -> None:
+    config = kit.config_file(
+        tmp_path,
+        "turn:\n  realm: turn.example.com\n  secret_file: {secret_file}\n"
+        "exporter:\n  site: paris\n  modules:\n    stun_only:\n      prober: stun\n",
+        secret="render-secret-0123456789",
     )
     out = tmp_path / "k8s"
     runner = CliRunner()

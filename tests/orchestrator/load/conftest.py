@@ -3,8 +3,7 @@ allocations of a simulated call relay to each other) and a plan factory for it."
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,26 +12,22 @@ import pytest
 from callops.orchestrator.load.plan import LoadPlan
 from callops.orchestrator.load.runner import LoadRun
 from callops.secret import Secret
-from callops.turn.coturn import LoopbackCoturn, find_turnserver, start_loopback_coturn
+from callops.turn.coturn import LoopbackCoturn
 from callops.turn.credentials import rest_credentials
 
 
 @pytest.fixture
-def relay(tmp_path: Path) -> Iterator[LoopbackCoturn]:
+def relay(start_relay: Callable[..., LoopbackCoturn]) -> LoopbackCoturn:
     """coturn on 127.0.0.1 (UDP/TCP and TLS), use-auth-secret, loopback peers allowed."""
-    find_turnserver()
-    workdir = tmp_path / "coturn"
-    workdir.mkdir()
-    server = start_loopback_coturn(
-        workdir,
-        secret=Secret(secrets.token_hex(16), source="test"),
-        extra=["allow-loopback-peers"],
-        rfc5780=False,
-    )
-    try:
-        yield server
-    finally:
-        server.process.stop()
+    return start_relay(rfc5780=False)
+
+
+@pytest.fixture
+def load_command(relay: LoopbackCoturn, tmp_path: Path) -> list[str]:
+    """``load --turn <relay's UDP URI> --secret-file <its secret, written to a file>``: callops' argv."""
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(relay.secret.reveal())
+    return ["load", "--turn", relay.turn_udp, "--secret-file", str(secret_file)]
 
 
 def uri_of(relay: LoopbackCoturn, transport: str) -> str:

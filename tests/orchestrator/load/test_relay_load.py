@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,22 +21,13 @@ from callops.orchestrator.load.runner import LoadRun, run_load
 from callops.testing import run_bounded
 from callops.turn.coturn import LoopbackCoturn
 
+if TYPE_CHECKING:
+    from tests.conftest import CallopsRun
+
 pytestmark = pytest.mark.coturn
 
 PlanFactory = Callable[..., LoadPlan]
 RunFactory = Callable[..., LoadRun]
-
-
-def _callops(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "callops", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
@@ -97,31 +89,19 @@ def test_a_killed_relay_shows_up_as_loss_and_ends_the_ramp(
 
 
 def test_shards_merge_into_one_report_with_recomputed_percentiles(
-    relay: LoopbackCoturn, tmp_path: Path
+    load_command: list[str], tmp_path: Path, callops_run: CallopsRun
 ) -> None:
-    secret_file = tmp_path / "secret"
-    secret_file.write_text(relay.secret.reveal())
-    common = [
-        "load",
-        "--turn",
-        relay.turn_udp,
-        "--secret-file",
-        str(secret_file),
-        "--calls",
-        "4",
-        "--duration",
-        "1.5",
-    ]
+    common = [*load_command, "--calls", "4", "--duration", "1.5"]
     shards = []
     for index in (0, 1):
         path = tmp_path / f"shard{index}.json"
-        done = _callops(*common, "--workers", "1", "--shard", f"{index}/2", "--report", str(path))
+        done = callops_run(*common, "--workers", "1", "--shard", f"{index}/2", "--report", str(path))
         assert done.returncode == 0, done.stderr
         shards.append(LoadReport.model_validate_json(path.read_text()))
     assert [sorted(c.call for c in s.steps[0].call_results) for s in shards] == [[1, 3], [2, 4]]
     merged_path = tmp_path / "merged.json"
     chart = tmp_path / "merged.png"
-    done = _callops(
+    done = callops_run(
         "load",
         "merge",
         *(str(tmp_path / f"shard{i}.json") for i in (0, 1)),
@@ -143,24 +123,18 @@ def test_shards_merge_into_one_report_with_recomputed_percentiles(
     )
     assert chart.read_bytes().startswith(b"\x89PNG")
     assert "capacity: 4 concurrent voice calls" in done.stdout
-    bad = _callops("load", "merge", str(merged_path), str(tmp_path / "shard0.json"))
+    bad = callops_run("load", "merge", str(merged_path), str(tmp_path / "shard0.json"))
     assert bad.returncode == 2 and "a shard appears in more than one report" in bad.stderr
 
 
-def test_sigterm_stops_within_a_second_and_writes_the_report(relay: LoopbackCoturn, tmp_path: Path) -> None:
-    secret_file = tmp_path / "secret"
-    secret_file.write_text(relay.secret.reveal())
+def test_sigterm_stops_within_a_second_and_writes_the_report(load_command: list[str], tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
     junit = tmp_path / "junit.xml"
     argv = [
         sys.executable,
         "-m",
         "callops",
-        "load",
-        "--turn",
-        relay.turn_udp,
-        "--secret-file",
-        str(secret_file),
+        *load_command,
         "--ramp",
         "--ramp-start",
         "2",
@@ -216,9 +190,9 @@ def test_sigterm_stops_within_a_second_and_writes_the_report(relay: LoopbackCotu
     ],
 )
 def test_caps_refuse_an_over_limit_plan_with_exit_2(
-    relay: LoopbackCoturn, args: list[str], message: str
+    relay: LoopbackCoturn, args: list[str], message: str, callops_run: CallopsRun
 ) -> None:
-    done = _callops(
+    done = callops_run(
         "load", "--turn", relay.turn_udp, *args, env={"CALLOPS_TURN_SECRET": relay.secret.reveal()}
     )
     assert done.returncode == 2
@@ -226,8 +200,8 @@ def test_caps_refuse_an_over_limit_plan_with_exit_2(
     assert relay.secret.reveal() not in done.stderr + done.stdout
 
 
-def test_raised_cap_allows_the_plan(relay: LoopbackCoturn) -> None:
-    done = _callops(
+def test_raised_cap_allows_the_plan(relay: LoopbackCoturn, callops_run: CallopsRun) -> None:
+    done = callops_run(
         "load",
         "--turn",
         relay.turn_udp,

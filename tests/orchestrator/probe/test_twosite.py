@@ -5,13 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
 from callops.errors import AuthenticationError, NetworkError
 from callops.orchestrator.probe.ice import IceSettings
 from callops.orchestrator.probe.paths import TwoSiteReport, parse_message
-from callops.orchestrator.probe.twosite import CallServers, Responder, run_peer
+from callops.orchestrator.probe.twosite import (
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_SESSION_SECONDS,
+    CallServers,
+    Responder,
+    run_peer,
+)
 from callops.secret import Secret
 from callops.testing import run_bounded
 from callops.turn.bandwidth import FlowSpec
@@ -43,21 +51,29 @@ def test_responder_compares_the_token_in_constant_time_form() -> None:
     assert not responder.authorized(None)
 
 
-async def serving(responder: Responder) -> tuple[object, str]:
+@asynccontextmanager
+async def serving(
+    *,
+    call: CallServers | None = None,
+    max_sessions: int = DEFAULT_MAX_SESSIONS,
+    session_seconds: float = DEFAULT_SESSION_SECONDS,
+) -> AsyncIterator[tuple[Responder, str]]:
+    """A loopback responder for :data:`TOKEN` listening on a free port until the block ends: (the
+    responder, its URL)."""
+    responder = Responder(TOKEN, LOOPBACK, call or CallServers(), max_sessions, session_seconds)
     port = free_port()
     server = await responder.start("127.0.0.1", port)
-    return server, f"ws://127.0.0.1:{port}"
+    try:
+        yield responder, f"ws://127.0.0.1:{port}"
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 def test_host_path_connects_over_loopback_with_pair_and_rtt() -> None:
     async def scenario() -> None:
-        responder = Responder(TOKEN, LOOPBACK)
-        server, url = await serving(responder)
-        try:
+        async with serving() as (responder, url):
             report = await run_peer(url, TOKEN, LOOPBACK, timeout=15, paths=["host"])
-        finally:
-            server.close()  # type: ignore[attr-defined]
-            await server.wait_closed()  # type: ignore[attr-defined]
         (path,) = report.paths
         assert path.connected, path
         assert path.local is not None and path.local.type == "host"
@@ -71,15 +87,10 @@ def test_host_path_connects_over_loopback_with_pair_and_rtt() -> None:
 
 def test_several_peers_at_once_are_served() -> None:
     async def scenario() -> None:
-        responder = Responder(TOKEN, LOOPBACK)
-        server, url = await serving(responder)
-        try:
+        async with serving() as (responder, url):
             reports = await asyncio.gather(
                 *(run_peer(url, TOKEN, LOOPBACK, timeout=20, paths=["host"]) for _ in range(3))
             )
-        finally:
-            server.close()  # type: ignore[attr-defined]
-            await server.wait_closed()  # type: ignore[attr-defined]
         assert [r.verdict for r in reports] == ["p2p"] * 3
         assert responder.served == 3 and responder.active == 0
 
@@ -88,14 +99,9 @@ def test_several_peers_at_once_are_served() -> None:
 
 def test_sessions_beyond_the_limit_are_refused_and_reported() -> None:
     async def scenario() -> None:
-        responder = Responder(TOKEN, LOOPBACK, max_sessions=2)
-        responder.active = 2  # both slots taken by other peers
-        server, url = await serving(responder)
-        try:
+        async with serving(max_sessions=2) as (responder, url):
+            responder.active = 2  # both slots taken by other peers
             report = await run_peer(url, TOKEN, LOOPBACK, timeout=20, paths=["host"])
-        finally:
-            server.close()  # type: ignore[attr-defined]
-            await server.wait_closed()  # type: ignore[attr-defined]
         (path,) = report.paths
         assert not path.connected
         assert "too many sessions" in (path.error or "")
@@ -106,14 +112,9 @@ def test_sessions_beyond_the_limit_are_refused_and_reported() -> None:
 
 def test_a_wrong_token_is_rejected_before_any_session() -> None:
     async def scenario() -> None:
-        responder = Responder(TOKEN, LOOPBACK)
-        server, url = await serving(responder)
-        try:
+        async with serving() as (responder, url):
             with pytest.raises(AuthenticationError, match="rejected the token"):
                 await run_peer(url, Secret("wrong-token"), LOOPBACK, timeout=10, paths=["host"])
-        finally:
-            server.close()  # type: ignore[attr-defined]
-            await server.wait_closed()  # type: ignore[attr-defined]
         assert responder.served == 0
 
     run_bounded(scenario(), 30)
@@ -128,13 +129,8 @@ def test_no_responder_is_a_network_error_naming_the_url() -> None:
 def test_a_headless_call_over_loopback_reports_media_both_ways_and_the_pair() -> None:
     async def scenario() -> None:
         call = CallServers(host_addresses=["127.0.0.1"])
-        responder = Responder(TOKEN, LOOPBACK, call)
-        server, url = await serving(responder)
-        try:
+        async with serving(call=call) as (_, url):
             report = await run_peer(url, TOKEN, LOOPBACK, timeout=25, paths=["host"], call=call)
-        finally:
-            server.close()  # type: ignore[attr-defined]
-            await server.wait_closed()  # type: ignore[attr-defined]
         assert report.call is not None
         assert report.call.connected and report.call.error is None, report.call
         assert report.call.media_received and report.call.media_sent and report.call.media
@@ -151,14 +147,14 @@ def test_a_session_that_never_connects_ends_after_session_seconds() -> None:
     async def scenario() -> None:
         from websockets.asyncio.client import connect
 
-        responder = Responder(TOKEN, LOOPBACK, session_seconds=1.0)
-        server, url = await serving(responder)
         # A peer whose only candidate swallows every check: ICE could wait for a long time.
-        black_hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        black_hole.bind(("127.0.0.1", 0))
-        port = black_hole.getsockname()[1]
-        try:
-            async with connect(url, additional_headers={"Authorization": f"Bearer {TOKEN.reveal()}"}) as ws:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as black_hole:
+            black_hole.bind(("127.0.0.1", 0))
+            port = black_hole.getsockname()[1]
+            async with (
+                serving(session_seconds=1.0) as (responder, url),
+                connect(url, additional_headers={"Authorization": f"Bearer {TOKEN.reveal()}"}) as ws,
+            ):
                 candidate = f"1 1 UDP 2130706431 127.0.0.1 {port} typ host"
                 offer = {"type": "offer", "session": "s1", "path": "host", "ufrag": "abcd"}
                 await ws.send(json.dumps({**offer, "pwd": "p" * 22, "candidates": [candidate]}))
@@ -167,10 +163,6 @@ def test_a_session_that_never_connects_ends_after_session_seconds() -> None:
                 # The session's own timeout ends it, and the responder says so.
                 bye = parse_message(await asyncio.wait_for(ws.recv(), 15))
                 assert (bye.type, bye.session) == ("bye", "s1")
-        finally:
-            black_hole.close()
-            server.close()  # type: ignore[attr-defined]
-            await server.wait_closed()  # type: ignore[attr-defined]
         assert (responder.served, responder.active) == (1, 0)
 
     run_bounded(scenario(), 30)
@@ -201,18 +193,13 @@ def test_a_burst_of_peers_beyond_max_sessions_gets_at_most_n_sessions() -> None:
             return str(first["type"] if first["type"] != "error" else first["message"])
 
     async def scenario() -> tuple[list[str], int, int]:
-        responder = Responder(TOKEN, LOOPBACK, max_sessions=max_sessions, session_seconds=6)
-        server, url = await serving(responder)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
             silent.bind(("127.0.0.1", 0))
-            try:
+            async with serving(max_sessions=max_sessions, session_seconds=6) as (responder, url):
                 answers = await asyncio.gather(
                     *(one_peer(url, n, silent.getsockname()[1]) for n in range(burst))
                 )
                 peak = responder.active
-            finally:
-                server.close()  # type: ignore[attr-defined]
-                await server.wait_closed()  # type: ignore[attr-defined]
         return list(answers), peak, responder.active
 
     answers, peak, after = run_bounded(scenario(), 60)
@@ -225,13 +212,8 @@ def test_a_bandwidth_flow_over_the_direct_path_is_echoed_and_measured() -> None:
     flow = FlowSpec("video", 2600, 1100, duration_s=1.0)
 
     async def scenario() -> TwoSiteReport:
-        responder = Responder(TOKEN, LOOPBACK)
-        server, url = await serving(responder)
-        try:
+        async with serving() as (_, url):
             return await run_peer(url, TOKEN, LOOPBACK, timeout=15, paths=["host"], bandwidth=flow)
-        finally:
-            server.close()  # type: ignore[attr-defined]
-            await server.wait_closed()  # type: ignore[attr-defined]
 
     report = run_bounded(scenario(), 30)
     (host,) = report.paths
