@@ -172,7 +172,7 @@ async def latency(
         figures: dict[str, dict[str, list[float]]] = {
             row: {"ice": [], "audio": [], "launch": []} for row in rows
         }
-        failures = dict.fromkeys(rows, 0)
+        failures: dict[str, list[str]] = {row: [] for row in rows}
         for _ in range(RUNS):
             for row in rows:  # one run of each row in turn: drifts of the machine hit every row alike
                 leg = "aiortc" if row == "aiortc" else "chromium"
@@ -184,7 +184,7 @@ async def latency(
                 consumer, _agent = await one_call(emu, turn, secret_file, args)
                 ms = consumer["timeline_ms"]
                 if not consumer["ok"] or "ice_connected" not in ms or "first_audio" not in ms:
-                    failures[row] += 1
+                    failures[row].append(str(consumer.get("failure") or consumer.get("outcome")))
                     continue
                 figures[row]["ice"].append(ms["ice_connected"] - ms["accepted"])
                 figures[row]["audio"].append(ms["first_audio"] - ms["accepted"])
@@ -195,7 +195,8 @@ async def latency(
             f = figures[row]
             out[f"{row}_relay_{transport}"] = {
                 "runs": RUNS,
-                "failures": failures[row],
+                "failures": len(failures[row]),
+                **({"failure_reasons": failures[row]} if failures[row] else {}),
                 "accepted_to_ice_connected_ms": _summary(f["ice"]),
                 "accepted_to_first_audio_ms": _summary(f["audio"]),
                 **({"launch_to_ready_ms_p50": round(median(f["launch"]), 1)} if f["launch"] else {}),
