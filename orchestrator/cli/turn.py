@@ -6,28 +6,12 @@ import click
 
 from callops.orchestrator.cli import LazyGroup
 
-TURN_COMMANDS: dict[str, tuple[str, str, str]] = {
-    "creds": (
-        "callops.orchestrator.cli.turn_probe",
-        "creds",
-        "TURN REST API credentials for a shared secret.",
-    ),
-    "probe": (
-        "callops.orchestrator.cli.turn_probe",
-        "probe",
-        "STUN/TURN checks: bindings, NAT, allocations, relay.",
-    ),
-    "audit": (
-        "callops.orchestrator.cli.turn_probe",
-        "audit",
-        "Active check that a relay refuses forbidden peers.",
-    ),
-    "config": ("callops.orchestrator.cli.turn_config", "config", "Render a secure turnserver.conf."),
-    "lint": (
-        "callops.orchestrator.cli.turn_config",
-        "lint",
-        "Find security and reliability problems in turnserver.conf.",
-    ),
+TURN_COMMANDS: dict[str, tuple[str, str]] = {
+    "creds": ("turn_probe", "TURN REST API credentials for a shared secret."),
+    "probe": ("turn_probe", "STUN/TURN checks: bindings, NAT, allocations, relay."),
+    "audit": ("turn_probe", "Active check that a relay refuses forbidden peers."),
+    "config": ("turn_config", "Render a secure turnserver.conf."),
+    "lint": ("turn_config", "Find security and reliability problems in turnserver.conf."),
 }
 
 
