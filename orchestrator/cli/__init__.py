@@ -20,20 +20,30 @@ from callops.errors import CallopsError
 #: the package of the command modules
 PACKAGE = "callops.orchestrator.cli"
 
+#: the lazily imported commands, by group (``""``: ``callops`` itself, ``"turn"``: ``callops turn``):
 #: command name -> (module in :data:`PACKAGE`, one-line help). The command is the module's
 #: attribute of the same name (``-`` written ``_``); modules are imported on first use.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "emulator": ("emulator", "Run or drive the local Messaging Window API emulator."),
-    "consumer": ("consumer", "Consumer-side invitation handler."),
-    "turn": ("turn", "TURN/STUN probes, credentials, coturn config, lint, audit."),
-    "probe": ("probe", "Verdict: will calls connect from this network, and over what?"),
-    "call": ("call", "One headless WebRTC call along the whole invitation path."),
-    "smoke": ("call", "N headless calls, C at a time, with a report."),
-    "call-site": ("call_site", "One side (agent or consumer) of a headless call between two networks."),
-    "lab": ("lab", "The NAT lab: network namespaces with real NATs."),
-    "deploy": ("deploy", "Render coturn deployment scripts."),
-    "exporter": ("exporter", "Serve STUN/TURN/ICE probes to Prometheus."),
-    "load": ("load", "Call-shaped relay load: capacity, MOS."),
+COMMANDS: dict[str, dict[str, tuple[str, str]]] = {
+    "": {
+        "emulator": ("emulator", "Run or drive the local Messaging Window API emulator."),
+        "consumer": ("consumer", "Consumer-side invitation handler."),
+        "turn": ("turn", "TURN/STUN probes, credentials, coturn config, lint, audit."),
+        "probe": ("probe", "Verdict: will calls connect from this network, and over what?"),
+        "call": ("call", "One headless WebRTC call along the whole invitation path."),
+        "smoke": ("call", "N headless calls, C at a time, with a report."),
+        "call-site": ("call_site", "One side (agent or consumer) of a headless call between two networks."),
+        "lab": ("lab", "The NAT lab: network namespaces with real NATs."),
+        "deploy": ("deploy", "Render coturn deployment scripts."),
+        "exporter": ("exporter", "Serve STUN/TURN/ICE probes to Prometheus."),
+        "load": ("load", "Call-shaped relay load: capacity, MOS."),
+    },
+    "turn": {
+        "creds": ("turn_probe", "TURN REST API credentials for a shared secret."),
+        "probe": ("turn_probe", "STUN/TURN checks: bindings, NAT, allocations, relay."),
+        "audit": ("turn_probe", "Active check that a relay refuses forbidden peers."),
+        "config": ("turn_config", "Render a secure turnserver.conf."),
+        "lint": ("turn_config", "Find security and reliability problems in turnserver.conf."),
+    },
 }
 
 log = logging.getLogger("callops")
@@ -42,12 +52,12 @@ log = logging.getLogger("callops")
 class LazyGroup(click.Group):
     """A group whose subcommands are imported only when used.
 
-    ``lazy`` maps a command name to ``(module in PACKAGE, one-line help)``, like :data:`COMMANDS`.
+    ``lazy`` maps a command name to ``(module in PACKAGE, one-line help)``: a group of :data:`COMMANDS`.
     """
 
     def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.lazy = COMMANDS if lazy is None else lazy
+        self.lazy = COMMANDS[""] if lazy is None else lazy
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(self.lazy) | set(self.commands))
