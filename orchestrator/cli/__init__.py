@@ -17,33 +17,43 @@ import click
 from callops import __version__
 from callops.errors import CallopsError
 
-#: the package of the command modules
-PACKAGE = "callops.orchestrator.cli"
-
-#: the lazily imported commands, by group (``""``: ``callops`` itself, ``"turn"``: ``callops turn``):
-#: command name -> (module in :data:`PACKAGE`, one-line help). The command is the module's
-#: attribute of the same name (``-`` written ``_``); modules are imported on first use.
-COMMANDS: dict[str, dict[str, tuple[str, str]]] = {
-    "": {
-        "emulator": ("emulator", "Run or drive the local Messaging Window API emulator."),
-        "consumer": ("consumer", "Consumer-side invitation handler."),
-        "turn": ("turn", "TURN/STUN probes, credentials, coturn config, lint, audit."),
-        "probe": ("probe", "Verdict: will calls connect from this network, and over what?"),
-        "call": ("call", "One headless WebRTC call along the whole invitation path."),
-        "smoke": ("call", "N headless calls, C at a time, with a report."),
-        "call-site": ("call_site", "One side (agent or consumer) of a headless call between two networks."),
-        "lab": ("lab", "The NAT lab: network namespaces with real NATs."),
-        "deploy": ("deploy", "Render coturn deployment scripts."),
-        "exporter": ("exporter", "Serve STUN/TURN/ICE probes to Prometheus."),
-        "load": ("load", "Call-shaped relay load: capacity, MOS."),
-    },
-    "turn": {
-        "creds": ("turn_probe", "TURN REST API credentials for a shared secret."),
-        "probe": ("turn_probe", "STUN/TURN checks: bindings, NAT, allocations, relay."),
-        "audit": ("turn_probe", "Active check that a relay refuses forbidden peers."),
-        "config": ("turn_config", "Render a secure turnserver.conf."),
-        "lint": ("turn_config", "Find security and reliability problems in turnserver.conf."),
-    },
+#: command name -> (module, attribute, one-line help). Modules are imported on first use.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "emulator": (
+        "callops.orchestrator.cli.emulator",
+        "emulator",
+        "Run or drive the local Messaging Window API emulator.",
+    ),
+    "consumer": ("callops.orchestrator.cli.consumer", "consumer", "Consumer-side invitation handler."),
+    "turn": (
+        "callops.orchestrator.cli.turn",
+        "turn",
+        "TURN/STUN probes, credentials, coturn config, lint, audit.",
+    ),
+    "probe": (
+        "callops.orchestrator.cli.probe",
+        "probe",
+        "Verdict: will calls connect from this network, and over what?",
+    ),
+    "call": (
+        "callops.orchestrator.cli.call",
+        "call",
+        "One headless WebRTC call along the whole invitation path.",
+    ),
+    "smoke": ("callops.orchestrator.cli.call", "smoke", "N headless calls, C at a time, with a report."),
+    "call-site": (
+        "callops.orchestrator.cli.call_site",
+        "call_site",
+        "One side (agent or consumer) of a headless call between two networks.",
+    ),
+    "lab": ("callops.orchestrator.cli.lab", "lab", "The NAT lab: network namespaces with real NATs."),
+    "deploy": ("callops.orchestrator.cli.deploy", "deploy", "Render coturn deployment scripts."),
+    "exporter": (
+        "callops.orchestrator.cli.exporter",
+        "exporter",
+        "Serve STUN/TURN/ICE probes to Prometheus.",
+    ),
+    "load": ("callops.orchestrator.cli.load", "load", "Call-shaped relay load: capacity, MOS."),
 }
 
 log = logging.getLogger("callops")
@@ -52,12 +62,14 @@ log = logging.getLogger("callops")
 class LazyGroup(click.Group):
     """A group whose subcommands are imported only when used.
 
-    ``lazy`` maps a command name to ``(module in PACKAGE, one-line help)``: a group of :data:`COMMANDS`.
+    ``lazy`` maps a command name to ``(module, attribute, one-line help)``.
     """
 
-    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, lazy: dict[str, tuple[str, str, str]] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.lazy = COMMANDS[""] if lazy is None else lazy
+        self.lazy = COMMANDS if lazy is None else lazy
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(self.lazy) | set(self.commands))
@@ -68,7 +80,7 @@ class LazyGroup(click.Group):
         entry = self.lazy.get(cmd_name)
         if entry is None:
             return None
-        module_name, attr = f"{PACKAGE}.{entry[0]}", cmd_name.replace("-", "_")
+        module_name, attr, _ = entry
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -82,7 +94,7 @@ class LazyGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Help text from the table, without importing the command modules.
-        rows = [(name, self.lazy[name][1]) for name in sorted(self.lazy)]
+        rows = [(name, self.lazy[name][2]) for name in sorted(self.lazy)]
         rows += [(name, cmd.get_short_help_str()) for name, cmd in sorted(self.commands.items())]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
