@@ -25,7 +25,6 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, TypedDict, Unpack
 from urllib.parse import quote, urlsplit
 
@@ -69,6 +68,7 @@ from callops.errors import (
     RemoteProtocolError,
     UsageError,
 )
+from callops.lifecycle import AsyncStartStop
 from callops.secret import RedactedFrameLog, Secret, redact
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ class PolicyOptions(TypedDict, total=False):
     max_reconnect_attempts: int | None
 
 
-class ConsumerClient:
+class ConsumerClient(AsyncStartStop):
     """An asyncio Messaging Window API consumer that tracks voice/video call invitations.
 
     ``url`` is the consumer endpoint or a base URL (see :func:`consumer_url`). Use it as an async
@@ -222,15 +222,6 @@ class ConsumerClient:
     @property
     def consumer_id(self) -> str | None:
         return jwt_subject(self._jwt.reveal())
-
-    async def __aenter__(self) -> ConsumerClient:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     # --- public API ------------------------------------------------------------------------
 
@@ -392,6 +383,10 @@ class ConsumerClient:
                     await ws.close()
         self._fail_waiters(NetworkError(f"{self._where()}: client closed"))
         self._queue.put_nowait(_END)
+
+    #: what ``async with`` does on entry and on exit (:class:`~callops.lifecycle.AsyncStartStop`)
+    start = connect
+    stop = close
 
     # --- the connection --------------------------------------------------------------------
 

@@ -25,9 +25,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from callops.errors import DeadlineExceeded, EnvironmentProblem
+from callops.lifecycle import StartStop
 from callops.secret import Secret
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ def _spawner() -> ThreadPoolExecutor:
         return spawner
 
 
-class CoturnProcess:
+class CoturnProcess(StartStop):
     """One running ``turnserver``. Use as a context manager, or call :meth:`start`/:meth:`stop`.
 
     ``ready_address`` is a UDP ``(host, port)`` the server listens on; :meth:`start` returns once a
@@ -280,14 +280,6 @@ class CoturnProcess:
         """coturn reloads its TLS certificate and key on SIGUSR2."""
         if self.process is not None:
             os.killpg(self.process.pid, signal.SIGUSR2)
-
-    def __enter__(self) -> CoturnProcess:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 ALT_LOOPBACK = "127.0.0.2"

@@ -14,9 +14,9 @@ import secrets
 import shutil
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
 from callops.errors import DeadlineExceeded, EnvironmentProblem
+from callops.lifecycle import StartStop
 from callops.secret import Secret
 from callops.turn.config import TurnDeployment, write_private_file, write_turnserver_conf
 from callops.turn.coturn import CoturnProcess, find_turnserver, free_port
@@ -105,7 +105,7 @@ def available() -> bool:
     return True
 
 
-class EmbeddedTurn:
+class EmbeddedTurn(StartStop):
     """A coturn relay on 127.0.0.1 for the duration of a ``with`` block."""
 
     def __init__(self, *, port: int | None = None) -> None:
@@ -155,14 +155,6 @@ class EmbeddedTurn:
         workdir, self._workdir = self._workdir, None
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
-
-    def __enter__(self) -> EmbeddedTurn:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 __all__ = ["EmbeddedTurn", "available", "relay_port_range", "udp_port_owner_ok", "write_loopback_conf"]

@@ -22,7 +22,6 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,6 +32,7 @@ from websockets.server import ServerProtocol
 
 from callops.consumer.models import MAX_FRAME_BYTES
 from callops.errors import LocalProtocolError, NetworkError
+from callops.lifecycle import AsyncStartStop
 from callops.orchestrator.emulator.auth import RedactedFrameLog
 from callops.orchestrator.emulator.cobrowse import CoBrowseConnection
 from callops.orchestrator.emulator.control_api import ControlAnswer, handle_control
@@ -135,7 +135,7 @@ class _Socket:
             self.flush()
 
 
-class Emulator:
+class Emulator(AsyncStartStop):
     """The Messaging Window API emulator: ``async with Emulator(EmulatorConfig()) as emu: ...``."""
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
@@ -200,15 +200,6 @@ class Emulator:
             await self.start()
         assert self._server is not None
         await self._server.serve_forever()
-
-    async def __aenter__(self) -> Emulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     @property
     def port(self) -> int:
