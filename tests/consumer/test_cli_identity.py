@@ -49,9 +49,12 @@ async def _listen_through_one_invitation(
     async with callops_cli.spawn(*args, "--json", "--count", "1", "--duration", "60", env=env) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         err = asyncio.create_task(proc.stderr.read())  # drained meanwhile: -vv logs can fill the pipe
-        ready = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
-        await ControlClient(emu.base_url).invite(ACCOUNT, ready["conversationId"], "VOICE_CALL")
-        _, logs, code = await asyncio.wait_for(asyncio.gather(proc.stdout.read(), err, proc.wait()), 30)
+        try:
+            ready = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+            await ControlClient(emu.base_url).invite(ACCOUNT, ready["conversationId"], "VOICE_CALL")
+            _, logs, code = await asyncio.wait_for(asyncio.gather(proc.stdout.read(), err, proc.wait()), 30)
+        finally:
+            err.cancel()  # on a failure: the spawn's clean-up reads the rest
     return code, logs.decode()
 
 
