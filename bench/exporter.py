@@ -23,14 +23,11 @@ import asyncio
 import os
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +36,7 @@ import yaml
 
 from bench._common import median, percentile, write_result
 from callops.secret import Secret
+from callops.testing import logged_process
 from callops.turn.coturn import LoopbackCoturn, free_port, start_loopback_coturn
 
 BLACKBOX = "/usr/bin/prometheus-blackbox-exporter"
@@ -123,23 +121,6 @@ def probe_path(module: str, target: str, blackbox: bool = False) -> str:
 
 def succeeded(body: bytes) -> bool:
     return b"\nprobe_success 1" in b"\n" + body
-
-
-@contextmanager
-def process(
-    args: list[str], log: Path, env: dict[str, str] | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 def wait_http(url: str, timeout: float = 20) -> None:
@@ -329,7 +310,7 @@ def main() -> None:
             (m, module_targets[m])
             for m in (["stun", "turn_udp", "turn_tcp", "turn_tls", "relay", "tls"] * 9)[:STEADY_TARGETS]
         ]
-        with process(command, root / "exporter.log", env) as exporter:
+        with logged_process(command, root / "exporter.log", env) as exporter:
             wait_http(f"http://127.0.0.1:{port}/metrics")
             result["idle_rss_mib"] = round(rss_mib(exporter.pid), 1)
             result["latency"] = asyncio.run(latency(port, module_targets, args.runs))
@@ -376,7 +357,7 @@ def bench_blackbox(root: Path, server: LoopbackCoturn, runs: int, steady_s: floa
         "--log.level=warn",
     ]
     out: dict[str, Any] = {}
-    with process(command, root / "blackbox.log") as blackbox:
+    with logged_process(command, root / "blackbox.log") as blackbox:
         wait_http(f"http://127.0.0.1:{port}/metrics")
         out["idle_rss_mib"] = round(rss_mib(blackbox.pid), 1)
         targets = {"tcp_connect": f"127.0.0.1:{server.port}", "icmp": "127.0.0.1"}

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+import subprocess
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from callops.turn.coturn import CoturnProcess
 
 T = TypeVar("T")
 
@@ -26,6 +32,59 @@ def fuzz_examples(default: int) -> int:
     """How many inputs one property-based test generates: ``CALLOPS_FUZZ_EXAMPLES`` or ``default``."""
     raw = os.environ.get("CALLOPS_FUZZ_EXAMPLES", "")
     return int(raw) if raw.isascii() and raw.isdigit() and int(raw) > 0 else default
+
+
+@contextmanager
+def logged_process(
+    args: list[str], log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``args`` with stdout and stderr written to ``log``; terminated (killed after 10 s) on exit."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def tls_coturn(
+    workdir: Path,
+    certificate: tuple[Path, Path],
+    secret: str,
+    *,
+    relay_ports: int = 10,
+    allow_loopback_peers: bool = False,
+) -> tuple[CoturnProcess, int, int]:
+    """A coturn (not started) on free loopback ports serving TLS with ``certificate`` (cert, key).
+
+    Its shared ``secret`` is in ``workdir/secret``, its config and run directory in ``workdir``.
+    Returns the process, its UDP/TCP port and its TLS port.
+    """
+    from callops.secret import Secret
+    from callops.turn.config import TurnDeployment, write_turnserver_conf
+    from callops.turn.coturn import CoturnProcess, free_port
+
+    port, tls_port, relay = free_port(), free_port(), free_port()
+    secret_file = workdir / "secret"
+    secret_file.write_text(f"{secret}\n")
+    deployment = TurnDeployment.loopback(
+        port=port,
+        min_port=relay,
+        max_port=relay + relay_ports,
+        secret_file=secret_file,
+        allow_loopback_peers=allow_loopback_peers,
+        tls_port=tls_port,
+        tls_cert_file=certificate[0],
+        tls_key_file=certificate[1],
+    )
+    conf = write_turnserver_conf(deployment, workdir / "turnserver.conf", secret=Secret(secret))
+    process = CoturnProcess(conf, workdir=workdir / "coturn", ready_address=("127.0.0.1", port))
+    return process, port, tls_port
 
 
 # --- ExConversationChangeNotification bodies, shaped like the seed and the protocol reference ----
@@ -137,6 +196,8 @@ __all__ = [
     "conversation_roles",
     "conversation_upsert",
     "fuzz_examples",
+    "logged_process",
     "main_dialog",
     "run_bounded",
+    "tls_coturn",
 ]

@@ -38,15 +38,38 @@ def test_listen_with_only_account_and_csds_signs_up_and_sees_the_invitation(call
     run_bounded(body(), 90)
 
 
+async def _listen_through_one_invitation(
+    callops_cli: CallopsCli, emu: Emulator, *args: str, env: dict[str, str] | None = None
+) -> tuple[int | None, str]:
+    """``callops ARGS --json --count 1`` invited as soon as it is ready: its exit code and stderr.
+
+    The run ends on its own after the invitation, so every log line of discovery, signup and
+    subscription is written before it exits, however slow the machine (no fixed listen window).
+    """
+    async with callops_cli.spawn(*args, "--json", "--count", "1", "--duration", "60", env=env) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        err = asyncio.create_task(proc.stderr.read())  # drained meanwhile: -vv logs can fill the pipe
+        try:
+            ready = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+            await ControlClient(emu.base_url).invite(ACCOUNT, ready["conversationId"], "VOICE_CALL")
+            _, logs, code = await asyncio.wait_for(asyncio.gather(proc.stdout.read(), err, proc.wait()), 30)
+        finally:
+            err.cancel()  # on a failure: the spawn's clean-up reads the rest
+    return code, logs.decode()
+
+
 def test_the_account_id_is_logged_at_verbose_level_only_and_a_jwt_never(callops_cli: CallopsCli) -> None:
     async def body() -> None:
         async with Emulator(EmulatorConfig()) as emu:
-            args = ("consumer", "listen", "--account", ACCOUNT, "--duration", "0.5")
-            quiet = await callops_cli.run(*args, env=callops_cli.env(CALLOPS_CSDS=emu.base_url))
-            verbose = await callops_cli.run("--debug", "-vv", *args, "--csds", emu.base_url)  # wire logs too
+            args = ("consumer", "listen", "--account", ACCOUNT)
+            quiet = await _listen_through_one_invitation(
+                callops_cli, emu, *args, env=callops_cli.env(CALLOPS_CSDS=emu.base_url)
+            )
+            verbose_args = ("--debug", "-vv", *args, "--csds", emu.base_url)  # wire logs too
+            verbose = await _listen_through_one_invitation(callops_cli, emu, *verbose_args)
             assert quiet[0] == 0 and verbose[0] == 0, (quiet, verbose)
-            assert ACCOUNT not in quiet[2]
-            assert f"account {ACCOUNT}" in verbose[2] and "eyJ" not in verbose[2]
+            assert ACCOUNT not in quiet[1]
+            assert f"account {ACCOUNT}" in verbose[1] and "eyJ" not in verbose[1]
 
     run_bounded(body(), 90)
 

@@ -119,22 +119,22 @@ def test_accepting_through_lptag_moves_the_call_to_accepted_and_hangup_ends_it()
     run_bounded(body(), 60)
 
 
-def test_declining_closes_the_invitation_as_declined() -> None:
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [("VIDEO_CALL", CloseReason.DECLINED), ("VOICE_CALL", CloseReason.CANCELLED)],
+    ids=["the-visitor-declines", "the-agent-cancels"],
+)
+def test_an_invitation_declined_or_cancelled_before_an_answer_closes_for_that_reason(
+    mode: str, reason: CloseReason
+) -> None:
     async def body() -> None:
         async with _subscribed() as call:
-            invite = await call.invite("VIDEO_CALL")
-            await call.answer(invite, AutoAnswer.DECLINE)
-            await _closed(call.client, invite, CloseReason.DECLINED)
-
-    run_bounded(body(), 60)
-
-
-def test_agent_cancelling_the_invitation_closes_it_as_cancelled() -> None:
-    async def body() -> None:
-        async with _subscribed() as call:
-            invite = await call.invite("VOICE_CALL")
-            await call.end()
-            await _closed(call.client, invite, CloseReason.CANCELLED)
+            invite = await call.invite(mode)
+            if reason is CloseReason.DECLINED:
+                await call.answer(invite, AutoAnswer.DECLINE)
+            else:
+                await call.end()  # the agent cancels the invitation
+            await _closed(call.client, invite, reason)
 
     run_bounded(body(), 60)
 

@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from callops.secret import Secret
-from callops.testing import run_bounded
-from callops.turn.config import TurnDeployment, write_turnserver_conf
+from callops.testing import run_bounded, tls_coturn
 from callops.turn.coturn import CoturnProcess, find_turnserver, free_port
 from callops.turn.results import ProbeStatus, TlsResult
 from callops.turn.tls import (
@@ -36,22 +34,7 @@ def serve_turns(tmp_path: Path) -> Iterator[Serve]:
     def serve(pair: tuple[Path, Path]) -> str:
         workdir = tmp_path / f"coturn{len(started)}"
         workdir.mkdir()
-        port, tls_port, relay = free_port(), free_port(), free_port()
-        secret_file = workdir / "secret"
-        secret_file.write_text("tls-test-secret\n")
-        deployment = TurnDeployment.loopback(
-            port=port,
-            min_port=relay,
-            max_port=relay + 10,
-            secret_file=secret_file,
-            tls_port=tls_port,
-            tls_cert_file=pair[0],
-            tls_key_file=pair[1],
-        )
-        conf = write_turnserver_conf(
-            deployment, workdir / "turnserver.conf", secret=Secret("tls-test-secret")
-        )
-        process = CoturnProcess(conf, workdir=workdir / "run", ready_address=("127.0.0.1", port))
+        process, _, tls_port = tls_coturn(workdir, pair, "tls-test-secret")
         process.start()
         started.append(process)
         return f"turns:127.0.0.1:{tls_port}?transport=tcp"

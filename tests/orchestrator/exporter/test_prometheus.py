@@ -17,13 +17,14 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from callops.testing import logged_process
 from callops.turn.coturn import LoopbackCoturn, free_port, start_loopback_coturn
 
 pytestmark = [pytest.mark.coturn, pytest.mark.slow]
@@ -48,23 +49,6 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
                 return last
         time.sleep(0.25)
     pytest.fail(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
-
-
-@contextlib.contextmanager
-def process(
-    args: list[str], log: Path, env: dict[str, str] | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 def scrape_config(exporter: str, targets: dict[str, list[str]]) -> dict[str, Any]:
@@ -111,7 +95,7 @@ def test_prometheus_sees_working_relays_over_each_transport_and_a_dead_one(
         exporter = f"127.0.0.1:{exporter_port}"
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])}
         command = [sys.executable, "-m", "callops", "exporter", "--config", str(config), "--listen", exporter]
-        with process(command, tmp_path / "exporter.log", env):
+        with logged_process(command, tmp_path / "exporter.log", env):
             wait_for(
                 "the exporter", lambda: urllib.request.urlopen(f"http://{exporter}/metrics", timeout=2), 20
             )
@@ -136,7 +120,7 @@ def test_prometheus_sees_working_relays_over_each_transport_and_a_dead_one(
                 f"--web.listen-address=127.0.0.1:{prom_port}",
                 "--log.level=warn",
             ]
-            with process(prometheus, tmp_path / "prometheus.log"):
+            with logged_process(prometheus, tmp_path / "prometheus.log"):
 
                 def query(expr: str) -> dict[tuple[str, str], float]:
                     url = f"{api}/query?" + urllib.parse.urlencode({"query": expr})
