@@ -45,16 +45,7 @@
       bundlePolicy: "max-bundle"
     });
     leg.pc = pc;
-    pc.oniceconnectionstatechange = function () {
-      var state = pc.iceConnectionState;
-      if (state === "checking") mark("ice_checking");
-      else if (state === "connected" || state === "completed") mark("ice_connected");
-      else if (state === "failed") mark("failed");
-    };
-    pc.onconnectionstatechange = function () {
-      if (pc.connectionState === "connected") mark("dtls_connected");
-      else if (pc.connectionState === "failed") mark("failed");
-    };
+    root.callopsWebrtcStats.watchStates(pc, mark, function () { mark("failed"); });
     pc.ontrack = function (event) {
       // a sink makes Chromium decode (and count) the consumer's media, as a visible call would
       var element = document.createElement(event.track.kind === "video" ? "video" : "audio");

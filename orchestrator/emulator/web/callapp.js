@@ -174,16 +174,7 @@
       app.iceErrors.push(error);
       console.warn("call app: ICE candidate error " + event.errorCode + " " + event.errorText + " (" + event.url + ")");
     };
-    pc.oniceconnectionstatechange = function () {
-      var state = pc.iceConnectionState;
-      if (state === "checking") mark("ice_checking");
-      else if (state === "connected" || state === "completed") mark("ice_connected");
-      else if (state === "failed") fail("ICE failed");
-    };
-    pc.onconnectionstatechange = function () {
-      if (pc.connectionState === "connected") mark("dtls_connected");
-      else if (pc.connectionState === "failed") fail("connection failed");
-    };
+    root.callopsWebrtcStats.watchStates(pc, mark, fail);
     pc.ontrack = function (event) {
       app.remoteStream = event.streams[0] || new MediaStream([event.track]);
       if (app.remoteElement) app.remoteElement.srcObject = app.remoteStream;

@@ -7,7 +7,10 @@
  *     and the selected candidate pair with its relayProtocol;
  *   callopsWebrtcStats.phases(target) -> mark(phase)
  *     target.phases (phase -> epoch ms; the first mark wins) and target.when(phase), a Promise of
- *     the phase's time (at once if reached): what callops' driver awaits, nothing polls.
+ *     the phase's time (at once if reached): what callops' driver awaits, nothing polls;
+ *   callopsWebrtcStats.watchStates(pc, mark, failed)
+ *     marks ice_checking, ice_connected and dtls_connected from the connection's states and calls
+ *     failed(why) when ICE or the connection fails.
  */
 (function (root) {
   "use strict";
@@ -71,5 +74,18 @@
     };
   }
 
-  root.callopsWebrtcStats = { reduce: reduce, phases: phases };
+  function watchStates(pc, mark, failed) {
+    pc.oniceconnectionstatechange = function () {
+      var state = pc.iceConnectionState;
+      if (state === "checking") mark("ice_checking");
+      else if (state === "connected" || state === "completed") mark("ice_connected");
+      else if (state === "failed") failed("ICE failed");
+    };
+    pc.onconnectionstatechange = function () {
+      if (pc.connectionState === "connected") mark("dtls_connected");
+      else if (pc.connectionState === "failed") failed("connection failed");
+    };
+  }
+
+  root.callopsWebrtcStats = { reduce: reduce, phases: phases, watchStates: watchStates };
 })(window);
