@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from callops.errors import DeadlineExceeded, NetworkError, RemoteProtocolError
+from callops.jsontypes import JsonObject
 from callops.orchestrator.call.peer import HeadlessPeer, IceServer, KindStats, PeerConfig
 from callops.orchestrator.call.report import CallMode, ErrorEntry, IcePolicy, LegInfo, SelectedPair
 from callops.orchestrator.call.scenarios import Decision
@@ -110,7 +111,7 @@ class SignalPipe(Protocol):
         self, want: type[Offer] | type[Answer], epoch: int, within: float
     ) -> Offer | Answer: ...
 
-    async def next(self, kind: str, within: float) -> dict[str, Any]: ...
+    async def next(self, kind: str, within: float) -> JsonObject: ...
 
 
 class MediaLeg(Protocol):
@@ -201,7 +202,7 @@ class ChannelInbox:
         self.channel = channel
         self.name = name
         self.notes = notes
-        self.queues: defaultdict[str, asyncio.Queue[dict[str, Any] | None]] = defaultdict(asyncio.Queue)
+        self.queues: defaultdict[str, asyncio.Queue[JsonObject | None]] = defaultdict(asyncio.Queue)
         self.closed = False
         #: monotonic time the channel closed under us (the emulator went away), if it did
         self.closed_at: float | None = None
@@ -221,7 +222,7 @@ class ChannelInbox:
             for queue in list(self.queues.values()):
                 queue.put_nowait(None)
 
-    async def next(self, kind: str, within: float) -> dict[str, Any]:
+    async def next(self, kind: str, within: float) -> JsonObject:
         queue = self.queues[kind]
         if self.closed and queue.empty():
             raise NetworkError(f"{self.name} CoBrowse channel closed while waiting for {kind!r}")
