@@ -29,7 +29,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 from callops.errors import DeadlineExceeded, NetworkError, RemoteProtocolError
 from callops.jsontypes import JsonObject
@@ -38,6 +38,16 @@ from callops.orchestrator.call.report import CallMode, ErrorEntry, IcePolicy, Le
 from callops.orchestrator.call.scenarios import Decision
 from callops.orchestrator.call.signalling import Answer, Offer, parse_signal, signal_data
 from callops.secret import Secret
+
+if TYPE_CHECKING:
+    from callops.consumer.client import ConsumerClient
+    from callops.consumer.identity import IdentitySource
+    from callops.consumer.tracker import CallInvited
+    from callops.orchestrator.call.trickle import TrickleFollower
+    from callops.orchestrator.emulator.channel import CoBrowseChannel
+
+#: a consumer tracker event class (CallInvited, CallAccepted, ...)
+E = TypeVar("E")
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +208,7 @@ class ChannelInbox:
     It is the :class:`SignalPipe` of the roles that talk over the emulator's CoBrowse channel.
     """
 
-    def __init__(self, channel: Any, name: str, notes: list[str]) -> None:
+    def __init__(self, channel: CoBrowseChannel, name: str, notes: list[str]) -> None:
         self.channel = channel
         self.name = name
         self.notes = notes
@@ -267,7 +277,7 @@ class ChannelInbox:
 
 async def open_channel(
     settings: LegSettings, role: Role, service_id: str, credential: str | None
-) -> tuple[Any, ChannelInbox]:
+) -> tuple[CoBrowseChannel, ChannelInbox]:
     """A CoBrowse channel for ``role`` of call ``service_id`` and its inbox. ``credential``: the
     consumer's JWT, or the agent's token (None: an emulator that checks no token)."""
     from callops.orchestrator.emulator.channel import CoBrowseChannel
@@ -379,7 +389,7 @@ class AiortcAgent(AiortcMedia):
     def __init__(self, settings: LegSettings, on_phase: PhaseCallback) -> None:
         super().__init__("agent", settings, on_phase)
         self._offering: asyncio.Task[str] | None = None
-        self._trickle: Any = None
+        self._trickle: TrickleFollower | None = None
 
     def prepare(self, epoch: int) -> None:
         peer = self._new_peer()
@@ -429,12 +439,12 @@ class AiortcConsumer(AiortcMedia):
 
     def __init__(self, settings: LegSettings, on_phase: PhaseCallback) -> None:
         super().__init__("consumer", settings, on_phase)
-        self.client: Any = None
-        self.channel: Any = None
+        self.client: ConsumerClient | None = None
+        self.channel: CoBrowseChannel | None = None
         self.inbox: ChannelInbox | None = None
         self.jwt: Secret | None = None
-        self.identity: Any = None
-        self.invite: Any = None
+        self.identity: IdentitySource | None = None
+        self.invite: CallInvited | None = None
         self.conversation_id: str | None = None
         self._errors: list[ErrorEntry] = []
         self._ids = {"ssid": uuid.uuid4().hex, "svid": uuid.uuid4().hex}
@@ -443,6 +453,21 @@ class AiortcConsumer(AiortcMedia):
     def _inbox(self) -> ChannelInbox:
         assert self.inbox is not None, "the consumer channel is not open"
         return self.inbox
+
+    @property
+    def _client(self) -> ConsumerClient:
+        assert self.client is not None, "the consumer is not connected"
+        return self.client
+
+    @property
+    def _channel(self) -> CoBrowseChannel:
+        assert self.channel is not None, "the consumer channel is not open"
+        return self.channel
+
+    @property
+    def _invite(self) -> CallInvited:
+        assert self.invite is not None, "no invitation yet"
+        return self.invite
 
     async def _connect_client(self, url: str) -> None:
         from callops.consumer.client import ConsumerClient
@@ -457,7 +482,7 @@ class AiortcConsumer(AiortcMedia):
             request_timeout=s.step_timeout_s,
             identity=self.identity,
         )
-        await self.client.connect()
+        await self._client.connect()
 
     async def join(self) -> str:
         from callops.consumer.identity import prepare_consumer
@@ -467,11 +492,11 @@ class AiortcConsumer(AiortcMedia):
         prepared = await prepare_consumer(s.account, csds=s.base_url, timeout=s.step_timeout_s)
         self.jwt, self.identity = prepared.jwt, prepared.identity
         await self._connect_client(prepared.url)
-        self.conversation_id = await self.client.request_conversation()
-        await self.client.subscribe()
+        self.conversation_id = await self._client.request_conversation()
+        await self._client.subscribe()
         return str(self.conversation_id)
 
-    async def _event(self, kind: type[Any], within: float) -> Any:
+    async def _event(self, kind: type[E], within: float) -> E:
         """The next tracker event of class ``kind`` for this call (others are skipped)."""
         from callops.consumer.tracker import CallClosed
 
@@ -479,7 +504,7 @@ class AiortcConsumer(AiortcMedia):
         try:
             async with asyncio.timeout(within):
                 while True:
-                    event = await self.client.next_event()
+                    event = await self._client.next_event()
                     if dialog is not None and event.dialogId != dialog:
                         continue
                     if isinstance(event, kind):
@@ -497,32 +522,33 @@ class AiortcConsumer(AiortcMedia):
 
         self.invite = await self._event(CallInvited, within)
         return Invited(
-            self.invite.serviceId, self.invite.dialogId, self.invite.conversationId, at=time.monotonic()
+            self._invite.serviceId, self._invite.dialogId, self._invite.conversationId, at=time.monotonic()
         )
 
-    async def _open_channel(self) -> Any:
+    async def _open_channel(self) -> CoBrowseChannel:
         jwt = self.jwt.reveal() if self.jwt is not None else None
-        self.channel, self.inbox = await open_channel(self.settings, "consumer", self.invite.serviceId, jwt)
-        return self.channel
+        channel, self.inbox = await open_channel(self.settings, "consumer", self._invite.serviceId, jwt)
+        self.channel = channel
+        return channel
 
     async def respond(self, decision: Decision) -> None:
         from callops.consumer.lptag import build_accepted, build_declined, build_offered
 
         name = self.settings.visitor_name
         channel = await self._open_channel()
-        await channel.publish("cobrowseOffered", build_offered(self.invite, name, **self._ids).payload())
+        await channel.publish("cobrowseOffered", build_offered(self._invite, name, **self._ids).payload())
         self.on_phase("offered", time.monotonic())
         if decision != "wait" and self.settings.answer_after_s > 0:
             await asyncio.sleep(self.settings.answer_after_s)  # the visitor reads the invitation
         if decision == "accept":
-            self.client.accepted(self.invite.dialogId)
+            self._client.accepted(self._invite.dialogId)
             await channel.publish(
-                "cobrowseAccepted", build_accepted(self.invite, name, **self._ids).payload()
+                "cobrowseAccepted", build_accepted(self._invite, name, **self._ids).payload()
             )
         elif decision == "decline":
-            self.client.declined(self.invite.dialogId)
+            self._client.declined(self._invite.dialogId)
             await channel.publish(
-                "cobrowseDeclined", build_declined(self.invite, name, **self._ids).payload()
+                "cobrowseDeclined", build_declined(self._invite, name, **self._ids).payload()
             )
 
     async def accepted(self, within: float) -> None:
@@ -551,7 +577,7 @@ class AiortcConsumer(AiortcMedia):
                     return
 
     async def hang_up(self) -> None:
-        await self.channel.hangup()
+        await self._channel.hangup()
 
     async def closed(self, within: float) -> str:
         from callops.consumer.tracker import CallClosed
@@ -562,9 +588,9 @@ class AiortcConsumer(AiortcMedia):
         from callops.consumer.lptag import build_accepted
         from callops.orchestrator.emulator.channel import ChannelRefused
 
-        payload = build_accepted(self.invite, self.settings.visitor_name, **self._ids).payload()
+        payload = build_accepted(self._invite, self.settings.visitor_name, **self._ids).payload()
         try:
-            await self.channel.publish("cobrowseAccepted", payload)
+            await self._channel.publish("cobrowseAccepted", payload)
         except ChannelRefused as exc:
             return f"{exc.code} {exc.title}"
         return None
@@ -574,27 +600,28 @@ class AiortcConsumer(AiortcMedia):
         from callops.consumer.lptag import build_slider_opened
 
         s = self.settings
-        dialog = self.invite.dialogId
-        await self.client.close()
+        dialog = self._invite.dialogId
+        await self._client.close()
         await self._inbox.close()
-        await self.channel.close()
+        await self._channel.close()
         if self.peer is not None:
             await self.peer.close()
         # The reloaded page: a new consumer session finds the active call ("browser storage").
         await self._connect_client(s.base_url)
-        await self.client.subscribe()
+        await self._client.subscribe()
         try:
             async with asyncio.timeout(s.step_timeout_s):
-                while self.client.tracker.call(dialog) is None:
-                    await self.client.next_event()
+                active = self._client.tracker.call(dialog)
+                while active is None:
+                    await self._client.next_event()
+                    active = self._client.tracker.call(dialog)
         except TimeoutError:
             raise DeadlineExceeded(
-                f"resume: the new session did not find call {self.invite.serviceId}"
+                f"resume: the new session did not find call {self._invite.serviceId}"
             ) from None
-        active = self.client.tracker.call(dialog)
         if active.sessionState != "ACCEPTED":
             raise RemoteProtocolError(
-                f"resume: call {self.invite.serviceId} is {active.sessionState}, not ACCEPTED"
+                f"resume: call {self._invite.serviceId} is {active.sessionState}, not ACCEPTED"
             )
         on_resumed()  # sessionResume raised by the call app
         channel = await self._open_channel()
