@@ -48,6 +48,14 @@ if TYPE_CHECKING:
 
 #: a consumer tracker event class (CallInvited, CallAccepted, ...)
 E = TypeVar("E")
+T = TypeVar("T")
+
+
+def _required(value: T | None, what: str) -> T:
+    """``value``, which a step before this one set (``what``: the step that did not happen)."""
+    assert value is not None, what
+    return value
+
 
 log = logging.getLogger(__name__)
 
@@ -456,18 +464,7 @@ class AiortcConsumer(AiortcMedia):
 
     @property
     def _client(self) -> ConsumerClient:
-        assert self.client is not None, "the consumer is not connected"
-        return self.client
-
-    @property
-    def _channel(self) -> CoBrowseChannel:
-        assert self.channel is not None, "the consumer channel is not open"
-        return self.channel
-
-    @property
-    def _invite(self) -> CallInvited:
-        assert self.invite is not None, "no invitation yet"
-        return self.invite
+        return _required(self.client, "the consumer is not connected")
 
     async def _connect_client(self, url: str) -> None:
         from callops.consumer.client import ConsumerClient
@@ -517,6 +514,10 @@ class AiortcConsumer(AiortcMedia):
             which = f" for dialog {dialog}" if dialog else ""
             raise DeadlineExceeded(f"consumer: no {kind.__name__}{which} within {within:g} s") from None
 
+    @property
+    def _invite(self) -> CallInvited:
+        return _required(self.invite, "no invitation yet")
+
     async def invited(self, within: float) -> Invited:
         from callops.consumer.tracker import CallInvited
 
@@ -524,6 +525,10 @@ class AiortcConsumer(AiortcMedia):
         return Invited(
             self._invite.serviceId, self._invite.dialogId, self._invite.conversationId, at=time.monotonic()
         )
+
+    @property
+    def _channel(self) -> CoBrowseChannel:
+        return _required(self.channel, "the consumer channel is not open")
 
     async def _open_channel(self) -> CoBrowseChannel:
         jwt = self.jwt.reveal() if self.jwt is not None else None
