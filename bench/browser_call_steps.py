@@ -63,7 +63,8 @@ def _hook_agent(events: list[dict[str, Any]]) -> None:
     async def _receive(self: Any, *args: Any) -> Any:
         frame = await receive(self, *args)
         if isinstance(frame, dict) and frame.get("type") == "signal":
-            data = frame.get("data") or {}
+            raw = frame.get("data")
+            data = raw if isinstance(raw, dict) else {}
             ev(
                 f"agent_in_{data.get('kind')}",
                 typ=str(data.get("candidate", "")).split(" typ ")[-1].split()[0]

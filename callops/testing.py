@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from callops.jsontypes import JsonValue
     from callops.turn.coturn import CoturnProcess
 
 T = TypeVar("T")
@@ -201,3 +202,23 @@ __all__ = [
     "run_bounded",
     "tls_coturn",
 ]
+
+
+def json_at(value: JsonValue, *path: str | int) -> JsonValue:
+    """The part of a JSON document at ``path`` (object keys, array indexes); fails naming the step
+    where the document has another shape."""
+    for step in path:
+        if isinstance(step, str):
+            assert isinstance(value, dict), f"at {step!r}: expected an object, got {value!r}"
+            value = value[step]
+        else:
+            assert isinstance(value, list), f"at [{step}]: expected an array, got {value!r}"
+            value = value[step]
+    return value
+
+
+def json_str(value: JsonValue, *path: str | int) -> str:
+    """The string at ``path`` in a JSON document (see `json_at`)."""
+    found = json_at(value, *path)
+    assert isinstance(found, str), f"at {path!r}: expected a string, got {found!r}"
+    return found

@@ -18,12 +18,13 @@ import json
 import math
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from callops.errors import RemoteProtocolError
+from callops.jsontypes import JsonObject, JsonValue
 from callops.validation import describe_validation_error
 
 #: Largest frame callops accepts or sends (the emulator closes or answers 400 above it).
@@ -38,7 +39,7 @@ _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
 
 
@@ -52,12 +53,12 @@ def json_depth(data: bytes) -> int:
     return deepest
 
 
-def decode_json(data: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+def decode_json(data: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> JsonValue:
     """``data`` as JSON; :class:`RemoteProtocolError` when it is not valid JSON (RFC 8259: no NaN,
     no Infinity), or nests deeper than ``max_depth``. Never another exception."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     try:
-        value = json.loads(raw, parse_constant=_reject_constant)
+        value: JsonValue = json.loads(raw, parse_constant=_reject_constant)
     except RecursionError:
         raise RemoteProtocolError(f"nested deeper than {max_depth} levels") from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -68,7 +69,7 @@ def decode_json(data: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     return value
 
 
-def _listify(value: Any) -> Any:
+def _listify(value: object) -> object:
     """A single element may stand for a one-element array."""
     if value is None or isinstance(value, list):
         return value
@@ -84,7 +85,7 @@ class WireModel(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    def wire(self) -> dict[str, Any]:
+    def wire(self) -> JsonObject:
         """The JSON-ready dict, without the fields that were never set."""
         return self.model_dump(mode="json", exclude_none=True, by_alias=True)
 
@@ -156,7 +157,7 @@ class ConsumerAuthentication(WireModel):
 # --- envelope ----------------------------------------------------------------------------------
 
 
-def _id_as_string(value: Any) -> Any:
+def _id_as_string(value: object) -> object:
     # numeric ids are answered as strings; a huge or non-finite number stays a number (and fails)
     if isinstance(value, bool):
         return value
@@ -205,7 +206,7 @@ Frame = Annotated[Request | Response | Notification, Field(discriminator="kind")
 _FRAME: TypeAdapter[Request | Response | Notification] = TypeAdapter(Frame)
 
 
-def frame_object(data: str | bytes) -> dict[str, Any]:
+def frame_object(data: str | bytes) -> JsonObject:
     """One websocket frame as a JSON object, not yet validated: within :data:`MAX_FRAME_BYTES`,
     JSON (see :func:`decode_json`) and an object; :class:`RemoteProtocolError` says what is wrong."""
     if len(data) > MAX_FRAME_BYTES:
@@ -391,7 +392,7 @@ class Dialog(WireModel):
 
     @field_validator("metaData", mode="before")
     @classmethod
-    def _metadata_object(cls, value: Any) -> Any:
+    def _metadata_object(cls, value: object) -> object:
         return value if value is not None and value != "" else None
 
     def all_participants(self) -> list[Participant]:
@@ -442,7 +443,7 @@ class ExConversationChangeNotification(WireModel):
 W = TypeVar("W", bound=BaseModel)
 
 
-def parse_body(model: type[W], body: Any, *, what: str | None = None) -> W:
+def parse_body(model: type[W], body: object, *, what: str | None = None) -> W:
     """Validate a frame body; :class:`RemoteProtocolError` names every bad field."""
     try:
         return model.model_validate(body if body is not None else {})

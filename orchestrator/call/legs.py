@@ -29,14 +29,33 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 from callops.errors import DeadlineExceeded, NetworkError, RemoteProtocolError
+from callops.jsontypes import JsonObject
 from callops.orchestrator.call.peer import HeadlessPeer, IceServer, KindStats, PeerConfig
 from callops.orchestrator.call.report import CallMode, ErrorEntry, IcePolicy, LegInfo, SelectedPair
 from callops.orchestrator.call.scenarios import Decision
 from callops.orchestrator.call.signalling import Answer, Offer, parse_signal, signal_data
 from callops.secret import Secret
+
+if TYPE_CHECKING:
+    from callops.consumer.client import ConsumerClient
+    from callops.consumer.identity import IdentitySource
+    from callops.consumer.tracker import CallInvited
+    from callops.orchestrator.call.trickle import TrickleFollower
+    from callops.orchestrator.emulator.channel import CoBrowseChannel
+
+#: a consumer tracker event class (CallInvited, CallAccepted, ...)
+E = TypeVar("E")
+T = TypeVar("T")
+
+
+def _required(value: T | None, what: str) -> T:
+    """``value``, which a step before this one set (``what``: the step that did not happen)."""
+    assert value is not None, what
+    return value
+
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +129,7 @@ class SignalPipe(Protocol):
         self, want: type[Offer] | type[Answer], epoch: int, within: float
     ) -> Offer | Answer: ...
 
-    async def next(self, kind: str, within: float) -> dict[str, Any]: ...
+    async def next(self, kind: str, within: float) -> JsonObject: ...
 
 
 class MediaLeg(Protocol):
@@ -197,11 +216,11 @@ class ChannelInbox:
     It is the :class:`SignalPipe` of the roles that talk over the emulator's CoBrowse channel.
     """
 
-    def __init__(self, channel: Any, name: str, notes: list[str]) -> None:
+    def __init__(self, channel: CoBrowseChannel, name: str, notes: list[str]) -> None:
         self.channel = channel
         self.name = name
         self.notes = notes
-        self.queues: defaultdict[str, asyncio.Queue[dict[str, Any] | None]] = defaultdict(asyncio.Queue)
+        self.queues: defaultdict[str, asyncio.Queue[JsonObject | None]] = defaultdict(asyncio.Queue)
         self.closed = False
         #: monotonic time the channel closed under us (the emulator went away), if it did
         self.closed_at: float | None = None
@@ -221,7 +240,7 @@ class ChannelInbox:
             for queue in list(self.queues.values()):
                 queue.put_nowait(None)
 
-    async def next(self, kind: str, within: float) -> dict[str, Any]:
+    async def next(self, kind: str, within: float) -> JsonObject:
         queue = self.queues[kind]
         if self.closed and queue.empty():
             raise NetworkError(f"{self.name} CoBrowse channel closed while waiting for {kind!r}")
@@ -266,7 +285,7 @@ class ChannelInbox:
 
 async def open_channel(
     settings: LegSettings, role: Role, service_id: str, credential: str | None
-) -> tuple[Any, ChannelInbox]:
+) -> tuple[CoBrowseChannel, ChannelInbox]:
     """A CoBrowse channel for ``role`` of call ``service_id`` and its inbox. ``credential``: the
     consumer's JWT, or the agent's token (None: an emulator that checks no token)."""
     from callops.orchestrator.emulator.channel import CoBrowseChannel
@@ -378,7 +397,7 @@ class AiortcAgent(AiortcMedia):
     def __init__(self, settings: LegSettings, on_phase: PhaseCallback) -> None:
         super().__init__("agent", settings, on_phase)
         self._offering: asyncio.Task[str] | None = None
-        self._trickle: Any = None
+        self._trickle: TrickleFollower | None = None
 
     def prepare(self, epoch: int) -> None:
         peer = self._new_peer()
@@ -428,12 +447,12 @@ class AiortcConsumer(AiortcMedia):
 
     def __init__(self, settings: LegSettings, on_phase: PhaseCallback) -> None:
         super().__init__("consumer", settings, on_phase)
-        self.client: Any = None
-        self.channel: Any = None
+        self.client: ConsumerClient | None = None
+        self.channel: CoBrowseChannel | None = None
         self.inbox: ChannelInbox | None = None
         self.jwt: Secret | None = None
-        self.identity: Any = None
-        self.invite: Any = None
+        self.identity: IdentitySource | None = None
+        self.invite: CallInvited | None = None
         self.conversation_id: str | None = None
         self._errors: list[ErrorEntry] = []
         self._ids = {"ssid": uuid.uuid4().hex, "svid": uuid.uuid4().hex}
@@ -442,6 +461,10 @@ class AiortcConsumer(AiortcMedia):
     def _inbox(self) -> ChannelInbox:
         assert self.inbox is not None, "the consumer channel is not open"
         return self.inbox
+
+    @property
+    def _client(self) -> ConsumerClient:
+        return _required(self.client, "the consumer is not connected")
 
     async def _connect_client(self, url: str) -> None:
         from callops.consumer.client import ConsumerClient
@@ -456,7 +479,7 @@ class AiortcConsumer(AiortcMedia):
             request_timeout=s.step_timeout_s,
             identity=self.identity,
         )
-        await self.client.connect()
+        await self._client.connect()
 
     async def join(self) -> str:
         from callops.consumer.identity import prepare_consumer
@@ -466,11 +489,11 @@ class AiortcConsumer(AiortcMedia):
         prepared = await prepare_consumer(s.account, csds=s.base_url, timeout=s.step_timeout_s)
         self.jwt, self.identity = prepared.jwt, prepared.identity
         await self._connect_client(prepared.url)
-        self.conversation_id = await self.client.request_conversation()
-        await self.client.subscribe()
+        self.conversation_id = await self._client.request_conversation()
+        await self._client.subscribe()
         return str(self.conversation_id)
 
-    async def _event(self, kind: type[Any], within: float) -> Any:
+    async def _event(self, kind: type[E], within: float) -> E:
         """The next tracker event of class ``kind`` for this call (others are skipped)."""
         from callops.consumer.tracker import CallClosed
 
@@ -478,7 +501,7 @@ class AiortcConsumer(AiortcMedia):
         try:
             async with asyncio.timeout(within):
                 while True:
-                    event = await self.client.next_event()
+                    event = await self._client.next_event()
                     if dialog is not None and event.dialogId != dialog:
                         continue
                     if isinstance(event, kind):
@@ -491,37 +514,46 @@ class AiortcConsumer(AiortcMedia):
             which = f" for dialog {dialog}" if dialog else ""
             raise DeadlineExceeded(f"consumer: no {kind.__name__}{which} within {within:g} s") from None
 
+    @property
+    def _invite(self) -> CallInvited:
+        return _required(self.invite, "no invitation yet")
+
     async def invited(self, within: float) -> Invited:
         from callops.consumer.tracker import CallInvited
 
         self.invite = await self._event(CallInvited, within)
         return Invited(
-            self.invite.serviceId, self.invite.dialogId, self.invite.conversationId, at=time.monotonic()
+            self._invite.serviceId, self._invite.dialogId, self._invite.conversationId, at=time.monotonic()
         )
 
-    async def _open_channel(self) -> Any:
+    @property
+    def _channel(self) -> CoBrowseChannel:
+        return _required(self.channel, "the consumer channel is not open")
+
+    async def _open_channel(self) -> CoBrowseChannel:
         jwt = self.jwt.reveal() if self.jwt is not None else None
-        self.channel, self.inbox = await open_channel(self.settings, "consumer", self.invite.serviceId, jwt)
-        return self.channel
+        channel, self.inbox = await open_channel(self.settings, "consumer", self._invite.serviceId, jwt)
+        self.channel = channel
+        return channel
 
     async def respond(self, decision: Decision) -> None:
         from callops.consumer.lptag import build_accepted, build_declined, build_offered
 
         name = self.settings.visitor_name
         channel = await self._open_channel()
-        await channel.publish("cobrowseOffered", build_offered(self.invite, name, **self._ids).payload())
+        await channel.publish("cobrowseOffered", build_offered(self._invite, name, **self._ids).payload())
         self.on_phase("offered", time.monotonic())
         if decision != "wait" and self.settings.answer_after_s > 0:
             await asyncio.sleep(self.settings.answer_after_s)  # the visitor reads the invitation
         if decision == "accept":
-            self.client.accepted(self.invite.dialogId)
+            self._client.accepted(self._invite.dialogId)
             await channel.publish(
-                "cobrowseAccepted", build_accepted(self.invite, name, **self._ids).payload()
+                "cobrowseAccepted", build_accepted(self._invite, name, **self._ids).payload()
             )
         elif decision == "decline":
-            self.client.declined(self.invite.dialogId)
+            self._client.declined(self._invite.dialogId)
             await channel.publish(
-                "cobrowseDeclined", build_declined(self.invite, name, **self._ids).payload()
+                "cobrowseDeclined", build_declined(self._invite, name, **self._ids).payload()
             )
 
     async def accepted(self, within: float) -> None:
@@ -550,7 +582,7 @@ class AiortcConsumer(AiortcMedia):
                     return
 
     async def hang_up(self) -> None:
-        await self.channel.hangup()
+        await self._channel.hangup()
 
     async def closed(self, within: float) -> str:
         from callops.consumer.tracker import CallClosed
@@ -561,9 +593,9 @@ class AiortcConsumer(AiortcMedia):
         from callops.consumer.lptag import build_accepted
         from callops.orchestrator.emulator.channel import ChannelRefused
 
-        payload = build_accepted(self.invite, self.settings.visitor_name, **self._ids).payload()
+        payload = build_accepted(self._invite, self.settings.visitor_name, **self._ids).payload()
         try:
-            await self.channel.publish("cobrowseAccepted", payload)
+            await self._channel.publish("cobrowseAccepted", payload)
         except ChannelRefused as exc:
             return f"{exc.code} {exc.title}"
         return None
@@ -573,27 +605,28 @@ class AiortcConsumer(AiortcMedia):
         from callops.consumer.lptag import build_slider_opened
 
         s = self.settings
-        dialog = self.invite.dialogId
-        await self.client.close()
+        dialog = self._invite.dialogId
+        await self._client.close()
         await self._inbox.close()
-        await self.channel.close()
+        await self._channel.close()
         if self.peer is not None:
             await self.peer.close()
         # The reloaded page: a new consumer session finds the active call ("browser storage").
         await self._connect_client(s.base_url)
-        await self.client.subscribe()
+        await self._client.subscribe()
         try:
             async with asyncio.timeout(s.step_timeout_s):
-                while self.client.tracker.call(dialog) is None:
-                    await self.client.next_event()
+                active = self._client.tracker.call(dialog)
+                while active is None:
+                    await self._client.next_event()
+                    active = self._client.tracker.call(dialog)
         except TimeoutError:
             raise DeadlineExceeded(
-                f"resume: the new session did not find call {self.invite.serviceId}"
+                f"resume: the new session did not find call {self._invite.serviceId}"
             ) from None
-        active = self.client.tracker.call(dialog)
         if active.sessionState != "ACCEPTED":
             raise RemoteProtocolError(
-                f"resume: call {self.invite.serviceId} is {active.sessionState}, not ACCEPTED"
+                f"resume: call {self._invite.serviceId} is {active.sessionState}, not ACCEPTED"
             )
         on_resumed()  # sessionResume raised by the call app
         channel = await self._open_channel()

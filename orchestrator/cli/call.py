@@ -33,7 +33,13 @@ from callops.orchestrator.cli.options import (
 )
 
 if TYPE_CHECKING:
-    from callops.orchestrator.call.runs import CallSettings
+    from collections.abc import Awaitable, Sequence
+
+    from rich.table import Table
+
+    from callops.orchestrator.call.report import CallReport, DirectionStats
+    from callops.orchestrator.call.runs import CallEnvironment, CallSettings
+    from callops.orchestrator.call.smoke import SmokeReport
 
 #: the options ``call`` and ``smoke`` share
 call_options = compose(
@@ -216,7 +222,7 @@ def _rerun_isolated(kwargs: dict[str, Any]) -> None:
     sys.exit(code)
 
 
-def _trust(env: Any, ca_file: str | None) -> None:
+def _trust(env: CallEnvironment, ca_file: str | None) -> None:
     """``--ca-file``: the aiortc legs verify ``turns:`` servers with it, too."""
     if ca_file is not None:
         from callops.turn.tls import client_context
@@ -224,7 +230,7 @@ def _trust(env: Any, ca_file: str | None) -> None:
         env.ssl_context = client_context(ca_file)
 
 
-def _render_call(report: Any) -> None:
+def _render_call(report: CallReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -250,7 +256,7 @@ def _render_call(report: Any) -> None:
         console.print(f"  {line}")
 
 
-def _media_table(rows: Any) -> Any:
+def _media_table(rows: Sequence[DirectionStats]) -> Table:
     from rich.table import Table
 
     media = Table(
@@ -271,7 +277,7 @@ def _media_table(rows: Any) -> Any:
     return media
 
 
-def _call_lines(report: Any) -> list[str]:
+def _call_lines(report: CallReport) -> list[str]:
     """The report's quality, interruptions, transport events, errors, resume and notes, one a line."""
     lines = [
         f"audio {q.direction}: MOS {q.mos:.2f} ({q.band}, R={q.r_factor})" for q in report.stats.audio_quality
@@ -290,7 +296,7 @@ def _call_lines(report: Any) -> list[str]:
     return lines
 
 
-def emit_call_report(report: Any, stopped: BaseException | None, *, as_json: bool) -> None:
+def emit_call_report(report: CallReport | None, stopped: BaseException | None, *, as_json: bool) -> None:
     """Print a call's report (JSON or rendered) and exit as it says: the stop signal's code,
     1 for a call that did not reach its expected outcome, 0 otherwise."""
     if report is not None:
@@ -330,7 +336,7 @@ def call(as_json: bool, **kwargs: Any) -> None:
     legs = _legs(kwargs)
     runs: list[CallRun] = []
 
-    async def main() -> Any:
+    async def main() -> CallReport | None:
         async with call_environment(request) as env:
             _trust(env, kwargs["ca_file"])
             runs.append(CallRun(settings, env, **legs))
@@ -346,7 +352,7 @@ def call(as_json: bool, **kwargs: Any) -> None:
     emit_call_report(report, stopped, as_json=as_json)
 
 
-def _render_summary(report: Any) -> None:
+def _render_summary(report: SmokeReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -404,7 +410,7 @@ def smoke(**o: Any) -> None:
         async with call_environment(request) as env:
             _trust(env, o["ca_file"])
 
-            def run_call(_i: int) -> Any:
+            def run_call(_i: int) -> Awaitable[CallReport]:
                 return CallRun(settings, env, **legs).run()
 
             with _progress(show_progress, o["calls"]) as advance:
@@ -440,7 +446,7 @@ def smoke(**o: Any) -> None:
 
 
 @contextlib.contextmanager
-def _progress(show: bool, total: int) -> Iterator[Callable[[Any], None] | None]:
+def _progress(show: bool, total: int) -> Iterator[Callable[[CallReport], None] | None]:
     """A progress bar on stderr (a terminal only); yields what to call as each call ends."""
     if not show:
         yield None
@@ -453,7 +459,12 @@ def _progress(show: bool, total: int) -> Iterator[Callable[[Any], None] | None]:
         yield lambda _report: progress.advance(task)
 
 
-def _write_outputs(report: Any, report_path: Path | None, junit_path: Path | None, junit_xml: Any) -> None:
+def _write_outputs(
+    report: SmokeReport,
+    report_path: Path | None,
+    junit_path: Path | None,
+    junit_xml: Callable[[SmokeReport], str],
+) -> None:
     from callops.errors import UsageError
 
     for path, text in ((report_path, report.model_dump_json(indent=2) + "\n"), (junit_path, None)):

@@ -10,11 +10,17 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from callops.orchestrator.cli import options as opt
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from callops.orchestrator.call.peer import IceServer
+    from callops.orchestrator.call.runs import CallEnvironment, CallSettings, ConsumerLegFactory
 
 
 def _ice_servers(
@@ -23,14 +29,14 @@ def _ice_servers(
     secret_file: str | None,
     user: str | None,
     password_file: str | None,
-) -> list[Any]:
+) -> list[IceServer]:
     """STUN first, then TURN in the given order; TURN credentials only from files/env."""
     from callops.errors import UsageError
     from callops.orchestrator.call.environment import turn_server
     from callops.orchestrator.call.peer import IceServer, check_ice_servers
     from callops.turn.uri import parse_uri
 
-    servers: list[Any] = []
+    servers: list[IceServer] = []
     for url in stun:
         uri = parse_uri(url)
         if uri.is_turn:
@@ -42,7 +48,7 @@ def _ice_servers(
     return servers
 
 
-def _announce(role: str, ready_file: Path | None) -> Any:
+def _announce(role: str, ready_file: Path | None) -> Callable[[str], None]:
     """The consumer's readiness: one JSON line on stderr and, if asked, a file written atomically."""
 
     def ready(conversation_id: str) -> None:
@@ -179,7 +185,7 @@ def call_site(**o: Any) -> None:
     emit_call_report(report, stopped, as_json=o["as_json"])
 
 
-def _site_settings(o: dict[str, Any]) -> Any:
+def _site_settings(o: dict[str, Any]) -> CallSettings:
     """This side's call settings from the command's options."""
     from callops.orchestrator.cli.call import call_settings
 
@@ -208,7 +214,7 @@ def _check_roles(role: str, emulator_url: str, conversation: str | None, leg: st
         )
 
 
-def _site_environment(o: dict[str, Any]) -> Any:
+def _site_environment(o: dict[str, Any]) -> CallEnvironment:
     """The shared emulator, this side's ICE servers, its CA and the emulator's JWT secret."""
     from callops.orchestrator.call.runs import CallEnvironment
 
@@ -228,7 +234,7 @@ def _site_environment(o: dict[str, Any]) -> Any:
 
 def _consumer_leg(
     leg: str, netns: str | None, scenario: str, ca_file: str | None, faults: tuple[bool, bool]
-) -> Any:
+) -> ConsumerLegFactory:
     """The consumer's leg factory: callops' aiortc peer, or a real Chromium (never in a namespace
     with a route out: checked before anything starts)."""
     from callops.orchestrator.call.runs import aiortc_consumer

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
 
 import jwt
 from jwt.warnings import InsecureKeyLengthWarning
 
 from callops.consumer.models import MAX_JWT_LENGTH
 from callops.errors import AuthenticationError
+from callops.jsontypes import JsonObject
 from callops.secret import RedactedFrameLog, Secret
 
 #: Close code for a token that is missing, malformed, badly signed or expired.
@@ -54,7 +54,7 @@ class Claims:
 
     __slots__ = ("exp", "raw", "sub")
 
-    def __init__(self, sub: str, exp: float | None, raw: dict[str, Any]) -> None:
+    def __init__(self, sub: str, exp: float | None, raw: JsonObject) -> None:
         self.sub = sub
         self.exp = exp
         self.raw = raw
@@ -67,7 +67,7 @@ def _reject(what: str, problem: str, hint: str | None = None) -> AuthenticationE
     return AuthenticationError(f"4401: {what} {problem}", hint=hint)
 
 
-def _decode(token: str, secret: Secret | None, what: str) -> dict[str, Any]:
+def _decode(token: str, secret: Secret | None, what: str) -> JsonObject:
     """The payload, by PyJWT; its exceptions become :class:`AuthenticationError`."""
     try:
         if secret is None:
@@ -108,7 +108,7 @@ def _decode(token: str, secret: Secret | None, what: str) -> dict[str, Any]:
         raise _reject(what, "is not well-formed: a segment is not base64url-encoded JSON") from None
 
 
-def _expiry(payload: dict[str, Any], what: str) -> float | None:
+def _expiry(payload: JsonObject, what: str) -> float | None:
     exp = payload.get("exp")
     if exp is None:
         return None
@@ -159,11 +159,11 @@ def mint_jwt(
     *,
     now: float,
     lifetime: float = 3600.0,
-    extra: dict[str, Any] | None = None,
+    extra: JsonObject | None = None,
 ) -> str:
     """An HS256 token for ``sub`` valid for ``lifetime`` seconds (signed with ``secret``, or with a
     fixed dev key when there is none -- dev mode does not check signatures)."""
-    payload: dict[str, Any] = {"sub": sub, "iat": int(now), "exp": int(now + lifetime), **(extra or {})}
+    payload: JsonObject = {"sub": sub, "iat": int(now), "exp": int(now + lifetime), **(extra or {})}
     key = secret.reveal() if secret is not None else "callops-dev"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InsecureKeyLengthWarning)

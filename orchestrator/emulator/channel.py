@@ -22,7 +22,7 @@ import itertools
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from callops.consumer.models import decode_json
 from callops.errors import (
@@ -34,6 +34,7 @@ from callops.errors import (
     RemoteProtocolError,
     ValidationError,
 )
+from callops.jsontypes import JsonObject, JsonValue
 from callops.orchestrator.emulator.auth import RedactedFrameLog
 from callops.orchestrator.emulator.model import Refusal
 
@@ -47,7 +48,7 @@ class ChannelRefused(Refusal, ProtocolError):
     prefix = "cobrowse: "
 
 
-def _refusal(frame: dict[str, Any]) -> CallopsError:
+def _refusal(frame: JsonObject) -> CallopsError:
     raw_code = frame.get("code")
     code = raw_code if isinstance(raw_code, int) and not isinstance(raw_code, bool) else 0
     title, details = str(frame.get("title", "")), str(frame.get("details", ""))
@@ -74,8 +75,8 @@ class CoBrowseChannel:
         self.timeout = timeout
         self.identity: str | None = None
         self._ids = itertools.count(1)
-        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._inbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._waiting: dict[str, asyncio.Future[JsonObject]] = {}
+        self._inbox: asyncio.Queue[JsonObject | None] = asyncio.Queue()
         self._reader = asyncio.create_task(self._read())
         self.close_code: int | None = None
         self.close_reason: str | None = None
@@ -114,14 +115,15 @@ class CoBrowseChannel:
         except (OSError, InvalidHandshake, InvalidURI) as exc:
             raise NetworkError(f"cobrowse {url}: {exc}") from None
         channel = cls(ws, role=role, service_id=service_id, timeout=timeout)
-        auth: dict[str, Any] = {"type": "auth", "role": role}
+        auth: JsonObject = {"type": "auth", "role": role}
         if jwt is not None:
             auth["jwt"] = jwt
         if token is not None:
             auth["token"] = token
         try:
             ack = await channel.request(auth)
-            channel.identity = ack.get("identity")
+            identity = ack.get("identity")
+            channel.identity = identity if isinstance(identity, str) else None
             if join if join is not None else role == "agent":
                 await channel.join()
         except BaseException:
@@ -131,10 +133,10 @@ class CoBrowseChannel:
 
     # requests -------------------------------------------------------------------------------------
 
-    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+    async def request(self, message: JsonObject) -> JsonObject:
         """Send ``message`` with a fresh ``id``; its ``ack``, or the refusal raised."""
         msg_id = str(next(self._ids))
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[JsonObject] = asyncio.get_running_loop().create_future()
         self._waiting[msg_id] = future
         try:
             await self._send({**message, "id": msg_id})
@@ -150,19 +152,19 @@ class CoBrowseChannel:
             raise _refusal(frame)
         return frame
 
-    async def join(self) -> dict[str, Any]:
+    async def join(self) -> JsonObject:
         """Join the call as this role's peer (after a reload: the same consumer again)."""
         return await self.request({"type": "join", "serviceId": self.service_id})
 
-    async def publish(self, event: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def publish(self, event: str, payload: JsonObject | None = None) -> JsonObject:
         """Publish an lpTag event (``cobrowseOffered``, ``cobrowseAccepted``, ``cobrowseDeclined``,
         ``sliderOpened``) -- the consumer side only."""
-        message: dict[str, Any] = {"type": "lptag", "event": event}
+        message: JsonObject = {"type": "lptag", "event": event}
         if payload is not None:
             message["payload"] = payload
         return await self.request(message)
 
-    async def send_signal(self, data: Any, *, ack: bool = False) -> None:
+    async def send_signal(self, data: JsonValue, *, ack: bool = False) -> None:
         """Relay ``data`` (any JSON value) verbatim to the other peer (held until it joins)."""
         message = {"type": "signal", "serviceId": self.service_id, "data": data}
         if ack:
@@ -170,13 +172,13 @@ class CoBrowseChannel:
         else:
             await self._send(message)
 
-    async def hangup(self) -> dict[str, Any]:
+    async def hangup(self) -> JsonObject:
         """End the call from this side (the dialog goes CLOSED)."""
         return await self.request({"type": "hangup", "serviceId": self.service_id})
 
     # pushed messages ----------------------------------------------------------------------------------
 
-    async def receive(self, timeout: float | None = None) -> dict[str, Any]:
+    async def receive(self, timeout: float | None = None) -> JsonObject:
         """The next pushed message; :class:`NetworkError` once the socket is closed."""
         try:
             async with asyncio.timeout(timeout):
@@ -190,7 +192,7 @@ class CoBrowseChannel:
             )
         return frame
 
-    async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+    async def __aiter__(self) -> AsyncIterator[JsonObject]:
         while True:
             try:
                 yield await self.receive()
@@ -212,7 +214,7 @@ class CoBrowseChannel:
 
     # internals ----------------------------------------------------------------------------------------
 
-    async def _send(self, message: dict[str, Any]) -> None:
+    async def _send(self, message: JsonObject) -> None:
         from websockets.exceptions import ConnectionClosed
 
         try:

@@ -21,11 +21,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
 
 from callops.consumer.lptag import LpTagEventName, validate_event
 from callops.consumer.models import decode_json
 from callops.errors import AuthenticationError, RemoteProtocolError, ValidationError
+from callops.jsontypes import JsonObject, JsonValue
 from callops.orchestrator.emulator.auth import CLOSE_TOKEN_REJECTED, verify_jwt
 from callops.orchestrator.emulator.model import (
     Call,
@@ -80,7 +80,7 @@ _CALL_EVENTS = frozenset(
 )
 
 
-def _check_matches(call: Call, event: str, payload: dict[str, Any]) -> None:
+def _check_matches(call: Call, event: str, payload: JsonObject) -> None:
     """The event's agentId and mode must be the call's (400 naming each field otherwise)."""
     problems = []
     if payload.get("agentId") != call.agent_id:
@@ -119,7 +119,7 @@ class CoBrowseConnection(SocketCore):
     def receive_text(self, data: str | bytes, now: float) -> Outcome:
         if self.closed:
             return Outcome()
-        msg_id: object = None
+        msg_id: JsonValue = None
         try:
             try:
                 message = decode_json(data)
@@ -162,8 +162,8 @@ class CoBrowseConnection(SocketCore):
 
     # answers ------------------------------------------------------------------------------------------
 
-    def _error(self, msg_id: object, exc: ChannelError) -> dict[str, Any]:
-        frame: dict[str, Any] = {
+    def _error(self, msg_id: JsonValue, exc: ChannelError) -> JsonObject:
+        frame: JsonObject = {
             "type": "error",
             "code": exc.code,
             "title": exc.title,
@@ -175,15 +175,15 @@ class CoBrowseConnection(SocketCore):
             frame["problems"] = [{"field": f, "message": m} for f, m in exc.problems]
         return frame
 
-    def _ack(self, message: dict[str, Any], **fields: Any) -> Delivery:
-        frame: dict[str, Any] = {"type": "ack", **fields}
+    def _ack(self, message: JsonObject, **fields: JsonValue) -> Delivery:
+        frame: JsonObject = {"type": "ack", **fields}
         if message.get("id") is not None:
             frame["id"] = message["id"]
         return Delivery(self.session_id, frame)
 
     # lookups ------------------------------------------------------------------------------------------
 
-    def _call(self, message: dict[str, Any]) -> Call:
+    def _call(self, message: JsonObject) -> Call:
         service_id = message.get("serviceId")
         if not isinstance(service_id, str) or not service_id:
             raise ChannelError(
@@ -214,7 +214,7 @@ class CoBrowseConnection(SocketCore):
 
     # handlers -----------------------------------------------------------------------------------------
 
-    def _auth(self, message: dict[str, Any], now: float) -> Outcome:
+    def _auth(self, message: JsonObject, now: float) -> Outcome:
         if self.role is not None:
             raise ChannelError(
                 409, "Already authenticated", f"this socket is already {self.role} {self.identity}"
@@ -236,7 +236,7 @@ class CoBrowseConnection(SocketCore):
         log.info("cobrowse %d: %s %s on account %s", self.session_id, role, identity, self.account)
         return Outcome([self._ack(message, role=str(role), identity=identity)])
 
-    def _lptag(self, message: dict[str, Any], now: float) -> Outcome:
+    def _lptag(self, message: JsonObject, now: float) -> Outcome:
         if self.role != Role.CONSUMER:
             raise ChannelError(403, "Consumers only", "lpTag events are published by the consumer side")
         event = message.get("event")
@@ -287,11 +287,16 @@ class CoBrowseConnection(SocketCore):
             call, now
         )
 
-    def _forward(self, call: Call, sender: Role, event: str, payload: dict[str, Any]) -> list[Delivery]:
+    def _forward(self, call: Call, sender: Role, event: str, payload: JsonObject) -> list[Delivery]:
         peer = _peer(call, _other(sender))
         if peer is None:
             return []
-        frame = {"type": "lptag", "serviceId": call.service_id, "event": event, "payload": payload}
+        frame: JsonObject = {
+            "type": "lptag",
+            "serviceId": call.service_id,
+            "event": event,
+            "payload": payload,
+        }
         return [Delivery(peer, frame)]
 
     def _join(self, call: Call, now: float) -> list[Delivery]:
@@ -320,7 +325,7 @@ class CoBrowseConnection(SocketCore):
             out += self._apply(call, CallEvent.CONSUMER_JOIN, now, "consumer joined")
         return out
 
-    def _join_message(self, message: dict[str, Any], now: float) -> Outcome:
+    def _join_message(self, message: JsonObject, now: float) -> Outcome:
         call = self._call(message)
         if not call.live:
             raise ChannelError(
@@ -334,7 +339,7 @@ class CoBrowseConnection(SocketCore):
             )
         ack_index = 0
         out = self._join(call, now)
-        peers = {"agent": call.agent_peer is not None, "consumer": call.consumer_peer is not None}
+        peers: JsonObject = {"agent": call.agent_peer is not None, "consumer": call.consumer_peer is not None}
         # the ack comes before the pending signals
         out.insert(
             ack_index,
@@ -359,14 +364,14 @@ class CoBrowseConnection(SocketCore):
             )
         ]
 
-    def _leave_message(self, message: dict[str, Any], now: float) -> Outcome:
+    def _leave_message(self, message: JsonObject, now: float) -> Outcome:
         call = self._call(message)
         out = self._leave(call.service_id)
         if message.get("id") is not None:
             out.insert(0, self._ack(message, serviceId=call.service_id))
         return Outcome(out)
 
-    def _signal(self, message: dict[str, Any], now: float) -> Outcome:
+    def _signal(self, message: JsonObject, now: float) -> Outcome:
         assert self.role is not None
         call = self._call(message)
         if call.service_id not in self.joined:
@@ -401,7 +406,7 @@ class CoBrowseConnection(SocketCore):
             out.insert(0, self._ack(message, serviceId=call.service_id, delivered=peer is not None))
         return Outcome(out)
 
-    def _hangup(self, message: dict[str, Any], now: float) -> Outcome:
+    def _hangup(self, message: JsonObject, now: float) -> Outcome:
         call = self._call(message)
         if not call.live:
             raise ChannelError(
@@ -414,7 +419,7 @@ class CoBrowseConnection(SocketCore):
         ack = self._ack(message, serviceId=call.service_id, sessionState="CLOSED")
         return Outcome([ack, *self._apply(call, event, now, str(event))])
 
-    _handlers: dict[str, Callable[[CoBrowseConnection, dict[str, Any], float], Outcome]] = {
+    _handlers: dict[str, Callable[[CoBrowseConnection, JsonObject, float], Outcome]] = {
         "auth": _auth,
         "lptag": _lptag,
         "join": _join_message,

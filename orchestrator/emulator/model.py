@@ -24,7 +24,6 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 from callops.consumer.call_states import CALL_TRANSITIONS, CallEvent
 from callops.consumer.models import (
@@ -54,6 +53,7 @@ from callops.consumer.models import (
     parse_body,
 )
 from callops.errors import CallopsError, ProtocolError, RemoteProtocolError
+from callops.jsontypes import JsonArray, JsonObject, JsonValue
 
 log = logging.getLogger("callops.emulator")
 
@@ -116,7 +116,7 @@ class Delivery:
 
     __slots__ = ("data", "frame", "session_id")
 
-    def __init__(self, session_id: int, frame: dict[str, Any], data: bytes | None = None) -> None:
+    def __init__(self, session_id: int, frame: JsonObject, data: bytes | None = None) -> None:
         self.session_id = session_id
         self.frame = frame
         self.data = data
@@ -131,14 +131,14 @@ class Delivery:
         return f"Delivery({self.session_id}, {self.frame.get('type')!r})"
 
 
-def response(req_id: str, code: int, type_: str, body: Any = None) -> dict[str, Any]:
-    frame: dict[str, Any] = {"kind": "resp", "reqId": req_id, "code": code, "type": type_}
+def response(req_id: str, code: int, type_: str, body: JsonValue = None) -> JsonObject:
+    frame: JsonObject = {"kind": "resp", "reqId": req_id, "code": code, "type": type_}
     if body is not None:
         frame["body"] = body
     return frame
 
 
-def error_response(req_id: str, code: int, title: str, details: str) -> dict[str, Any]:
+def error_response(req_id: str, code: int, title: str, details: str) -> JsonObject:
     """An answer in the unified error format; ``errorCode`` is ``code * 100 + 1``."""
     return response(
         req_id, code, ERROR_RESP, {"title": title, "details": details, "errorCode": code * 100 + 1}
@@ -203,13 +203,13 @@ class Call:
         self.agent_peer: int | None = None
         self.consumer_peer: int | None = None
         #: signals held for a peer that has not joined yet: role -> frames
-        self.pending: dict[str, list[dict[str, Any]]] = {"agent": [], "consumer": []}
+        self.pending: dict[str, list[JsonObject]] = {"agent": [], "consumer": []}
 
     @property
     def live(self) -> bool:
         return self.state != _CLOSED
 
-    def dialog(self) -> dict[str, Any]:
+    def dialog(self) -> JsonObject:
         """The COBROWSE dialog as sent to the consumer (partial once CLOSED)."""
         if self.state == _CLOSED:
             return {
@@ -218,7 +218,7 @@ class Call:
                 "channelType": "COBROWSE",
                 "metaData": {"sessionState": "CLOSED"},
             }
-        meta: dict[str, Any] = {
+        meta: JsonObject = {
             "serviceId": self.service_id,
             "mode": str(self.mode),
             "expires": self.expires,
@@ -238,7 +238,7 @@ class Call:
             "metaDataLastUpdateTs": self.updated_ms,
         }
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> JsonObject:
         """The control API's view of the call."""
         return {
             "serviceId": self.service_id,
@@ -281,8 +281,8 @@ class Conversation:
                 return call
         return None
 
-    def main_dialog(self) -> dict[str, Any]:
-        dialog: dict[str, Any] = {
+    def main_dialog(self) -> JsonObject:
+        dialog: JsonObject = {
             "dialogId": self.conversation_id,
             "participantsDetails": [
                 {"id": self.consumer_id, "role": "CONSUMER"},
@@ -298,9 +298,9 @@ class Conversation:
             dialog["endTs"] = self.end_ms
         return dialog
 
-    def result(self) -> dict[str, Any]:
+    def result(self) -> JsonObject:
         """``changes[].result`` of an ExConversationChangeNotification."""
-        details: dict[str, Any] = {
+        details: JsonObject = {
             "skillId": self.skill_id,
             "brandId": self.account,
             "participants": [
@@ -318,7 +318,7 @@ class Conversation:
             details["endTs"] = self.end_ms
         return {"convId": self.conversation_id, "effectiveTTR": -1, "conversationDetails": details}
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> JsonObject:
         """The control API's view of the conversation and its call state."""
         live = self.live_call
         return {
@@ -499,12 +499,12 @@ class EmulatorModel:
             request.id, 200, SUBSCRIBE_EX_CONVERSATIONS_RESPONSE, {"subscriptionId": subscription_id}
         )
         acc = self.accounts[session.account]
-        changes = [
+        changes: JsonArray = [
             {"type": "UPSERT", "result": conv.result()}
             for conv in acc.conversations_by_consumer.get(session.consumer_id, ())
             if conv_filter is None or conv.state in conv_filter
         ]
-        listing = {
+        listing: JsonObject = {
             "kind": "notification",
             "type": EX_CONVERSATION_CHANGE_NOTIFICATION,
             "body": {"subscriptionId": subscription_id, "changes": changes},
@@ -551,7 +551,7 @@ class EmulatorModel:
                 response(request.id, 200, PUBLISH_EVENT_RESPONSE, {"sequence": conv.sequence}),
             )
         ]
-        change = {
+        change: JsonObject = {
             "sequence": conv.sequence,
             "originatorId": session.consumer_id,
             "originatorMetadata": {"id": session.consumer_id, "role": "CONSUMER"},
@@ -560,7 +560,11 @@ class EmulatorModel:
             "conversationId": conv.conversation_id,
             "dialogId": body.dialogId,
         }
-        frame = {"kind": "notification", "type": MESSAGING_EVENT_NOTIFICATION, "body": {"changes": [change]}}
+        frame: JsonObject = {
+            "kind": "notification",
+            "type": MESSAGING_EVENT_NOTIFICATION,
+            "body": {"changes": [change]},
+        }
         for sid in self.accounts[session.account].sessions_by_consumer.get(session.consumer_id, ()):
             if body.dialogId in self.sessions[sid].dialog_subscriptions:
                 out.append(Delivery(sid, frame))
@@ -604,11 +608,11 @@ class EmulatorModel:
 
     # notifications ------------------------------------------------------------------------------
 
-    def _notify(self, conv: Conversation, result: dict[str, Any] | None = None) -> list[Delivery]:
+    def _notify(self, conv: Conversation, result: JsonObject | None = None) -> list[Delivery]:
         """An UPSERT of ``conv`` to every subscription of its consumer."""
         acc = self.accounts[conv.account]
         result = result if result is not None else conv.result()
-        changes = [{"type": "UPSERT", "result": result}]
+        changes: JsonArray = [{"type": "UPSERT", "result": result}]
         # the changes are encoded once for every subscription: only the subscriptionId differs
         tail = b',"changes":' + json.dumps(changes, separators=(",", ":")).encode() + b"}}"
         head = b'{"kind":"notification","type":"' + EX_CONVERSATION_CHANGE_NOTIFICATION.encode()
@@ -616,8 +620,12 @@ class EmulatorModel:
         out = []
         for sid in acc.sessions_by_consumer.get(conv.consumer_id, ()):
             for subscription_id in self.sessions[sid].subscriptions:
-                body = {"subscriptionId": subscription_id, "changes": changes}
-                frame = {"kind": "notification", "type": EX_CONVERSATION_CHANGE_NOTIFICATION, "body": body}
+                body: JsonObject = {"subscriptionId": subscription_id, "changes": changes}
+                frame: JsonObject = {
+                    "kind": "notification",
+                    "type": EX_CONVERSATION_CHANGE_NOTIFICATION,
+                    "body": body,
+                }
                 out.append(Delivery(sid, frame, head + json.dumps(subscription_id).encode() + tail))
         return out
 
@@ -625,7 +633,10 @@ class EmulatorModel:
         if call.state != _CLOSED:
             return self._notify(conv)
         # The documented CLOSED update is partial: only the closed dialog, as the tutorial shows it.
-        result = {"convId": conv.conversation_id, "conversationDetails": {"dialogs": [call.dialog()]}}
+        result: JsonObject = {
+            "convId": conv.conversation_id,
+            "conversationDetails": {"dialogs": [call.dialog()]},
+        }
         return self._notify(conv, result)
 
     # agent control --------------------------------------------------------------------------------
@@ -750,7 +761,7 @@ class EmulatorModel:
         conv = self.accounts[call.account].conversations[call.conversation_id]
         conv.updated_ms = call.updated_ms
         out = self._notify_call(conv, call)
-        state_frame: dict[str, Any] = {
+        state_frame: JsonObject = {
             "type": "state",
             "serviceId": call.service_id,
             "sessionState": str(call.state),

@@ -23,7 +23,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 import pydantic
 
@@ -34,6 +34,7 @@ from callops.orchestrator.probe.paths import (
     CLOSE_TOO_MANY_SESSIONS,
     MAX_MESSAGE_BYTES,
     PATH_CLASSES,
+    AnyMessage,
     CallAnswer,
     CallMedia,
     CallOffer,
@@ -54,10 +55,22 @@ from callops.orchestrator.probe.verdict import decide_two_site
 from callops.secret import Secret
 
 if TYPE_CHECKING:
-    from callops.orchestrator.call.legs import LegSettings
+    from collections.abc import Callable
+
+    from websockets.asyncio.client import ClientConnection
+    from websockets.asyncio.server import Server, ServerConnection
+    from websockets.http11 import Request, Response
+
+    from callops.jsontypes import JsonObject
+    from callops.orchestrator.call.legs import AiortcMedia, LegSettings
+    from callops.orchestrator.call.report import SelectedPair
     from callops.turn.bandwidth import FlowSpec
 
 log = logging.getLogger(__name__)
+
+#: what the responder routes to a running session: site A's answer to B's call offer, or its bye
+SessionMessage = CallAnswer | SessionBye
+R = TypeVar("R", PathAnswer, CallOffer)
 
 #: the path classes a ``--bandwidth`` flow runs over, first one tested: peer to peer (the relay's
 #: bandwidth is the one-site test's); one flow only, two would share the link
@@ -95,13 +108,15 @@ def _leg_settings(call: CallServers, *, step_s: float, ice_s: float) -> LegSetti
 class _ResponderPipe:
     """Site B's signal pipe of one call session: its offer out, site A's answer in."""
 
-    def __init__(self, ws: Any, session: str, queue: asyncio.Queue[Any]) -> None:
+    def __init__(self, ws: ServerConnection, session: str, queue: asyncio.Queue[SessionMessage]) -> None:
         self.ws, self.session, self.queue = ws, session, queue
 
     async def send(self, message: Offer | Answer) -> None:
         await self.ws.send(CallOffer(session=self.session, sdp=message.sdp).model_dump_json())
 
-    async def next_signal(self, want: Any, epoch: int, within: float) -> Offer | Answer:
+    async def next_signal(
+        self, want: type[Offer] | type[Answer], epoch: int, within: float
+    ) -> Offer | Answer:
         async with asyncio.timeout(within):
             while True:
                 msg = await self.queue.get()
@@ -110,7 +125,7 @@ class _ResponderPipe:
                 if isinstance(msg, SessionBye):
                     raise NetworkError(f"the peer ended call session {self.session}")
 
-    async def next(self, kind: str, within: float) -> dict[str, Any]:
+    async def next(self, kind: str, within: float) -> JsonObject:
         raise NetworkError("no trickled candidates over the probe's signalling")
 
 
@@ -120,7 +135,7 @@ class _PeerPipe:
     def __init__(self, sig: _Signalling, session: str, deadline: float) -> None:
         self.sig, self.session, self.deadline = sig, session, deadline
         #: site B's ``call-media``, once it decodes ours (registered before the answer goes out)
-        self.remote_media: asyncio.Future[Any] | None = None
+        self.remote_media: asyncio.Future[AnyMessage] | None = None
 
     async def send(self, message: Offer | Answer) -> None:
         self.remote_media = self.sig.expect(self.session)
@@ -134,17 +149,21 @@ class _PeerPipe:
                 future.exception()  # retrieved: the result already says what failed
             future.cancel()
 
-    async def next_signal(self, want: Any, epoch: int, within: float) -> Offer | Answer:
+    async def next_signal(
+        self, want: type[Offer] | type[Answer], epoch: int, within: float
+    ) -> Offer | Answer:
         offer = await self.sig.request(
-            CallSessionRequest(session=self.session), self.deadline - time.monotonic()
+            CallSessionRequest(session=self.session), CallOffer, self.deadline - time.monotonic()
         )
         return Offer(kind="offer", sdp=offer.sdp, epoch=epoch)
 
-    async def next(self, kind: str, within: float) -> dict[str, Any]:
+    async def next(self, kind: str, within: float) -> JsonObject:
         raise NetworkError("no trickled candidates over the probe's signalling")
 
 
-def _pair_summary(pair: Any) -> tuple[CandidateSummary | None, CandidateSummary | None, str | None]:
+def _pair_summary(
+    pair: SelectedPair | None,
+) -> tuple[CandidateSummary | None, CandidateSummary | None, str | None]:
     if pair is None:
         return None, None, None
     local = CandidateSummary(
@@ -208,13 +227,13 @@ class Responder:
         expected = f"Bearer {self.token.reveal()}".encode()
         return hmac.compare_digest((header or "").encode(), expected)
 
-    def process_request(self, connection: Any, request: Any) -> Any:
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if not self.authorized(request.headers.get("Authorization")):
             log.warning("probe serve: rejected a peer without the right token")
             return connection.respond(HTTPStatus.UNAUTHORIZED, "token required\n")
         return None
 
-    async def start(self, host: str, port: int) -> Any:
+    async def start(self, host: str, port: int) -> Server:
         """The listening websockets server (``close()``/``wait_closed()`` it)."""
         from websockets.asyncio.server import serve
 
@@ -227,10 +246,10 @@ class Responder:
                 f"probe serve: cannot listen on {host}:{port}: {exc.strerror}", hint="choose a free port"
             ) from None
 
-    async def handle(self, ws: Any) -> None:
+    async def handle(self, ws: ServerConnection) -> None:
         from websockets.exceptions import ConnectionClosed
 
-        queues: dict[str, asyncio.Queue[Any]] = {}
+        queues: dict[str, asyncio.Queue[SessionMessage]] = {}
         tasks: set[asyncio.Task[None]] = set()
         try:
             async for raw in ws:
@@ -273,7 +292,9 @@ class Responder:
     def _release(self, _task: asyncio.Task[None]) -> None:
         self.active -= 1
 
-    async def _session(self, ws: Any, msg: PathOffer | CallSessionRequest, queue: asyncio.Queue[Any]) -> None:
+    async def _session(
+        self, ws: ServerConnection, msg: PathOffer | CallSessionRequest, queue: asyncio.Queue[SessionMessage]
+    ) -> None:
         log.info("probe serve: session %s (%s) started, %d active", msg.session, _kind(msg), self.active)
         try:
             async with asyncio.timeout(self.session_seconds):
@@ -296,7 +317,9 @@ class Responder:
         finally:
             log.info("probe serve: session %s over, %d active", msg.session, self.active - 1)
 
-    async def _ice_session(self, ws: Any, offer: PathOffer, queue: asyncio.Queue[Any]) -> None:
+    async def _ice_session(
+        self, ws: ServerConnection, offer: PathOffer, queue: asyncio.Queue[SessionMessage]
+    ) -> None:
         connection = icelib.make_connection(offer.path, self.ice, controlling=False)
         try:
             await icelib.gather(connection, self.ice)
@@ -325,7 +348,9 @@ class Responder:
         finally:
             await connection.close()
 
-    async def _call_session(self, ws: Any, request: CallSessionRequest, queue: asyncio.Queue[Any]) -> None:
+    async def _call_session(
+        self, ws: ServerConnection, request: CallSessionRequest, queue: asyncio.Queue[SessionMessage]
+    ) -> None:
         """The agent's side of a probe call: the same aiortc leg as ``callops call``'s agent."""
         from callops.orchestrator.call.legs import AiortcAgent
 
@@ -345,7 +370,9 @@ class Responder:
             await leg.close()
 
 
-def _forget(queues: dict[str, asyncio.Queue[Any]], session: str) -> Any:
+def _forget(
+    queues: dict[str, asyncio.Queue[SessionMessage]], session: str
+) -> Callable[[asyncio.Task[None]], None]:
     def done(_task: asyncio.Task[None]) -> None:
         queues.pop(session, None)
 
@@ -362,9 +389,9 @@ def _kind(msg: PathOffer | CallSessionRequest) -> str:
 class _Signalling:
     """Site A's end of the websocket: sends messages, routes answers to their session."""
 
-    def __init__(self, ws: Any) -> None:
+    def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
-        self.waiting: dict[str, asyncio.Future[Any]] = {}
+        self.waiting: dict[str, asyncio.Future[AnyMessage]] = {}
         self.reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -388,16 +415,17 @@ class _Signalling:
                 if not future.done():
                     future.set_exception(NetworkError("the responder closed the signalling connection"))
 
-    def expect(self, session: str) -> asyncio.Future[Any]:
+    def expect(self, session: str) -> asyncio.Future[AnyMessage]:
         """The next message of ``session`` (register before sending what it answers)."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[AnyMessage] = asyncio.get_running_loop().create_future()
         if self.reader.done():
             future.set_exception(NetworkError("the responder closed the signalling connection"))
         else:
             self.waiting[session] = future
         return future
 
-    async def request(self, msg: PathOffer | CallSessionRequest, within: float) -> Any:
+    async def request(self, msg: PathOffer | CallSessionRequest, answer: type[R], within: float) -> R:
+        """Send ``msg``; the responder's ``answer`` to it (else a :class:`CallopsError`)."""
         future = self.expect(msg.session)
         await self.ws.send(msg.model_dump_json())
         try:
@@ -410,6 +438,10 @@ class _Signalling:
             raise RemoteProtocolError(f"the responder refused session {msg.session}: {reply.message}")
         if isinstance(reply, SessionBye):
             raise NetworkError(f"the responder ended session {msg.session} (its --session-seconds)")
+        if not isinstance(reply, answer):
+            raise RemoteProtocolError(
+                f"the responder answered session {msg.session} with {reply.type!r}, not {answer.__name__}"
+            )
         return reply
 
     async def send(self, msg: SessionBye | CallAnswer) -> None:
@@ -444,7 +476,7 @@ async def _run_path(
             pwd=connection.local_password,
             candidates=candidates,
         )
-        answer = await sig.request(offer, deadline - time.monotonic())
+        answer = await sig.request(offer, PathAnswer, deadline - time.monotonic())
         result.remote_candidates = len(answer.candidates)
         await icelib.negotiate(
             connection, answer.ufrag, answer.pwd, answer.candidates, deadline - time.monotonic(), label=path
@@ -522,7 +554,7 @@ async def _run_call(sig: _Signalling, call: CallServers, deadline: float) -> Two
 
 
 async def _call_media(
-    leg: Any, result: TwoSiteCallResult, remote_media: asyncio.Future[Any], deadline: float
+    leg: AiortcMedia, result: TwoSiteCallResult, remote_media: asyncio.Future[AnyMessage], deadline: float
 ) -> None:
     """Media both ways: this side decodes, and site B says it does (its ``call-media``)."""
     result.media_received = await leg.media(max(0.001, deadline - time.monotonic()), frames=CALL_MEDIA_FRAMES)

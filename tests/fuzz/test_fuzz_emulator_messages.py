@@ -26,7 +26,7 @@ from callops.orchestrator.emulator.auth import mint_jwt
 from callops.orchestrator.emulator.cobrowse import CoBrowseConnection
 from callops.orchestrator.emulator.model import EmulatorModel
 from callops.orchestrator.emulator.session import ConsumerSession, Outcome, parse_request
-from callops.testing import fuzz_examples
+from callops.testing import fuzz_examples, json_str
 
 NOW = 1_700_000_000.0
 NUMBERS = st.one_of(
@@ -150,7 +150,7 @@ def test_an_authenticated_consumer_session_answers_every_frame(frames: list[str 
     conversation = session.receive_text(
         '{"kind":"req","id":"1","type":"cm.ConsumerRequestConversation"}', NOW
     )
-    conversation_id = conversation.deliveries[0].frame["body"]["conversationId"]
+    conversation_id = json_str(conversation.deliveries[0].frame, "body", "conversationId")
     model.invite("le1", conversation_id, CallMode.VIDEO_CALL, NOW)
     for data in frames:
         _encodes(session.receive_text(data, NOW))
@@ -197,7 +197,7 @@ def test_cobrowse_connections_answer_every_message(data: st.DataObject, role: st
     consumer.authenticate_handshake(f"jwt {mint_jwt('c1', now=NOW)}", '{"features":["CO_BROWSE"]}', NOW)
     answer = consumer.receive_text('{"kind":"req","id":"1","type":"cm.ConsumerRequestConversation"}', NOW)
     call, _ = model.invite(
-        "le1", answer.deliveries[0].frame["body"]["conversationId"], CallMode.VIDEO_CALL, NOW
+        "le1", json_str(answer.deliveries[0].frame, "body", "conversationId"), CallMode.VIDEO_CALL, NOW
     )
     connection = CoBrowseConnection(model, "le1", jwt_secret=None, now=NOW)
     if role is not None:

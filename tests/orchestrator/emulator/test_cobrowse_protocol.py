@@ -9,6 +9,7 @@ from callops.consumer.models import CallMode, Request
 from callops.orchestrator.emulator.auth import mint_jwt
 from callops.orchestrator.emulator.cobrowse import MAX_PENDING_SIGNALS, CoBrowseConnection
 from callops.orchestrator.emulator.model import Call, CallEvent, EmulatorModel
+from callops.testing import json_str
 
 NOW = 1_700_000_000.0
 ACCOUNT = "le1"
@@ -18,7 +19,7 @@ def _call(model: EmulatorModel) -> Call:
     sid = model.open_session()
     model.authenticate(sid, ACCOUNT, "c1", frozenset({"CO_BROWSE"}))
     answer = model.handle_request(sid, _request("cm.ConsumerRequestConversation"), NOW)[0].frame
-    call, _ = model.invite(ACCOUNT, answer["body"]["conversationId"], CallMode.VIDEO_CALL, NOW)
+    call, _ = model.invite(ACCOUNT, json_str(answer, "body", "conversationId"), CallMode.VIDEO_CALL, NOW)
     return call
 
 

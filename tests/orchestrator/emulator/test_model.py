@@ -22,6 +22,7 @@ from callops.orchestrator.emulator.model import (
     EmulatorModel,
     ModelError,
 )
+from callops.testing import json_at, json_str
 
 NOW = 1_502_893_041.905
 ACCOUNT = "le83624296"
@@ -58,16 +59,19 @@ def _req(type_: str, body: Any = None, req_id: str = "1") -> Request:
 
 def _open(model: EmulatorModel, sid: int) -> str:
     out = model.handle_request(sid, _req("cm.ConsumerRequestConversation"), NOW)
-    conversation_id: str = out[0].frame["body"]["conversationId"]
+    conversation_id = json_str(out[0].frame, "body", "conversationId")
     model.handle_request(sid, _req("cqm.SubscribeExConversations", {"convState": ["OPEN"]}), NOW)
     return conversation_id
 
 
 def _dialogs(delivery: Delivery) -> list[dict[str, Any]]:
-    dialogs: list[dict[str, Any]] = delivery.frame["body"]["changes"][0]["result"]["conversationDetails"][
-        "dialogs"
-    ]
-    return dialogs
+    dialogs = json_at(delivery.frame, "body", "changes", 0, "result", "conversationDetails", "dialogs")
+    assert isinstance(dialogs, list)
+    out = []
+    for dialog in dialogs:
+        assert isinstance(dialog, dict), dialog
+        out.append(dialog)
+    return out
 
 
 def test_transition_table_covers_the_documented_life_of_a_call() -> None:
@@ -103,7 +107,7 @@ def test_subscription_listing_is_empty_without_conversations() -> None:
     model = _model()
     sid = _consumer(model)
     out = model.handle_request(sid, _req("cqm.SubscribeExConversations", {"convState": ["OPEN"]}), NOW)
-    assert out[1].frame["body"]["changes"] == []
+    assert json_at(out[1].frame, "body", "changes") == []
 
 
 def test_invitation_is_an_upsert_with_the_cobrowse_dialog_shaped_like_the_tutorial() -> None:
@@ -201,9 +205,9 @@ def test_invite_refuses_a_second_live_call_an_unknown_conversation_and_a_consume
         model.invite(ACCOUNT, "nope", CallMode.VIDEO_CALL, NOW)
     other = model.open_session()
     model.authenticate(other, ACCOUNT, "no-features", frozenset())
-    conv = model.handle_request(other, _req("cm.ConsumerRequestConversation"), NOW)[0].frame["body"]
+    conv = model.handle_request(other, _req("cm.ConsumerRequestConversation"), NOW)[0].frame
     with pytest.raises(ModelError, match="CO_BROWSE"):
-        model.invite(ACCOUNT, conv["conversationId"], CallMode.VIDEO_CALL, NOW)
+        model.invite(ACCOUNT, json_str(conv, "body", "conversationId"), CallMode.VIDEO_CALL, NOW)
 
 
 def test_a_new_call_can_follow_a_closed_one() -> None:
@@ -214,8 +218,10 @@ def test_a_new_call_can_follow_a_closed_one() -> None:
     model.end_call(ACCOUNT, conversation_id, NOW + 1)
     second, _ = model.invite(ACCOUNT, conversation_id, CallMode.VOICE_CALL, NOW + 2)
     (view,) = [c.view() for c in model.conversations(ACCOUNT)]
-    assert view["call"]["serviceId"] == second.service_id
-    assert [c["sessionState"] for c in view["calls"]] == ["CLOSED", "INVITED"]
+    assert json_at(view, "call", "serviceId") == second.service_id
+    calls = json_at(view, "calls")
+    assert isinstance(calls, list)
+    assert [json_at(c, "sessionState") for c in calls] == ["CLOSED", "INVITED"]
 
 
 def test_end_call_without_a_call_is_a_conflict() -> None:
@@ -237,7 +243,7 @@ def test_closing_the_conversation_closes_its_call() -> None:
     out = model.handle_request(sid, _req("cm.UpdateConversationField", body), NOW + 1)
     assert out[0].frame["code"] == 200
     assert call.state == SessionState.CLOSED
-    assert out[-1].frame["body"]["changes"][0]["result"]["conversationDetails"]["stage"] == "CLOSE"
+    assert json_at(out[-1].frame, "body", "changes", 0, "result", "conversationDetails", "stage") == "CLOSE"
 
 
 def test_unknown_request_type_and_bad_bodies_get_400_in_the_unified_error_format() -> None:
@@ -245,11 +251,12 @@ def test_unknown_request_type_and_bad_bodies_get_400_in_the_unified_error_format
     sid = _consumer(model)
     (out,) = model.handle_request(sid, _req("cm.Nonsense"), NOW)
     assert out.frame["code"] == 400 and out.frame["type"] == ".ReqBody$ErrorResp"
-    assert set(out.frame["body"]) == {"title", "details", "errorCode"}
+    body = json_at(out.frame, "body")
+    assert isinstance(body, dict) and set(body) == {"title", "details", "errorCode"}
     (out,) = model.handle_request(sid, _req("ms.PublishEvent", {"event": {}}), NOW)
-    assert out.frame["code"] == 400 and "dialogId" in out.frame["body"]["details"]
+    assert out.frame["code"] == 400 and "dialogId" in json_str(out.frame, "body", "details")
     (out,) = model.handle_request(sid, _req("cqm.UnsubscribeExConversations", {"subscriptionId": 5}), NOW)
-    assert out.frame["code"] == 400 and "subscriptionId" in out.frame["body"]["details"]
+    assert out.frame["code"] == 400 and "subscriptionId" in json_str(out.frame, "body", "details")
 
 
 def test_a_second_open_conversation_is_refused() -> None:
@@ -257,7 +264,7 @@ def test_a_second_open_conversation_is_refused() -> None:
     sid = _consumer(model)
     first = _open(model, sid)
     (out,) = model.handle_request(sid, _req("cm.ConsumerRequestConversation"), NOW)
-    assert out.frame["code"] == 400 and first in out.frame["body"]["details"]
+    assert out.frame["code"] == 400 and first in json_str(out.frame, "body", "details")
 
 
 def test_published_messages_reach_dialog_subscribers_with_increasing_sequence() -> None:
@@ -270,7 +277,7 @@ def test_published_messages_reach_dialog_subscribers_with_increasing_sequence() 
     body = {"dialogId": conversation_id, "conversationId": conversation_id, "event": event}
     answer, note = model.handle_request(sid, _req("ms.PublishEvent", body), NOW)
     assert answer.frame["body"] == {"sequence": 0}
-    assert note.frame["body"]["changes"][0]["event"] == event
+    assert json_at(note.frame, "body", "changes", 0, "event") == event
     answer, _ = model.handle_request(sid, _req("ms.PublishEvent", body, "2"), NOW)
     assert answer.frame["body"] == {"sequence": 1}
 
