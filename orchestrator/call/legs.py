@@ -459,8 +459,7 @@ class AiortcConsumer(AiortcMedia):
 
     @property
     def _inbox(self) -> ChannelInbox:
-        assert self.inbox is not None, "the consumer channel is not open"
-        return self.inbox
+        return _required(self.inbox, "the consumer channel is not open")
 
     @property
     def _client(self) -> ConsumerClient:
