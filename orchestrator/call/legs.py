@@ -51,7 +51,7 @@ E = TypeVar("E")
 T = TypeVar("T")
 
 
-def _required(value: T | None, what: str) -> T:
+def required(value: T | None, what: str) -> T:
     """``value``, which a step before this one set (``what``: the step that did not happen)."""
     assert value is not None, what
     return value
@@ -343,8 +343,7 @@ class AiortcMedia:
 
     @property
     def _peer(self) -> HeadlessPeer:
-        assert self.peer is not None, f"the {self.role} has no peer yet"
-        return self.peer
+        return required(self.peer, f"the {self.role} has no peer yet")
 
     async def wait_connected(self) -> bool:
         return await self._peer.wait_connected(self.settings.ice_timeout_s)
@@ -459,11 +458,11 @@ class AiortcConsumer(AiortcMedia):
 
     @property
     def _inbox(self) -> ChannelInbox:
-        return _required(self.inbox, "the consumer channel is not open")
+        return required(self.inbox, "the consumer channel is not open")
 
     @property
     def _client(self) -> ConsumerClient:
-        return _required(self.client, "the consumer is not connected")
+        return required(self.client, "the consumer is not connected")
 
     async def _connect_client(self, url: str) -> None:
         from callops.consumer.client import ConsumerClient
@@ -515,7 +514,7 @@ class AiortcConsumer(AiortcMedia):
 
     @property
     def _invite(self) -> CallInvited:
-        return _required(self.invite, "no invitation yet")
+        return required(self.invite, "no invitation yet")
 
     async def invited(self, within: float) -> Invited:
         from callops.consumer.tracker import CallInvited
@@ -527,7 +526,7 @@ class AiortcConsumer(AiortcMedia):
 
     @property
     def _channel(self) -> CoBrowseChannel:
-        return _required(self.channel, "the consumer channel is not open")
+        return required(self.channel, "the consumer channel is not open")
 
     async def _open_channel(self) -> CoBrowseChannel:
         jwt = self.jwt.reveal() if self.jwt is not None else None
@@ -659,4 +658,5 @@ __all__ = [
     "make_peer",
     "open_channel",
     "own_phases",
+    "required",
 ]

@@ -37,6 +37,7 @@ from callops.orchestrator.call.legs import (
     MediaLeg,
     Role,
     open_channel,
+    required,
 )
 from callops.orchestrator.call.report import CallStats, ErrorEntry, Outcome, SelectedPair
 from callops.orchestrator.call.scenarios import Scenario
@@ -503,13 +504,11 @@ class AgentRole(_RoleBase):
 
     @property
     def _inbox(self) -> ChannelInbox:
-        assert self.inbox is not None, "the agent channel is not open"
-        return self.inbox
+        return required(self.inbox, "the agent channel is not open")
 
     @property
     def _channel(self) -> CoBrowseChannel:
-        assert self.channel is not None, "the agent channel is not open"
-        return self.channel
+        return required(self.channel, "the agent channel is not open")
 
     async def run(self) -> None:
         from callops.orchestrator.emulator.control import ControlClient
