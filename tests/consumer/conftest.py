@@ -10,13 +10,16 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Unpack
 
 import pytest
 
+from callops.consumer.client import ConsumerClient, PolicyOptions
+from callops.consumer.identity import IdentitySource
 from callops.consumer.models import ExConversationChangeNotification
+from callops.secret import Secret
 from callops.testing import (
     call_dialog,
     closed_call_dialog,
@@ -24,6 +27,7 @@ from callops.testing import (
     conversation_roles,
     conversation_upsert,
     main_dialog,
+    run_bounded,
 )
 
 CONSUMER = "cc05f2b9-916b-496e-89fe-66a46d975ae2"
@@ -125,6 +129,14 @@ def jwt_factory() -> JwtFactory:
     return JwtFactory()
 
 
+class ClientOptions(PolicyOptions, total=False):
+    """The :class:`ConsumerClient` keyword arguments the client tests set (besides its policy)."""
+
+    clock: Callable[[], float]
+    request_timeout: float
+    identity: IdentitySource
+
+
 class MiniServer:
     """A tiny Messaging Window API server on loopback, for client tests that need exact control.
 
@@ -149,6 +161,10 @@ class MiniServer:
     def url(self) -> str:
         port = self._server.sockets[0].getsockname()[1]
         return f"ws://127.0.0.1:{port}"
+
+    def client(self, consumer: str = "c", **options: Unpack[ClientOptions]) -> ConsumerClient:
+        """A client of this server for account ``acc``, signed in as ``consumer`` (an unsigned JWT)."""
+        return ConsumerClient(self.url, "acc", Secret(make_jwt(consumer)), **options)
 
     async def __aenter__(self) -> MiniServer:
         from websockets.asyncio.server import serve
@@ -256,14 +272,27 @@ class MiniServer:
             ws.transport.abort()
 
 
-class MiniServerFactory:
-    def __call__(self, *, close_code: int = 4401, answer_clock: bool = True) -> MiniServer:
-        return MiniServer(close_code=close_code, answer_clock=answer_clock)
+class OnMiniServer:
+    """Runs ``body(server)`` against a fresh :class:`MiniServer`, bounded by ``within`` seconds."""
+
+    def __call__(
+        self,
+        body: Callable[[MiniServer], Awaitable[None]],
+        within: float = 30,
+        *,
+        close_code: int = 4401,
+        answer_clock: bool = True,
+    ) -> None:
+        async def served() -> None:
+            async with MiniServer(close_code=close_code, answer_clock=answer_clock) as server:
+                await body(server)
+
+        run_bounded(served(), within)
 
 
 @pytest.fixture
-def mini_server() -> MiniServerFactory:
-    return MiniServerFactory()
+def on_mini_server() -> OnMiniServer:
+    return OnMiniServer()
 
 
 class CallopsCli:

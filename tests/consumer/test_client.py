@@ -35,7 +35,7 @@ from callops.testing import run_bounded
 from callops.turn.coturn import free_port
 
 if TYPE_CHECKING:
-    from tests.consumer.conftest import JwtFactory, MiniServer, MiniServerFactory, Wire
+    from tests.consumer.conftest import JwtFactory, MiniServer, OnMiniServer, Wire
 
 
 # --- sans-I/O ------------------------------------------------------------------------------------
@@ -137,36 +137,30 @@ def test_backoff_grows_exponentially_with_jitter_up_to_the_maximum() -> None:
 # --- asyncio client against a tiny server ------------------------------------------------------
 
 
-def test_client_connects_requests_a_conversation_and_subscribes(
-    mini_server: MiniServerFactory, jwt_factory: JwtFactory
-) -> None:
-    async def body() -> None:
-        async with mini_server() as server:
-            async with ConsumerClient(server.url, "acc", Secret(jwt_factory("c1"))) as client:
-                assert await client.request_conversation() == "conv-1"
-                assert await client.subscribe() == "sub-1"
-                assert await client.get_clock() == 1
-                with pytest.raises(RequestRejected, match="code 400: unknown type Nope"):
-                    await client.request("Nope")
-            types = [r["type"] for r in server.requests]
-            assert types[:3] == [
-                "InitConnection",
-                "cm.ConsumerRequestConversation",
-                "cqm.SubscribeExConversations",
-            ]
-            assert server.requests[2]["body"] == {"convState": ["OPEN"]}
+def test_client_connects_requests_a_conversation_and_subscribes(on_mini_server: OnMiniServer) -> None:
+    async def body(server: MiniServer) -> None:
+        async with server.client("c1") as client:
+            assert await client.request_conversation() == "conv-1"
+            assert await client.subscribe() == "sub-1"
+            assert await client.get_clock() == 1
+            with pytest.raises(RequestRejected, match="code 400: unknown type Nope"):
+                await client.request("Nope")
+        types = [r["type"] for r in server.requests]
+        assert types[:3] == [
+            "InitConnection",
+            "cm.ConsumerRequestConversation",
+            "cqm.SubscribeExConversations",
+        ]
+        assert server.requests[2]["body"] == {"convState": ["OPEN"]}
 
-    run_bounded(body(), 30)
+    on_mini_server(body)
 
 
 def test_client_reports_invitations_and_expires_them_on_its_own_timer(
-    mini_server: MiniServerFactory, jwt_factory: JwtFactory, wire: Wire
+    on_mini_server: OnMiniServer, wire: Wire
 ) -> None:
-    async def body() -> None:
-        async with (
-            mini_server() as server,
-            ConsumerClient(server.url, "acc", Secret(jwt_factory(wire.consumer))) as client,
-        ):
+    async def body(server: MiniServer) -> None:
+        async with server.client(wire.consumer) as client:
             await client.subscribe()
             now = time.time()
             dialog = wire.call_dialog("d1", expires=now + 0.5, created=int(now * 1000))
@@ -178,113 +172,87 @@ def test_client_reports_invitations_and_expires_them_on_its_own_timer(
             assert isinstance(closed, CallClosed) and closed.reason is CloseReason.EXPIRED
             assert time.time() >= now + 0.5
 
-    run_bounded(body(), 30)
+    on_mini_server(body)
 
 
 def test_malformed_notifications_are_logged_and_skipped(
-    mini_server: MiniServerFactory, jwt_factory: JwtFactory, wire: Wire, caplog: pytest.LogCaptureFixture
+    on_mini_server: OnMiniServer, wire: Wire, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def body() -> None:
-        async with mini_server() as server:
-            client = ConsumerClient(
-                server.url, "acc", Secret(jwt_factory(wire.consumer)), clock=lambda: wire.t0
+    async def body(server: MiniServer) -> None:
+        async with server.client(wire.consumer, clock=lambda: wire.t0) as client:
+            await client.subscribe()
+            await server.push("garbage{")
+            await server.push(
+                '{"kind":"notification","type":"cqm.ExConversationChangeNotification","body":7}'
             )
-            async with client:
-                await client.subscribe()
-                await server.push("garbage{")
-                await server.push(
-                    '{"kind":"notification","type":"cqm.ExConversationChangeNotification","body":7}'
-                )
-                await server.push({"changes": [{"type": "UPSERT", "result": {"convId": 5}}]})
-                await server.push(wire.upsert("conv", wire.call_dialog("d1")))
-                event = await client.next_event(10)
-                assert isinstance(event, CallInvited)
-                assert len(client.problems) == 3
-                assert "not valid JSON" in client.problems[0] and "convId" in client.problems[2]
-                assert await client.get_clock() == 1  # still serving
+            await server.push({"changes": [{"type": "UPSERT", "result": {"convId": 5}}]})
+            await server.push(wire.upsert("conv", wire.call_dialog("d1")))
+            event = await client.next_event(10)
+            assert isinstance(event, CallInvited)
+            assert len(client.problems) == 3
+            assert "not valid JSON" in client.problems[0] and "convId" in client.problems[2]
+            assert await client.get_clock() == 1  # still serving
 
     with caplog.at_level(logging.WARNING, logger="callops.consumer.client"):
-        run_bounded(body(), 30)
+        on_mini_server(body)
     assert sum("frame skipped" in r.getMessage() for r in caplog.records) == 3
 
 
 @pytest.mark.parametrize("code", [4401, 4407, 1011])
 def test_auth_close_codes_raise_authentication_error_without_retry(
-    mini_server: MiniServerFactory, jwt_factory: JwtFactory, code: int, caplog: pytest.LogCaptureFixture
+    on_mini_server: OnMiniServer, jwt_factory: JwtFactory, code: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     token = jwt_factory("bad-consumer")
 
-    async def body() -> None:
-        async with mini_server(close_code=code) as server:
-            client = ConsumerClient(server.url, "acc", Secret(token), backoff_initial=0.01)
-            with pytest.raises(AuthenticationError, match=str(code)) as info:
-                await client.connect()
-            assert info.value.exit_code == 6 and "not retried" in str(info.value)
-            await client.close()
-            assert [r["type"] for r in server.requests] == ["InitConnection"]
+    async def body(server: MiniServer) -> None:
+        client = ConsumerClient(server.url, "acc", Secret(token), backoff_initial=0.01)
+        with pytest.raises(AuthenticationError, match=str(code)) as info:
+            await client.connect()
+        assert info.value.exit_code == 6 and "not retried" in str(info.value)
+        await client.close()
+        assert [r["type"] for r in server.requests] == ["InitConnection"]
 
     with caplog.at_level(logging.DEBUG):
-        run_bounded(body(), 30)
+        on_mini_server(body, close_code=code)
     assert all(token not in r.getMessage() for r in caplog.records)
 
 
 def test_client_reconnects_after_a_drop_and_subscribes_again(
-    mini_server: MiniServerFactory, jwt_factory: JwtFactory, wire: Wire
+    on_mini_server: OnMiniServer, wire: Wire
 ) -> None:
-    async def body() -> None:
-        async with mini_server() as server:
-            client = ConsumerClient(
-                server.url,
-                "acc",
-                Secret(jwt_factory(wire.consumer)),
-                backoff_initial=0.05,
-                clock=lambda: wire.t0,
-            )
-            async with client:
-                await client.subscribe()
-                server.drop()
-                await server.wait_for(lambda: server.subscribes == 2, 20)
-                await client.get_clock()  # answered after the subscription: its answer is handled
-                assert client.reconnects == 1 and client.subscription_id == "sub-2"
-                await server.push(wire.upsert("conv", wire.call_dialog("d1")))
-                assert isinstance(await client.next_event(10), CallInvited)
-            assert server.inits == 2
+    async def body(server: MiniServer) -> None:
+        async with server.client(wire.consumer, backoff_initial=0.05, clock=lambda: wire.t0) as client:
+            await client.subscribe()
+            server.drop()
+            await server.wait_for(lambda: server.subscribes == 2, 20)
+            await client.get_clock()  # answered after the subscription: its answer is handled
+            assert client.reconnects == 1 and client.subscription_id == "sub-2"
+            await server.push(wire.upsert("conv", wire.call_dialog("d1")))
+            assert isinstance(await client.next_event(10), CallInvited)
+        assert server.inits == 2
 
-    run_bounded(body(), 40)
+    on_mini_server(body, 40)
 
 
-def test_unanswered_keepalive_drops_and_reconnects(
-    mini_server: MiniServerFactory, jwt_factory: JwtFactory
-) -> None:
-    async def body() -> None:
-        async with mini_server(answer_clock=False) as server:
-            client = ConsumerClient(
-                server.url,
-                "acc",
-                Secret(jwt_factory("c")),
-                keepalive_interval=0.1,
-                request_timeout=0.3,
-                backoff_initial=0.05,
-            )
-            async with client:
-                await server.wait_for(lambda: server.inits >= 2, 20)
-            assert any(r["type"] == "GetClock" for r in server.requests)
+def test_unanswered_keepalive_drops_and_reconnects(on_mini_server: OnMiniServer) -> None:
+    async def body(server: MiniServer) -> None:
+        async with server.client(keepalive_interval=0.1, request_timeout=0.3, backoff_initial=0.05):
+            await server.wait_for(lambda: server.inits >= 2, 20)
+        assert any(r["type"] == "GetClock" for r in server.requests)
 
-    run_bounded(body(), 40)
+    on_mini_server(body, 40, answer_clock=False)
 
 
 def test_answered_keepalive_sends_get_clock_every_period_on_the_same_connection(
-    mini_server: MiniServerFactory, jwt_factory: JwtFactory
+    on_mini_server: OnMiniServer,
 ) -> None:
-    async def body() -> None:
-        async with mini_server() as server:
-            client = ConsumerClient(server.url, "acc", Secret(jwt_factory("c")), keepalive_interval=0.05)
-            async with client:
-                await server.wait_for(lambda: sum(r["type"] == "GetClock" for r in server.requests) >= 3, 20)
-                assert client.connected.is_set()
-            assert server.inits == 1 and client.reconnects == 0
+    async def body(server: MiniServer) -> None:
+        async with server.client(keepalive_interval=0.05) as client:
+            await server.wait_for(lambda: sum(r["type"] == "GetClock" for r in server.requests) >= 3, 20)
+            assert client.connected.is_set()
+        assert server.inits == 1 and client.reconnects == 0
 
-    run_bounded(body(), 40)
+    on_mini_server(body, 40)
 
 
 def test_default_keepalive_is_within_the_30_s_rule(jwt_factory: JwtFactory) -> None:
@@ -292,16 +260,13 @@ def test_default_keepalive_is_within_the_30_s_rule(jwt_factory: JwtFactory) -> N
     assert 0 < client.keepalive_interval <= 30
 
 
-def test_request_timeout_is_a_deadline_error(mini_server: MiniServerFactory, jwt_factory: JwtFactory) -> None:
-    async def body() -> None:
-        async with (
-            mini_server(answer_clock=False) as server,
-            ConsumerClient(server.url, "acc", Secret(jwt_factory("c"))) as client,
-        ):
+def test_request_timeout_is_a_deadline_error(on_mini_server: OnMiniServer) -> None:
+    async def body(server: MiniServer) -> None:
+        async with server.client() as client:
             with pytest.raises(DeadlineExceeded, match="GetClock"):
                 await client.request("GetClock", within=0.2)
 
-    run_bounded(body(), 30)
+    on_mini_server(body, answer_clock=False)
 
 
 def test_refused_connection_names_host_and_port(jwt_factory: JwtFactory) -> None:
@@ -316,35 +281,31 @@ def test_refused_connection_names_host_and_port(jwt_factory: JwtFactory) -> None
     run_bounded(body(), 30)
 
 
-def test_without_reconnect_a_drop_ends_the_event_stream_with_an_error(
-    mini_server: MiniServerFactory, jwt_factory: JwtFactory
-) -> None:
-    async def body() -> None:
-        async with mini_server() as server:
-            client = ConsumerClient(server.url, "acc", Secret(jwt_factory("c")), reconnect=False)
-            async with client:
-                server.drop()
-                events: list[Any] = []
-                with pytest.raises(NetworkError, match="connection closed"):
-                    async for event in client.events():
-                        events.append(event)
-                assert events == []
+def test_without_reconnect_a_drop_ends_the_event_stream_with_an_error(on_mini_server: OnMiniServer) -> None:
+    async def body(server: MiniServer) -> None:
+        async with server.client(reconnect=False) as client:
+            server.drop()
+            events: list[Any] = []
+            with pytest.raises(NetworkError, match="connection closed"):
+                async for event in client.events():
+                    events.append(event)
+            assert events == []
 
-    run_bounded(body(), 30)
+    on_mini_server(body)
 
 
 def test_jwt_never_appears_in_logs_even_at_debug(
-    mini_server: MiniServerFactory, jwt_factory: JwtFactory, caplog: pytest.LogCaptureFixture
+    on_mini_server: OnMiniServer, jwt_factory: JwtFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     token = jwt_factory("consumer-secretive", secret="s3cret")
     _, payload, signature = token.split(".")
 
-    async def body() -> None:
-        async with mini_server() as server, ConsumerClient(server.url, "acc", Secret(token)) as client:
+    async def body(server: MiniServer) -> None:
+        async with ConsumerClient(server.url, "acc", Secret(token)) as client:
             await client.subscribe()
 
     with caplog.at_level(logging.DEBUG):
-        run_bounded(body(), 30)
+        on_mini_server(body)
     messages = [r.getMessage() for r in caplog.records if not r.name.startswith("websockets.server")]
     assert any("redacted: carries credentials" in m for m in messages)
     for fragment in (token, payload[-12:], signature[-12:]):
@@ -352,22 +313,20 @@ def test_jwt_never_appears_in_logs_even_at_debug(
 
 
 def test_4401_mid_session_ends_the_event_stream_with_an_authentication_error(
-    mini_server: MiniServerFactory, jwt_factory: JwtFactory
+    on_mini_server: OnMiniServer,
 ) -> None:
-    async def body() -> None:
-        async with mini_server() as server:
-            client = ConsumerClient(server.url, "acc", Secret(jwt_factory("c")), backoff_initial=0.01)
-            async with client:
-                await client.subscribe()
-                await server.close_all(4401, "token expired")
-                with pytest.raises(AuthenticationError, match=r"4401.*token was rejected"):
-                    async for _ in client.events():
-                        pass
-                with pytest.raises(AuthenticationError):
-                    await client.get_clock()
-            assert server.inits == 1  # never retried
+    async def body(server: MiniServer) -> None:
+        async with server.client(backoff_initial=0.01) as client:
+            await client.subscribe()
+            await server.close_all(4401, "token expired")
+            with pytest.raises(AuthenticationError, match=r"4401.*token was rejected"):
+                async for _ in client.events():
+                    pass
+            with pytest.raises(AuthenticationError):
+                await client.get_clock()
+        assert server.inits == 1  # never retried
 
-    run_bounded(body(), 30)
+    on_mini_server(body)
 
 
 class _StandInIdp:
@@ -394,29 +353,25 @@ async def _renewing(
 ) -> AsyncIterator[tuple[ConsumerClient, _StandInIdp]]:
     """A client subscribed on ``server`` as ``first``, renewing its identity from a stand-in IDP."""
     idp = _StandInIdp(jwt_factory, prefix)
-    client = ConsumerClient(
-        server.url, "acc", Secret(jwt_factory("first")), identity=idp, reconnect=reconnect
-    )
-    async with client:
+    async with server.client("first", identity=idp, reconnect=reconnect) as client:
         await client.subscribe()
         yield client, idp
 
 
 @pytest.mark.parametrize("code", [4401, 4407])
 def test_a_live_close_with_an_auth_code_renews_the_unauthenticated_identity_once_and_resubscribes(
-    mini_server: MiniServerFactory, jwt_factory: JwtFactory, code: int
+    on_mini_server: OnMiniServer, jwt_factory: JwtFactory, code: int
 ) -> None:
-    async def body() -> None:
-        async with mini_server() as server:
-            async with _renewing(server, jwt_factory, reconnect=False) as (client, idp):
-                await server.close_all(code, "token expired")
-                await server.wait_for(lambda: server.subscribes == 2, 20)
-                assert client.renewals == 1 and idp.signups == 1
-                assert client.consumer_id == "renewed-1" and client.tracker.consumer_id == "renewed-1"
-                assert await client.get_clock() == 1
-            assert server.inits == 2
+    async def body(server: MiniServer) -> None:
+        async with _renewing(server, jwt_factory, reconnect=False) as (client, idp):
+            await server.close_all(code, "token expired")
+            await server.wait_for(lambda: server.subscribes == 2, 20)
+            assert client.renewals == 1 and idp.signups == 1
+            assert client.consumer_id == "renewed-1" and client.tracker.consumer_id == "renewed-1"
+            assert await client.get_clock() == 1
+        assert server.inits == 2
 
-    run_bounded(body(), 30)
+    on_mini_server(body)
 
 
 @pytest.mark.parametrize(
@@ -433,7 +388,7 @@ def test_a_live_close_with_an_auth_code_renews_the_unauthenticated_identity_once
     ids=["fresh-identity-rejected-at-init", "close-1011-not-renewed", "close-right-after-renewal"],
 )
 def test_a_close_that_renewal_does_not_cure_is_final(
-    mini_server: MiniServerFactory,
+    on_mini_server: OnMiniServer,
     jwt_factory: JwtFactory,
     server_close_code: int,
     prefix: str,
@@ -444,15 +399,14 @@ def test_a_close_that_renewal_does_not_cure_is_final(
     renewals: int,
     inits: int,
 ) -> None:
-    async def body() -> None:
-        async with mini_server(close_code=server_close_code) as server:
-            async with _renewing(server, jwt_factory, prefix) as (client, idp):
-                if renewed_first:
-                    await server.close_all(4401)
-                    await server.wait_for(lambda: server.subscribes == 2, 20)
-                await server.close_all(close)
-                with pytest.raises(AuthenticationError, match=match):
-                    await client.next_event(20)
-            assert (idp.signups, client.renewals, server.inits) == (signups, renewals, inits)
+    async def body(server: MiniServer) -> None:
+        async with _renewing(server, jwt_factory, prefix) as (client, idp):
+            if renewed_first:
+                await server.close_all(4401)
+                await server.wait_for(lambda: server.subscribes == 2, 20)
+            await server.close_all(close)
+            with pytest.raises(AuthenticationError, match=match):
+                await client.next_event(20)
+        assert (idp.signups, client.renewals, server.inits) == (signups, renewals, inits)
 
-    run_bounded(body(), 30)
+    on_mini_server(body, close_code=server_close_code)
