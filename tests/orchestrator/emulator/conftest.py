@@ -1,7 +1,8 @@
 """Fixtures of the emulator tests: a raw consumer websocket client over real loopback sockets.
 
-Tests cannot import this module (``--import-mode=importlib``); they take the helper class through
-the ``raw_consumer`` fixture and annotate it as ``Any``.
+Tests cannot import this module (``--import-mode=importlib``); they take the helpers through
+fixtures (``raw_consumer``, ``on_emulator``) and annotate them as ``Any`` or with this module's
+classes imported under ``TYPE_CHECKING``.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from callops.orchestrator.emulator import mint_jwt
+from callops.orchestrator.emulator import Emulator, mint_jwt
+from callops.testing import run_bounded
 
 
 def init_connection(jwt: str, features: tuple[str, ...] = ("CO_BROWSE",), req_id: str = "0") -> str:
@@ -114,6 +117,41 @@ class RawConsumer:
 @pytest.fixture
 def raw_consumer() -> type[RawConsumer]:
     return RawConsumer
+
+
+class RawConsumers:
+    """Opens :class:`RawConsumer` connections and closes every one of them in :meth:`close_all`."""
+
+    def __init__(self) -> None:
+        self.opened: list[RawConsumer] = []
+
+    async def connect(self, url: str, consumer_id: str = "consumer-1") -> RawConsumer:
+        consumer = await RawConsumer.connect(url, consumer_id)
+        self.opened.append(consumer)
+        return consumer
+
+    async def close_all(self) -> None:
+        for consumer in self.opened:
+            await consumer.close()
+
+
+class OnEmulator:
+    """Runs ``body(emu, consumers)`` against a fresh :class:`Emulator`, bounded by ``within`` seconds;
+    the raw consumers the body opens with ``consumers.connect`` are closed after it."""
+
+    def __call__(self, body: Callable[[Emulator, RawConsumers], Awaitable[None]], within: float = 60) -> None:
+        async def served() -> None:
+            consumers = RawConsumers()
+            async with Emulator() as emu:
+                await body(emu, consumers)
+                await consumers.close_all()
+
+        run_bounded(served(), within)
+
+
+@pytest.fixture
+def on_emulator() -> OnEmulator:
+    return OnEmulator()
 
 
 @pytest.fixture
