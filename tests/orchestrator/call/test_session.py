@@ -189,7 +189,7 @@ class _FaultyAgent(AgentRole):
     async def _wait_accepted(self, control: Any) -> bool:
         accepted = await super()._wait_accepted(control)
         self.faults = []
-        agent, consumer = self.channel, self.consumer_leg.channel
+        agent, consumer = self.cobrowse.channel, self.consumer_leg.cobrowse.channel
         assert agent is not None and consumer is not None
         # malformed signalling: the consumer notes it and waits for a valid offer
         await agent.send_signal({"kind": "offer"})
