@@ -481,6 +481,8 @@ class AiortcConsumer(AiortcMedia):
     """The consumer's headless stand-in for a tagged page: callops' consumer client + an aiortc peer."""
 
     def __init__(self, settings: LegSettings, on_phase: PhaseCallback) -> None:
+        from callops.consumer.lptag import Visitor
+
         super().__init__("consumer", settings, on_phase)
         self.client: ConsumerClient | None = None
         self.cobrowse = CallChannel("consumer")
@@ -489,7 +491,7 @@ class AiortcConsumer(AiortcMedia):
         self.invite: CallInvited | None = None
         self.conversation_id: str | None = None
         self._errors: list[ErrorEntry] = []
-        self._ids = {"ssid": uuid.uuid4().hex, "svid": uuid.uuid4().hex}
+        self._visitor = Visitor(settings.visitor_name, ssid=uuid.uuid4().hex, svid=uuid.uuid4().hex)
 
     @property
     def _client(self) -> ConsumerClient:
@@ -562,22 +564,17 @@ class AiortcConsumer(AiortcMedia):
     async def respond(self, decision: Decision) -> None:
         from callops.consumer.lptag import build_accepted, build_declined, build_offered
 
-        name = self.settings.visitor_name
         channel = await self._open_channel()
-        await channel.publish("cobrowseOffered", build_offered(self._invite, name, **self._ids).payload())
+        await channel.publish("cobrowseOffered", build_offered(self._invite, self._visitor).payload())
         self.on_phase("offered", time.monotonic())
         if decision != "wait" and self.settings.answer_after_s > 0:
             await asyncio.sleep(self.settings.answer_after_s)  # the visitor reads the invitation
         if decision == "accept":
             self._client.accepted(self._invite.dialogId)
-            await channel.publish(
-                "cobrowseAccepted", build_accepted(self._invite, name, **self._ids).payload()
-            )
+            await channel.publish("cobrowseAccepted", build_accepted(self._invite, self._visitor).payload())
         elif decision == "decline":
             self._client.declined(self._invite.dialogId)
-            await channel.publish(
-                "cobrowseDeclined", build_declined(self._invite, name, **self._ids).payload()
-            )
+            await channel.publish("cobrowseDeclined", build_declined(self._invite, self._visitor).payload())
 
     async def accepted(self, within: float) -> None:
         from callops.consumer.tracker import CallAccepted
@@ -616,7 +613,7 @@ class AiortcConsumer(AiortcMedia):
         from callops.consumer.lptag import build_accepted
         from callops.orchestrator.emulator.channel import ChannelRefused
 
-        payload = build_accepted(self._invite, self.settings.visitor_name, **self._ids).payload()
+        payload = build_accepted(self._invite, self._visitor).payload()
         try:
             await self.cobrowse.channel.publish("cobrowseAccepted", payload)
         except ChannelRefused as exc:

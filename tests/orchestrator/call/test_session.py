@@ -217,10 +217,10 @@ class _FaultyAgent(AgentRole):
         return accepted
 
     def _accept_payload(self) -> dict[str, Any]:
-        from callops.consumer.lptag import build_accepted
+        from callops.consumer.lptag import Visitor, build_accepted
 
         assert self.consumer_leg.invite is not None
-        return build_accepted(self.consumer_leg.invite, "v", ssid="s", svid="v").payload()
+        return build_accepted(self.consumer_leg.invite, Visitor("v", ssid="s", svid="v")).payload()
 
 
 def test_faults_on_the_channel_get_clear_errors_and_the_call_still_connects() -> None:
