@@ -14,7 +14,7 @@ Unknown extra fields are kept, as lpTag passes them on; only the documented fiel
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -158,29 +158,12 @@ def validate_event(name: str, payload: Any) -> LpTagModel:
 
 
 def build_call_payload(
-    name: LpTagEventName,
-    call: CallInvited | CallAccepted | CallClosed | ActiveCall,
-    visitor_name: str,
-    ssid: str,
-    svid: str,
-    *,
-    scid: str | None = None,
-    cid: str | None = None,
-    eid: str | None = None,
+    name: LpTagEventName, call: CallInvited | CallAccepted | CallClosed | ActiveCall, visitor: Visitor
 ) -> LpTagCallPayload:
     """The payload of the call event ``name`` (``cobrowseOffered``, ``cobrowseAccepted``,
-    ``cobrowseDeclined``) for an invitation; ValidationError names every bad field."""
-    raw: dict[str, Any] = {
-        "serviceId": call.serviceId,
-        "agentId": call.agentId,
-        "visitorName": visitor_name,
-        "mode": call.mode,
-        "ssid": ssid,
-        "svid": svid,
-    }
-    for key, value in (("scid", scid), ("cid", cid), ("eid", eid)):
-        if value is not None:
-            raw[key] = value
+    ``cobrowseDeclined``) for an invitation to ``visitor``; ValidationError names every bad field."""
+    raw: dict[str, Any] = {"serviceId": call.serviceId, "agentId": call.agentId, "mode": call.mode}
+    raw.update((key, value) for key, value in asdict(visitor).items() if value is not None)
     if raw["agentId"] is None:
         raw.pop("agentId")
     model = validate_event(name, raw)
@@ -242,21 +225,12 @@ def answer_invitation(
 ) -> list[LpTagPublication]:
     """What the page publishes for an invitation: ``cobrowseOffered``, then, with ``auto``,
     ``cobrowseAccepted`` or ``cobrowseDeclined`` (ValidationError names every bad field)."""
-    v = visitor
     names = [LpTagEventName.COBROWSE_OFFERED]
     if auto is AutoAnswer.ACCEPT:
         names.append(LpTagEventName.COBROWSE_ACCEPTED)
     elif auto is AutoAnswer.DECLINE:
         names.append(LpTagEventName.COBROWSE_DECLINED)
-    return [
-        publication(
-            name,
-            build_call_payload(
-                name, invite, v.visitorName, v.ssid, v.svid, scid=v.scid, cid=v.cid, eid=v.eid
-            ),
-        )
-        for name in names
-    ]
+    return [publication(name, build_call_payload(name, invite, visitor)) for name in names]
 
 
 __all__ = [

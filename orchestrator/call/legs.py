@@ -301,6 +301,42 @@ async def open_channel(
     return channel, ChannelInbox(channel, role, settings.notes)
 
 
+@dataclass(eq=False)
+class CallChannel:
+    """One role's CoBrowse channel of a call and its inbox: opened together by :meth:`open`, read by
+    the steps after it through :attr:`channel` and :attr:`inbox`."""
+
+    role: Role
+    _channel: CoBrowseChannel | None = field(default=None, init=False)
+    _inbox: ChannelInbox | None = field(default=None, init=False)
+
+    async def open(self, settings: LegSettings, service_id: str, credential: str | None) -> CoBrowseChannel:
+        """Join call ``service_id`` (``credential``: as for :func:`open_channel`)."""
+        self._channel, self._inbox = await open_channel(settings, self.role, service_id, credential)
+        return self._channel
+
+    @property
+    def channel(self) -> CoBrowseChannel:
+        return required(self._channel, f"the {self.role} channel is not open")
+
+    @property
+    def inbox(self) -> ChannelInbox:
+        return required(self._inbox, f"the {self.role} channel is not open")
+
+    @property
+    def closed_at(self) -> float | None:
+        """Monotonic time the channel closed under us (the emulator went away), if it did."""
+        return self._inbox.closed_at if self._inbox is not None else None
+
+    async def close(self) -> None:
+        """The inbox, then the channel (whichever is open)."""
+        if self._inbox is not None:
+            await self._inbox.close()
+        if self._channel is not None:
+            with contextlib.suppress(Exception):
+                await self._channel.close()
+
+
 # -- aiortc ----------------------------------------------------------------------------------------
 
 
@@ -445,20 +481,17 @@ class AiortcConsumer(AiortcMedia):
     """The consumer's headless stand-in for a tagged page: callops' consumer client + an aiortc peer."""
 
     def __init__(self, settings: LegSettings, on_phase: PhaseCallback) -> None:
+        from callops.consumer.lptag import Visitor
+
         super().__init__("consumer", settings, on_phase)
         self.client: ConsumerClient | None = None
-        self.channel: CoBrowseChannel | None = None
-        self.inbox: ChannelInbox | None = None
+        self.cobrowse = CallChannel("consumer")
         self.jwt: Secret | None = None
         self.identity: IdentitySource | None = None
         self.invite: CallInvited | None = None
         self.conversation_id: str | None = None
         self._errors: list[ErrorEntry] = []
-        self._ids = {"ssid": uuid.uuid4().hex, "svid": uuid.uuid4().hex}
-
-    @property
-    def _inbox(self) -> ChannelInbox:
-        return required(self.inbox, "the consumer channel is not open")
+        self._visitor = Visitor(settings.visitor_name, ssid=uuid.uuid4().hex, svid=uuid.uuid4().hex)
 
     @property
     def _client(self) -> ConsumerClient:
@@ -524,35 +557,24 @@ class AiortcConsumer(AiortcMedia):
             self._invite.serviceId, self._invite.dialogId, self._invite.conversationId, at=time.monotonic()
         )
 
-    @property
-    def _channel(self) -> CoBrowseChannel:
-        return required(self.channel, "the consumer channel is not open")
-
     async def _open_channel(self) -> CoBrowseChannel:
         jwt = self.jwt.reveal() if self.jwt is not None else None
-        channel, self.inbox = await open_channel(self.settings, "consumer", self._invite.serviceId, jwt)
-        self.channel = channel
-        return channel
+        return await self.cobrowse.open(self.settings, self._invite.serviceId, jwt)
 
     async def respond(self, decision: Decision) -> None:
         from callops.consumer.lptag import build_accepted, build_declined, build_offered
 
-        name = self.settings.visitor_name
         channel = await self._open_channel()
-        await channel.publish("cobrowseOffered", build_offered(self._invite, name, **self._ids).payload())
+        await channel.publish("cobrowseOffered", build_offered(self._invite, self._visitor).payload())
         self.on_phase("offered", time.monotonic())
         if decision != "wait" and self.settings.answer_after_s > 0:
             await asyncio.sleep(self.settings.answer_after_s)  # the visitor reads the invitation
         if decision == "accept":
             self._client.accepted(self._invite.dialogId)
-            await channel.publish(
-                "cobrowseAccepted", build_accepted(self._invite, name, **self._ids).payload()
-            )
+            await channel.publish("cobrowseAccepted", build_accepted(self._invite, self._visitor).payload())
         elif decision == "decline":
             self._client.declined(self._invite.dialogId)
-            await channel.publish(
-                "cobrowseDeclined", build_declined(self._invite, name, **self._ids).payload()
-            )
+            await channel.publish("cobrowseDeclined", build_declined(self._invite, self._visitor).payload())
 
     async def accepted(self, within: float) -> None:
         from callops.consumer.tracker import CallAccepted
@@ -560,7 +582,7 @@ class AiortcConsumer(AiortcMedia):
         await self._event(CallAccepted, within)
 
     async def connect(self, epoch: int) -> bool:
-        return await self.answer(self._inbox, epoch)
+        return await self.answer(self.cobrowse.inbox, epoch)
 
     def session_error(self, error_id: str, msg: str) -> None:
         from callops.consumer.lptag import build_session_error
@@ -575,12 +597,12 @@ class AiortcConsumer(AiortcMedia):
     async def agent_left(self, within: float) -> None:
         async with asyncio.timeout(within):
             while True:
-                frame = await self._inbox.next("presence", within)
+                frame = await self.cobrowse.inbox.next("presence", within)
                 if frame.get("role") == "agent" and frame.get("event") == "left":
                     return
 
     async def hang_up(self) -> None:
-        await self._channel.hangup()
+        await self.cobrowse.channel.hangup()
 
     async def closed(self, within: float) -> str:
         from callops.consumer.tracker import CallClosed
@@ -591,9 +613,9 @@ class AiortcConsumer(AiortcMedia):
         from callops.consumer.lptag import build_accepted
         from callops.orchestrator.emulator.channel import ChannelRefused
 
-        payload = build_accepted(self._invite, self.settings.visitor_name, **self._ids).payload()
+        payload = build_accepted(self._invite, self._visitor).payload()
         try:
-            await self._channel.publish("cobrowseAccepted", payload)
+            await self.cobrowse.channel.publish("cobrowseAccepted", payload)
         except ChannelRefused as exc:
             return f"{exc.code} {exc.title}"
         return None
@@ -605,8 +627,8 @@ class AiortcConsumer(AiortcMedia):
         s = self.settings
         dialog = self._invite.dialogId
         await self._client.close()
-        await self._inbox.close()
-        await self._channel.close()
+        await self.cobrowse.inbox.close()
+        await self.cobrowse.channel.close()
         if self.peer is not None:
             await self.peer.close()
         # The reloaded page: a new consumer session finds the active call ("browser storage").
@@ -632,12 +654,10 @@ class AiortcConsumer(AiortcMedia):
         await channel.publish("sliderOpened", build_slider_opened().payload() or None)
 
     async def close(self) -> None:
-        if self.inbox is not None:
-            await self.inbox.close()
-        for closer in (self.channel, self.client):
-            if closer is not None:
-                with contextlib.suppress(Exception):
-                    await closer.close()
+        await self.cobrowse.close()
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                await self.client.close()
         await super().close()
 
 
@@ -646,6 +666,7 @@ __all__ = [
     "AiortcAgent",
     "AiortcConsumer",
     "AiortcMedia",
+    "CallChannel",
     "ChannelInbox",
     "ConsumerLeg",
     "HealthSample",

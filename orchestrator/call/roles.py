@@ -31,20 +31,17 @@ from callops.errors import CallopsError, DeadlineExceeded, NetworkError, RemoteP
 from callops.orchestrator.call.health import HealthWatcher
 from callops.orchestrator.call.legs import (
     AgentLeg,
-    ChannelInbox,
+    CallChannel,
     ConsumerLeg,
     LegSettings,
     MediaLeg,
     Role,
-    open_channel,
-    required,
 )
 from callops.orchestrator.call.report import CallStats, ErrorEntry, Outcome, SelectedPair
 from callops.orchestrator.call.scenarios import Scenario
 from callops.orchestrator.call.timeline import Timeline
 
 if TYPE_CHECKING:
-    from callops.orchestrator.emulator.channel import CoBrowseChannel
     from callops.orchestrator.emulator.control import ControlClient
 
 log = logging.getLogger(__name__)
@@ -386,8 +383,8 @@ class ConsumerRole(_RoleBase):
 
     def _emulator_gone(self, exc: CallopsError) -> CallopsError:
         """The end failed: say whether the emulator went away mid-call (CLOSED never arrives)."""
-        inbox = getattr(self.leg, "inbox", None)
-        lost = inbox.closed_at if isinstance(inbox, ChannelInbox) else None
+        cobrowse = getattr(self.leg, "cobrowse", None)
+        lost = cobrowse.closed_at if isinstance(cobrowse, CallChannel) else None
         if lost is None:
             return exc
         at = lost - self.state.timeline.origin
@@ -498,17 +495,8 @@ class AgentRole(_RoleBase):
         self.conversation_id = conversation_id
         #: in one process: the consumer published ``cobrowseOffered`` (when an agent cancels)
         self.consumer_offered = consumer_offered
-        self.channel: CoBrowseChannel | None = None
-        self.inbox: ChannelInbox | None = None
+        self.cobrowse = CallChannel("agent")
         self.cleanup.append(leg.close)
-
-    @property
-    def _inbox(self) -> ChannelInbox:
-        return required(self.inbox, "the agent channel is not open")
-
-    @property
-    def _channel(self) -> CoBrowseChannel:
-        return required(self.channel, "the agent channel is not open")
 
     async def run(self) -> None:
         from callops.orchestrator.emulator.control import ControlClient
@@ -535,7 +523,7 @@ class AgentRole(_RoleBase):
         if not await self._wait_accepted(control):
             return  # declined or expired: the consumer reports it
         self.mark("accepted")
-        if not await self.leg.connect(self._inbox, 0, self.mark):
+        if not await self.leg.connect(self.cobrowse.inbox, 0, self.mark):
             await self._not_connected()
             return
         await self._media("")
@@ -579,14 +567,13 @@ class AgentRole(_RoleBase):
         elif self.settings.jwt_secret is not None:
             token = mint_jwt(AGENT_ID, self.settings.jwt_secret, now=time.time())
         try:
-            channel, inbox = await open_channel(self.settings, "agent", service_id, token)
+            channel = await self.cobrowse.open(self.settings, service_id, token)
         except ChannelRefused as exc:
             if exc.code == 409 and not self.scenario.answered and not self.alone:
                 return False
             raise
-        self.channel, self.inbox = channel, inbox
         self.cleanup.append(channel.close)
-        self.cleanup.append(inbox.close)
+        self.cleanup.append(self.cobrowse.inbox.close)
         return True
 
     async def _accepted_at_control(self, control: ControlClient) -> bool:
@@ -600,7 +587,7 @@ class AgentRole(_RoleBase):
         try:
             async with asyncio.timeout(within):
                 while not await self._accepted_at_control(control):
-                    frame = await self._inbox.next("state", within)
+                    frame = await self.cobrowse.inbox.next("state", within)
                     state = frame.get("sessionState")
                     if state == "ACCEPTED":
                         return True
@@ -641,7 +628,7 @@ class AgentRole(_RoleBase):
     async def _closed(self, within: float) -> None:
         async with asyncio.timeout(within):
             while True:
-                frame = await self._inbox.next("state", within)
+                frame = await self.cobrowse.inbox.next("state", within)
                 if frame.get("sessionState") == "CLOSED":
                     return
 
@@ -650,12 +637,12 @@ class AgentRole(_RoleBase):
         b = self.bounds
         async with asyncio.timeout(b.step_timeout_s + b.media_timeout_s):
             while True:
-                frame = await self._inbox.next("lptag", b.step_timeout_s + b.media_timeout_s)
+                frame = await self.cobrowse.inbox.next("lptag", b.step_timeout_s + b.media_timeout_s)
                 if frame.get("event") == "sliderOpened":
                     break
         await self.leg.vanish()  # the old WebRTC session ends; a new one starts
         self.leg.prepare(epoch=1)
-        if not await self.leg.connect(self._inbox, 1, lambda _phase: None):
+        if not await self.leg.connect(self.cobrowse.inbox, 1, lambda _phase: None):
             message, hint = self.leg.failure_reason()
             raise DeadlineExceeded(f"resume: {message}", hint=hint)
         await self._media("resume: ")
@@ -664,12 +651,12 @@ class AgentRole(_RoleBase):
         """The agent hangs up a dropped call, bounded (the relay may be dead)."""
         with contextlib.suppress(CallopsError, TimeoutError):
             async with asyncio.timeout(DROP_HANGUP_S):
-                await self._channel.hangup()
+                await self.cobrowse.channel.hangup()
 
     async def _end(self, control: ControlClient, conversation: str) -> None:
         ending = self.scenario.ending
         if ending == "agent-vanishes":
-            await self._channel.close()
+            await self.cobrowse.channel.close()
             await self.leg.vanish()
             return
         if ending == "consumer":
@@ -681,7 +668,7 @@ class AgentRole(_RoleBase):
             self.mark("closed")
         else:
             try:
-                await self._channel.hangup()
+                await self.cobrowse.channel.hangup()
             except CallopsError as exc:
                 self.state.notes.append(f"agent: hang-up not signalled ({exc.message})")
 

@@ -13,6 +13,7 @@ from callops.consumer.lptag import (
     SessionError,
     SessionErrorId,
     SliderOpened,
+    Visitor,
     build_accepted,
     build_declined,
     build_offered,
@@ -45,7 +46,7 @@ GOOD: dict[str, Any] = {
 
 @pytest.mark.parametrize("build", [build_offered, build_accepted, build_declined])
 def test_builders_copy_the_invitation_into_a_valid_payload(build: Any) -> None:
-    payload = build(INVITE, "Ada", "s1", "v1", cid="ctx", eid="eng")
+    payload = build(INVITE, Visitor("Ada", "s1", "v1", cid="ctx", eid="eng"))
     assert isinstance(payload, LpTagCallPayload)
     assert payload.payload() == {
         "serviceId": INVITE.serviceId,
@@ -62,7 +63,7 @@ def test_builders_copy_the_invitation_into_a_valid_payload(build: Any) -> None:
 def test_builder_without_agent_id_names_the_field() -> None:
     invite = CallInvited("c", "d", "svc", "VOICE_CALL", None, 0.0)
     with pytest.raises(ValidationError) as info:
-        build_offered(invite, "Ada", "s", "v")
+        build_offered(invite, Visitor("Ada", "s", "v"))
     assert info.value.fields == ["agentId"]
     assert info.value.exit_code == 2
 
@@ -137,7 +138,7 @@ def test_session_error_rejects_other_ids_and_names_both_fields() -> None:
 
 
 def test_publication_of_an_offer_is_the_lptag_publish_call() -> None:
-    pub = publication(LpTagEventName.COBROWSE_OFFERED, build_offered(INVITE, "Ada", "s", "v"))
+    pub = publication(LpTagEventName.COBROWSE_OFFERED, build_offered(INVITE, Visitor("Ada", "s", "v")))
     dumped = pub.model_dump(mode="json")
     assert dumped["channel"] == "lpCoBrowse" and dumped["eventName"] == "cobrowseOffered"
     assert dumped["data"]["serviceId"] == INVITE.serviceId

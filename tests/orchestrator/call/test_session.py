@@ -189,7 +189,7 @@ class _FaultyAgent(AgentRole):
     async def _wait_accepted(self, control: Any) -> bool:
         accepted = await super()._wait_accepted(control)
         self.faults = []
-        agent, consumer = self.channel, self.consumer_leg.channel
+        agent, consumer = self.cobrowse.channel, self.consumer_leg.cobrowse.channel
         assert agent is not None and consumer is not None
         # malformed signalling: the consumer notes it and waits for a valid offer
         await agent.send_signal({"kind": "offer"})
@@ -217,10 +217,10 @@ class _FaultyAgent(AgentRole):
         return accepted
 
     def _accept_payload(self) -> dict[str, Any]:
-        from callops.consumer.lptag import build_accepted
+        from callops.consumer.lptag import Visitor, build_accepted
 
         assert self.consumer_leg.invite is not None
-        return build_accepted(self.consumer_leg.invite, "v", ssid="s", svid="v").payload()
+        return build_accepted(self.consumer_leg.invite, Visitor("v", ssid="s", svid="v")).payload()
 
 
 def test_faults_on_the_channel_get_clear_errors_and_the_call_still_connects() -> None:
