@@ -137,14 +137,16 @@ class RawConsumers:
 
 class OnEmulator:
     """Runs ``body(emu, consumers)`` against a fresh :class:`Emulator`, bounded by ``within`` seconds;
-    the raw consumers the body opens with ``consumers.connect`` are closed after it."""
+    the raw consumers the body opens with ``consumers.connect`` are closed after it, even when it fails."""
 
     def __call__(self, body: Callable[[Emulator, RawConsumers], Awaitable[None]], within: float = 60) -> None:
         async def served() -> None:
             consumers = RawConsumers()
             async with Emulator() as emu:
-                await body(emu, consumers)
-                await consumers.close_all()
+                try:
+                    await body(emu, consumers)
+                finally:
+                    await consumers.close_all()
 
         run_bounded(served(), within)
 
